@@ -1,0 +1,66 @@
+/**
+ * npm run stack:up | stack:down [-- --purge] | stack:nodes -- N | stack:status | stack:build
+ */
+// The stack runs on the Node.js this repository supports; the SDK's notice about future Node versions is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { ensureAllBuilt } from './build';
+import { components, startGroups } from './components';
+import { stackDown } from './down';
+import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
+import { runningPid } from './processes';
+import { stackUp } from './up';
+import { stackPorts } from './versions';
+
+async function status(): Promise<number> {
+  const all = components(stackPorts());
+  let down = 0;
+  for (const name of startGroups.flat()) {
+    const pid = runningPid(name);
+    const healthy = pid !== undefined && (await all[name].healthy());
+    if (!healthy) down++;
+    console.log(`${name.padEnd(24)} ${pid === undefined ? 'stopped' : `pid ${pid}`.padEnd(12)} ${pid === undefined ? '' : healthy ? 'healthy' : 'UNHEALTHY'}`);
+  }
+  if (runningPid('kube-apiserver') !== undefined) {
+    const { workers, controlPlane } = listStackNodes();
+    console.log(`nodes                    ${workers.length} workers${controlPlane ? ' + control plane' : ''}`);
+  }
+  return down === 0 ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'build':
+      await ensureAllBuilt();
+      return 0;
+    case 'up':
+      await stackUp();
+      return 0;
+    case 'down':
+      await stackDown({ purge: rest.includes('--purge') });
+      return 0;
+    case 'nodes': {
+      const n = Number(rest[0]);
+      if (rest.length !== 1 || !Number.isInteger(n)) {
+        console.error('usage: npm run stack:nodes -- <number of worker nodes>');
+        return 2;
+      }
+      setWorkerCount(n);
+      await waitNodesReady();
+      return 0;
+    }
+    case 'status':
+      return status();
+    default:
+      console.error('usage: stack/cli.ts build|up|down [--purge]|nodes N|status');
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`stack: ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,178 @@
+/**
+ * The programs of the local stack, how each is started, and how each proves it is up.
+ */
+import { join } from 'node:path';
+import { binaryPath } from './build';
+import { kubeconfigPath } from './pki';
+import { paths, repoRoot } from './paths';
+import { ProcessSpec } from './processes';
+import { probe } from './probe';
+import { StackPorts } from './versions';
+import { readSecret } from './secrets';
+
+export interface Component {
+  name: string;
+  spec(): ProcessSpec;
+  healthy(): Promise<boolean>;
+  /** Seconds to wait for health after a start before giving up. */
+  startTimeoutSeconds: number;
+}
+
+const pki = (file: string) => join(paths.pki, file);
+
+export function components(ports: StackPorts): Record<string, Component> {
+  const apiserverUrl = `https://127.0.0.1:${ports.apiserver}`;
+  return {
+    etcd: {
+      name: 'etcd',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'etcd',
+        command: binaryPath('etcd'),
+        args: [
+          '--name=local',
+          `--data-dir=${join(paths.data, 'etcd')}`,
+          `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+          `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+          `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+          `--initial-cluster=local=http://127.0.0.1:${ports.etcdPeer}`,
+          // A throwaway test cluster: durability across power loss is not worth the fsync latency.
+          '--unsafe-no-fsync=true',
+          '--log-level=warn',
+        ],
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.etcdClient}/health`))?.body.includes('"health":"true"') ?? false,
+    },
+    'kube-apiserver': {
+      name: 'kube-apiserver',
+      startTimeoutSeconds: 120,
+      spec: () => ({
+        name: 'kube-apiserver',
+        command: binaryPath('kube-apiserver'),
+        args: [
+          '--advertise-address=127.0.0.1',
+          '--bind-address=127.0.0.1',
+          `--secure-port=${ports.apiserver}`,
+          `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+          `--tls-cert-file=${pki('apiserver.crt')}`,
+          `--tls-private-key-file=${pki('apiserver.key')}`,
+          `--client-ca-file=${pki('ca.crt')}`,
+          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+          `--service-account-key-file=${pki('sa.pub')}`,
+          `--service-account-signing-key-file=${pki('sa.key')}`,
+          '--service-cluster-ip-range=10.96.0.0/16',
+          '--authorization-mode=RBAC',
+          '--allow-privileged=true',
+          `--audit-policy-file=${join(repoRoot, 'stack', 'audit-policy.yaml')}`,
+          `--audit-log-path=${join(paths.logs, 'audit.log')}`,
+          '--audit-log-format=json',
+          '--audit-log-mode=blocking',
+          '--audit-log-maxsize=200',
+          '--audit-log-maxbackup=1',
+          '--profiling=false',
+          `--cert-dir=${join(paths.data, 'apiserver')}`,
+        ],
+      }),
+      healthy: async () => (await probe(`${apiserverUrl}/readyz`, { adminTls: true }))?.status === 200,
+    },
+    'kube-controller-manager': {
+      name: 'kube-controller-manager',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'kube-controller-manager',
+        command: binaryPath('kube-controller-manager'),
+        args: [
+          `--kubeconfig=${kubeconfigPath('controller-manager')}`,
+          `--authentication-kubeconfig=${kubeconfigPath('controller-manager')}`,
+          `--authorization-kubeconfig=${kubeconfigPath('controller-manager')}`,
+          '--bind-address=127.0.0.1',
+          `--secure-port=${ports.controllerManager}`,
+          `--cert-dir=${join(paths.data, 'controller-manager')}`,
+          '--leader-elect=false',
+          `--service-account-private-key-file=${pki('sa.key')}`,
+          `--root-ca-file=${pki('ca.crt')}`,
+          // Each controller acts as its own service account with its bootstrap role, as in kubeadm clusters.
+          '--use-service-account-credentials=true',
+          '--cluster-name=daemonset-gitops-local',
+          '--controllers=*',
+        ],
+      }),
+      healthy: async () => (await probe(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true }))?.status === 200,
+    },
+    'kube-scheduler': {
+      name: 'kube-scheduler',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'kube-scheduler',
+        command: binaryPath('kube-scheduler'),
+        args: [
+          `--kubeconfig=${kubeconfigPath('scheduler')}`,
+          `--authentication-kubeconfig=${kubeconfigPath('scheduler')}`,
+          `--authorization-kubeconfig=${kubeconfigPath('scheduler')}`,
+          '--bind-address=127.0.0.1',
+          `--secure-port=${ports.scheduler}`,
+          `--cert-dir=${join(paths.data, 'scheduler')}`,
+          '--leader-elect=false',
+        ],
+      }),
+      healthy: async () => (await probe(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }))?.status === 200,
+    },
+    kwok: {
+      name: 'kwok',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'kwok',
+        command: binaryPath('kwok'),
+        args: [
+          `--kubeconfig=${kubeconfigPath('kwok')}`,
+          `--config=${join(repoRoot, 'stack', 'kwok-stages.yaml')}`,
+          '--manage-all-nodes=false',
+          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+          '--cidr=10.244.0.1/16',
+          '--node-ip=10.0.0.1',
+          '--node-lease-duration-seconds=40',
+          `--server-address=127.0.0.1:${ports.kwok}`,
+        ],
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.kwok}/healthz`))?.status === 200,
+    },
+    minio: {
+      name: 'minio',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'minio',
+        command: binaryPath('minio'),
+        args: ['server', join(paths.data, 'minio'), '--address', `127.0.0.1:${ports.minio}`,
+          '--console-address', `127.0.0.1:${ports.minioConsole}`, '--quiet'],
+        env: {
+          MINIO_ROOT_USER: 'dsgitops',
+          MINIO_ROOT_PASSWORD: readSecret('minio-password'),
+          MINIO_BROWSER: 'off',
+          MINIO_UPDATE: 'off',
+          CI: 'true',
+        },
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.minio}/minio/health/live`))?.status === 200,
+    },
+    'git-server': {
+      name: 'git-server',
+      startTimeoutSeconds: 30,
+      spec: () => ({
+        name: 'git-server',
+        command: process.execPath,
+        args: ['--import', 'tsx', join(repoRoot, 'stack', 'git-http-server.ts'),
+          '--root', paths.gitRoot, '--port', String(ports.git), '--token-file', join(paths.config, 'git-token')],
+        cwd: repoRoot,
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.git}/healthz`))?.status === 200,
+    },
+  };
+}
+
+/** Start order: a component starts once everything before it in its group is healthy. */
+export const startGroups: string[][] = [
+  ['etcd', 'minio', 'git-server'],
+  ['kube-apiserver'],
+  ['kube-controller-manager', 'kube-scheduler', 'kwok'],
+];

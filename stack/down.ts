@@ -1,0 +1,32 @@
+import { rmSync } from 'node:fs';
+import { startGroups } from './components';
+import { log } from './log';
+import { stackDir } from './paths';
+import { runningPid, stopProcess } from './processes';
+
+/** Every component, in the order they must stop (the reverse of the start order). */
+export const stopOrder: string[] = startGroups.flat().reverse();
+
+/**
+ * Stops the named components (default: all) that this stack started, by their recorded
+ * pids, in reverse start order. Processes it did not start are never signalled.
+ */
+export async function stackDown(options: { only?: string[]; purge?: boolean } = {}): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const name of stopOrder) {
+    if (options.only && !options.only.includes(name)) continue;
+    const pid = runningPid(name);
+    if (await stopProcess(name)) {
+      stopped.push(name);
+      log(`stopped ${name} (pid ${pid})`);
+    }
+  }
+  if (options.purge) {
+    const still = stopOrder.filter((n) => runningPid(n) !== undefined);
+    if (still.length > 0) throw new Error(`not purging ${stackDir}: ${still.join(', ')} still running`);
+    rmSync(stackDir, { recursive: true, force: true });
+    log(`removed ${stackDir}`);
+  }
+  if (stopped.length === 0) log('nothing of the stack was running');
+  return stopped;
+}

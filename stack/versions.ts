@@ -1,0 +1,40 @@
+/**
+ * Pinned versions of every program the local stack runs. Changing one here (or the
+ * wrapper module under stack/build/) changes its cache key, so the next `stack:up`
+ * builds it again; nothing else needs to be cleaned by hand.
+ */
+export const KUBERNETES_VERSION = 'v1.34.4';
+export const ETCD_VERSION = 'v3.6.16';
+export const KWOK_VERSION = 'v0.8.0';
+/** MinIO publishes no semver module tags; this pseudo-version is commit 7aac2a2c5b7c (2026-02-12). */
+export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+
+/** Port layout on 127.0.0.1; STACK_PORT_BASE moves all of them together. */
+export interface StackPorts {
+  etcdClient: number;
+  etcdPeer: number;
+  apiserver: number;
+  minio: number;
+  minioConsole: number;
+  git: number;
+  kwok: number;
+  controllerManager: number;
+  scheduler: number;
+}
+
+export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
+  if (!Number.isInteger(base) || base < 1024 || base > 65000) {
+    throw new Error(`STACK_PORT_BASE=${process.env.STACK_PORT_BASE}: expected an integer between 1024 and 65000`);
+  }
+  return {
+    etcdClient: base + 379,
+    etcdPeer: base + 380,
+    apiserver: base + 443,
+    minio: base + 900,
+    minioConsole: base + 901,
+    git: base + 418,
+    kwok: base + 247,
+    controllerManager: base + 257,
+    scheduler: base + 259,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * Test access to the real local cluster as admin: clients, throwaway namespaces, waiting
+ * for conditions, and a pod watcher that records availability while a rollout runs.
+ */
+import { randomBytes } from 'node:crypto';
+import * as k8s from '@kubernetes/client-node';
+import { readStackEnv, StackEnv } from '../../stack/env';
+
+export function stackEnv(): StackEnv {
+  const env = readStackEnv();
+  if (!env) throw new Error('the local stack has not been brought up (.stack/env is missing): run npm run stack:up');
+  return env;
+}
+
+export function adminKubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(stackEnv().KUBECONFIG);
+  return kc;
+}
+
+export interface Clients {
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+}
+
+export function adminClients(): Clients {
+  const kc = adminKubeConfig();
+  return { kc, core: kc.makeApiClient(k8s.CoreV1Api), apps: kc.makeApiClient(k8s.AppsV1Api) };
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export async function createNamespace(core: k8s.CoreV1Api, prefix = 'it'): Promise<string> {
+  const name = uniqueName(prefix);
+  await core.createNamespace({ body: { metadata: { name, labels: { 'daemonset-gitops.io/test': 'true' } } } });
+  return name;
+}
+
+export async function deleteNamespace(core: k8s.CoreV1Api, name: string): Promise<void> {
+  try {
+    await core.deleteNamespace({ name });
+  } catch {
+    /* already gone */
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export async function workerNodes(core: k8s.CoreV1Api): Promise<k8s.V1Node[]> {
+  const list = await core.listNode({ labelSelector: 'daemonset-gitops.io/stack-node=worker' });
+  return list.items;
+}
+
+export async function allStackNodes(core: k8s.CoreV1Api): Promise<k8s.V1Node[]> {
+  const list = await core.listNode({ labelSelector: 'daemonset-gitops.io/stack-node' });
+  return list.items;
+}
+
+export function isPodReady(pod: k8s.V1Pod): boolean {
+  return !pod.metadata?.deletionTimestamp && (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** A simple DaemonSet object for tests that talk to the API directly. */
+export function daemonSet(name: string, namespace: string, overrides: { image?: string; spec?: Partial<k8s.V1DaemonSetSpec>; podLabels?: Record<string, string>; podAnnotations?: Record<string, string> } = {}): k8s.V1DaemonSet {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name, namespace },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name, ...overrides.podLabels }, annotations: overrides.podAnnotations },
+        spec: { containers: [{ name: 'main', image: overrides.image ?? 'registry.local/agent:1.0' }] },
+      },
+      ...overrides.spec,
+    },
+  };
+}
+
+/**
+ * Watches the pods of one DaemonSet and, at every event, counts the eligible nodes that do
+ * not have a Ready pod. `maxUnavailableSeen` is what the invariant tests assert on.
+ */
+export class AvailabilityWatcher {
+  private readonly pods = new Map<string, k8s.V1Pod>();
+  private abort?: AbortController;
+  maxUnavailableSeen = 0;
+  samples = 0;
+
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly namespace: string,
+    private readonly labelSelector: string,
+    private readonly nodes: string[],
+  ) {}
+
+  unavailableNow(): number {
+    const readyNodes = new Set<string>();
+    for (const p of this.pods.values()) if (isPodReady(p) && p.spec?.nodeName) readyNodes.add(p.spec.nodeName);
+    return this.nodes.filter((n) => !readyNodes.has(n)).length;
+  }
+
+  async start(): Promise<void> {
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
+    for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
+    const watch = new k8s.Watch(this.kc);
+    this.abort = await watch.watch(
+      `/api/v1/namespaces/${this.namespace}/pods`,
+      { labelSelector: this.labelSelector, resourceVersion: list.metadata?.resourceVersion },
+      (phase, obj: k8s.V1Pod) => {
+        if (phase === 'DELETED') this.pods.delete(obj.metadata!.uid!);
+        else this.pods.set(obj.metadata!.uid!, obj);
+        this.samples++;
+        this.maxUnavailableSeen = Math.max(this.maxUnavailableSeen, this.unavailableNow());
+      },
+      () => undefined,
+    );
+  }
+
+  stop(): void {
+    this.abort?.abort();
+  }
+}
