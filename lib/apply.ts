@@ -1,0 +1,210 @@
+/**
+ * The one write path to the cluster, shared by reconcile and rollback:
+ *
+ *   snapshot (write-ahead, revision number claimed with If-None-Match: *)
+ *     -> server-side apply of the stamped manifest
+ *     -> outcome on the snapshot, state (If-Match), Event on the DaemonSet.
+ *
+ * A revision that is in the cluster is therefore always in S3, and a run killed between any
+ * two steps leaves a state that the next run completes (see `repairFromLive` and the
+ * reuse of a pending snapshot below).
+ */
+import type { LiveDaemonSet } from './cluster/types';
+import type { Deps } from './deps';
+import { ApplyError, errorMessage } from './errors';
+import { liveRevision } from './plan/plan';
+import { render, RolloutMode, rolloutModeOf } from './plan/render';
+import type { GitCommit } from './source/git';
+import { DaemonSetManifest, SourceLocation, imagesOf } from './source/manifest';
+import type { Cause, DaemonSetState, Pin, RevisionSnapshot } from './store/records';
+
+export interface ApplyRequest {
+  namespace: string;
+  name: string;
+  manifest: DaemonSetManifest;
+  digest: string;
+  source?: SourceLocation;
+  commit?: GitCommit;
+  cause: Cause;
+  rollbackTo?: number;
+  reason?: string;
+  live?: LiveDaemonSet;
+  state?: DaemonSetState;
+  /** Git's digest of this DaemonSet now (null: not in Git); kept in state for pin decisions. */
+  gitDigest: string | null;
+  /** The pin to set with this revision (rollback), or null to clear one. Undefined keeps the current pin. */
+  pin?: Pin | null;
+}
+
+export interface ApplyOutcome {
+  revision: number;
+  applied: LiveDaemonSet;
+  state: DaemonSetState;
+  snapshot: RevisionSnapshot;
+}
+
+/** The live object as it goes into a snapshot: no managedFields, which are large and say nothing to people. */
+export function snapshotOfLive(live: LiveDaemonSet | undefined): Record<string, unknown> | null {
+  if (!live) return null;
+  const copy = structuredClone(live) as LiveDaemonSet;
+  delete copy.metadata.managedFields;
+  return copy as unknown as Record<string, unknown>;
+}
+
+function describeCause(cause: Cause, rollbackTo?: number): string {
+  return cause === 'rollback' ? `rollback to ${rollbackTo}` : cause;
+}
+
+function pinText(pin: Pin | undefined | null): string | undefined {
+  return pin ? `revision ${pin.revision}: ${pin.reason}` : undefined;
+}
+
+/**
+ * Picks the revision number to write. Normally the next one; but a snapshot that a killed
+ * run wrote and never applied, for this same manifest, is reused instead of leaving a gap
+ * and a duplicate. A pending snapshot for a different manifest is marked superseded.
+ */
+async function claimOrReuse(deps: Deps, req: ApplyRequest, snapshot: Omit<RevisionSnapshot, 'revision'>): Promise<RevisionSnapshot> {
+  const { store } = deps;
+  const numbers = await store.listRevisionNumbers(req.namespace, req.name);
+  const latest = numbers.length ? numbers[numbers.length - 1] : 0;
+  const recorded = req.state?.currentRevision ?? 0;
+  if (latest > recorded && latest !== liveRevision(req.live)) {
+    const orphan = await store.getRevision(req.namespace, req.name, latest);
+    if (orphan && orphan.value.outcome === 'pending') {
+      if (orphan.value.digest === req.digest && orphan.value.cause === req.cause && orphan.value.rollbackTo === req.rollbackTo) {
+        deps.logger.log('info', `reusing revision ${latest}, written by a run that stopped before applying it`, { daemonSet: `${req.namespace}/${req.name}`, revision: latest });
+        return orphan.value;
+      }
+      await store.setOutcome(req.namespace, req.name, latest, 'superseded', deps.clock.now().toISOString(), 'never applied: the run that wrote it stopped before applying it');
+    }
+  }
+  return store.claimRevision(snapshot, latest);
+}
+
+export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<ApplyOutcome> {
+  const { cluster, store, clock, config, logger } = deps;
+  const key = `${req.namespace}/${req.name}`;
+  const now = clock.now().toISOString();
+  const mode: RolloutMode = rolloutModeOf(req.manifest);
+  const snapshot = await claimOrReuse(deps, req, {
+    schema: 1,
+    cluster: config.cluster.name,
+    namespace: req.namespace,
+    name: req.name,
+    cause: req.cause,
+    rollbackTo: req.rollbackTo,
+    reason: req.reason,
+    manifest: req.manifest as unknown as Record<string, unknown>,
+    digest: req.digest,
+    rolloutMode: mode,
+    source: req.source,
+    commit: req.commit,
+    replaced: snapshotOfLive(req.live),
+    runId: deps.runId,
+    createdAt: now,
+    outcome: 'pending',
+    outcomeAt: now,
+  });
+  const revision = snapshot.revision;
+  if (config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
+
+  const pin = req.pin === undefined ? req.state?.pin : req.pin ?? undefined;
+  const body = render(req.manifest, {
+    revision,
+    commit: req.commit?.sha,
+    digest: req.digest,
+    sourcePath: req.source?.file,
+    pinned: pinText(pin),
+  }, mode);
+  let applied: LiveDaemonSet;
+  try {
+    applied = await cluster.apply(body);
+  } catch (err) {
+    const message = errorMessage(err);
+    await store.setOutcome(req.namespace, req.name, revision, 'failed', clock.now().toISOString(), message);
+    await store.updateState(req.namespace, req.name, (cur) =>
+      cur ? { ...cur, lastAttempt: { at: clock.now().toISOString(), revision, result: 'failed', message }, updatedAt: clock.now().toISOString() } : undefined,
+    );
+    throw err instanceof ApplyError ? err : new ApplyError(`applying revision ${revision} of ${key} failed: ${message}`, { cause: err });
+  }
+  if (config.fault === 'kill-after-apply') process.kill(process.pid, 'SIGKILL');
+
+  const appliedAt = clock.now().toISOString();
+  await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
+  const previous = req.state?.currentRevision;
+  if (previous && previous !== revision) {
+    const prev = await store.getRevision(req.namespace, req.name, previous);
+    const o = prev?.value.outcome;
+    if (req.cause === 'rollback' && o !== 'rolled-back') {
+      await store.setOutcome(req.namespace, req.name, previous, 'rolled-back', appliedAt, `rolled back to revision ${req.rollbackTo} (as revision ${revision})${req.reason ? `: ${req.reason}` : ''}`);
+    } else if (o === 'progressing' || o === 'pending') {
+      await store.setOutcome(req.namespace, req.name, previous, 'superseded', appliedAt, `revision ${revision} was applied before it finished rolling out`);
+    }
+  }
+  const state = (await store.updateState(req.namespace, req.name, (cur) => ({
+    schema: 1,
+    namespace: req.namespace,
+    name: req.name,
+    currentRevision: revision,
+    appliedDigest: req.digest,
+    generation: applied.metadata.generation,
+    gitDigest: req.gitDigest,
+    source: req.source ?? cur?.source,
+    commit: req.commit ?? cur?.commit,
+    lastHealthyRevision: cur?.lastHealthyRevision,
+    rollout: { revision, mode, phase: 'progressing', generation: applied.metadata.generation, startedAt: appliedAt, lastProgressAt: appliedAt },
+    pin,
+    lastAttempt: { at: appliedAt, revision, result: 'applied' },
+    updatedAt: appliedAt,
+  })))!;
+
+  const commitText = req.commit ? ` from commit ${req.commit.sha.slice(0, 7)} "${req.commit.subject}" by ${req.commit.author}` : '';
+  const message = `revision ${revision} (${describeCause(req.cause, req.rollbackTo)})${commitText}: ${imagesOf(req.manifest).join(', ')}`;
+  await emitEvent(deps, { namespace: req.namespace, name: req.name, uid: applied.metadata.uid }, req.cause === 'drift-correction' ? 'Warning' : 'Normal',
+    req.cause === 'rollback' ? 'RolledBack' : req.cause === 'drift-correction' ? 'DriftCorrected' : 'RevisionApplied', message);
+  logger.log('info', `applied ${message}`, { daemonSet: key, action: 'apply', revision, cause: req.cause, digest: req.digest, commit: req.commit?.sha });
+  return { revision, applied, state, snapshot };
+}
+
+/** Events are the story `kubectl describe ds` tells; failing to write one never fails the run. */
+export async function emitEvent(deps: Deps, target: { namespace: string; name: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  try {
+    await deps.cluster.createEvent(target, type, reason, message);
+  } catch (err) {
+    deps.logger.log('warn', `could not record event ${reason}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
+  }
+}
+
+/**
+ * A run killed after its apply but before it recorded state leaves the cluster one
+ * revision ahead of S3. The snapshot is there (write-ahead), so the state is rebuilt from it.
+ */
+export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: DaemonSetState | undefined): Promise<DaemonSetState | undefined> {
+  const rev = liveRevision(live);
+  if (rev === undefined || (state && state.currentRevision >= rev)) return state;
+  const { namespace = 'default', name } = live.metadata;
+  const snap = await deps.store.getRevision(namespace, name, rev);
+  if (!snap) return state;
+  const now = deps.clock.now().toISOString();
+  if (snap.value.outcome === 'pending') {
+    await deps.store.setOutcome(namespace, name, rev, 'progressing', now, 'applied by a run that stopped before recording it', now);
+  }
+  deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
+  return deps.store.updateState(namespace, name, (cur) => ({
+    schema: 1,
+    namespace,
+    name,
+    currentRevision: rev,
+    appliedDigest: snap.value.digest,
+    generation: live.metadata.generation,
+    gitDigest: cur?.gitDigest,
+    source: snap.value.source ?? cur?.source,
+    commit: snap.value.commit ?? cur?.commit,
+    lastHealthyRevision: cur?.lastHealthyRevision,
+    rollout: { revision: rev, mode: snap.value.rolloutMode, phase: 'progressing', generation: live.metadata.generation, startedAt: now, lastProgressAt: now },
+    pin: cur?.pin,
+    lastAttempt: { at: now, revision: rev, result: 'applied', message: 'recorded after an interrupted run' },
+    updatedAt: now,
+  }));
+}

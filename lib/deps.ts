@@ -1,0 +1,59 @@
+/**
+ * The dependencies one run works with, and the one factory that builds the real ones from
+ * configuration. Everything else receives them, so tests can hand in their own clock,
+ * logger or time budget while talking to the real cluster and the real S3.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Cluster, KubernetesCluster } from './cluster/client';
+import type { Config } from './config';
+import { Logger, jsonLogger } from './log';
+import { StoreKeys } from './store/keys';
+import { Clock, systemClock } from './store/lease';
+import { createS3Client, ObjectStore, S3ObjectStore } from './store/object-store';
+import { StateStore } from './store/state-store';
+
+export interface Deps {
+  config: Config;
+  cluster: Cluster;
+  objects: ObjectStore;
+  store: StateStore;
+  clock: Clock;
+  logger: Logger;
+  /** Names this run in the lease, in snapshots and in logs. */
+  runId: string;
+  /** Epoch milliseconds by which the run must have returned (a Lambda's remaining time). */
+  deadline: number;
+  /** Reports rollout progress as it happens (the CLI prints it live). */
+  onProgress?: (line: string) => void;
+}
+
+export function newRunId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface DepsOptions {
+  logger?: Logger;
+  clock?: Clock;
+  runId?: string;
+  /** Milliseconds this run may take in total. */
+  budgetMs?: number;
+  onProgress?: (line: string) => void;
+}
+
+export function createDeps(config: Config, options: DepsOptions = {}): Deps {
+  const objects = new S3ObjectStore(createS3Client(config.s3), config.s3.bucket);
+  const runId = options.runId ?? newRunId();
+  const clock = options.clock ?? systemClock;
+  return {
+    config,
+    cluster: KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig),
+    objects,
+    store: new StateStore(objects, new StoreKeys(config.s3.prefix, config.cluster.name)),
+    clock,
+    logger: options.logger ?? jsonLogger({ runId, cluster: config.cluster.name }),
+    runId,
+    deadline: clock.now().getTime() + (options.budgetMs ?? 10 * 60_000),
+    onProgress: options.onProgress,
+  };
+}

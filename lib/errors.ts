@@ -1,0 +1,135 @@
+/**
+ * Typed errors. Every failure the product reports is one of these: `reason` is a stable
+ * machine-readable name, `retryable` tells a caller whether the next run may succeed
+ * without anyone changing anything, and `cause` keeps the underlying error.
+ */
+export class DsGitopsError extends Error {
+  readonly reason: string;
+  readonly retryable: boolean;
+
+  constructor(reason: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.reason = reason;
+    this.retryable = options.retryable ?? false;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { error: this.name, reason: this.reason, message: this.message, retryable: this.retryable };
+  }
+}
+
+export class ConfigError extends DsGitopsError {
+  constructor(message: string) {
+    super('ConfigInvalid', message);
+  }
+}
+
+export class InvalidRequestError extends DsGitopsError {
+  constructor(message: string) {
+    super('InvalidRequest', message);
+  }
+}
+
+export class NotFoundError extends DsGitopsError {
+  constructor(message: string) {
+    super('NotFound', message);
+  }
+}
+
+export class ManifestInvalidError extends DsGitopsError {
+  constructor(message: string) {
+    super('ManifestInvalid', message);
+  }
+}
+
+export class SourceError extends DsGitopsError {
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super('SourceUnavailable', message, { retryable: options.retryable ?? true, cause: options.cause });
+  }
+}
+
+export interface LeaseHolder {
+  holder: string;
+  operation: string;
+  acquiredAt: string;
+  expiresAt: string;
+}
+
+export class LeaseHeldError extends DsGitopsError {
+  readonly current: LeaseHolder;
+
+  constructor(current: LeaseHolder) {
+    super(
+      'LeaseHeld',
+      `another run holds the lease: ${current.holder} (${current.operation}) since ${current.acquiredAt}, until ${current.expiresAt}`,
+      { retryable: true },
+    );
+    this.current = current;
+  }
+}
+
+export class LeaseLostError extends DsGitopsError {
+  constructor(message: string) {
+    super('LeaseLost', message, { retryable: true });
+  }
+}
+
+/** A conditional write failed: someone else wrote the object first. Carries what is there now. */
+export class PreconditionFailedError extends DsGitopsError {
+  readonly key: string;
+
+  constructor(key: string, cause?: unknown) {
+    super('PreconditionFailed', `s3 object ${key} changed or already exists (conditional write refused)`, {
+      retryable: true,
+      cause,
+    });
+    this.key = key;
+  }
+}
+
+export class StoreError extends DsGitopsError {
+  constructor(message: string, cause?: unknown) {
+    super('StoreUnavailable', message, { retryable: true, cause });
+  }
+}
+
+export class SnapshotWriteError extends DsGitopsError {
+  constructor(message: string, cause?: unknown) {
+    super('SnapshotWriteFailed', message, { retryable: true, cause });
+  }
+}
+
+export class ClusterError extends DsGitopsError {
+  readonly status?: number;
+
+  constructor(message: string, options: { status?: number; cause?: unknown; retryable?: boolean } = {}) {
+    super('ClusterUnavailable', message, {
+      retryable: options.retryable ?? (options.status === undefined || options.status >= 500 || options.status === 429),
+      cause: options.cause,
+    });
+    this.status = options.status;
+  }
+}
+
+export class ApplyError extends DsGitopsError {
+  readonly status?: number;
+
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super('ApplyFailed', message, {
+      retryable: options.status === undefined || options.status >= 500 || options.status === 429 || options.status === 409,
+      cause: options.cause,
+    });
+    this.status = options.status;
+  }
+}
+
+export class RollbackRefusedError extends DsGitopsError {
+  constructor(message: string) {
+    super('RollbackRefused', message);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

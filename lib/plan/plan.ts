@@ -1,0 +1,179 @@
+/**
+ * PURE planning: desired (Git) + live (cluster) + recorded (S3) -> one action per DaemonSet.
+ *
+ * Planning happens in two steps around the one piece of I/O it needs, the server-side
+ * dry run: `triage` decides everything it can without the API server (pinned, invalid,
+ * orphaned, and the cheap steady-state case) and says which DaemonSets need a dry run;
+ * `decide` turns a dry-run result into the action.
+ */
+import { stringify } from 'yaml';
+import { namespaceAllowed, Policy } from '../config';
+import type { LiveDaemonSet } from '../cluster/types';
+import { COMMIT_ANNOTATION, REVISION_ANNOTATION } from '../labels';
+import { canonicalJson, DesiredDaemonSet, ManifestProblem, where } from '../source/manifest';
+import type { Cause, DaemonSetState } from '../store/records';
+import { unifiedDiff } from './diff';
+import { render } from './render';
+
+export type PlanAction = 'create' | 'update' | 'update-metadata' | 'unchanged' | 'drifted' | 'pinned' | 'invalid' | 'orphaned';
+
+export interface Observed {
+  key: string;
+  namespace: string;
+  name: string;
+  desired?: DesiredDaemonSet;
+  /** Problems found in Git for this namespace/name. */
+  problems: ManifestProblem[];
+  live?: LiveDaemonSet;
+  state?: DaemonSetState;
+}
+
+export interface PlanItem {
+  key: string;
+  namespace: string;
+  name: string;
+  action: PlanAction;
+  cause?: Cause;
+  /** Whether this pass changes the cluster for it. */
+  apply: boolean;
+  /** Delete it (an orphan, with PRUNE on). */
+  prune?: boolean;
+  /** A pin that Git's new digest releases in this pass. */
+  releasesPin?: boolean;
+  templateChanged?: boolean;
+  diff?: string;
+  message: string;
+  problems: ManifestProblem[];
+}
+
+export type Triage =
+  | { key: string; decided: PlanItem }
+  | { key: string; dryRun: object };
+
+export interface TriageContext {
+  policy: Policy;
+  /** False when some file could not be read: what it held is unknown, so nothing is pruned. */
+  sourceComplete: boolean;
+}
+
+export function liveRevision(live: LiveDaemonSet | undefined): number | undefined {
+  const v = live?.metadata.annotations?.[REVISION_ANNOTATION];
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+function item(o: Observed, action: PlanAction, message: string, extra: Partial<PlanItem> = {}): PlanItem {
+  return { key: o.key, namespace: o.namespace, name: o.name, action, apply: false, message, problems: o.problems, ...extra };
+}
+
+/** The pin holds while Git's digest is the one it was pinned at. */
+export function pinHolds(state: DaemonSetState | undefined, desired: DesiredDaemonSet | undefined): boolean {
+  return Boolean(state?.pin) && (desired?.digest ?? null) === state!.pin!.gitDigest;
+}
+
+export function triage(o: Observed, ctx: TriageContext): Triage {
+  const { policy } = ctx;
+  const decided = (action: PlanAction, message: string, extra: Partial<PlanItem> = {}): Triage => ({ key: o.key, decided: item(o, action, message, extra) });
+
+  if (pinHolds(o.state, o.desired)) {
+    const p = o.state!.pin!;
+    return decided('pinned', `pinned to revision ${p.revision} since ${p.at}${p.by ? ` by ${p.by}` : ''}: ${p.reason}. Git's version is not applied until it changes or the DaemonSet is unpinned`);
+  }
+  const errors = o.problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) {
+    const first = errors[0];
+    return decided('invalid', `${where(first)}: ${first.message}${o.live ? ' (the live DaemonSet is left as it is)' : ''}`);
+  }
+  if (!namespaceAllowed(policy, o.namespace)) {
+    return decided(o.desired ? 'invalid' : 'orphaned', `namespace ${o.namespace} is outside ALLOWED_NAMESPACES: left alone`);
+  }
+  if (!o.desired) {
+    if (!o.live) return decided('unchanged', 'not in Git and not in the cluster');
+    if (policy.prune && ctx.sourceComplete) return decided('orphaned', 'no longer in Git: deleting it (PRUNE=true) after a snapshot', { prune: true, apply: true });
+    return decided('orphaned', policy.prune
+      ? 'no longer in Git, but some manifests could not be read this pass, so nothing is pruned'
+      : 'no longer in Git: left running (set PRUNE=true to delete DaemonSets removed from Git)');
+  }
+  const d = o.desired;
+  if (o.live && canonicalJson(o.live.spec.selector) !== canonicalJson(d.manifest.spec.selector)) {
+    return decided('invalid', `${where(d.source)}: spec.selector changed (live ${canonicalJson(o.live.spec.selector)}, Git ${canonicalJson(d.manifest.spec.selector)}) but it is immutable: to change it, delete the DaemonSet (kubectl delete ds ${o.name} -n ${o.namespace} --cascade=orphan) so the next pass creates it anew, or give the new version another name`);
+  }
+  const releasesPin = Boolean(o.state?.pin);
+  const s = o.state;
+  if (
+    o.live && s && !releasesPin &&
+    s.appliedDigest === d.digest &&
+    o.live.metadata.generation === s.generation &&
+    liveRevision(o.live) === s.currentRevision
+  ) {
+    return decided('unchanged', `revision ${s.currentRevision} is applied`);
+  }
+  return {
+    key: o.key,
+    dryRun: render(d.manifest, {
+      revision: liveRevision(o.live) ?? 0,
+      commit: o.live?.metadata.annotations?.[COMMIT_ANNOTATION],
+      digest: d.digest,
+      sourcePath: d.source.file,
+    }),
+  };
+}
+
+/** The parts of a DaemonSet that apply can change, in a stable form for comparing and diffing. */
+export function comparable(ds: { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: unknown }): object {
+  const annotations = { ...ds.metadata.annotations };
+  delete annotations['deprecated.daemonset.template.generation'];
+  delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
+  return JSON.parse(canonicalJson({ metadata: { labels: ds.metadata.labels ?? {}, annotations }, spec: ds.spec }));
+}
+
+export function diffText(live: LiveDaemonSet | undefined, next: { metadata: object; spec: unknown }, key: string): string {
+  const before = live ? stringify(comparable(live), { sortMapEntries: true }) : '';
+  const after = stringify(comparable(next as LiveDaemonSet), { sortMapEntries: true });
+  return unifiedDiff(before, after, { before: live ? `live/${key}` : '/dev/null', after: `git/${key}` });
+}
+
+export type DryRunResult = { ok: true; object: LiveDaemonSet } | { ok: false; message: string };
+
+export function decide(o: Observed, dryRun: DryRunResult, policy: Pick<Policy, 'selfHeal'>): PlanItem {
+  const d = o.desired!;
+  const releasesPin = Boolean(o.state?.pin);
+  const pinNote = releasesPin ? ` (releases the pin on revision ${o.state!.pin!.revision}: Git's manifest changed)` : '';
+  if (!dryRun.ok) {
+    return item(o, 'invalid', `${where(d.source)}: ${dryRun.message}`, {
+      problems: [...o.problems, { file: d.source.file, document: d.source.document, key: o.key, code: 'dry-run-rejected', severity: 'error', message: dryRun.message }],
+    });
+  }
+  const diff = diffText(o.live, dryRun.object, o.key);
+  if (!o.live) {
+    if (o.state && o.state.appliedDigest === d.digest && !releasesPin) {
+      return item(o, 'drifted', policy.selfHeal
+        ? `revision ${o.state.currentRevision} was deleted from the cluster outside Git: re-creating it`
+        : `revision ${o.state.currentRevision} was deleted from the cluster outside Git; not re-created because SELF_HEAL=false`, {
+        cause: 'drift-correction', apply: policy.selfHeal, templateChanged: true, diff,
+      });
+    }
+    return item(o, 'create', `create from ${where(d.source)}${pinNote}`, { cause: 'create', apply: true, templateChanged: true, diff, releasesPin });
+  }
+  const live = comparable(o.live) as { spec: { template: unknown } };
+  const next = comparable(dryRun.object) as { spec: { template: unknown } };
+  if (canonicalJson(live) === canonicalJson(next)) {
+    if (releasesPin) {
+      return item(o, 'update-metadata', `Git's manifest changed and equals what is applied${pinNote}`, { cause: 'git-change', apply: true, templateChanged: false, releasesPin });
+    }
+    return item(o, 'unchanged', `matches ${where(d.source)}`);
+  }
+  const templateChanged = canonicalJson(live.spec.template) !== canonicalJson(next.spec.template);
+  const gitChanged = !o.state || o.state.appliedDigest !== d.digest || releasesPin;
+  if (gitChanged) {
+    const adopted = liveRevision(o.live) === undefined ? ' (adopting a DaemonSet that daemonset-gitops did not create)' : '';
+    return item(o, templateChanged ? 'update' : 'update-metadata', `${templateChanged ? 'roll out' : 'update'} ${where(d.source)}${adopted}${pinNote}`, {
+      cause: 'git-change', apply: true, templateChanged, diff, releasesPin,
+    });
+  }
+  return item(o, 'drifted', policy.selfHeal
+    ? `the live DaemonSet differs from revision ${o.state!.currentRevision} (changed outside Git): restoring it`
+    : `the live DaemonSet differs from revision ${o.state!.currentRevision} (changed outside Git); not corrected because SELF_HEAL=false`, {
+    cause: 'drift-correction', apply: policy.selfHeal, templateChanged, diff,
+  });
+}

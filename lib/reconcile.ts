@@ -1,0 +1,285 @@
+/**
+ * One reconcile pass, top to bottom:
+ *
+ *   lease -> source -> load -> observe -> plan -> snapshot + apply -> track -> record -> release
+ *
+ * Each step that fails has one named reason in the report. A problem with one DaemonSet
+ * (an invalid manifest, a refused apply) is reported for it and blocks no other.
+ */
+import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './apply';
+import type { LiveDaemonSet } from './cluster/types';
+import { namespaceAllowed } from './config';
+import type { Deps } from './deps';
+import { DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
+import { MANAGED_SELECTOR } from './labels';
+import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
+import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize } from './report';
+import { countsOf } from './rollout/status';
+import { trackRollouts, TrackTarget } from './rollout/track';
+import { checkout, redact } from './source/git';
+import { loadManifests } from './source/load';
+import { ManifestProblem } from './source/manifest';
+import { Lease } from './store/lease';
+import type { DaemonSetState, RolloutState } from './store/records';
+import { mapLimit } from './util';
+
+export interface ReconcileRequest {
+  /** Plan only: no lease, no writes; the report carries the diffs. */
+  dryRun?: boolean;
+  /** Limit the pass to these namespace/name keys. */
+  only?: string[];
+  /** Watch rollouts until they end or time runs out (default); false: one look. */
+  wait?: boolean;
+}
+
+/** Hook for automatic rollback of stalled rollouts; rollback.ts provides it. */
+export type StallHandler = (deps: Deps, lease: Lease, key: string, state: DaemonSetState) => Promise<DaemonSetReport | undefined>;
+
+const STATE_READ_CONCURRENCY = 16;
+
+function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | undefined, revision: number | undefined): RolloutReport | undefined {
+  if (!live) return undefined;
+  const counts = countsOf(live);
+  if (rollout && rollout.revision === revision) {
+    return { ...counts, phase: rollout.phase, mode: rollout.mode, revision: rollout.revision, onDelete: rollout.onDelete, message: rollout.message };
+  }
+  return { ...counts, phase: 'complete', mode: 'native', revision: revision ?? 0 };
+}
+
+export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?: StallHandler): Promise<ReconcileReport> {
+  const { config, cluster, store, clock, logger } = deps;
+  const dryRun = Boolean(req.dryRun);
+  const report: ReconcileReport = {
+    kind: 'ReconcileReport',
+    runId: deps.runId,
+    cluster: config.cluster.name,
+    dryRun,
+    result: 'succeeded',
+    startedAt: clock.now().toISOString(),
+    finishedAt: '',
+    source: { url: redact(config.git.url, config.git.token), ref: config.git.ref, path: config.git.path },
+    summary: {},
+    daemonSets: [],
+    problems: [],
+    kubernetesRequests: 0,
+  };
+  const requestsBefore = cluster.requestCount;
+  const finish = (): ReconcileReport => {
+    report.finishedAt = clock.now().toISOString();
+    report.summary = summarize(report.daemonSets);
+    report.kubernetesRequests = cluster.requestCount - requestsBefore;
+    if (report.result !== 'skipped') report.result = report.error || passFailed(report.daemonSets, report.problems) ? 'failed' : 'succeeded';
+    logger.log(report.result === 'failed' ? 'error' : 'info', `pass ${report.result}`, { action: 'pass', result: report.result, summary: report.summary, kubernetesRequests: report.kubernetesRequests });
+    return report;
+  };
+
+  // 1. Lease: exactly one run acts on a cluster at a time. A plan writes nothing and takes none.
+  const lease = new Lease(deps.objects, store.keys.lease(), deps.runId, config.leaseSeconds, clock);
+  if (!dryRun) {
+    try {
+      await lease.acquire('reconcile');
+    } catch (err) {
+      if (err instanceof LeaseHeldError) {
+        report.result = 'skipped';
+        report.lease = err.current;
+        logger.log('info', err.message, { action: 'lease-held', holder: err.current.holder, expiresAt: err.current.expiresAt });
+        return finish();
+      }
+      report.error = { reason: (err as DsGitopsError).reason ?? 'StoreUnavailable', message: errorMessage(err) };
+      return finish();
+    }
+  }
+
+  try {
+    // 2. Source.
+    const tree = await checkout(config.git);
+    report.source!.commit = tree.commit;
+    logger.log('info', `fetched ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha });
+
+    // 3. Load.
+    const loaded = loadManifests(tree.dir, config.git.path, config.policy, config.maxManifestBytes);
+    const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
+    const keyed = new Map<string, ManifestProblem[]>();
+    for (const p of loaded.problems) {
+      if (p.key) keyed.set(p.key, [...(keyed.get(p.key) ?? []), p]);
+      else report.problems.push(p);
+    }
+    for (const p of report.problems) logger.log(p.severity === 'error' ? 'error' : 'info', `${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`, { action: 'manifest-problem', code: p.code });
+
+    // 4. Observe: one LIST for every managed DaemonSet, plus the recorded state.
+    const listed = await cluster.listManagedDaemonSets(MANAGED_SELECTOR);
+    const live = new Map(listed.items.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d]));
+    const desired = new Map(loaded.desired.map((d) => [d.key, d]));
+    // Managed DaemonSets outside ALLOWED_NAMESPACES are not this configuration's business.
+    const inScope = [...live.keys()].filter((k) => namespaceAllowed(config.policy, k.split('/')[0]));
+    let keys = [...new Set([...desired.keys(), ...keyed.keys(), ...inScope])].sort();
+    if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
+    const states = new Map<string, DaemonSetState | undefined>();
+    await mapLimit(keys, STATE_READ_CONCURRENCY, async (k) => {
+      const [namespace, name] = k.split('/');
+      let s = (await store.getState(namespace, name))?.value;
+      const l = live.get(k);
+      if (l && !dryRun && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0)) s = await repairFromLive(deps, l, s);
+      states.set(k, s);
+    });
+    // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
+    for (const k of keys) {
+      if (desired.has(k) && !live.has(k)) {
+        const [namespace, name] = k.split('/');
+        const found = await cluster.getDaemonSet(namespace, name);
+        if (found) live.set(k, found);
+      }
+    }
+
+    // 5. Plan (pure), around the server-side dry runs it needs.
+    const observed: Observed[] = keys.map((k) => {
+      const [namespace, name] = k.split('/');
+      return { key: k, namespace, name, desired: desired.get(k), problems: keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
+    });
+    const items: PlanItem[] = [];
+    for (const o of observed) {
+      const t = triage(o, { policy: config.policy, sourceComplete });
+      if ('decided' in t) {
+        items.push(t.decided);
+        continue;
+      }
+      let result: DryRunResult;
+      try {
+        result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
+      } catch (err) {
+        if ((err as DsGitopsError).reason === 'ApplyFailed') result = { ok: false, message: errorMessage(err) };
+        else throw err;
+      }
+      items.push(decide(o, result, config.policy));
+    }
+    const byKey = new Map(observed.map((o) => [o.key, o]));
+
+    // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
+    const trackTargets: TrackTarget[] = [];
+    for (const item of items) {
+      const o = byKey.get(item.key)!;
+      const entry: DaemonSetReport = {
+        key: item.key,
+        namespace: item.namespace,
+        name: item.name,
+        action: item.action,
+        cause: item.cause,
+        applied: false,
+        revision: o.state?.currentRevision ?? liveRevision(o.live),
+        source: o.desired?.source,
+        message: item.message,
+        diff: item.diff || undefined,
+        problems: item.problems.length ? item.problems : undefined,
+        pin: o.state?.pin,
+      };
+      report.daemonSets.push(entry);
+      if (dryRun || !item.apply) {
+        entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
+        if (!dryRun) await noteUnapplied(deps, item, o);
+        if (!dryRun && o.live && o.state && o.state.rollout?.phase === 'progressing' && o.state.currentRevision === liveRevision(o.live)) {
+          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live });
+        }
+        continue;
+      }
+      try {
+        if (item.prune) {
+          await prune(deps, o);
+          entry.action = 'pruned';
+          entry.applied = true;
+          continue;
+        }
+        const d = o.desired!;
+        const out = await applyRevision(deps, {
+          namespace: o.namespace,
+          name: o.name,
+          manifest: d.manifest,
+          digest: d.digest,
+          source: d.source,
+          commit: tree.commit,
+          cause: item.cause!,
+          live: o.live,
+          state: o.state,
+          gitDigest: d.digest,
+          pin: item.releasesPin ? null : undefined,
+        });
+        entry.applied = true;
+        entry.previousRevision = o.state?.currentRevision;
+        entry.revision = out.revision;
+        entry.pin = out.state.pin;
+        entry.rollout = { ...countsOf(out.applied), phase: 'progressing', mode: out.state.rollout!.mode, revision: out.revision };
+        trackTargets.push({ namespace: o.namespace, name: o.name, revision: out.revision, previous: out.state.rollout });
+      } catch (err) {
+        if (err instanceof LeaseLostError) throw err;
+        entry.action = 'failed';
+        entry.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
+        logger.log('error', entry.error.message, { daemonSet: item.key, action: 'apply-failed', reason: entry.error.reason });
+      }
+    }
+    if (dryRun) return finish();
+
+    // 7. Track the rollouts (native: the controller rolls, this run watches).
+    if (trackTargets.length > 0) {
+      const results = await trackRollouts(deps, trackTargets, { wait: req.wait ?? true, lease });
+      for (const entry of report.daemonSets) {
+        const r = results.get(entry.key);
+        if (!r) continue;
+        entry.rollout = { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
+        if (r.phase === 'stalled' && onStall && (config.policy.autoRollback)) {
+          const s = (await store.getState(entry.namespace, entry.name))?.value;
+          if (s) {
+            const rolled = await onStall(deps, lease, entry.key, s);
+            if (rolled) entry.message = `${entry.message}; ${rolled.message}`;
+          }
+        }
+      }
+    }
+  } catch (err) {
+    const e = err as DsGitopsError;
+    report.error = { reason: e.reason ?? 'Error', message: errorMessage(err) };
+    logger.log('error', report.error.message, { action: 'pass-failed', reason: report.error.reason });
+  } finally {
+    if (!dryRun) {
+      try {
+        await lease.release();
+      } catch (err) {
+        logger.log('warn', `could not release the lease (it expires by itself): ${errorMessage(err)}`);
+      }
+    }
+  }
+  return finish();
+}
+
+/**
+ * Invalid manifests and uncorrected drift change nothing in the cluster, but the
+ * DaemonSet gets a Warning Event the first time each distinct problem is seen.
+ */
+async function noteUnapplied(deps: Deps, item: PlanItem, o: Observed): Promise<void> {
+  if (!o.live || !o.state || (item.action !== 'invalid' && item.action !== 'drifted')) return;
+  if (o.state.lastAttempt?.message === item.message) return;
+  const reason = item.action === 'invalid' ? 'InvalidManifest' : 'DriftDetected';
+  await emitEvent(deps, { namespace: o.namespace, name: o.name, uid: o.live.metadata.uid }, 'Warning', reason, item.message);
+  deps.logger.log('warn', item.message, { daemonSet: item.key, action: item.action });
+  const now = deps.clock.now().toISOString();
+  await deps.store.updateState(o.namespace, o.name, (cur) =>
+    cur ? { ...cur, lastAttempt: { at: now, result: 'failed', message: item.message }, updatedAt: now } : undefined,
+  );
+}
+
+/** Deletes an orphan after recording the live object in its state (write-ahead, as for applies). */
+async function prune(deps: Deps, o: Observed): Promise<void> {
+  const now = deps.clock.now().toISOString();
+  const live = snapshotOfLive(o.live)!;
+  await deps.store.updateState(o.namespace, o.name, (cur) => ({
+    schema: 1,
+    namespace: o.namespace,
+    name: o.name,
+    currentRevision: cur?.currentRevision ?? liveRevision(o.live) ?? 0,
+    appliedDigest: cur?.appliedDigest ?? '',
+    ...cur,
+    gitDigest: null,
+    deleted: { at: now, runId: deps.runId, live },
+    updatedAt: now,
+  }));
+  await deps.cluster.deleteDaemonSet(o.namespace, o.name);
+  deps.logger.log('info', 'pruned: no longer in Git (PRUNE=true)', { daemonSet: o.key, action: 'prune' });
+}

@@ -1,0 +1,122 @@
+/**
+ * What a reconcile pass returns: the handler's result, `--json` on the CLI, and, formatted,
+ * the table people read.
+ */
+import type { LeaseHolder } from './errors';
+import type { PlanAction } from './plan/plan';
+import type { GitCommit } from './source/git';
+import type { ManifestProblem, SourceLocation } from './source/manifest';
+import type { Cause, Pin, RolloutCounts, RolloutPhase } from './store/records';
+
+export interface RolloutReport extends Partial<RolloutCounts> {
+  phase: RolloutPhase;
+  mode: 'native' | 'managed';
+  revision: number;
+  onDelete?: boolean;
+  message?: string;
+}
+
+export interface DaemonSetReport {
+  key: string;
+  namespace: string;
+  name: string;
+  action: PlanAction | 'pruned' | 'failed';
+  cause?: Cause;
+  applied: boolean;
+  /** The revision in the cluster after this pass. */
+  revision?: number;
+  previousRevision?: number;
+  source?: SourceLocation;
+  message: string;
+  diff?: string;
+  problems?: ManifestProblem[];
+  rollout?: RolloutReport;
+  pin?: Pin;
+  error?: { reason: string; message: string };
+}
+
+export type PassResult = 'succeeded' | 'failed' | 'skipped';
+
+export interface ReconcileReport {
+  kind: 'ReconcileReport';
+  runId: string;
+  cluster: string;
+  dryRun: boolean;
+  result: PassResult;
+  startedAt: string;
+  finishedAt: string;
+  /** Set when another run held the lease and this one did nothing. */
+  lease?: LeaseHolder;
+  source?: { url: string; ref: string; path: string; commit?: GitCommit };
+  summary: Record<string, number>;
+  daemonSets: DaemonSetReport[];
+  /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
+  problems: ManifestProblem[];
+  kubernetesRequests: number;
+  error?: { reason: string; message: string };
+}
+
+export function summarize(items: DaemonSetReport[]): Record<string, number> {
+  const out: Record<string, number> = { total: items.length };
+  for (const i of items) out[i.action] = (out[i.action] ?? 0) + 1;
+  return out;
+}
+
+/** Whether the pass failed: a step failed, or a DaemonSet could not be applied or was invalid. */
+export function passFailed(items: DaemonSetReport[], problems: ManifestProblem[]): boolean {
+  return items.some((i) => i.action === 'failed' || i.action === 'invalid' || i.rollout?.phase === 'stalled') ||
+    problems.some((p) => p.severity === 'error');
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]))).join('   ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boolean } = {}): string {
+  const out: string[] = [];
+  const commit = r.source?.commit;
+  if (r.result === 'skipped' && r.lease) {
+    out.push(`skipped: another run holds the lease (${r.lease.holder}, ${r.lease.operation}, until ${r.lease.expiresAt})`);
+    return `${out.join('\n')}\n`;
+  }
+  out.push(`${r.dryRun ? 'plan' : 'reconcile'} of cluster ${r.cluster}${commit ? ` at ${commit.sha.slice(0, 7)} "${commit.subject}"` : ''}: ${r.result}`);
+  if (r.error) out.push(`error: ${r.error.message}`);
+  if (r.daemonSets.length > 0) {
+    out.push('');
+    out.push(table(
+      ['DAEMONSET', 'ACTION', 'REVISION', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'PHASE', 'MESSAGE'],
+      r.daemonSets.map((d) => [
+        d.key,
+        d.action + (d.cause && d.applied && d.action !== 'create' ? ` (${d.cause})` : ''),
+        d.revision === undefined ? '-' : String(d.revision),
+        String(d.rollout?.desired ?? '-'),
+        String(d.rollout?.current ?? '-'),
+        String(d.rollout?.ready ?? '-'),
+        String(d.rollout?.upToDate ?? '-'),
+        String(d.rollout?.available ?? '-'),
+        d.rollout ? d.rollout.phase + (d.rollout.onDelete ? ' (OnDelete)' : '') : '-',
+        d.error?.message ?? d.message,
+      ]),
+    ));
+  }
+  if (r.problems.length > 0) {
+    out.push('');
+    out.push('problems in Git:');
+    for (const p of r.problems) out.push(`  ${p.severity === 'skipped' ? 'skipped' : 'error'}: ${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`);
+  }
+  if (options.diffs) {
+    for (const d of r.daemonSets) {
+      if (d.diff) {
+        out.push('');
+        out.push(d.diff.trimEnd());
+      }
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,196 @@
+/**
+ * Rollback by manual invoke: apply a stored revision through the same lease, write-ahead
+ * and apply path as a reconcile, track its rollout the same way, and pin the DaemonSet so
+ * scheduled passes do not re-apply Git's version until Git says something new about it.
+ */
+import { applyRevision, emitEvent } from './apply';
+import type { Deps } from './deps';
+import { errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError } from './errors';
+import type { RollbackEvent } from './events';
+import { describeRevisions } from './history';
+import type { DaemonSetReport, RolloutReport } from './report';
+import { trackRollouts } from './rollout/track';
+import { checkout } from './source/git';
+import { loadManifests } from './source/load';
+import { canonicalJson, DaemonSetManifest } from './source/manifest';
+import { Lease } from './store/lease';
+import type { DaemonSetState, Pin, RevisionSnapshot } from './store/records';
+
+export interface RollbackRequest extends RollbackEvent {
+  /** Who asked, for the pin (the CLI passes the local user). */
+  by?: string;
+}
+
+export interface RollbackReport {
+  kind: 'RollbackReport';
+  namespace: string;
+  name: string;
+  /** The revision that was in the cluster. */
+  fromRevision?: number;
+  /** The stored revision whose manifest was restored. */
+  toRevision: number;
+  /** The new revision that records this rollback. */
+  revision: number;
+  recreated: boolean;
+  pin: Pin;
+  rollout?: RolloutReport;
+  message: string;
+}
+
+/** Git's current digest for one DaemonSet (null: not in Git), or undefined when Git cannot be read. */
+async function gitDigestNow(deps: Deps, key: string): Promise<string | null | undefined> {
+  try {
+    const tree = await checkout(deps.config.git);
+    const loaded = loadManifests(tree.dir, deps.config.git.path, deps.config.policy, deps.config.maxManifestBytes);
+    return loaded.desired.find((d) => d.key === key)?.digest ?? null;
+  } catch (err) {
+    deps.logger.log('warn', `could not read Git to record what the pin holds against; using the digest the last pass saw: ${errorMessage(err)}`, { daemonSet: key });
+    return undefined;
+  }
+}
+
+/** The newest revision before the current one that rolled out healthy and differs from it. */
+export function previousHealthy(revisions: RevisionSnapshot[], current: number | undefined): RevisionSnapshot | undefined {
+  const cur = revisions.find((r) => r.revision === current);
+  return revisions
+    .filter((r) => r.revision < (current ?? Infinity) && r.outcome === 'healthy' && r.digest !== cur?.digest)
+    .sort((a, b) => b.revision - a.revision)[0];
+}
+
+async function loadRevisions(deps: Deps, namespace: string, name: string): Promise<RevisionSnapshot[]> {
+  const numbers = await deps.store.listRevisionNumbers(namespace, name);
+  const out: RevisionSnapshot[] = [];
+  for (const n of numbers) {
+    const r = await deps.store.getRevision(namespace, name, n);
+    if (r) out.push(r.value);
+  }
+  return out;
+}
+
+async function waitUntilGone(deps: Deps, namespace: string, name: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (await deps.cluster.getDaemonSet(namespace, name)) {
+    if (Date.now() > deadline) throw new RollbackRefusedError(`${namespace}/${name} was deleted for recreation but is still there after 2 minutes (finalizers?)`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * The rollback itself, with the lease already held. Shared by the manual invoke and by the
+ * automatic rollback of a stalled rollout.
+ */
+async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, state: DaemonSetState | undefined): Promise<RollbackReport> {
+  const { namespace, name } = req;
+  const key = `${namespace}/${name}`;
+  const revisions = await loadRevisions(deps, namespace, name);
+  if (revisions.length === 0) {
+    throw new NotFoundError(`no revisions of ${key} are stored for cluster ${deps.config.cluster.name} (check the namespace, the name and CLUSTER_NAME)`);
+  }
+  let target: RevisionSnapshot | undefined;
+  if (req.toRevision !== undefined) {
+    target = revisions.find((r) => r.revision === req.toRevision);
+    if (!target) {
+      throw new NotFoundError(`revision ${req.toRevision} of ${key} does not exist; stored revisions: ${describeRevisions(revisions.map((r) => r.revision))}`);
+    }
+  } else {
+    target = previousHealthy(revisions, state?.currentRevision);
+    if (!target) {
+      throw new RollbackRefusedError(`${key} has no earlier healthy revision to roll back to (current: ${state?.currentRevision ?? 'none'}); pass toRevision to choose one of ${describeRevisions(revisions.map((r) => r.revision))}`);
+    }
+  }
+  const manifest = target.manifest as unknown as DaemonSetManifest;
+  const live = await deps.cluster.getDaemonSet(namespace, name);
+  let recreated = false;
+  if (live && canonicalJson(live.spec.selector) !== canonicalJson(manifest.spec.selector)) {
+    if (!req.recreate) {
+      throw new RollbackRefusedError(
+        `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
+      );
+    }
+    await deps.cluster.deleteDaemonSet(namespace, name);
+    await waitUntilGone(deps, namespace, name);
+    recreated = true;
+  }
+  const gitDigest = await gitDigestNow(deps, key);
+  const reason = req.reason ?? `rollback to revision ${target.revision}`;
+  const pin: Pin = {
+    revision: target.revision,
+    reason,
+    by: req.by,
+    at: deps.clock.now().toISOString(),
+    gitDigest: gitDigest === undefined ? state?.gitDigest ?? null : gitDigest,
+  };
+  const out = await applyRevision(deps, {
+    namespace,
+    name,
+    manifest,
+    digest: target.digest,
+    source: target.source,
+    commit: target.commit,
+    cause: 'rollback',
+    rollbackTo: target.revision,
+    reason,
+    live: recreated ? undefined : live,
+    state,
+    gitDigest: pin.gitDigest,
+    pin,
+  });
+  await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',
+    `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);
+  let rollout: RolloutReport | undefined;
+  if (req.wait !== false) {
+    const results = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: out.state.rollout }], { wait: true, lease });
+    const r = results.get(key);
+    if (r) rollout = { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
+  }
+  return {
+    kind: 'RollbackReport',
+    namespace,
+    name,
+    fromRevision: state?.currentRevision,
+    toRevision: target.revision,
+    revision: out.revision,
+    recreated,
+    pin,
+    rollout,
+    message: `${key} rolled back from revision ${state?.currentRevision ?? '(none)'} to revision ${target.revision} (recorded as revision ${out.revision}) and pinned`,
+  };
+}
+
+export async function rollback(deps: Deps, req: RollbackRequest): Promise<RollbackReport> {
+  const lease = new Lease(deps.objects, deps.store.keys.lease(), deps.runId, deps.config.leaseSeconds, deps.clock);
+  await lease.acquire('rollback'); // LeaseHeldError: nothing was changed
+  try {
+    const state = (await deps.store.getState(req.namespace, req.name))?.value;
+    return await rollbackHeld(deps, lease, req, state);
+  } finally {
+    await lease.release();
+  }
+}
+
+/**
+ * AUTO_ROLLBACK: a stalled rollout goes back to the last healthy revision, pinned, with
+ * the stall as the reason. Runs inside the reconcile pass, under its lease.
+ */
+export async function autoRollback(deps: Deps, lease: Lease, key: string, state: DaemonSetState): Promise<DaemonSetReport | undefined> {
+  const [namespace, name] = key.split('/');
+  const target = state.lastHealthyRevision;
+  if (!target || target === state.currentRevision) {
+    deps.logger.log('warn', `revision ${state.currentRevision} stalled and there is no earlier healthy revision to roll back to`, { daemonSet: key });
+    return undefined;
+  }
+  try {
+    const out = await rollbackHeld(deps, lease, {
+      namespace,
+      name,
+      toRevision: target,
+      reason: `automatic rollback: revision ${state.currentRevision} stalled (${state.rollout?.message ?? 'no progress'})`,
+      by: 'daemonset-gitops',
+    }, state);
+    return { key, namespace, name, action: 'update', cause: 'rollback', applied: true, revision: out.revision, message: out.message, rollout: out.rollout, pin: out.pin };
+  } catch (err) {
+    if (err instanceof LeaseHeldError) throw err;
+    deps.logger.log('error', `automatic rollback failed: ${errorMessage(err)}`, { daemonSet: key });
+    return undefined;
+  }
+}

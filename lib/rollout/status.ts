@@ -1,0 +1,80 @@
+/**
+ * PURE rollout decisions for native mode (the cluster's DaemonSet controller rolls out):
+ * the `kubectl get ds` columns, whether the rollout is complete, and whether it stalled.
+ */
+import type { LiveDaemonSet } from '../cluster/types';
+import type { RolloutCounts, RolloutState } from '../store/records';
+
+/** DESIRED, CURRENT, READY, UP-TO-DATE, AVAILABLE, as kubectl prints them. */
+export function countsOf(ds: LiveDaemonSet): RolloutCounts {
+  const s = ds.status ?? {};
+  return {
+    desired: s.desiredNumberScheduled ?? 0,
+    current: s.currentNumberScheduled ?? 0,
+    ready: s.numberReady ?? 0,
+    upToDate: s.updatedNumberScheduled ?? 0,
+    available: s.numberAvailable ?? 0,
+  };
+}
+
+export function controllerCaughtUp(ds: LiveDaemonSet): boolean {
+  return (ds.status?.observedGeneration ?? 0) >= (ds.metadata.generation ?? 0);
+}
+
+/** The same test `kubectl rollout status ds/...` applies. */
+export function isRolloutComplete(ds: LiveDaemonSet): boolean {
+  const c = countsOf(ds);
+  return controllerCaughtUp(ds) && c.upToDate >= c.desired && c.available >= c.desired;
+}
+
+export function isOnDelete(ds: LiveDaemonSet): boolean {
+  return ds.spec.updateStrategy?.type === 'OnDelete';
+}
+
+/** Progress is more pods updated or more pods available than at the previous look. */
+export function progressed(before: RolloutCounts | undefined, now: RolloutCounts): boolean {
+  if (!before) return true;
+  return now.upToDate > before.upToDate || now.available > before.available;
+}
+
+export function describeCounts(c: RolloutCounts): string {
+  return `${c.upToDate}/${c.desired} updated, ${c.available} available, ${c.ready} ready`;
+}
+
+/**
+ * Folds one observation of the DaemonSet into the rollout's state.
+ *
+ * Assumptions / invariants:
+ * - `previous` is the state the last observation left for the same revision, or undefined
+ *   when this revision has just been applied (the clock then starts now).
+ * - A rollout is stalled when neither UP-TO-DATE nor AVAILABLE grew for `deadlineSeconds`;
+ *   it can leave the stalled phase again when progress resumes.
+ * - OnDelete DaemonSets are never rolled by the controller, so they are never stalled: they
+ *   wait for someone to delete their pods.
+ */
+export function evaluateNative(
+  previous: RolloutState | undefined,
+  ds: LiveDaemonSet,
+  revision: number,
+  now: Date,
+  deadlineSeconds: number,
+): RolloutState {
+  const at = now.toISOString();
+  const counts = countsOf(ds);
+  const same = previous && previous.revision === revision && previous.mode === 'native';
+  const startedAt = same ? previous.startedAt : at;
+  const lastProgressAt = same && !progressed(previous.counts, counts) ? previous.lastProgressAt : at;
+  const onDelete = isOnDelete(ds);
+  const base: RolloutState = { revision, mode: 'native', phase: 'progressing', generation: ds.metadata.generation, startedAt, lastProgressAt, counts, onDelete };
+  if (isRolloutComplete(ds)) {
+    return { ...base, phase: 'complete', finishedAt: same && previous.finishedAt ? previous.finishedAt : at, message: `complete: ${describeCounts(counts)}` };
+  }
+  if (onDelete) {
+    return { ...base, message: `updateStrategy OnDelete: pods take the new template only when they are deleted (${describeCounts(counts)})` };
+  }
+  const idleMs = now.getTime() - Date.parse(lastProgressAt);
+  if (idleMs > deadlineSeconds * 1000) {
+    return { ...base, phase: 'stalled', message: `stalled: no progress for ${Math.round(idleMs / 1000)}s (deadline ${deadlineSeconds}s): ${describeCounts(counts)}` };
+  }
+  return { ...base, message: controllerCaughtUp(ds) ? `progressing: ${describeCounts(counts)}` : 'progressing: waiting for the DaemonSet controller to see the new generation' };
+}

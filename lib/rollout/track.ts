@@ -1,0 +1,132 @@
+/**
+ * The driver half of native rollouts: watch the DaemonSets being rolled out, fold each
+ * observation into their rollout state with the pure `evaluateNative`, report progress as
+ * it happens, and record what each rollout came to. It waits on a watch, not a sleep loop,
+ * and hands over to the next run through S3 when the invocation's time runs out.
+ */
+import { emitEvent } from '../apply';
+import type { LiveDaemonSet } from '../cluster/types';
+import type { Deps } from '../deps';
+import { errorMessage } from '../errors';
+import { MANAGED_SELECTOR } from '../labels';
+import type { Lease } from '../store/lease';
+import type { RolloutState } from '../store/records';
+import { describeCounts, evaluateNative } from './status';
+
+export interface TrackTarget {
+  namespace: string;
+  name: string;
+  revision: number;
+  /** The rollout state S3 holds for this revision, if any. */
+  previous?: RolloutState;
+  /** The latest observation already at hand (from the pass's LIST), if any. */
+  live?: LiveDaemonSet;
+}
+
+export interface TrackOptions {
+  /** Keep watching until every rollout ends or the time budget is spent; false: one look. */
+  wait: boolean;
+  lease?: Lease;
+  /** How long before the deadline to stop watching, to leave time for recording. */
+  marginMs?: number;
+}
+
+const WATCH_SLICE_MS = 10_000;
+
+function keyOf(t: { namespace: string; name: string }): string {
+  return `${t.namespace}/${t.name}`;
+}
+
+function terminal(r: RolloutState): boolean {
+  return r.phase !== 'progressing' || Boolean(r.onDelete);
+}
+
+/**
+ * Tracks the targets and returns their final rollout states (by namespace/name). Records
+ * each state in S3; on completion marks the revision healthy, on a stall marks it stalled,
+ * with an Event either way.
+ */
+export async function trackRollouts(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<Map<string, RolloutState>> {
+  const { clock, config } = deps;
+  const deadlineSeconds = config.policy.progressDeadlineSeconds;
+  const results = new Map<string, RolloutState>();
+  const byKey = new Map(targets.map((t) => [keyOf(t), t]));
+  const lastSeen = new Map<string, LiveDaemonSet>();
+  const pending = new Set(byKey.keys());
+
+  const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
+    const key = keyOf(t);
+    const before = results.get(key) ?? t.previous;
+    const next = evaluateNative(before, ds, t.revision, clock.now(), deadlineSeconds);
+    lastSeen.set(key, ds);
+    results.set(key, next);
+    const c = next.counts!;
+    const changed = !before || before.phase !== next.phase || JSON.stringify(before.counts) !== JSON.stringify(c);
+    if (changed) deps.onProgress?.(`${key}: revision ${t.revision} ${next.phase}${next.onDelete ? ' (OnDelete)' : ''}: ${describeCounts(c)}`);
+    if (terminal(next)) pending.delete(key);
+  };
+
+  for (const t of targets) if (t.live) observe(t, t.live);
+
+  const margin = options.marginMs ?? 15_000;
+  let first = true;
+  while (pending.size > 0 && (options.wait || first)) {
+    const left = deps.deadline - clock.now().getTime() - margin;
+    if (left <= 0 && !first) break;
+    const slice = first && !options.wait ? 5_000 : Math.max(1_000, Math.min(WATCH_SLICE_MS, left));
+    first = false;
+    try {
+      await deps.cluster.watchDaemonSets(MANAGED_SELECTOR, slice, (type, ds) => {
+        const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
+        const t = byKey.get(key);
+        if (!t || !pending.has(key)) return pending.size === 0;
+        if (type === 'DELETED') {
+          pending.delete(key);
+          return pending.size === 0;
+        }
+        observe(t, ds);
+        // A one-look pass stops once every target has been seen.
+        return pending.size === 0 || (!options.wait && [...pending].every((k) => lastSeen.has(k)));
+      });
+    } catch (err) {
+      deps.logger.log('warn', `watching rollouts failed, will look again: ${errorMessage(err)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    // Time passes without events too: a rollout with no progress must still become stalled.
+    for (const key of [...pending]) {
+      const ds = lastSeen.get(key);
+      if (ds) observe(byKey.get(key)!, ds);
+    }
+    if (options.lease) await options.lease.renewIfDue();
+  }
+
+  for (const [key, rollout] of results) await record(deps, byKey.get(key)!, rollout, lastSeen.get(key));
+  return results;
+}
+
+async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: LiveDaemonSet | undefined): Promise<void> {
+  const { store, clock } = deps;
+  const key = keyOf(t);
+  const wasPhase = t.previous?.revision === t.revision ? t.previous.phase : undefined;
+  const now = clock.now().toISOString();
+  await store.updateState(t.namespace, t.name, (cur) => {
+    if (!cur || cur.currentRevision !== t.revision) return undefined; // a newer revision took over meanwhile
+    return {
+      ...cur,
+      rollout,
+      lastHealthyRevision: rollout.phase === 'complete' ? t.revision : cur.lastHealthyRevision,
+      updatedAt: now,
+    };
+  });
+  if (rollout.phase === wasPhase) return;
+  const target = { namespace: t.namespace, name: t.name, uid: live?.metadata.uid };
+  if (rollout.phase === 'complete') {
+    await store.setOutcome(t.namespace, t.name, t.revision, 'healthy', now);
+    await emitEvent(deps, target, 'Normal', 'RolloutComplete', `revision ${t.revision} rolled out: ${describeCounts(rollout.counts!)}`);
+    deps.logger.log('info', `revision ${t.revision} rolled out`, { daemonSet: key, action: 'rollout-complete', revision: t.revision, ...rollout.counts });
+  } else if (rollout.phase === 'stalled') {
+    await store.setOutcome(t.namespace, t.name, t.revision, 'stalled', now, rollout.message);
+    await emitEvent(deps, target, 'Warning', 'RolloutStalled', `revision ${t.revision}: ${rollout.message}`);
+    deps.logger.log('warn', `revision ${t.revision} ${rollout.message}`, { daemonSet: key, action: 'rollout-stalled', revision: t.revision });
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Git checkout with simple-git: a shallow fetch of one ref into a cache directory that a
+ * warm Lambda (or a second CLI run) reuses. HTTPS remotes authenticate with GIT_TOKEN,
+ * sent as an HTTP header and never written to the remote URL, a log, an error or a report.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { simpleGit, SimpleGit } from 'simple-git';
+import type { GitConfig } from '../config';
+import { SourceError } from '../errors';
+
+export interface GitCommit {
+  sha: string;
+  author: string;
+  email: string;
+  /** ISO 8601 commit time. */
+  time: string;
+  subject: string;
+}
+
+export interface Checkout {
+  /** Directory of the checked-out tree. */
+  dir: string;
+  commit: GitCommit;
+}
+
+/** A bare path becomes a file:// URL: git ignores --depth for plain local paths. */
+export function normaliseUrl(url: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url)) return url;
+  return `file://${isAbsolute(url) ? url : resolve(url)}`;
+}
+
+/** Removes every form in which the token could appear in text coming back from git. */
+export function redact(text: string, token?: string): string {
+  if (!token) return text;
+  const forms = [token, Buffer.from(`x-access-token:${token}`).toString('base64'), encodeURIComponent(token)];
+  let out = text;
+  for (const f of forms) out = out.split(f).join('***');
+  return out;
+}
+
+function authConfig(git: GitConfig): string[] {
+  if (!git.token || !/^https?:\/\//.test(git.url)) return [];
+  const basic = Buffer.from(`x-access-token:${git.token}`).toString('base64');
+  return [`http.extraHeader=Authorization: Basic ${basic}`];
+}
+
+/**
+ * The environment git runs with: what it needs to find itself, its home and a proxy, and
+ * nothing else. It never prompts and never runs a password helper the host may have set.
+ */
+const GIT_ENV_ALLOWED = /^(PATH|HOME|USER|LANG|LC_ALL|TMPDIR|TZ|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy|SSL_CERT_FILE|SSL_CERT_DIR)$/;
+
+function gitEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && GIT_ENV_ALLOWED.test(k)) env[k] = v;
+  env.GIT_TERMINAL_PROMPT = '0';
+  return env;
+}
+
+const LOCK_STALE_MS = 10 * 60_000;
+
+/** Serialises checkouts of one cache directory across processes on this machine. */
+async function withDirLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${dir}.lock`;
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'owner'), String(process.pid));
+      break;
+    } catch {
+      const st = statSync(lock, { throwIfNoEntry: false });
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new SourceError(`git cache ${dir} stayed locked by another run for 5 minutes (${lock})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function describeRef(config: GitConfig): string {
+  return `${redact(config.url, config.token)} at ${config.ref}`;
+}
+
+/**
+ * Fetches `config.ref` at depth 1 and checks it out, detached and clean. The cache
+ * directory is keyed by the URL, so one machine can follow several repositories.
+ */
+export async function checkout(config: GitConfig): Promise<Checkout> {
+  const url = normaliseUrl(config.url);
+  const dir = join(config.cacheDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
+  mkdirSync(config.cacheDir, { recursive: true });
+  return withDirLock(dir, async () => {
+    try {
+      if (!existsSync(join(dir, '.git'))) {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        await simpleGit(dir).init().addRemote('origin', url);
+      }
+      const git: SimpleGit = simpleGit({
+        baseDir: dir,
+        config: authConfig(config),
+        timeout: { block: 120_000 },
+        allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+      }).env(gitEnv());
+      await git.remote(['set-url', 'origin', url]);
+      await git.fetch(['--depth', '1', '--no-tags', '--force', 'origin', config.ref]);
+      await git.raw(['checkout', '--quiet', '--force', '--detach', 'FETCH_HEAD']);
+      await git.raw(['clean', '-ffdxq']);
+      const raw = await git.raw(['log', '-1', '--format=%H%x00%an%x00%ae%x00%cI%x00%s']);
+      const [sha, author, email, time, subject] = raw.trim().split('\0');
+      return { dir, commit: { sha, author, email, time, subject } };
+    } catch (err) {
+      const message = redact((err as Error).message ?? String(err), config.token).trim();
+      throw new SourceError(`git fetch of ${describeRef(config)} failed: ${explain(message)}`);
+    }
+  });
+}
+
+function explain(message: string): string {
+  if (/Authentication failed|could not read Username|401|403/.test(message)) {
+    return `${message}\n(hint: check GIT_TOKEN; it must allow read access to the repository)`;
+  }
+  if (/couldn't find remote ref|not our ref|no such remote ref/i.test(message)) {
+    return `${message}\n(hint: GIT_REF names a branch, tag or commit that the remote does not have)`;
+  }
+  return message;
+}

@@ -1,0 +1,259 @@
+/**
+ * A DaemonSet document from Git, validated: its shape, its selector against its template
+ * labels, its namespace against policy, the product's reserved labels. The result is a
+ * DesiredDaemonSet with a digest, or a list of problems that each say what to fix.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { namespaceAllowed, Policy } from '../config';
+import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+/** The parts of a DaemonSet this product reads; everything else passes through untouched. */
+export interface DaemonSetManifest {
+  apiVersion: 'apps/v1';
+  kind: 'DaemonSet';
+  metadata: {
+    name: string;
+    namespace: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  spec: {
+    selector: LabelSelector;
+    template: {
+      metadata: { labels: Record<string, string>; annotations?: Record<string, string>; [key: string]: unknown };
+      spec: { containers: { name: string; image?: string; [key: string]: unknown }[]; [key: string]: unknown };
+    };
+    updateStrategy?: {
+      type?: 'RollingUpdate' | 'OnDelete';
+      rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string };
+    };
+    minReadySeconds?: number;
+    revisionHistoryLimit?: number;
+    [key: string]: unknown;
+  };
+}
+
+export interface SourceLocation {
+  /** Path relative to the repository root. */
+  file: string;
+  /** 1-based index of the document in a multi-document file. */
+  document: number;
+}
+
+export interface DesiredDaemonSet {
+  key: string;
+  namespace: string;
+  name: string;
+  source: SourceLocation;
+  manifest: DaemonSetManifest;
+  digest: string;
+}
+
+export type ProblemSeverity = 'error' | 'skipped';
+
+export interface ManifestProblem {
+  file: string;
+  document?: number;
+  /** namespace/name when the document names a DaemonSet. */
+  key?: string;
+  /** Stable code: yaml-syntax, too-large, alias-limit, not-a-daemonset, old-api-version, schema, selector-mismatch, namespace-not-allowed, reserved-key, duplicate, selector-changed, dry-run-rejected. */
+  code: string;
+  severity: ProblemSeverity;
+  message: string;
+}
+
+export function where(loc: { file: string; document?: number }): string {
+  return loc.document === undefined ? loc.file : `${loc.file} (document ${loc.document})`;
+}
+
+/** Formats a problem the way people read it: `file (document n): message`. */
+export function formatProblem(p: ManifestProblem): string {
+  return `${where(p)}: ${p.message}`;
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const stringMap = z.record(z.string(), z.string());
+
+const schema = z.object({
+  metadata: z.object({
+    name: z.string().min(1).max(63).regex(DNS_SUBDOMAIN, 'must be lower-case letters, digits, "-" and "."'),
+    namespace: z.string().max(63).regex(DNS_LABEL, 'must be a lower-case DNS label').optional(),
+    labels: stringMap.optional(),
+    annotations: stringMap.optional(),
+  }).loose(),
+  spec: z.object({
+    selector: z.object({
+      matchLabels: stringMap.optional(),
+      matchExpressions: z.array(z.object({
+        key: z.string(),
+        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+        values: z.array(z.string()).optional(),
+      })).optional(),
+    }, { error: 'spec.selector is required in apps/v1 (add matchLabels that match the pod template labels)' }),
+    template: z.object({
+      metadata: z.object({ labels: stringMap }, { error: 'spec.template.metadata.labels is required' }).loose(),
+      spec: z.object({
+        containers: z.array(z.object({ name: z.string().min(1), image: z.string().optional() }).loose()).min(1, 'needs at least one container'),
+      }).loose(),
+    }).loose(),
+    updateStrategy: z.object({
+      type: z.enum(['RollingUpdate', 'OnDelete']).optional(),
+      rollingUpdate: z.object({
+        maxUnavailable: z.union([z.number().int(), z.string()]).optional(),
+        maxSurge: z.union([z.number().int(), z.string()]).optional(),
+      }).loose().optional(),
+    }).loose().optional(),
+    minReadySeconds: z.number().int().min(0).optional(),
+  }, { error: 'spec is required' }).loose(),
+}).loose();
+
+function zodMessage(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)
+    .join('; ');
+}
+
+/** Whether a label set satisfies a selector, as the API server decides it. */
+export function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(labels[e.key]))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(labels[e.key])) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+function describeSelector(selector: LabelSelector): string {
+  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of selector.matchExpressions ?? []) parts.push(`${e.key} ${e.operator}${e.values ? ` (${e.values.join(',')})` : ''}`);
+  return parts.join(',') || '(empty)';
+}
+
+function describeLabels(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') || '(none)';
+}
+
+/** JSON with keys sorted at every level, so equal objects give equal text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function digestOf(manifest: unknown): string {
+  return `sha256:${createHash('sha256').update(canonicalJson(manifest)).digest('hex')}`;
+}
+
+export type ValidationResult =
+  | { ok: true; desired: DesiredDaemonSet }
+  | { ok: false; problem: ManifestProblem };
+
+/**
+ * Validates one parsed YAML document. `doc` is untrusted: anything may be in it.
+ */
+export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick<Policy, 'allowedNamespaces'>): ValidationResult {
+  const fail = (code: string, message: string, key?: string, severity: ProblemSeverity = 'error'): ValidationResult => ({
+    ok: false,
+    problem: { file: loc.file, document: loc.document, key, code, severity, message },
+  });
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+    return fail('schema', 'the document is not a mapping: a Kubernetes object starts with apiVersion, kind and metadata');
+  }
+  const obj = doc as Record<string, unknown>;
+  const kind = typeof obj.kind === 'string' ? obj.kind : undefined;
+  const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : undefined;
+  const meta = (obj.metadata && typeof obj.metadata === 'object' ? obj.metadata : {}) as Record<string, unknown>;
+  const rawName = typeof meta.name === 'string' ? meta.name : undefined;
+  const namespace = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
+  const key = rawName ? `${namespace}/${rawName}` : undefined;
+
+  if (!kind || !apiVersion) {
+    return fail('schema', 'the document has no apiVersion or kind: a DaemonSet needs apiVersion: apps/v1 and kind: DaemonSet');
+  }
+  if (kind !== 'DaemonSet') {
+    return fail(
+      'not-a-daemonset',
+      `${kind}${rawName ? ` ${rawName}` : ''} is not applied: daemonset-gitops applies only apps/v1 DaemonSet documents (manage other kinds with another tool, or move this file out of GIT_PATH)`,
+      undefined,
+      'skipped',
+    );
+  }
+  if (apiVersion !== 'apps/v1') {
+    return fail(
+      'old-api-version',
+      `apiVersion ${apiVersion} is not served for DaemonSets by current Kubernetes: use apiVersion: apps/v1 (it also requires spec.selector)`,
+      key,
+    );
+  }
+  const parsed = schema.safeParse(doc);
+  if (!parsed.success) return fail('schema', zodMessage(parsed.error), key);
+
+  const manifest = structuredClone(doc) as DaemonSetManifest;
+  manifest.metadata.namespace = namespace;
+  const { selector, template } = manifest.spec;
+  if (!selector.matchLabels && !selector.matchExpressions) {
+    return fail('schema', 'spec.selector is empty: add matchLabels that match spec.template.metadata.labels', key);
+  }
+  if (!selectorMatches(selector, template.metadata.labels)) {
+    return fail(
+      'selector-mismatch',
+      `spec.selector does not match spec.template.metadata.labels (${describeSelector(selector)} vs ${describeLabels(template.metadata.labels)})`,
+      key,
+    );
+  }
+  if (!namespaceAllowed(policy, namespace)) {
+    const allowed = policy.allowedNamespaces === '*' ? '*' : policy.allowedNamespaces.join(', ');
+    return fail(
+      'namespace-not-allowed',
+      `namespace ${namespace} is not in ALLOWED_NAMESPACES (${allowed}): move the DaemonSet to an allowed namespace or add ${namespace} to ALLOWED_NAMESPACES`,
+      key,
+    );
+  }
+  for (const [where, map] of [['metadata.labels', manifest.metadata.labels], ['spec.template.metadata.labels', template.metadata.labels]] as const) {
+    for (const k of Object.keys(map ?? {})) {
+      if (k.startsWith(PREFIX) && k !== MANAGED_BY_LABEL) {
+        return fail('reserved-key', `${where} ${k} uses the reserved prefix ${PREFIX}: remove it; daemonset-gitops sets its own labels`, key);
+      }
+    }
+  }
+  for (const k of Object.keys(manifest.metadata.annotations ?? {})) {
+    if (k.startsWith(PREFIX) && !USER_ANNOTATIONS.has(k)) {
+      return fail(
+        'reserved-key',
+        `metadata.annotations ${k} is reserved: daemonset-gitops writes it; the annotations a manifest may set are ${[...USER_ANNOTATIONS].join(', ')}`,
+        key,
+      );
+    }
+  }
+  return {
+    ok: true,
+    desired: { key: key!, namespace, name: manifest.metadata.name, source: loc, manifest, digest: digestOf(manifest) },
+  };
+}
+
+export function imagesOf(manifest: Pick<DaemonSetManifest, 'spec'>): string[] {
+  const spec = manifest.spec.template.spec as { containers?: { image?: string }[]; initContainers?: { image?: string }[] };
+  return [...(spec.initContainers ?? []), ...(spec.containers ?? [])].map((c) => c.image ?? '(none)');
+}

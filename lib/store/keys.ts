@@ -1,0 +1,38 @@
+/** The S3 layout of DESIGN.md: one prefix per cluster. */
+export class StoreKeys {
+  readonly root: string;
+
+  constructor(prefix: string, cluster: string) {
+    this.root = `${prefix ? `${prefix}/` : ''}${cluster}`;
+  }
+
+  lease(): string {
+    return `${this.root}/lease.json`;
+  }
+
+  daemonSets(): string {
+    return `${this.root}/daemonsets/`;
+  }
+
+  daemonSet(namespace: string, name: string): string {
+    return `${this.root}/daemonsets/${namespace}/${name}/`;
+  }
+
+  revisions(namespace: string, name: string): string {
+    return `${this.daemonSet(namespace, name)}revisions/`;
+  }
+
+  revision(namespace: string, name: string, n: number): string {
+    return `${this.revisions(namespace, name)}${n}.json`;
+  }
+
+  state(namespace: string, name: string): string {
+    return `${this.daemonSet(namespace, name)}state.json`;
+  }
+
+  /** The revision number in a revision key, or undefined for any other key. */
+  static revisionNumber(key: string): number | undefined {
+    const m = /\/revisions\/(\d+)\.json$/.exec(key);
+    return m ? Number(m[1]) : undefined;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The S3 adapter: the only module that imports @aws-sdk/client-s3. Everything above it
+ * sees an ObjectStore with conditional writes, and a refused condition as a typed error.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { S3Config } from '../config';
+import { PreconditionFailedError, StoreError } from '../errors';
+
+export interface StoredText {
+  body: string;
+  etag: string;
+}
+
+export interface WriteCondition {
+  /** Create only: fail if the key exists (If-None-Match: *). */
+  ifNoneMatch?: '*';
+  /** Replace only the version we read (If-Match: <etag>). */
+  ifMatch?: string;
+}
+
+export interface ObjectStore {
+  get(key: string): Promise<StoredText | undefined>;
+  /** Writes the object; returns its new ETag. Throws PreconditionFailedError when the condition fails. */
+  put(key: string, body: string, condition?: WriteCondition): Promise<string>;
+  /** Every key under the prefix, in lexical order. */
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+}
+
+export function createS3Client(config: S3Config): S3Client {
+  return new S3Client({
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: Boolean(config.endpoint),
+    // S3-compatible servers (MinIO) reject the SDK's default trailing checksums on some calls.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 4,
+  });
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as S3ServiceException)?.$metadata?.httpStatusCode;
+}
+
+function describe(err: unknown): string {
+  const e = err as S3ServiceException;
+  return e?.name && e?.message ? `${e.name}: ${e.message}` : String(err);
+}
+
+export class S3ObjectStore implements ObjectStore {
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  async get(key: string): Promise<StoredText | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const body = (await out.Body?.transformToString('utf8')) ?? '';
+      return { body, etag: out.ETag ?? '' };
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
+      throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+  }
+
+  async put(key: string, body: string, condition: WriteCondition = {}): Promise<string> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          IfNoneMatch: condition.ifNoneMatch,
+          IfMatch: condition.ifMatch,
+        }),
+      );
+      return out.ETag ?? '';
+    } catch (err) {
+      const status = statusOf(err);
+      // 412: the condition did not hold. 409: S3's ConditionalRequestConflict (a concurrent
+      // conditional write to the same key won); both mean "someone else wrote first".
+      if (status === 412 || status === 409 || (err as Error)?.name === 'PreconditionFailed') {
+        throw new PreconditionFailedError(key, err);
+      }
+      throw new StoreError(`writing s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+        for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw new StoreError(`listing s3://${this.bucket}/${prefix} failed: ${describe(err)}`, err);
+    }
+    return keys.sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      throw new StoreError(`deleting s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The records kept in S3, and their schemas. Everything read back from S3 is validated:
+ * a hand-edited or truncated object is reported, never trusted.
+ */
+import { z } from 'zod';
+
+export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback'] as const;
+export type Cause = (typeof CAUSES)[number];
+
+/**
+ * pending: written ahead of its apply; progressing/healthy/stalled: the rollout's state;
+ * rolled-back: a later rollback replaced it; failed: the API server refused the apply;
+ * superseded: a newer revision was applied before this one finished rolling out.
+ */
+export const OUTCOMES = ['pending', 'progressing', 'healthy', 'stalled', 'rolled-back', 'failed', 'superseded'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+const commitSchema = z.object({
+  sha: z.string(),
+  author: z.string(),
+  email: z.string(),
+  time: z.string(),
+  subject: z.string(),
+});
+
+const sourceSchema = z.object({ file: z.string(), document: z.number().int() });
+
+export const revisionSchema = z.object({
+  schema: z.literal(1),
+  cluster: z.string(),
+  namespace: z.string(),
+  name: z.string(),
+  revision: z.number().int().positive(),
+  cause: z.enum(CAUSES),
+  /** For cause rollback: the revision whose manifest this one restores. */
+  rollbackTo: z.number().int().positive().optional(),
+  reason: z.string().optional(),
+  manifest: z.record(z.string(), z.unknown()),
+  digest: z.string(),
+  rolloutMode: z.enum(['native', 'managed']).default('native'),
+  source: sourceSchema.optional(),
+  commit: commitSchema.optional(),
+  /** The live object this revision replaced (managedFields dropped), or null when it created the DaemonSet. */
+  replaced: z.record(z.string(), z.unknown()).nullable(),
+  runId: z.string(),
+  createdAt: z.string(),
+  appliedAt: z.string().optional(),
+  outcome: z.enum(OUTCOMES),
+  outcomeAt: z.string(),
+  outcomeReason: z.string().optional(),
+});
+export type RevisionSnapshot = z.infer<typeof revisionSchema>;
+
+export const PHASES = ['progressing', 'complete', 'stalled'] as const;
+export type RolloutPhase = (typeof PHASES)[number];
+
+const countsSchema = z.object({
+  desired: z.number().int(),
+  current: z.number().int(),
+  ready: z.number().int(),
+  upToDate: z.number().int(),
+  available: z.number().int(),
+});
+export type RolloutCounts = z.infer<typeof countsSchema>;
+
+export const rolloutSchema = z.object({
+  revision: z.number().int(),
+  mode: z.enum(['native', 'managed']),
+  phase: z.enum(PHASES),
+  /** The DaemonSet generation this rollout is for. */
+  generation: z.number().int().optional(),
+  startedAt: z.string(),
+  lastProgressAt: z.string(),
+  finishedAt: z.string().optional(),
+  counts: countsSchema.optional(),
+  onDelete: z.boolean().optional(),
+  message: z.string().optional(),
+  /** Managed mode: where the driver stopped, so the next run resumes there. */
+  managed: z.record(z.string(), z.unknown()).optional(),
+});
+export type RolloutState = z.infer<typeof rolloutSchema>;
+
+export const pinSchema = z.object({
+  revision: z.number().int(),
+  reason: z.string(),
+  by: z.string().optional(),
+  at: z.string(),
+  /** Git's digest of this DaemonSet when the pin was set; a different digest in Git releases the pin. */
+  gitDigest: z.string().nullable(),
+});
+export type Pin = z.infer<typeof pinSchema>;
+
+export const stateSchema = z.object({
+  schema: z.literal(1),
+  namespace: z.string(),
+  name: z.string(),
+  /** The revision that is in the cluster. */
+  currentRevision: z.number().int(),
+  /** Digest of currentRevision's manifest. */
+  appliedDigest: z.string(),
+  /** The DaemonSet's metadata.generation as this tool last left or accepted it. */
+  generation: z.number().int().optional(),
+  /** Git's digest the last time a pass read it (null: not in Git). */
+  gitDigest: z.string().nullable().optional(),
+  source: sourceSchema.optional(),
+  commit: commitSchema.optional(),
+  lastHealthyRevision: z.number().int().optional(),
+  rollout: rolloutSchema.optional(),
+  pin: pinSchema.optional(),
+  /** Set when the DaemonSet was pruned: the live object as it was just before the delete. */
+  deleted: z
+    .object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })
+    .optional(),
+  lastAttempt: z
+    .object({
+      at: z.string(),
+      revision: z.number().int().optional(),
+      result: z.enum(['applied', 'failed', 'unchanged']),
+      message: z.string().optional(),
+    })
+    .optional(),
+  updatedAt: z.string(),
+});
+export type DaemonSetState = z.infer<typeof stateSchema>;
+
+export const leaseSchema = z.object({
+  holder: z.string(),
+  operation: z.string(),
+  acquiredAt: z.string(),
+  renewedAt: z.string(),
+  expiresAt: z.string(),
+  released: z.boolean().default(false),
+});
+export type LeaseRecord = z.infer<typeof leaseSchema>;

@@ -1,0 +1,144 @@
+/**
+ * Revision snapshots and per-DaemonSet state in S3. Nothing is overwritten blindly:
+ * revision numbers are claimed with If-None-Match: *, and every update of an existing
+ * object is conditional on the ETag that was read.
+ */
+import type { z } from 'zod';
+import { PreconditionFailedError, SnapshotWriteError, StoreError } from '../errors';
+import { StoreKeys } from './keys';
+import type { ObjectStore } from './object-store';
+import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
+
+export interface Versioned<T> {
+  value: T;
+  etag: string;
+}
+
+/** How many times a read-modify-write retries after losing a race. */
+const UPDATE_ATTEMPTS = 5;
+
+export class StateStore {
+  constructor(
+    readonly objects: ObjectStore,
+    readonly keys: StoreKeys,
+  ) {}
+
+  private async read<T>(key: string, schema: z.ZodType<T>): Promise<Versioned<T> | undefined> {
+    const got = await this.objects.get(key);
+    if (!got) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(got.body);
+    } catch (err) {
+      throw new StoreError(`s3 object ${key} is not valid JSON (was it edited by hand?): ${(err as Error).message}`, err);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new StoreError(`s3 object ${key} does not have the expected shape: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
+    }
+    return { value: parsed.data, etag: got.etag };
+  }
+
+  // ---- per-DaemonSet state ------------------------------------------------------------
+
+  getState(namespace: string, name: string): Promise<Versioned<DaemonSetState> | undefined> {
+    return this.read(this.keys.state(namespace, name), stateSchema);
+  }
+
+  /** Creates the state (etag undefined) or replaces the version that was read. */
+  async putState(state: DaemonSetState, etag: string | undefined): Promise<string> {
+    const key = this.keys.state(state.namespace, state.name);
+    return this.objects.put(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
+  }
+
+  /**
+   * Read-modify-write of one DaemonSet's state. `change` gets the current state (or
+   * undefined) and returns the new one; on a lost race it runs again on fresh data.
+   */
+  async updateState(
+    namespace: string,
+    name: string,
+    change: (current: DaemonSetState | undefined) => DaemonSetState | undefined,
+  ): Promise<DaemonSetState | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.getState(namespace, name);
+      const next = change(current?.value);
+      if (!next) return current?.value;
+      try {
+        await this.putState(next, current?.etag);
+        return next;
+      } catch (err) {
+        if (err instanceof PreconditionFailedError && attempt < UPDATE_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Every DaemonSet that has state in this cluster's prefix, as namespace/name. */
+  async listTracked(): Promise<{ namespace: string; name: string }[]> {
+    const prefix = this.keys.daemonSets();
+    const out: { namespace: string; name: string }[] = [];
+    for (const key of await this.objects.list(prefix)) {
+      const m = /^([^/]+)\/([^/]+)\/state\.json$/.exec(key.slice(prefix.length));
+      if (m) out.push({ namespace: m[1], name: m[2] });
+    }
+    return out;
+  }
+
+  // ---- revisions ----------------------------------------------------------------------
+
+  async listRevisionNumbers(namespace: string, name: string): Promise<number[]> {
+    const keys = await this.objects.list(this.keys.revisions(namespace, name));
+    return keys.map(StoreKeys.revisionNumber).filter((n): n is number => n !== undefined).sort((a, b) => a - b);
+  }
+
+  getRevision(namespace: string, name: string, n: number): Promise<Versioned<RevisionSnapshot> | undefined> {
+    return this.read(this.keys.revision(namespace, name, n), revisionSchema);
+  }
+
+  /**
+   * Writes a new snapshot under the next free revision number. The number is claimed with
+   * If-None-Match: *, so when two writers race for the same number exactly one wins and the
+   * other moves on to the next number. Returns the snapshot as written.
+   */
+  async claimRevision(snapshot: Omit<RevisionSnapshot, 'revision'>, after: number): Promise<RevisionSnapshot> {
+    let n = after + 1;
+    for (let attempt = 0; attempt < 50; attempt++, n++) {
+      const full: RevisionSnapshot = { ...snapshot, revision: n };
+      try {
+        await this.objects.put(this.keys.revision(snapshot.namespace, snapshot.name, n), `${JSON.stringify(full, null, 2)}\n`, { ifNoneMatch: '*' });
+        return full;
+      } catch (err) {
+        if (err instanceof PreconditionFailedError) continue;
+        throw new SnapshotWriteError(
+          `could not write revision ${n} of ${snapshot.namespace}/${snapshot.name} to S3, so nothing was applied: ${(err as Error).message}`,
+          err,
+        );
+      }
+    }
+    throw new SnapshotWriteError(`could not claim a revision number for ${snapshot.namespace}/${snapshot.name} after 50 attempts`);
+  }
+
+  /** Records what became of a revision. Only the outcome fields change; the rest stays as written. */
+  async setOutcome(namespace: string, name: string, n: number, outcome: Outcome, at: string, reason?: string, appliedAt?: string): Promise<void> {
+    const key = this.keys.revision(namespace, name, n);
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.getRevision(namespace, name, n);
+      if (!current) throw new StoreError(`revision ${n} of ${namespace}/${name} is missing from S3 (${key})`);
+      const next: RevisionSnapshot = {
+        ...current.value,
+        outcome,
+        outcomeAt: at,
+        outcomeReason: reason,
+        appliedAt: appliedAt ?? current.value.appliedAt,
+      };
+      try {
+        await this.objects.put(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });
+        return;
+      } catch (err) {
+        if (err instanceof PreconditionFailedError && attempt < UPDATE_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+}
