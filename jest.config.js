@@ -1,5 +1,8 @@
 // TypeScript is compiled by SWC to CommonJS; type checking is `tsc --noEmit` (npm test runs both).
 // @kubernetes/client-node and its auth dependencies ship ES modules only, so they are compiled too.
+// The tests run on the Node.js this repository supports; the AWS SDK's notice about future Node versions is noise.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
 const esmOnly = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'].join('|');
 const base = {
   transform: {

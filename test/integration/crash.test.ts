@@ -1,0 +1,85 @@
+/**
+ * A run killed at any point leaves a state the next run completes or repairs. The kill is
+ * real: the dsgitops process sends itself SIGKILL at the injected point, leaving its lease
+ * unreleased and its work half done.
+ */
+import { reconcile } from '../../lib/reconcile';
+import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
+import { TestRepo } from '../support/git';
+import { dsYaml } from '../support/manifests';
+import { runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
+
+jest.setTimeout(300_000);
+
+const { core, apps } = adminClients();
+let ns: string;
+let git: TestRepo;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  ns = await createNamespace(core, 'crash');
+  git = new TestRepo();
+  git.write('ds.yaml', dsYaml({ name: 'fragile', namespace: ns, image: 'registry.local/fragile:1.0' })).commit('add fragile');
+  env = stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, LEASE_SECONDS: '5' });
+  const first = await runCliProcess(['reconcile', '--json'], env);
+  expect(first.code).toBe(0);
+});
+
+afterAll(async () => {
+  await deleteNamespace(core, ns);
+  git.cleanup();
+});
+
+async function liveState() {
+  const ds = await apps.readNamespacedDaemonSet({ name: 'fragile', namespace: ns });
+  return { image: ds.spec!.template.spec!.containers[0].image, revision: ds.metadata!.annotations!['daemonset-gitops.io/revision'] };
+}
+
+describe('a pass killed mid-apply', () => {
+  it('killed right after the snapshot write and before the apply: the next pass applies that same revision, with no duplicate', async () => {
+    git.write('ds.yaml', dsYaml({ name: 'fragile', namespace: ns, image: 'registry.local/fragile:2.0' })).commit('fragile 2.0');
+    const killed = await runCliProcess(['reconcile', '--json'], { ...env, DSGITOPS_FAULT: 'kill-after-snapshot' });
+    expect(killed.signal).toBe('SIGKILL');
+
+    const deps = stackDeps(stackConfig({ ...env }));
+    expect(await deps.store.listRevisionNumbers(ns, 'fragile')).toEqual([1, 2]);
+    expect((await deps.store.getRevision(ns, 'fragile', 2))!.value.outcome).toBe('pending');
+    expect((await deps.store.getState(ns, 'fragile'))!.value.currentRevision).toBe(1);
+    expect(await liveState()).toEqual({ image: 'registry.local/fragile:1.0', revision: '1' });
+
+    // The killed run's lease (5 s) must expire before another run may act.
+    const blocked = await reconcile(stackDeps(stackConfig({ ...env })));
+    expect(blocked.result).toBe('skipped');
+    const next = await waitFor('the dead run\'s lease to expire', async () => {
+      const r = await reconcile(stackDeps(stackConfig({ ...env })));
+      return r.result === 'skipped' ? undefined : r;
+    }, 30_000, 1000);
+
+    expect(next.result).toBe('succeeded');
+    expect(next.daemonSets[0]).toMatchObject({ action: 'update', revision: 2, applied: true });
+    expect(await deps.store.listRevisionNumbers(ns, 'fragile')).toEqual([1, 2]);
+    expect((await deps.store.getRevision(ns, 'fragile', 2))!.value.outcome).toBe('healthy');
+    expect(await liveState()).toEqual({ image: 'registry.local/fragile:2.0', revision: '2' });
+  });
+
+  it('killed right after the apply and before recording it: the next pass records the applied revision and writes no new one', async () => {
+    git.write('ds.yaml', dsYaml({ name: 'fragile', namespace: ns, image: 'registry.local/fragile:3.0' })).commit('fragile 3.0');
+    const killed = await runCliProcess(['reconcile', '--json'], { ...env, DSGITOPS_FAULT: 'kill-after-apply' });
+    expect(killed.signal).toBe('SIGKILL');
+
+    const deps = stackDeps(stackConfig({ ...env }));
+    expect(await liveState()).toEqual({ image: 'registry.local/fragile:3.0', revision: '3' });
+    expect((await deps.store.getState(ns, 'fragile'))!.value.currentRevision).toBe(2);
+
+    const next = await waitFor('the dead run\'s lease to expire', async () => {
+      const r = await reconcile(stackDeps(stackConfig({ ...env })));
+      return r.result === 'skipped' ? undefined : r;
+    }, 30_000, 1000);
+    expect(next.result).toBe('succeeded');
+    expect(next.daemonSets[0]).toMatchObject({ action: 'unchanged', revision: 3, applied: false });
+    expect(await deps.store.listRevisionNumbers(ns, 'fragile')).toEqual([1, 2, 3]);
+    const state = (await deps.store.getState(ns, 'fragile'))!.value;
+    expect(state.currentRevision).toBe(3);
+    expect((await deps.store.getRevision(ns, 'fragile', 3))!.value.outcome).toBe('healthy');
+  });
+});

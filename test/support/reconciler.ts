@@ -1,0 +1,112 @@
+/**
+ * Runs the product against the real local stack: configuration the way a user writes it
+ * (environment variables, validated by loadConfig), the RBAC-limited reconciler identity,
+ * MinIO, and real git repositories.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Config, loadConfig } from '../../lib/config';
+import { createDeps, Deps } from '../../lib/deps';
+import { Logger } from '../../lib/log';
+import { repoRoot } from '../../stack/paths';
+import { stackEnv, uniqueName } from './cluster';
+
+export interface CapturedLog {
+  lines: string[];
+  logger: Logger;
+}
+
+export function captureLog(): CapturedLog {
+  const lines: string[] = [];
+  return {
+    lines,
+    logger: { log: (level, message, fields) => lines.push(JSON.stringify({ level, message, ...fields })) },
+  };
+}
+
+/** The environment a user would set for this stack; overrides win. */
+export function stackConfigEnv(overrides: Record<string, string | undefined>): Record<string, string> {
+  const env = stackEnv();
+  const base: Record<string, string | undefined> = {
+    S3_BUCKET: env.S3_BUCKET,
+    S3_ENDPOINT: env.S3_ENDPOINT,
+    S3_PREFIX: 'it',
+    AWS_REGION: env.AWS_REGION,
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    KUBECONFIG: env.RECONCILER_KUBECONFIG,
+    CLUSTER_NAME: uniqueName('it'),
+    GIT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'dsgitops-cache-')),
+    PROGRESS_DEADLINE_SECONDS: '60',
+    ...overrides,
+  };
+  return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+export function stackConfig(overrides: Record<string, string | undefined>): Config {
+  return loadConfig(stackConfigEnv(overrides));
+}
+
+export function stackDeps(config: Config, options: { logger?: Logger; budgetMs?: number; runId?: string; onProgress?: (l: string) => void } = {}): Deps {
+  // The S3 client takes its credentials from the standard environment variables.
+  const env = stackEnv();
+  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  return createDeps(config, { logger: options.logger ?? captureLog().logger, budgetMs: options.budgetMs ?? 120_000, runId: options.runId, onProgress: options.onProgress });
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the dsgitops command as a separate process, the way a person or a script does. */
+export function runCliProcess(args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'dsgitops.cjs'), ...args], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`dsgitops ${args.join(' ')} did not finish within ${timeoutMs / 1000}s\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Counts the API requests the reconciler identity made while `fn` ran, from the API
+ * server's own audit log (one entry per request; watches are counted once).
+ */
+export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ result: T; requests: number; verbs: string[] }> {
+  const log = stackEnv().AUDIT_LOG;
+  const before = statSync(log).size;
+  const result = await fn();
+  // The log backend writes in blocking mode: an entry is on disk before its response is sent.
+  const text = readFileSync(log).subarray(before).toString('utf8');
+  const seen = new Set<string>();
+  const verbs: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as { auditID: string; verb: string; requestURI: string; user: { username: string } };
+    if (e.user.username !== 'daemonset-gitops' || seen.has(e.auditID)) continue;
+    seen.add(e.auditID);
+    verbs.push(`${e.verb} ${e.requestURI.split('?')[0]}`);
+  }
+  return { result, requests: seen.size, verbs };
+}
