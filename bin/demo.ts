@@ -1,0 +1,127 @@
+/**
+ * The embedded default of `npm start`: with no cluster configured, run the main job against
+ * the local stack. It starts the stack (building it on first use), publishes examples/ to
+ * the stack's git server, reconciles, pushes an image bump, reconciles again while the
+ * rollout shows its progress, and ends with the stored history.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { kubectl } from '../stack/kubectl';
+import { paths, repoRoot } from '../stack/paths';
+import { stackUp } from '../stack/up';
+import { runCli } from './cli';
+
+const DEMO_NAMESPACES = ['logging', 'monitoring', 'kube-dns-cache'];
+const BUMP = { file: 'fluent-bit.yaml', key: 'logging/fluent-bit' };
+
+function say(text: string): void {
+  process.stdout.write(`\n==> ${text}\n`);
+}
+
+function git(cwd: string, args: string[], token: string): string {
+  const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+  return execFileSync('git', ['-c', `http.extraHeader=Authorization: Basic ${basic}`, ...args], {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Demo User',
+      GIT_AUTHOR_EMAIL: 'demo@example.com',
+      GIT_COMMITTER_NAME: 'Demo User',
+      GIT_COMMITTER_EMAIL: 'demo@example.com',
+      GIT_TERMINAL_PROMPT: '0',
+    },
+  }).trim();
+}
+
+/**
+ * The stack's nodes are kwok fakes that become Ready at once; the demo asks them to take a
+ * second, so that the rollout is something to watch.
+ */
+function withReadinessDelay(text: string): string {
+  const doc = parse(text) as { spec: { template: { metadata: { annotations?: Record<string, string> } } } };
+  doc.spec.template.metadata.annotations = { ...doc.spec.template.metadata.annotations, 'pod-ready.stage.kwok.x-k8s.io/delay': '1s' };
+  return stringify(doc);
+}
+
+function bumpImage(text: string): { text: string; from: string; to: string } {
+  const m = /image: (\S+):(\d+)\.(\d+)\.(\d+)/.exec(text);
+  if (!m) throw new Error(`no versioned image in ${BUMP.file}`);
+  const from = `${m[2]}.${m[3]}.${m[4]}`;
+  const to = `${m[2]}.${m[3]}.${Number(m[4]) + 1}`;
+  return { text: text.replace(`${m[1]}:${from}`, `${m[1]}:${to}`), from, to };
+}
+
+export async function runDemo(): Promise<number> {
+  say('no cluster configured (GIT_URL, S3_BUCKET and CLUSTER_NAME are unset): running the demo on the local stack');
+  process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see README: about 10-25 minutes); later runs start in seconds\n');
+  const { env } = await stackUp();
+  kubectl(['apply', '-f', '-'], DEMO_NAMESPACES.map((n) => stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } })).join('---\n'));
+
+  say(`publishing examples/ to the demo repository ${env.GIT_HTTP_URL} (over HTTP, with a token)`);
+  const work = join(paths.data, 'demo-work');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  git(work, ['init', '--quiet', '--initial-branch=main'], env.GIT_HTTP_TOKEN);
+  git(work, ['remote', 'add', 'origin', env.GIT_HTTP_URL], env.GIT_HTTP_TOKEN);
+  try {
+    git(work, ['fetch', '--quiet', 'origin', 'main'], env.GIT_HTTP_TOKEN);
+    git(work, ['reset', '--quiet', 'FETCH_HEAD'], env.GIT_HTTP_TOKEN);
+  } catch {
+    // A new, empty repository: the first push creates main.
+  }
+  const target = join(work, 'daemonsets');
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  for (const f of readdirSync(join(repoRoot, 'examples')).filter((n) => n.endsWith('.yaml'))) {
+    writeFileSync(join(target, f), withReadinessDelay(readFileSync(join(repoRoot, 'examples', f), 'utf8')));
+  }
+  git(work, ['add', '-A'], env.GIT_HTTP_TOKEN);
+  git(work, ['commit', '--quiet', '--allow-empty', '-m', 'Add the node agents from examples/'], env.GIT_HTTP_TOKEN);
+  git(work, ['push', '--quiet', 'origin', 'HEAD:main'], env.GIT_HTTP_TOKEN);
+
+  Object.assign(process.env, {
+    GIT_URL: env.GIT_HTTP_URL,
+    GIT_TOKEN: env.GIT_HTTP_TOKEN,
+    GIT_PATH: 'daemonsets',
+    S3_BUCKET: env.S3_BUCKET,
+    S3_ENDPOINT: env.S3_ENDPOINT,
+    AWS_REGION: env.AWS_REGION,
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    CLUSTER_NAME: 'local-demo',
+    KUBECONFIG: env.RECONCILER_KUBECONFIG,
+    ALLOWED_NAMESPACES: DEMO_NAMESPACES.join(','),
+  });
+
+  say('reconcile: Git -> diff -> snapshot in S3 -> apply -> rollout');
+  let code = await runCli(['reconcile']);
+  if (code !== 0) return code;
+
+  const file = join(target, BUMP.file);
+  const bump = bumpImage(readFileSync(file, 'utf8'));
+  writeFileSync(file, bump.text);
+  git(work, ['commit', '--quiet', '-am', `Bump fluent-bit ${bump.from} -> ${bump.to}`], env.GIT_HTTP_TOKEN);
+  git(work, ['push', '--quiet', 'origin', 'HEAD:main'], env.GIT_HTTP_TOKEN);
+  say(`pushed "Bump fluent-bit ${bump.from} -> ${bump.to}"; reconcile again and watch the rolling update (maxUnavailable: 1)`);
+  code = await runCli(['reconcile']);
+  if (code !== 0) return code;
+
+  say(`history of ${BUMP.key}, from S3`);
+  code = await runCli(['history', BUMP.key]);
+
+  say('done. To use the CLI against this stack yourself:');
+  process.stdout.write([
+    '    set -a; . .stack/env; set +a',
+    `    export GIT_URL=$GIT_HTTP_URL GIT_TOKEN=$GIT_HTTP_TOKEN GIT_PATH=daemonsets CLUSTER_NAME=local-demo KUBECONFIG=$RECONCILER_KUBECONFIG ALLOWED_NAMESPACES=${DEMO_NAMESPACES.join(',')}`,
+    '    npx dsgitops status',
+    `    npx dsgitops rollback ${BUMP.key} --reason "try a rollback"`,
+    '    $KUBECTL --kubeconfig .stack/pki/admin.kubeconfig describe ds -n logging fluent-bit',
+    '    npm run stack:down',
+    '',
+  ].join('\n'));
+  return code;
+}
