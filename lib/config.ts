@@ -87,7 +87,7 @@ class Reader {
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const url = r.string('GIT_URL', 'the Git repository holding the DaemonSet manifests (https://…, file://… or a path)');
-  if (/^https?:\/\/[^/@]*:[^/@]*@/.test(url)) {
+  if (/^https?:\/\/[^/]*@/i.test(url)) {
     r.problems.push('GIT_URL contains credentials: remove them from the URL and put the token in GIT_TOKEN, which is never logged');
   }
   const gitPath = r.string('GIT_PATH', '', '.');

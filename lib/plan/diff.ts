@@ -39,8 +39,9 @@ function editScript(a: string[], b: string[]): Op[] {
  */
 export function unifiedDiff(before: string, after: string, labels: { before: string; after: string }, context = 3): string {
   if (before === after) return '';
-  const a = before.replace(/\n$/, '').split('\n');
-  const b = after.replace(/\n$/, '').split('\n');
+  const toLines = (t: string) => (t === '' ? [] : t.replace(/\n$/, '').split('\n'));
+  const a = toLines(before);
+  const b = toLines(after);
   const ops = editScript(a, b);
   const changed = ops.map((o, k) => (o.kind !== ' ' ? k : -1)).filter((k) => k >= 0);
   if (changed.length === 0) return '';

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { namespaceAllowed, Policy } from '../config';
 import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
+import { checkManagedStrategy, parseRolloutAnnotations } from '../rollout/annotations';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -103,7 +104,9 @@ const schema = z.object({
       })).optional(),
     }, { error: 'spec.selector is required in apps/v1 (add matchLabels that match the pod template labels)' }),
     template: z.object({
-      metadata: z.object({ labels: stringMap }, { error: 'spec.template.metadata.labels is required' }).loose(),
+      metadata: z.object({
+        labels: z.record(z.string(), z.string(), { error: 'spec.template.metadata.labels is required (the selector must match them)' }),
+      }, { error: 'spec.template.metadata.labels is required (the selector must match them)' }).loose(),
       spec: z.object({
         containers: z.array(z.object({ name: z.string().min(1), image: z.string().optional() }).loose()).min(1, 'needs at least one container'),
       }).loose(),
@@ -152,7 +155,7 @@ function describeLabels(labels: Record<string, string>): string {
 
 /** JSON with keys sorted at every level, so equal objects give equal text. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
@@ -213,7 +216,7 @@ export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick
   const manifest = structuredClone(doc) as DaemonSetManifest;
   manifest.metadata.namespace = namespace;
   const { selector, template } = manifest.spec;
-  if (!selector.matchLabels && !selector.matchExpressions) {
+  if (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0) {
     return fail('schema', 'spec.selector is empty: add matchLabels that match spec.template.metadata.labels', key);
   }
   if (!selectorMatches(selector, template.metadata.labels)) {
@@ -246,6 +249,16 @@ export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick
         key,
       );
     }
+  }
+  const rollout = parseRolloutAnnotations(manifest.metadata.annotations);
+  if (!rollout.ok) return fail('rollout-annotation', rollout.message, key);
+  if (rollout.value.mode === 'managed') {
+    const strategy = manifest.spec.updateStrategy;
+    if (strategy?.type === 'OnDelete') {
+      return fail('rollout-annotation', 'a managed rollout drives the update itself: declare updateStrategy RollingUpdate (with maxUnavailable), not OnDelete', key);
+    }
+    const problem = checkManagedStrategy(strategy?.rollingUpdate?.maxUnavailable, strategy?.rollingUpdate?.maxSurge);
+    if (problem) return fail('rollout-annotation', `spec.updateStrategy.rollingUpdate: ${problem}`, key);
   }
   return {
     ok: true,
