@@ -10,6 +10,7 @@ import { ConfigError, DsGitopsError, errorMessage, InvalidRequestError } from '.
 import { historyEvent, parseEvent, reconcileEvent, rollbackEvent, targetEvent } from '../lib/events';
 import { formatHistory, history } from '../lib/history';
 import { humanLogger, jsonLogger } from '../lib/log';
+import { pause, resume } from '../lib/pause';
 import { unpin } from '../lib/pins';
 import { reconcile } from '../lib/reconcile';
 import { formatReconcileReport } from '../lib/report';
@@ -30,6 +31,9 @@ commands:
                           apply a stored revision (default: the previous healthy one) and pin it
   unpin NS/NAME [--reason TEXT]
                           release a rollback's pin; the next pass applies Git's version
+  pause NS/NAME [--reason TEXT]
+                          pause a managed rollout: no pod is deleted until it is resumed
+  resume NS/NAME          resume it; the running pass or the next one continues the waves
 
 options for every command:
   --json                  machine-readable result on stdout
@@ -140,6 +144,14 @@ export async function runCli(argv: string[], io: CliIO = stdio, makeDeps?: (budg
         const t = target(arg, 'unpin');
         const request = parseEvent(targetEvent, { ...t, reason: values.reason }, 'unpin', 'NS/NAME');
         const report = await unpin(deps, request);
+        print(report, `${report.message}\n`);
+        return 0;
+      }
+      case 'pause':
+      case 'resume': {
+        const t = target(arg, command);
+        const request = parseEvent(targetEvent, { ...t, reason: values.reason }, command, 'NS/NAME');
+        const report = await (command === 'pause' ? pause : resume)(deps, { ...request, by: userInfo().username });
         print(report, `${report.message}\n`);
         return 0;
       }

@@ -155,6 +155,7 @@ export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<Appl
     lastHealthyRevision: cur?.lastHealthyRevision,
     rollout: { revision, mode, phase: 'progressing', generation: applied.metadata.generation, startedAt: appliedAt, lastProgressAt: appliedAt },
     pin,
+    paused: cur?.paused,
     lastAttempt: { at: appliedAt, revision, result: 'applied' },
     updatedAt: appliedAt,
   })))!;
@@ -170,7 +171,9 @@ export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<Appl
 /** Events are the story `kubectl describe ds` tells; failing to write one never fails the run. */
 export async function emitEvent(deps: Deps, target: { namespace: string; name: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
   try {
-    await deps.cluster.createEvent(target, type, reason, message);
+    // kubectl describe finds events by the object's uid, so an event without one would not show.
+    const uid = target.uid ?? (await deps.cluster.getDaemonSet(target.namespace, target.name))?.metadata.uid;
+    await deps.cluster.createEvent({ ...target, uid }, type, reason, message);
   } catch (err) {
     deps.logger.log('warn', `could not record event ${reason}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
   }
@@ -204,6 +207,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     lastHealthyRevision: cur?.lastHealthyRevision,
     rollout: { revision: rev, mode: snap.value.rolloutMode, phase: 'progressing', generation: live.metadata.generation, startedAt: now, lastProgressAt: now },
     pin: cur?.pin,
+    paused: cur?.paused,
     lastAttempt: { at: now, revision: rev, result: 'applied', message: 'recorded after an interrupted run' },
     updatedAt: now,
   }));

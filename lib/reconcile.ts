@@ -15,6 +15,7 @@ import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize } from './report';
 import { countsOf } from './rollout/status';
+import { parseRolloutAnnotations } from './rollout/annotations';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import { checkout, redact } from './source/git';
 import { loadManifests } from './source/load';
@@ -177,7 +178,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
         if (!dryRun) await noteUnapplied(deps, item, o);
         if (!dryRun && o.live && o.state && o.state.rollout?.phase === 'progressing' && o.state.currentRevision === liveRevision(o.live)) {
-          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live });
+          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
         }
         continue;
       }
@@ -207,7 +208,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         entry.revision = out.revision;
         entry.pin = out.state.pin;
         entry.rollout = { ...countsOf(out.applied), phase: 'progressing', mode: out.state.rollout!.mode, revision: out.revision };
-        trackTargets.push({ namespace: o.namespace, name: o.name, revision: out.revision, previous: out.state.rollout });
+        trackTargets.push({ namespace: o.namespace, name: o.name, revision: out.revision, previous: out.state.rollout, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
       } catch (err) {
         if (err instanceof LeaseLostError) throw err;
         entry.action = 'failed';
@@ -224,7 +225,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         const r = results.get(entry.key);
         if (!r) continue;
         entry.rollout = { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
-        if (r.phase === 'stalled' && onStall && (config.policy.autoRollback)) {
+        const o = byKey.get(entry.key);
+        const auto = (o ? rolloutOptions(o).autoRollback : undefined) ?? config.policy.autoRollback;
+        if (r.phase === 'stalled' && onStall && auto) {
           const s = (await store.getState(entry.namespace, entry.name))?.value;
           if (s) {
             const rolled = await onStall(deps, lease, entry.key, s);
@@ -247,6 +250,13 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     }
   }
   return finish();
+}
+
+/** The rollout annotations of what Git declares for this DaemonSet (or of what runs, when Git has none). */
+function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadlineSeconds?: number } {
+  const annotations = o.desired?.manifest.metadata.annotations ?? o.live?.metadata.annotations;
+  const parsed = parseRolloutAnnotations(annotations);
+  return parsed.ok ? parsed.value : {};
 }
 
 /**

@@ -29,6 +29,8 @@ export interface Cluster {
   apply(manifest: object): Promise<LiveDaemonSet>;
   deleteDaemonSet(namespace: string, name: string, options?: { orphanPods?: boolean }): Promise<void>;
   listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }>;
+  /** ControllerRevisions of a DaemonSet: { name, hash label, revision, owner uid }. */
+  listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]>;
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
   listNodes(): Promise<LiveNode[]>;
   createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void>;
@@ -205,6 +207,15 @@ export class KubernetesCluster implements Cluster {
   async listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }> {
     const list = await this.call(`list pods in ${namespace}`, () => this.core.listNamespacedPod({ namespace, labelSelector }));
     return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+  }
+
+  async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
+    const list = await this.call(`list controllerrevisions in ${namespace}`, () => this.apps.listNamespacedControllerRevision({ namespace, labelSelector }));
+    return list.items.map((r) => ({
+      hash: r.metadata?.labels?.['controller-revision-hash'],
+      revision: r.revision,
+      ownerUid: r.metadata?.ownerReferences?.find((o) => o.controller)?.uid,
+    }));
   }
 
   async deletePod(namespace: string, name: string, uid: string): Promise<void> {

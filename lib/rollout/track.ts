@@ -11,6 +11,7 @@ import { errorMessage } from '../errors';
 import { MANAGED_SELECTOR } from '../labels';
 import type { Lease } from '../store/lease';
 import type { RolloutState } from '../store/records';
+import { driveManaged } from './managed';
 import { describeCounts, evaluateNative } from './status';
 
 export interface TrackTarget {
@@ -21,6 +22,8 @@ export interface TrackTarget {
   previous?: RolloutState;
   /** The latest observation already at hand (from the pass's LIST), if any. */
   live?: LiveDaemonSet;
+  /** This DaemonSet's own progress deadline (its annotation), instead of PROGRESS_DEADLINE_SECONDS. */
+  progressDeadlineSeconds?: number;
 }
 
 export interface TrackOptions {
@@ -47,6 +50,21 @@ function terminal(r: RolloutState): boolean {
  * with an Event either way.
  */
 export async function trackRollouts(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<Map<string, RolloutState>> {
+  const managed = targets.filter((t) => t.previous?.mode === 'managed');
+  const native = targets.filter((t) => t.previous?.mode !== 'managed');
+  const [nativeResults, managedResults] = await Promise.all([
+    native.length ? trackNative(deps, native, options) : new Map<string, RolloutState>(),
+    Promise.all(managed.map(async (t) => [t, await driveManaged(deps, t, t.previous, options)] as const)),
+  ]);
+  for (const [t, rollout] of managedResults) {
+    if (!rollout) continue;
+    nativeResults.set(keyOf(t), rollout);
+    await record(deps, t, rollout, undefined);
+  }
+  return nativeResults;
+}
+
+async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<Map<string, RolloutState>> {
   const { clock, config } = deps;
   const deadlineSeconds = config.policy.progressDeadlineSeconds;
   const results = new Map<string, RolloutState>();
@@ -57,7 +75,7 @@ export async function trackRollouts(deps: Deps, targets: TrackTarget[], options:
   const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
     const key = keyOf(t);
     const before = results.get(key) ?? t.previous;
-    const next = evaluateNative(before, ds, t.revision, clock.now(), deadlineSeconds);
+    const next = evaluateNative(before, ds, t.revision, clock.now(), t.progressDeadlineSeconds ?? deadlineSeconds);
     lastSeen.set(key, ds);
     results.set(key, next);
     const c = next.counts!;

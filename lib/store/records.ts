@@ -107,6 +107,8 @@ export const stateSchema = z.object({
   lastHealthyRevision: z.number().int().optional(),
   rollout: rolloutSchema.optional(),
   pin: pinSchema.optional(),
+  /** Managed rollouts: paused by hand (pause/resume); no pod is deleted while set. */
+  paused: z.object({ at: z.string(), by: z.string().optional(), reason: z.string().optional() }).optional(),
   /** Set when the DaemonSet was pruned: the live object as it was just before the delete. */
   deleted: z
     .object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })

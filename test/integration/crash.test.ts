@@ -4,10 +4,11 @@
  * unreleased and its work half done.
  */
 import { reconcile } from '../../lib/reconcile';
-import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
+import { adminClients, createNamespace, deleteNamespace } from '../support/cluster';
 import { TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
 import { runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
+import { reconcileOnceLeaseFree } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
@@ -50,10 +51,7 @@ describe('a pass killed mid-apply', () => {
     // The killed run's lease (5 s) must expire before another run may act.
     const blocked = await reconcile(stackDeps(stackConfig({ ...env })));
     expect(blocked.result).toBe('skipped');
-    const next = await waitFor('the dead run\'s lease to expire', async () => {
-      const r = await reconcile(stackDeps(stackConfig({ ...env })));
-      return r.result === 'skipped' ? undefined : r;
-    }, 30_000, 1000);
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
 
     expect(next.result).toBe('succeeded');
     expect(next.daemonSets[0]).toMatchObject({ action: 'update', revision: 2, applied: true });
@@ -71,10 +69,7 @@ describe('a pass killed mid-apply', () => {
     expect(await liveState()).toEqual({ image: 'registry.local/fragile:3.0', revision: '3' });
     expect((await deps.store.getState(ns, 'fragile'))!.value.currentRevision).toBe(2);
 
-    const next = await waitFor('the dead run\'s lease to expire', async () => {
-      const r = await reconcile(stackDeps(stackConfig({ ...env })));
-      return r.result === 'skipped' ? undefined : r;
-    }, 30_000, 1000);
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
     expect(next.result).toBe('succeeded');
     expect(next.daemonSets[0]).toMatchObject({ action: 'unchanged', revision: 3, applied: false });
     expect(await deps.store.listRevisionNumbers(ns, 'fragile')).toEqual([1, 2, 3]);

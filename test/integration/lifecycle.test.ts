@@ -4,26 +4,15 @@
  */
 import { reconcile } from '../../lib/reconcile';
 import { autoRollback } from '../../lib/rollback';
-import { adminClients, createNamespace, deleteNamespace } from '../support/cluster';
-import { TestRepo } from '../support/git';
+import { adminClients } from '../support/cluster';
 import { dsYaml } from '../support/manifests';
-import { stackConfig, stackDeps } from '../support/reconciler';
+import { cleanupScenarios, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
-const cleanups: (() => Promise<void> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups) await c();
-});
-
-async function setup(prefix: string, extra: Record<string, string> = {}) {
-  const ns = await createNamespace(core, prefix);
-  const git = new TestRepo();
-  cleanups.push(() => deleteNamespace(core, ns), () => git.cleanup());
-  const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, ...extra });
-  return { ns, git, config, deps: () => stackDeps(config) };
-}
+const setup = scenario;
+afterAll(cleanupScenarios);
 
 async function podsByImage(ns: string, app: string): Promise<Record<string, number>> {
   const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });

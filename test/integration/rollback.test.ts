@@ -9,28 +9,16 @@ import { rollback } from '../../lib/rollback';
 import { status } from '../../lib/status';
 import { Lease } from '../../lib/store/lease';
 import { StateStore } from '../../lib/store/state-store';
-import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
-import { TestRepo } from '../support/git';
+import { adminClients, waitFor } from '../support/cluster';
 import { dsYaml } from '../support/manifests';
-import { stackConfig, stackDeps } from '../support/reconciler';
+import { stackDeps } from '../support/reconciler';
+import { cleanupScenarios, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
-const cleanups: (() => Promise<void> | void)[] = [];
-
-afterAll(async () => {
-  for (const c of cleanups) await c();
-});
-
-async function setup(prefix: string) {
-  const ns = await createNamespace(core, prefix);
-  const git = new TestRepo();
-  cleanups.push(() => deleteNamespace(core, ns), () => git.cleanup());
-  const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
-  const deps = () => stackDeps(config);
-  return { ns, git, config, deps };
-}
+const setup = scenario;
+afterAll(cleanupScenarios);
 
 async function image(ns: string, name: string): Promise<string | undefined> {
   const ds = await apps.readNamespacedDaemonSet({ name, namespace: ns });

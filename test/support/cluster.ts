@@ -109,17 +109,31 @@ export class AvailabilityWatcher {
   private abort?: AbortController;
   maxUnavailableSeen = 0;
   samples = 0;
+  /** Every pod deletion seen (namespace-local pod names), with when it was seen. */
+  readonly deletions: { name: string; node?: string; at: number }[] = [];
+  /** Nodes that ever ran a pod with each image. */
+  readonly nodesByImage = new Map<string, Set<string>>();
 
   constructor(
     private readonly kc: k8s.KubeConfig,
     private readonly namespace: string,
     private readonly labelSelector: string,
     private readonly nodes: string[],
+    /** A pod counts as available once Ready for this long, as the DaemonSet's minReadySeconds says. */
+    private readonly minReadySeconds = 0,
   ) {}
 
+  private available(p: k8s.V1Pod, now: number): boolean {
+    if (!isPodReady(p)) return false;
+    if (this.minReadySeconds === 0) return true;
+    const since = p.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime;
+    return since !== undefined && now - new Date(since as unknown as string).getTime() >= this.minReadySeconds * 1000;
+  }
+
   unavailableNow(): number {
+    const now = Date.now();
     const readyNodes = new Set<string>();
-    for (const p of this.pods.values()) if (isPodReady(p) && p.spec?.nodeName) readyNodes.add(p.spec.nodeName);
+    for (const p of this.pods.values()) if (this.available(p, now) && p.spec?.nodeName) readyNodes.add(p.spec.nodeName);
     return this.nodes.filter((n) => !readyNodes.has(n)).length;
   }
 
@@ -134,6 +148,14 @@ export class AvailabilityWatcher {
       (phase, obj: k8s.V1Pod) => {
         if (phase === 'DELETED') this.pods.delete(obj.metadata!.uid!);
         else this.pods.set(obj.metadata!.uid!, obj);
+        if (phase === 'MODIFIED' && obj.metadata?.deletionTimestamp && !this.deletions.some((d) => d.name === obj.metadata!.name)) {
+          this.deletions.push({ name: obj.metadata!.name!, node: obj.spec?.nodeName, at: Date.now() });
+        }
+        const image = obj.spec?.containers[0]?.image;
+        if (image && obj.spec?.nodeName) {
+          if (!this.nodesByImage.has(image)) this.nodesByImage.set(image, new Set());
+          this.nodesByImage.get(image)!.add(obj.spec.nodeName);
+        }
         this.samples++;
         this.maxUnavailableSeen = Math.max(this.maxUnavailableSeen, this.unavailableNow());
       },

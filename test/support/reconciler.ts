@@ -67,13 +67,14 @@ export interface CliRun {
 }
 
 /** Runs the dsgitops command as a separate process, the way a person or a script does. */
-export function runCliProcess(args: string[], env: Record<string, string>, timeoutMs = 180_000): Promise<CliRun> {
+export function runCliProcess(args: string[], env: Record<string, string>, timeoutMs = 180_000, onStart?: (pid: number) => void): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'dsgitops.cjs'), ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) onStart?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

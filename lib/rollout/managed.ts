@@ -1,0 +1,216 @@
+/**
+ * The driver of managed rollouts. The DaemonSet runs with OnDelete; this loop observes
+ * nodes and pods, asks the pure `nextWave` which old pods may go now, deletes exactly
+ * those, and checkpoints the decision in S3 before waiting on a pod watch. A run that is
+ * killed loses nothing: the next one reads the checkpoint and continues there, and because
+ * every decision starts from what the cluster shows at that moment (in-flight deletions
+ * included), the budget holds across the handover too.
+ */
+import type { LiveDaemonSet, LiveNode, LivePod } from '../cluster/types';
+import type { Deps } from '../deps';
+import { errorMessage } from '../errors';
+import { DECLARED_STRATEGY_ANNOTATION } from '../labels';
+import type { Lease } from '../store/lease';
+import type { RolloutState } from '../store/records';
+import { parseRolloutAnnotations } from './annotations';
+import { controllerCaughtUp } from './status';
+import { nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+
+export interface ManagedTarget {
+  namespace: string;
+  name: string;
+  revision: number;
+}
+
+export interface DriveOptions {
+  wait: boolean;
+  lease?: Lease;
+  marginMs?: number;
+}
+
+/** What state.rollout.managed holds for a managed rollout. */
+export interface ManagedRecord {
+  checkpoint?: WaveCheckpoint;
+  wavePhase?: string;
+  reason?: string;
+  notReadyNodes?: string[];
+  readyNodesDone?: boolean;
+  paused?: boolean;
+}
+
+const MAX_WAIT_MS = 10_000;
+
+function podReadyCondition(pod: LivePod) {
+  return pod.status?.conditions?.find((c) => c.type === 'Ready');
+}
+
+export function toWavePod(pod: LivePod, isUpdated: boolean): WavePod {
+  const ready = podReadyCondition(pod);
+  return {
+    name: pod.metadata.name,
+    uid: pod.metadata.uid ?? '',
+    node: pod.spec.nodeName ?? '',
+    updated: isUpdated,
+    ready: ready?.status === 'True' && !pod.metadata.deletionTimestamp,
+    readySince: ready?.status === 'True' ? ready.lastTransitionTime : undefined,
+    terminating: Boolean(pod.metadata.deletionTimestamp),
+  };
+}
+
+export function toWaveNode(node: LiveNode): WaveNode {
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  return { name: node.metadata.name, ready: ready?.status === 'True', labels: node.metadata.labels ?? {} };
+}
+
+/** A label selector in the API's query syntax. */
+export function selectorString(selector: LiveDaemonSet['spec']['selector']): string {
+  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of selector.matchExpressions ?? []) {
+    if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
+    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${(e.values ?? []).join(',')})`);
+    else if (e.operator === 'Exists') parts.push(e.key);
+    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
+  }
+  return parts.join(',');
+}
+
+/**
+ * Whether a pod runs the DaemonSet's current template, as the DaemonSet controller decides
+ * it: the template generation matches, or the pod's revision hash is the newest
+ * ControllerRevision's (which also covers a rollback to a template seen before).
+ */
+export function isPodUpdated(pod: LivePod, templateGeneration: string | undefined, currentHash: string | undefined): boolean {
+  const labels = pod.metadata.labels ?? {};
+  return (templateGeneration !== undefined && labels['pod-template-generation'] === templateGeneration) ||
+    (currentHash !== undefined && labels['controller-revision-hash'] === currentHash);
+}
+
+function declaredMaxUnavailable(ds: LiveDaemonSet): number | string {
+  try {
+    const d = JSON.parse(ds.metadata.annotations?.[DECLARED_STRATEGY_ANNOTATION] ?? '{}') as { maxUnavailable?: number | string };
+    return d.maxUnavailable ?? 1;
+  } catch {
+    return 1;
+  }
+}
+
+function toRollout(previous: RolloutState | undefined, target: ManagedTarget, decision: WaveDecision, pods: WavePod[], generation: number | undefined, paused: boolean, now: string): RolloutState {
+  const c = decision.counts;
+  const phase = decision.phase === 'complete' ? 'complete' : decision.phase === 'stalled' ? 'stalled' : 'progressing';
+  const managed: ManagedRecord = {
+    checkpoint: decision.checkpoint,
+    wavePhase: decision.phase,
+    reason: decision.reason,
+    notReadyNodes: decision.notReadyNodes,
+    readyNodesDone: decision.readyNodesDone,
+    paused,
+  };
+  return {
+    revision: target.revision,
+    mode: 'managed',
+    phase,
+    generation,
+    startedAt: decision.checkpoint.startedAt,
+    lastProgressAt: decision.checkpoint.lastProgressAt,
+    finishedAt: phase === 'complete' ? previous?.finishedAt ?? now : undefined,
+    counts: {
+      desired: c.desired,
+      current: pods.filter((p) => !p.terminating).length,
+      ready: pods.filter((p) => p.ready).length,
+      upToDate: c.updated,
+      available: c.available,
+    },
+    message: `${decision.phase === 'paused' ? 'paused: ' : decision.phase === 'canary-hold' ? 'canary: ' : ''}${decision.reason}${decision.checkpoint.waves ? ` (wave ${decision.checkpoint.waves})` : ''}`,
+    managed: managed as Record<string, unknown>,
+  };
+}
+
+/**
+ * Drives one managed rollout until it completes, stalls, is paused, has only NotReady nodes
+ * left, or the time budget runs out. Returns the last rollout state (also stored in S3).
+ */
+export async function driveManaged(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions): Promise<RolloutState | undefined> {
+  const { cluster, store, clock, config } = deps;
+  const { namespace, name } = target;
+  const key = `${namespace}/${name}`;
+  let rollout = previous?.revision === target.revision ? previous : undefined;
+  let lastLine = '';
+  const margin = options.marginMs ?? 15_000;
+
+  for (;;) {
+    const state = (await store.getState(namespace, name))?.value;
+    if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
+    const record = (state.rollout?.revision === target.revision ? state.rollout.managed : undefined) as ManagedRecord | undefined;
+    const ds = await cluster.getDaemonSet(namespace, name);
+    if (!ds) return rollout;
+    if (!controllerCaughtUp(ds)) {
+      // The controller has not seen the new template yet; its revision hash would be stale.
+      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, 2_000, (d) => controllerCaughtUp(d));
+      continue;
+    }
+    const annotations = parseRolloutAnnotations(ds.metadata.annotations);
+    const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
+    const selector = selectorString(ds.spec.selector);
+    const [podList, nodes, revisions] = await Promise.all([
+      cluster.listPods(namespace, selector),
+      cluster.listNodes(),
+      cluster.listControllerRevisions(namespace, selector),
+    ]);
+    const owned = revisions.filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
+    const currentHash = owned[0]?.hash;
+    const templateGeneration = ds.metadata.annotations?.['deprecated.daemonset.template.generation'];
+    const pods = podList.items
+      .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
+      .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
+    const waveNodes = nodes.map(toWaveNode);
+    const known = new Set(waveNodes.map((n) => n.name));
+    // A node deleted from the cluster will never get its replacement pod: stop waiting for it.
+    const checkpoint = record?.checkpoint
+      ? { ...record.checkpoint, inFlight: record.checkpoint.inFlight.filter((f) => known.has(f.node)) }
+      : undefined;
+    const paused = a.paused || Boolean(state.paused);
+    const policy: WavePolicy = {
+      maxUnavailable: declaredMaxUnavailable(ds),
+      minReadySeconds: ds.spec.minReadySeconds ?? 0,
+      canary: a.canary,
+      paused,
+      progressDeadlineSeconds: a.progressDeadlineSeconds ?? config.policy.progressDeadlineSeconds,
+    };
+    const now = clock.now();
+    const decision = nextWave({ nodes: waveNodes, pods, desiredNumberScheduled: ds.status?.desiredNumberScheduled ?? 0 }, policy, checkpoint, now);
+
+    // Record the decision before acting on it: a run killed between the two leaves the
+    // deletions in inFlight, so the next run counts them against the budget.
+    rollout = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
+    const written = rollout;
+    await store.updateState(namespace, name, (cur) => (cur && cur.currentRevision === target.revision ? { ...cur, rollout: written, updatedAt: now.toISOString() } : undefined));
+    for (const p of decision.podsToDelete) {
+      try {
+        await cluster.deletePod(namespace, p.name, p.uid);
+      } catch (err) {
+        deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
+      }
+    }
+    const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
+    if (line !== lastLine) {
+      deps.onProgress?.(line);
+      if (decision.podsToDelete.length) {
+        deps.logger.log('info', `wave ${decision.checkpoint.waves}: deleting ${decision.podsToDelete.map((p) => `${p.name} on ${p.node}`).join(', ')}`, { daemonSet: key, action: 'wave', revision: target.revision });
+      }
+      lastLine = line;
+    }
+
+    if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
+    if (!options.wait) return rollout;
+    const left = deps.deadline - clock.now().getTime() - margin;
+    if (left <= 0) return rollout;
+    const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
+    const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
+    try {
+      await cluster.watchPods(namespace, selector, podList.resourceVersion, timeout, () => true);
+    } catch (err) {
+      deps.logger.log('warn', `pod watch ended: ${errorMessage(err)}`, { daemonSet: key });
+    }
+    if (options.lease) await options.lease.renewIfDue();
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * Managed rollouts on 12 nodes: the reconciler replaces pods itself, in waves within
+ * maxUnavailable, with canaries, pause/resume, a progress deadline with automatic rollback,
+ * NotReady nodes that do not block, and a driver that survives being killed.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { pause, resume } from '../../lib/pause';
+import { reconcile } from '../../lib/reconcile';
+import { autoRollback } from '../../lib/rollback';
+import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
+import { adminClients, AvailabilityWatcher, isPodReady, waitFor, workerNodes } from '../support/cluster';
+import { dsYaml, DsOptions } from '../support/manifests';
+import { runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
+import { cleanupScenarios, onCleanup, reconcileOnceLeaseFree, scenario } from '../support/scenario';
+
+jest.setTimeout(600_000);
+
+const NODES = 12;
+const READY_DELAY_SECONDS = 3;
+const { kc, core, apps } = adminClients();
+let workersBefore = 0;
+const setup = scenario;
+
+beforeAll(async () => {
+  workersBefore = listStackNodes().workers.length;
+  setWorkerCount(NODES);
+  await waitNodesReady();
+});
+
+afterAll(async () => {
+  await cleanupScenarios();
+  setWorkerCount(workersBefore);
+});
+
+function managed(o: DsOptions & { managedAnnotations?: Record<string, string> }): string {
+  return dsYaml({
+    ...o,
+    annotations: { 'daemonset-gitops.io/rollout': 'managed', ...o.managedAnnotations, ...o.annotations },
+    podAnnotations: { 'pod-ready.stage.kwok.x-k8s.io/delay': `${READY_DELAY_SECONDS}s`, ...o.podAnnotations },
+  });
+}
+
+async function workerNames(): Promise<string[]> {
+  return (await workerNodes(core)).map((n) => n.metadata!.name!).sort();
+}
+
+async function podsOf(ns: string, app: string): Promise<k8s.V1Pod[]> {
+  return (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items.filter((p) => !p.metadata!.deletionTimestamp);
+}
+
+async function imagesByNode(ns: string, app: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of await podsOf(ns, app)) out[p.spec!.nodeName!] = p.spec!.containers[0].image!;
+  return out;
+}
+
+describe('managed rollouts within maxUnavailable', () => {
+  it.each([
+    ['25%', 3],
+    [2, 2],
+  ])('maxUnavailable %s on 12 nodes: the watcher never sees more than %i nodes without an available pod', async (maxUnavailable, k) => {
+    const { ns, git, deps } = await setup('wave');
+    const nodes = await workerNames();
+    expect(nodes).toHaveLength(NODES);
+    const minReadySeconds = 1;
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable, minReadySeconds })).commit('v1');
+    const first = await reconcile(deps());
+    expect(first.daemonSets[0]).toMatchObject({ action: 'create', rollout: { mode: 'managed', phase: 'complete' } });
+    const live = await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns });
+    expect(live.spec!.updateStrategy!.type).toBe('OnDelete');
+    expect(JSON.parse(live.metadata!.annotations!['daemonset-gitops.io/declared-strategy'])).toEqual({ type: 'RollingUpdate', maxUnavailable, maxSurge: 0 });
+
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes, minReadySeconds);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable, minReadySeconds })).commit('v2');
+    const second = await reconcile(deps());
+    watcher.stop();
+
+    const entry = second.daemonSets[0];
+    expect(entry).toMatchObject({ action: 'update', revision: 2, rollout: { mode: 'managed', phase: 'complete', upToDate: NODES, available: NODES } });
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:2.0'));
+    expect(watcher.maxUnavailableSeen).toBeGreaterThanOrEqual(1);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(k);
+
+    const state = (await deps().store.getState(ns, 'agent'))!.value;
+    const wall = (Date.parse(state.rollout!.finishedAt!) - Date.parse(state.rollout!.startedAt)) / 1000;
+    const ideal = Math.ceil(NODES / k) * (READY_DELAY_SECONDS + minReadySeconds);
+    // eslint-disable-next-line no-console
+    console.log(`managed rollout, ${NODES} nodes, maxUnavailable ${maxUnavailable} (k=${k}): wall ${wall.toFixed(1)}s, ideal ceil(N/k) x (ready delay + minReadySeconds) = ${ideal}s, waves ${(state.rollout!.managed as { checkpoint: { waves: number } }).checkpoint.waves}`);
+    // Waves wait for readiness: the rollout cannot beat the ideal (it would if it deleted everything at once).
+    expect(wall).toBeGreaterThanOrEqual(ideal * 0.9);
+    expect((await deps().store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('healthy');
+  });
+});
+
+describe('a failing new version', () => {
+  it('fails in the first wave, stalls within the deadline, and is rolled back automatically; only one wave of nodes ever ran it', async () => {
+    const { ns, git, deps } = await setup('fail');
+    const nodes = await workerNames();
+    const annotations = { 'daemonset-gitops.io/progress-deadline': '12', 'daemonset-gitops.io/auto-rollback': 'true' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 2, managedAnnotations: annotations })).commit('v1');
+    await reconcile(deps(), {}, autoRollback);
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({
+      name: 'agent', namespace: ns, image: 'registry.local/agent:broken', maxUnavailable: 2, managedAnnotations: annotations,
+      podLabels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' },
+    })).commit('v2: crashes');
+    const r = await reconcile(deps(), {}, autoRollback);
+    watcher.stop();
+
+    expect(r.daemonSets[0]).toMatchObject({ revision: 2, rollout: { phase: 'stalled' } });
+    expect(r.daemonSets[0].message).toMatch(/rolled back from revision 2 to revision 1 \(recorded as revision 3\)/);
+    expect(watcher.nodesByImage.get('registry.local/agent:broken')?.size).toBe(2);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(2);
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:1.0'));
+    expect((await podsOf(ns, 'agent')).every(isPodReady)).toBe(true);
+    const store = deps().store;
+    expect((await store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('rolled-back');
+    const r3 = (await store.getRevision(ns, 'agent', 3))!.value;
+    expect(r3).toMatchObject({ cause: 'rollback', rollbackTo: 1, outcome: 'healthy' });
+    expect(r3.reason).toMatch(/^automatic rollback: revision 2 stalled/);
+  });
+});
+
+describe('canary', () => {
+  async function canaryRun(canary: string, expectedFirst: (nodes: k8s.V1Node[]) => string[]) {
+    const { ns, git, deps } = await setup('canary');
+    const nodeObjects = await workerNodes(core);
+    const nodes = nodeObjects.map((n) => n.metadata!.name!).sort();
+    const ann = { 'daemonset-gitops.io/canary': canary, 'daemonset-gitops.io/canary-hold': '4s' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 4, managedAnnotations: ann })).commit('v1');
+    await reconcile(deps());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 4, managedAnnotations: ann })).commit('v2');
+    const r = await reconcile(deps());
+    watcher.stop();
+    expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'complete', upToDate: NODES });
+
+    const canaryNodes = expectedFirst(nodeObjects).sort();
+    const state = (await deps().store.getState(ns, 'agent'))!.value;
+    expect((state.rollout!.managed as { checkpoint: { canaryNodes: string[]; canaryPassed: boolean } }).checkpoint).toMatchObject({ canaryNodes, canaryPassed: true });
+    // The first deletions were exactly the canary nodes; the next came only after they were available for the hold.
+    const first = watcher.deletions.slice(0, canaryNodes.length).map((d) => d.node).sort();
+    expect(first).toEqual(canaryNodes);
+    const rest = watcher.deletions.slice(canaryNodes.length);
+    expect(rest.length).toBe(NODES - canaryNodes.length);
+    const lastCanaryDeletion = Math.max(...watcher.deletions.slice(0, canaryNodes.length).map((d) => d.at));
+    expect(Math.min(...rest.map((d) => d.at)) - lastCanaryDeletion).toBeGreaterThanOrEqual((READY_DELAY_SECONDS + 4) * 1000 * 0.9);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(4);
+  }
+
+  it('by count: the first wave is the first 2 nodes by name, held until available for the hold time', async () => {
+    await canaryRun('2', (nodes) => nodes.map((n) => n.metadata!.name!).sort().slice(0, 2));
+  });
+
+  it('by node label: the first wave is the nodes of zone b', async () => {
+    await canaryRun('topology.kubernetes.io/zone=b', (nodes) => nodes.filter((n) => n.metadata!.labels!['topology.kubernetes.io/zone'] === 'b').map((n) => n.metadata!.name!));
+  });
+});
+
+describe('pause and resume', () => {
+  it('stops the waves mid-rollout, deletes nothing while paused, and finishes after resume', async () => {
+    const { ns, git, deps } = await setup('pause');
+    const nodes = await workerNames();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 1 })).commit('v1');
+    await reconcile(deps());
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 1 })).commit('v2');
+    const running = reconcile(deps());
+    await waitFor('two nodes to be updated', async () => Object.values(await imagesByNode(ns, 'agent')).filter((i) => i.endsWith(':2.0')).length >= 2, 120_000);
+    const paused = await pause(deps(), { namespace: ns, name: 'agent', reason: 'checking dashboards' });
+    expect(paused.paused).toBe(true);
+    const first = await running;
+    expect(first.daemonSets[0].rollout).toMatchObject({ phase: 'progressing' });
+    expect(first.daemonSets[0].rollout!.message).toMatch(/^paused/);
+
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    const before = (await podsOf(ns, 'agent')).map((p) => p.metadata!.uid).sort();
+    const whilePaused = await reconcile(deps());
+    expect(whilePaused.daemonSets[0].rollout!.message).toMatch(/^paused/);
+    await new Promise((r) => setTimeout(r, (READY_DELAY_SECONDS + 3) * 1000));
+    watcher.stop();
+    expect(watcher.deletions).toEqual([]);
+    expect((await podsOf(ns, 'agent')).map((p) => p.metadata!.uid).sort()).toEqual(before);
+    const updatedWhilePaused = Object.values(await imagesByNode(ns, 'agent')).filter((i) => i.endsWith(':2.0')).length;
+    expect(updatedWhilePaused).toBeLessThan(NODES);
+
+    await resume(deps(), { namespace: ns, name: 'agent' });
+    const done = await reconcile(deps());
+    expect(done.daemonSets[0].rollout).toMatchObject({ phase: 'complete', upToDate: NODES });
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:2.0'));
+  });
+});
+
+describe('NotReady nodes', () => {
+  it('are skipped without blocking the rollout, and updated when they come back', async () => {
+    const { ns, git, deps } = await setup('notready');
+    const nodes = await workerNames();
+    const sick = nodes[0];
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 3 })).commit('v1');
+    await reconcile(deps());
+    await core.patchNode({ name: sick, body: { metadata: { labels: { 'node-not-ready.stage.kwok.x-k8s.io': 'true' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+    onCleanup(async () => {
+      await core.patchNode({ name: sick, body: { metadata: { labels: { 'node-not-ready.stage.kwok.x-k8s.io': null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch)).catch(() => undefined);
+    });
+    await waitFor(`${sick} to be NotReady`, async () => (await core.readNode({ name: sick })).status!.conditions!.find((c) => c.type === 'Ready')!.status !== 'True');
+
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 3 })).commit('v2');
+    const r = await reconcile(deps());
+    expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'progressing' });
+    expect(r.daemonSets[0].rollout!.message).toContain(sick);
+    const during = await imagesByNode(ns, 'agent');
+    expect(during[sick]).toBe('registry.local/agent:1.0');
+    expect(nodes.slice(1).map((n) => during[n])).toEqual(nodes.slice(1).map(() => 'registry.local/agent:2.0'));
+
+    await core.patchNode({ name: sick, body: { metadata: { labels: { 'node-not-ready.stage.kwok.x-k8s.io': null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+    await waitFor(`${sick} to be Ready again`, async () => (await core.readNode({ name: sick })).status!.conditions!.find((c) => c.type === 'Ready')!.status === 'True');
+    const after = await reconcile(deps());
+    expect(after.daemonSets[0].rollout).toMatchObject({ phase: 'complete', upToDate: NODES });
+    expect((await imagesByNode(ns, 'agent'))[sick]).toBe('registry.local/agent:2.0');
+  });
+});
+
+describe('a driver killed mid-rollout', () => {
+  it('resumes from its checkpoint and never exceeds the budget across the handover', async () => {
+    const { ns, git } = await setup('resume');
+    const nodes = await workerNames();
+    const env = stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, LEASE_SECONDS: '5' });
+    const deps = () => stackDeps(stackConfig(env));
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 2 })).commit('v1');
+    await reconcile(deps());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 2 })).commit('v2');
+
+    let pid = 0;
+    const cli = runCliProcess(['reconcile', '--json'], env, 180_000, (p) => (pid = p));
+    await waitFor('three pods deleted by the first driver', async () => watcher.deletions.length >= 3, 120_000);
+    process.kill(pid, 'SIGKILL');
+    const killed = await cli;
+    expect(killed.signal).toBe('SIGKILL');
+    const checkpoint = ((await deps().store.getState(ns, 'agent'))!.value.rollout!.managed as { checkpoint: { waves: number } }).checkpoint;
+    expect(checkpoint.waves).toBeGreaterThanOrEqual(2);
+
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
+    watcher.stop();
+    expect(next.daemonSets[0].rollout).toMatchObject({ phase: 'complete', upToDate: NODES });
+    const finalCheckpoint = ((await deps().store.getState(ns, 'agent'))!.value.rollout!.managed as { checkpoint: { waves: number } }).checkpoint;
+    expect(finalCheckpoint.waves).toBeGreaterThan(checkpoint.waves);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(2);
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:2.0'));
+  });
+});
