@@ -37,6 +37,8 @@ export interface ReconcileRequest {
 export type StallHandler = (deps: Deps, lease: Lease, key: string, state: DaemonSetState) => Promise<DaemonSetReport | undefined>;
 
 const STATE_READ_CONCURRENCY = 16;
+/** DaemonSets dry-run and applied at once: enough to keep a large fleet's first pass short, few enough for the API server. */
+const APPLY_CONCURRENCY = 8;
 
 function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | undefined, revision: number | undefined): RolloutReport | undefined {
   if (!live) return undefined;
@@ -137,13 +139,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       const [namespace, name] = k.split('/');
       return { key: k, namespace, name, desired: desired.get(k), problems: keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
     });
-    const items: PlanItem[] = [];
-    for (const o of observed) {
+    const items: PlanItem[] = await mapLimit(observed, APPLY_CONCURRENCY, async (o) => {
       const t = triage(o, { policy: config.policy, sourceComplete });
-      if ('decided' in t) {
-        items.push(t.decided);
-        continue;
-      }
+      if ('decided' in t) return t.decided;
       let result: DryRunResult;
       try {
         result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
@@ -151,13 +149,14 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         if ((err as DsGitopsError).reason === 'ApplyFailed') result = { ok: false, message: errorMessage(err) };
         else throw err;
       }
-      items.push(decide(o, result, config.policy));
-    }
+      return decide(o, result, config.policy);
+    });
     const byKey = new Map(observed.map((o) => [o.key, o]));
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
-    for (const item of items) {
+    report.daemonSets = items.map((item) => ({ key: item.key, namespace: item.namespace, name: item.name, action: item.action, applied: false, message: item.message }));
+    await mapLimit(items, APPLY_CONCURRENCY, async (item, index) => {
       const o = byKey.get(item.key)!;
       const entry: DaemonSetReport = {
         key: item.key,
@@ -173,21 +172,23 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         problems: item.problems.length ? item.problems : undefined,
         pin: o.state?.pin,
       };
-      report.daemonSets.push(entry);
+      report.daemonSets[index] = entry;
       if (dryRun || !item.apply) {
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
         if (!dryRun) await noteUnapplied(deps, item, o);
         if (!dryRun && o.live && o.state && o.state.rollout?.phase === 'progressing' && o.state.currentRevision === liveRevision(o.live)) {
           trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
         }
-        continue;
+        return;
       }
       try {
+        // A long first pass over a large fleet keeps its lease; a lease lost to another run stops every worker here.
+        await lease.renewIfDue();
         if (item.prune) {
           await prune(deps, o);
           entry.action = 'pruned';
           entry.applied = true;
-          continue;
+          return;
         }
         const d = o.desired!;
         const out = await applyRevision(deps, {
@@ -215,7 +216,8 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         entry.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
         logger.log('error', entry.error.message, { daemonSet: item.key, action: 'apply-failed', reason: entry.error.reason });
       }
-    }
+    });
+
     if (dryRun) return finish();
 
     // 7. Track the rollouts (native: the controller rolls, this run watches).
