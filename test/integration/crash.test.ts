@@ -3,7 +3,10 @@
  * real: the dsgitops process sends itself SIGKILL at the injected point, leaving its lease
  * unreleased and its work half done.
  */
+import { StoreError } from '../../lib/errors';
 import { reconcile } from '../../lib/reconcile';
+import type { ObjectStore } from '../../lib/store/object-store';
+import { StateStore } from '../../lib/store/state-store';
 import { adminClients, createNamespace, deleteNamespace } from '../support/cluster';
 import { TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
@@ -76,5 +79,30 @@ describe('a pass killed mid-apply', () => {
     const state = (await deps.store.getState(ns, 'fragile'))!.value;
     expect(state.currentRevision).toBe(3);
     expect((await deps.store.getRevision(ns, 'fragile', 3))!.value.outcome).toBe('healthy');
+  });
+});
+
+describe('S3 refusing the snapshot', () => {
+  it('applies nothing when the revision snapshot cannot be written, and says so', async () => {
+    git.write('ds.yaml', dsYaml({ name: 'fragile', namespace: ns, image: 'registry.local/fragile:4.0' })).commit('fragile 4.0');
+    const real = stackDeps(stackConfig(env));
+    // MinIO stays real; only writes of revision snapshots fail, as with a full disk or a denied PutObject.
+    const failing: ObjectStore = {
+      get: (k) => real.objects.get(k),
+      list: (p) => real.objects.list(p),
+      delete: (k) => real.objects.delete(k),
+      put: (k, body, condition) => (k.includes('/revisions/') ? Promise.reject(new StoreError(`writing ${k} failed: XMinioStorageFull: Storage backend has reached its minimum free drive threshold`)) : real.objects.put(k, body, condition)),
+    };
+    const deps = { ...real, objects: failing, store: new StateStore(failing, real.store.keys) };
+    const before = await liveState();
+    const report = await reconcile(deps);
+    expect(report.result).toBe('failed');
+    expect(report.daemonSets[0]).toMatchObject({ action: 'failed', applied: false, error: { reason: 'SnapshotWriteFailed' } });
+    expect(report.daemonSets[0].error!.message).toMatch(/could not write revision 4 of .*\/fragile to S3, so nothing was applied: .*StorageFull/);
+    expect(await liveState()).toEqual(before);
+    expect(await real.store.listRevisionNumbers(ns, 'fragile')).toEqual([1, 2, 3]);
+
+    const healed = await reconcile(stackDeps(stackConfig(env)));
+    expect(healed.daemonSets[0]).toMatchObject({ action: 'update', applied: true, revision: 4 });
   });
 });
