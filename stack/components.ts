@@ -20,6 +20,20 @@ export interface Component {
 
 const pki = (file: string) => join(paths.pki, file);
 
+/** What the controller manager and the scheduler share: their identity, and /healthz on a local port. */
+function controlPlaneArgs(identity: string, port: number): string[] {
+  const kubeconfig = kubeconfigPath(identity);
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--cert-dir=${join(paths.data, identity)}`,
+    '--leader-elect=false',
+  ];
+}
+
 export function components(ports: StackPorts): Record<string, Component> {
   const apiserverUrl = `https://127.0.0.1:${ports.apiserver}`;
   return {
@@ -83,13 +97,7 @@ export function components(ports: StackPorts): Record<string, Component> {
         name: 'kube-controller-manager',
         command: binaryPath('kube-controller-manager'),
         args: [
-          `--kubeconfig=${kubeconfigPath('controller-manager')}`,
-          `--authentication-kubeconfig=${kubeconfigPath('controller-manager')}`,
-          `--authorization-kubeconfig=${kubeconfigPath('controller-manager')}`,
-          '--bind-address=127.0.0.1',
-          `--secure-port=${ports.controllerManager}`,
-          `--cert-dir=${join(paths.data, 'controller-manager')}`,
-          '--leader-elect=false',
+          ...controlPlaneArgs('controller-manager', ports.controllerManager),
           `--service-account-private-key-file=${pki('sa.key')}`,
           `--root-ca-file=${pki('ca.crt')}`,
           // Each controller acts as its own service account with its bootstrap role, as in kubeadm clusters.
@@ -107,13 +115,7 @@ export function components(ports: StackPorts): Record<string, Component> {
         name: 'kube-scheduler',
         command: binaryPath('kube-scheduler'),
         args: [
-          `--kubeconfig=${kubeconfigPath('scheduler')}`,
-          `--authentication-kubeconfig=${kubeconfigPath('scheduler')}`,
-          `--authorization-kubeconfig=${kubeconfigPath('scheduler')}`,
-          '--bind-address=127.0.0.1',
-          `--secure-port=${ports.scheduler}`,
-          `--cert-dir=${join(paths.data, 'scheduler')}`,
-          '--leader-elect=false',
+          ...controlPlaneArgs('scheduler', ports.scheduler),
         ],
       }),
       healthy: async () => (await probe(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }))?.status === 200,
