@@ -11,6 +11,8 @@ const base = {
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly})/)`],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   testEnvironment: 'node',
+  // Property tests run thousands of cases; on a busy 2-core machine they need more than jest's 5 s default.
+  testTimeout: 30_000,
   // Only test/ holds tests; the stack's data (etcd has its own *.snap files) is never scanned.
   roots: ['<rootDir>/test'],
 };
