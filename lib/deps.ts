@@ -9,7 +9,7 @@ import { Cluster, KubernetesCluster } from './cluster/client';
 import type { Config } from './config';
 import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
-import { Clock, systemClock } from './store/lease';
+import { Clock, Lease, systemClock } from './store/lease';
 import { createS3Client, ObjectStore, S3ObjectStore } from './store/object-store';
 import { StateStore } from './store/state-store';
 
@@ -26,6 +26,11 @@ export interface Deps {
   deadline: number;
   /** Reports rollout progress as it happens (the CLI prints it live). */
   onProgress?: (line: string) => void;
+}
+
+/** This run's handle on the cluster's lease (not taken yet). */
+export function clusterLease(deps: Deps): Lease {
+  return new Lease(deps.objects, deps.store.keys.lease(), deps.runId, deps.config.leaseSeconds, deps.clock);
 }
 
 export function newRunId(): string {

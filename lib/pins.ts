@@ -3,9 +3,8 @@
  * version differs from what runs, it is applied (and the pinned annotation goes with it).
  */
 import { emitEvent } from './apply';
-import type { Deps } from './deps';
+import { clusterLease, Deps } from './deps';
 import { InvalidRequestError, NotFoundError } from './errors';
-import { Lease } from './store/lease';
 import type { Pin } from './store/records';
 
 export interface UnpinReport {
@@ -18,7 +17,7 @@ export interface UnpinReport {
 
 export async function unpin(deps: Deps, req: { namespace: string; name: string; reason?: string }): Promise<UnpinReport> {
   const key = `${req.namespace}/${req.name}`;
-  const lease = new Lease(deps.objects, deps.store.keys.lease(), deps.runId, deps.config.leaseSeconds, deps.clock);
+  const lease = clusterLease(deps);
   await lease.acquire('unpin');
   try {
     const current = await deps.store.getState(req.namespace, req.name);

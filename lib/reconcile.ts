@@ -9,18 +9,18 @@
 import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './apply';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
-import type { Deps } from './deps';
+import { clusterLease, Deps } from './deps';
 import { DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
-import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize } from './report';
+import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
 import { countsOf } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import { checkout, redact } from './source/git';
 import { loadManifests } from './source/load';
 import { ManifestProblem } from './source/manifest';
-import { Lease } from './store/lease';
+import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import { mapLimit } from './util';
 
@@ -33,8 +33,8 @@ export interface ReconcileRequest {
   wait?: boolean;
 }
 
-/** Hook for automatic rollback of stalled rollouts; rollback.ts provides it. */
-export type StallHandler = (deps: Deps, lease: Lease, key: string, state: DaemonSetState) => Promise<DaemonSetReport | undefined>;
+/** Hook for automatic rollback of stalled rollouts (rollback.ts provides it); returns what it did, if anything. */
+export type StallHandler = (deps: Deps, lease: Lease, key: string, state: DaemonSetState) => Promise<string | undefined>;
 
 const STATE_READ_CONCURRENCY = 16;
 /** DaemonSets dry-run and applied at once: enough to keep a large fleet's first pass short, few enough for the API server. */
@@ -43,9 +43,7 @@ const APPLY_CONCURRENCY = 8;
 function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | undefined, revision: number | undefined): RolloutReport | undefined {
   if (!live) return undefined;
   const counts = countsOf(live);
-  if (rollout && rollout.revision === revision) {
-    return { ...counts, phase: rollout.phase, mode: rollout.mode, revision: rollout.revision, onDelete: rollout.onDelete, message: rollout.message };
-  }
+  if (rollout && rollout.revision === revision) return { ...toRolloutReport(rollout), ...counts };
   return { ...counts, phase: 'complete', mode: 'native', revision: revision ?? 0 };
 }
 
@@ -77,7 +75,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   };
 
   // 1. Lease: exactly one run acts on a cluster at a time. A plan writes nothing and takes none.
-  const lease = new Lease(deps.objects, store.keys.lease(), deps.runId, config.leaseSeconds, clock);
+  const lease = clusterLease(deps);
   if (!dryRun) {
     try {
       await lease.acquire('reconcile');
@@ -155,10 +153,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
-    report.daemonSets = items.map((item) => ({ key: item.key, namespace: item.namespace, name: item.name, action: item.action, applied: false, message: item.message }));
-    await mapLimit(items, APPLY_CONCURRENCY, async (item, index) => {
+    report.daemonSets = items.map((item): DaemonSetReport => {
       const o = byKey.get(item.key)!;
-      const entry: DaemonSetReport = {
+      return {
         key: item.key,
         namespace: item.namespace,
         name: item.name,
@@ -172,7 +169,10 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         problems: item.problems.length ? item.problems : undefined,
         pin: o.state?.pin,
       };
-      report.daemonSets[index] = entry;
+    });
+    await mapLimit(items, APPLY_CONCURRENCY, async (item, index) => {
+      const o = byKey.get(item.key)!;
+      const entry = report.daemonSets[index];
       if (dryRun || !item.apply) {
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
         if (!dryRun) await noteUnapplied(deps, item, o);
@@ -226,14 +226,14 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       for (const entry of report.daemonSets) {
         const r = results.get(entry.key);
         if (!r) continue;
-        entry.rollout = { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
+        entry.rollout = toRolloutReport(r);
         const o = byKey.get(entry.key);
         const auto = (o ? rolloutOptions(o).autoRollback : undefined) ?? config.policy.autoRollback;
         if (r.phase === 'stalled' && onStall && auto) {
           const s = (await store.getState(entry.namespace, entry.name))?.value;
           if (s) {
             const rolled = await onStall(deps, lease, entry.key, s);
-            if (rolled) entry.message = `${entry.message}; ${rolled.message}`;
+            if (rolled) entry.message = `${entry.message}; ${rolled}`;
           }
         }
       }

@@ -6,7 +6,7 @@ import type { LeaseHolder } from './errors';
 import type { PlanAction } from './plan/plan';
 import type { GitCommit } from './source/git';
 import type { ManifestProblem, SourceLocation } from './source/manifest';
-import type { Cause, Pin, RolloutCounts, RolloutPhase } from './store/records';
+import type { Cause, Pin, RolloutCounts, RolloutPhase, RolloutState } from './store/records';
 
 export interface RolloutReport extends Partial<RolloutCounts> {
   phase: RolloutPhase;
@@ -33,6 +33,10 @@ export interface DaemonSetReport {
   rollout?: RolloutReport;
   pin?: Pin;
   error?: { reason: string; message: string };
+}
+
+export function toRolloutReport(r: RolloutState): RolloutReport {
+  return { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
 }
 
 export type PassResult = 'succeeded' | 'failed' | 'skipped';

@@ -4,17 +4,18 @@
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
 import { applyRevision, emitEvent } from './apply';
-import type { Deps } from './deps';
+import { clusterLease, Deps } from './deps';
 import { errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError } from './errors';
 import type { RollbackEvent } from './events';
 import { describeRevisions } from './history';
-import type { DaemonSetReport, RolloutReport } from './report';
+import { RolloutReport, toRolloutReport } from './report';
 import { trackRollouts } from './rollout/track';
 import { checkout } from './source/git';
 import { loadManifests } from './source/load';
 import { canonicalJson, DaemonSetManifest } from './source/manifest';
-import { Lease } from './store/lease';
+import type { Lease } from './store/lease';
 import type { DaemonSetState, Pin, RevisionSnapshot } from './store/records';
+import { mapLimit } from './util';
 
 export interface RollbackRequest extends RollbackEvent {
   /** Who asked, for the pin (the CLI passes the local user). */
@@ -59,12 +60,8 @@ export function previousHealthy(revisions: RevisionSnapshot[], current: number |
 
 async function loadRevisions(deps: Deps, namespace: string, name: string): Promise<RevisionSnapshot[]> {
   const numbers = await deps.store.listRevisionNumbers(namespace, name);
-  const out: RevisionSnapshot[] = [];
-  for (const n of numbers) {
-    const r = await deps.store.getRevision(namespace, name, n);
-    if (r) out.push(r.value);
-  }
-  return out;
+  const read = await mapLimit(numbers, 8, (n) => deps.store.getRevision(namespace, name, n));
+  return read.flatMap((r) => (r ? [r.value] : []));
 }
 
 async function waitUntilGone(deps: Deps, namespace: string, name: string): Promise<void> {
@@ -141,7 +138,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
   if (req.wait !== false) {
     const results = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: out.state.rollout }], { wait: true, lease });
     const r = results.get(key);
-    if (r) rollout = { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
+    if (r) rollout = toRolloutReport(r);
   }
   return {
     kind: 'RollbackReport',
@@ -158,7 +155,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
 }
 
 export async function rollback(deps: Deps, req: RollbackRequest): Promise<RollbackReport> {
-  const lease = new Lease(deps.objects, deps.store.keys.lease(), deps.runId, deps.config.leaseSeconds, deps.clock);
+  const lease = clusterLease(deps);
   await lease.acquire('rollback'); // LeaseHeldError: nothing was changed
   try {
     const state = (await deps.store.getState(req.namespace, req.name))?.value;
@@ -172,7 +169,7 @@ export async function rollback(deps: Deps, req: RollbackRequest): Promise<Rollba
  * AUTO_ROLLBACK: a stalled rollout goes back to the last healthy revision, pinned, with
  * the stall as the reason. Runs inside the reconcile pass, under its lease.
  */
-export async function autoRollback(deps: Deps, lease: Lease, key: string, state: DaemonSetState): Promise<DaemonSetReport | undefined> {
+export async function autoRollback(deps: Deps, lease: Lease, key: string, state: DaemonSetState): Promise<string | undefined> {
   const [namespace, name] = key.split('/');
   const target = state.lastHealthyRevision;
   if (!target || target === state.currentRevision) {
@@ -187,7 +184,7 @@ export async function autoRollback(deps: Deps, lease: Lease, key: string, state:
       reason: `automatic rollback: revision ${state.currentRevision} stalled (${state.rollout?.message ?? 'no progress'})`,
       by: 'daemonset-gitops',
     }, state);
-    return { key, namespace, name, action: 'update', cause: 'rollback', applied: true, revision: out.revision, message: out.message, rollout: out.rollout, pin: out.pin };
+    return out.message;
   } catch (err) {
     if (err instanceof LeaseHeldError) throw err;
     deps.logger.log('error', `automatic rollback failed: ${errorMessage(err)}`, { daemonSet: key });

@@ -11,8 +11,3 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(workers);
   return out;
 }
-
-export function splitKey(key: string): { namespace: string; name: string } {
-  const [namespace, name] = key.split('/');
-  return { namespace, name };
-}

@@ -10,6 +10,7 @@ import type { Deps } from '../deps';
 import { errorMessage } from '../errors';
 import { MANAGED_SELECTOR } from '../labels';
 import type { Lease } from '../store/lease';
+import { canonicalJson } from '../source/manifest';
 import type { RolloutState } from '../store/records';
 import { driveManaged } from './managed';
 import { describeCounts, evaluateNative } from './status';
@@ -59,7 +60,8 @@ export async function trackRollouts(deps: Deps, targets: TrackTarget[], options:
   for (const [t, rollout] of managedResults) {
     if (!rollout) continue;
     nativeResults.set(keyOf(t), rollout);
-    await record(deps, t, rollout, undefined);
+    // The driver has stored every decision already; only the outcome and the Event remain.
+    await record(deps, t, rollout, undefined, true);
   }
   return nativeResults;
 }
@@ -122,12 +124,15 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   return results;
 }
 
-async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: LiveDaemonSet | undefined): Promise<void> {
+async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: LiveDaemonSet | undefined, stored = false): Promise<void> {
   const { store, clock } = deps;
   const key = keyOf(t);
   const wasPhase = t.previous?.revision === t.revision ? t.previous.phase : undefined;
   const now = clock.now().toISOString();
-  await store.updateState(t.namespace, t.name, (cur) => {
+  // A rollout that looks as it did (an OnDelete DaemonSet waiting for deletions, say) is not
+  // written again; a managed rollout's driver has written its state, all but lastHealthyRevision.
+  const unchanged = t.previous?.revision === t.revision && canonicalJson(t.previous) === canonicalJson(rollout);
+  if (!unchanged && (!stored || rollout.phase === 'complete')) await store.updateState(t.namespace, t.name, (cur) => {
     if (!cur || cur.currentRevision !== t.revision) return undefined; // a newer revision took over meanwhile
     return {
       ...cur,

@@ -53,6 +53,12 @@ describe('OnDelete DaemonSets in native mode', () => {
     expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'progressing', onDelete: true, upToDate: 0, desired: workers });
     expect(r.daemonSets[0].rollout!.message).toMatch(/updateStrategy OnDelete: pods take the new template only when they are deleted/);
     expect(await podsByImage(ns, 'csi')).toEqual({ 'registry.local/csi:1.0': workers });
+
+    // Nothing changes while it waits for deletions, so a later pass writes nothing to S3.
+    const before = await deps().store.getState(ns, 'csi');
+    const again = await reconcile(deps());
+    expect(again.daemonSets[0]).toMatchObject({ action: 'unchanged', rollout: { phase: 'progressing', onDelete: true } });
+    expect((await deps().store.getState(ns, 'csi'))!.etag).toBe(before!.etag);
   });
 });
 
