@@ -8,11 +8,12 @@
  */
 import type { LiveDaemonSet, LiveNode, LivePod } from '../cluster/types';
 import type { Deps } from '../deps';
-import { errorMessage } from '../errors';
+import { errorMessage, PreconditionFailedError } from '../errors';
 import { DECLARED_STRATEGY_ANNOTATION } from '../labels';
 import type { Lease } from '../store/lease';
-import type { RolloutState } from '../store/records';
+import type { DaemonSetState, RolloutState } from '../store/records';
 import { parseRolloutAnnotations } from './annotations';
+import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
 import { nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
@@ -34,6 +35,7 @@ export interface ManagedRecord {
   wavePhase?: string;
   reason?: string;
   notReadyNodes?: string[];
+  brokenNodes?: string[];
   readyNodesDone?: boolean;
   paused?: boolean;
 }
@@ -57,9 +59,12 @@ export function toWavePod(pod: LivePod, isUpdated: boolean): WavePod {
   };
 }
 
-export function toWaveNode(node: LiveNode): WaveNode {
+/** A node as the wave decision sees it: Ready or not, and whether this DaemonSet's template should run there. */
+export function toWaveNode(node: LiveNode, template: PlacementSpec): WaveNode {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  return { name: node.metadata.name, ready: ready?.status === 'True', labels: node.metadata.labels ?? {} };
+  const labels = node.metadata.labels ?? {};
+  const desired = !node.metadata.deletionTimestamp && nodeShouldRunDaemonPod(template, { name: node.metadata.name, labels, taints: node.spec?.taints ?? [] });
+  return { name: node.metadata.name, ready: ready?.status === 'True', desired, labels };
 }
 
 /** A label selector in the API's query syntax. */
@@ -102,6 +107,7 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
     wavePhase: decision.phase,
     reason: decision.reason,
     notReadyNodes: decision.notReadyNodes,
+    brokenNodes: decision.brokenNodes,
     readyNodesDone: decision.readyNodesDone,
     paused,
   };
@@ -126,8 +132,18 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
 }
 
 /**
- * Drives one managed rollout until it completes, stalls, is paused, has only NotReady nodes
- * left, or the time budget runs out. Returns the last rollout state (also stored in S3).
+ * Drives one managed rollout until it completes, stalls, is paused, has only skipped
+ * NotReady nodes left, or the time budget runs out. Returns the last rollout state (also
+ * stored in S3).
+ *
+ * Assumptions / invariants:
+ * - Every decision is written to S3 before it is acted on, with a write conditional on
+ *   what was read (If-Match): a pause or a newer revision that lands between the read and
+ *   the write makes the write fail, and the decision is taken again, so a pause
+ *   acknowledged during a wave's reads stops that wave.
+ * - The lease is confirmed (a conditional write) immediately before pods are deleted: a
+ *   run that cannot prove it still holds it deletes nothing.
+ * - Every wait is bounded by the run's deadline.
  */
 export async function driveManaged(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions): Promise<RolloutState | undefined> {
   const { cluster, store, clock, config } = deps;
@@ -136,16 +152,20 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
   let rollout = previous?.revision === target.revision ? previous : undefined;
   let lastLine = '';
   const margin = options.marginMs ?? 15_000;
+  const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
 
   for (;;) {
-    const state = (await store.getState(namespace, name))?.value;
+    const stored = await store.getState(namespace, name);
+    const state = stored?.value;
     if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
     const record = (state.rollout?.revision === target.revision ? state.rollout.managed : undefined) as ManagedRecord | undefined;
     const ds = await cluster.getDaemonSet(namespace, name);
     if (!ds) return rollout;
     if (!controllerCaughtUp(ds)) {
       // The controller has not seen the new template yet; its revision hash would be stale.
-      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, 2_000, (d) => controllerCaughtUp(d));
+      if (!options.wait || timeLeft() <= 0) return rollout;
+      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, Math.max(250, Math.min(2_000, timeLeft())), (d) => controllerCaughtUp(d));
+      if (options.lease) await options.lease.renewIfDue();
       continue;
     }
     const annotations = parseRolloutAnnotations(ds.metadata.annotations);
@@ -162,12 +182,8 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     const pods = podList.items
       .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
       .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
-    const waveNodes = nodes.map(toWaveNode);
-    const known = new Set(waveNodes.map((n) => n.name));
-    // A node deleted from the cluster will never get its replacement pod: stop waiting for it.
-    const checkpoint = record?.checkpoint
-      ? { ...record.checkpoint, inFlight: record.checkpoint.inFlight.filter((f) => known.has(f.node)) }
-      : undefined;
+    const template = ds.spec.template.spec as PlacementSpec;
+    const waveNodes = nodes.map((n) => toWaveNode(n, template));
     const paused = a.paused || Boolean(state.paused);
     const policy: WavePolicy = {
       maxUnavailable: declaredMaxUnavailable(ds),
@@ -177,18 +193,22 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       progressDeadlineSeconds: a.progressDeadlineSeconds ?? config.policy.progressDeadlineSeconds,
     };
     const now = clock.now();
-    const decision = nextWave({ nodes: waveNodes, pods, desiredNumberScheduled: ds.status?.desiredNumberScheduled ?? 0 }, policy, checkpoint, now);
+    const decision = nextWave({ nodes: waveNodes, pods }, policy, record?.checkpoint, now);
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
-    rollout = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
-    const written = rollout;
-    await store.updateState(namespace, name, (cur) => (cur && cur.currentRevision === target.revision ? { ...cur, rollout: written, updatedAt: now.toISOString() } : undefined));
-    for (const p of decision.podsToDelete) {
-      try {
-        await cluster.deletePod(namespace, p.name, p.uid);
-      } catch (err) {
-        deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
+    const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
+    const written = await recordDecision(deps, target, stored!.etag, state, next);
+    if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
+    rollout = next;
+    if (decision.podsToDelete.length > 0) {
+      if (options.lease) await options.lease.renew();
+      for (const p of decision.podsToDelete) {
+        try {
+          await cluster.deletePod(namespace, p.name, p.uid);
+        } catch (err) {
+          deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
+        }
       }
     }
     const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
@@ -197,12 +217,15 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       if (decision.podsToDelete.length) {
         deps.logger.log('info', `wave ${decision.checkpoint.waves}: deleting ${decision.podsToDelete.map((p) => `${p.name} on ${p.node}`).join(', ')}`, { daemonSet: key, action: 'wave', revision: target.revision });
       }
+      if (decision.checkpoint.failed && !record?.checkpoint?.failed) {
+        deps.logger.log('error', `revision ${target.revision}: ${decision.checkpoint.failed.reason}`, { daemonSet: key, action: 'rollout-failed', revision: target.revision, nodes: decision.checkpoint.failed.nodes });
+      }
       lastLine = line;
     }
 
     if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
     if (!options.wait) return rollout;
-    const left = deps.deadline - clock.now().getTime() - margin;
+    const left = timeLeft();
     if (left <= 0) return rollout;
     const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
     const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
@@ -212,5 +235,24 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       deps.logger.log('warn', `pod watch ended: ${errorMessage(err)}`, { daemonSet: key });
     }
     if (options.lease) await options.lease.renewIfDue();
+  }
+}
+
+/**
+ * Writes the decision into the state that was read, conditionally on its ETag. Returns
+ * false, writing nothing, when the state changed since (a pause, a resume, a newer
+ * revision): the caller must not act on a decision taken on stale facts.
+ */
+async function recordDecision(deps: Deps, target: ManagedTarget, etag: string, read: DaemonSetState, rollout: RolloutState): Promise<boolean> {
+  const now = deps.clock.now().toISOString();
+  try {
+    await deps.store.putState({ ...read, rollout, updatedAt: now }, etag);
+    return true;
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) {
+      deps.logger.log('info', 'the state changed while deciding (pause, resume or a newer revision); deciding again', { daemonSet: `${target.namespace}/${target.name}` });
+      return false;
+    }
+    throw err;
   }
 }
