@@ -16,10 +16,12 @@ import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from '
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
 import { countsOf } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
+import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
+import type { CanaryPolicy } from './rollout/wave';
 import { checkout, redact } from './source/git';
 import { loadManifests } from './source/load';
-import { ManifestProblem } from './source/manifest';
+import { ManifestProblem, where } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import { mapLimit } from './util';
@@ -150,6 +152,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       return decide(o, result, config.policy);
     });
     const byKey = new Map(observed.map((o) => [o.key, o]));
+    await refuseUnmatchedCanaries(deps, items, byKey);
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
@@ -176,7 +179,8 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       if (dryRun || !item.apply) {
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
         if (!dryRun) await noteUnapplied(deps, item, o);
-        if (!dryRun && o.live && o.state && o.state.rollout?.phase === 'progressing' && o.state.currentRevision === liveRevision(o.live)) {
+        // Stalled rollouts stay watched: a slow rollout that recovers still becomes healthy.
+        if (!dryRun && o.live && o.state && (o.state.rollout?.phase === 'progressing' || o.state.rollout?.phase === 'stalled') && o.state.currentRevision === liveRevision(o.live)) {
           trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
         }
         return;
@@ -254,8 +258,29 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   return finish();
 }
 
+/**
+ * A managed update whose canary selects no Ready node is refused before anything is
+ * applied. The nodes are listed once, and only when such an update is planned.
+ */
+async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map<string, Observed>): Promise<void> {
+  const rolling = items.filter((i) => i.apply && i.templateChanged && byKey.get(i.key)?.live && byKey.get(i.key)?.desired && rolloutOptions(byKey.get(i.key)!).canary);
+  if (rolling.length === 0) return;
+  const nodes = await deps.cluster.listNodes();
+  for (const item of rolling) {
+    const d = byKey.get(item.key)!.desired!;
+    const message = canaryProblem(d.manifest, nodes);
+    if (!message) continue;
+    Object.assign(item, {
+      action: 'invalid',
+      apply: false,
+      message: `${where(d.source)}: ${message}`,
+      problems: [...item.problems, { file: d.source.file, document: d.source.document, key: item.key, code: 'canary-unmatched', severity: 'error', message }],
+    });
+  }
+}
+
 /** The rollout annotations of what Git declares for this DaemonSet (or of what runs, when Git has none). */
-function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadlineSeconds?: number } {
+function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadlineSeconds?: number; canary?: CanaryPolicy } {
   const annotations = o.desired?.manifest.metadata.annotations ?? o.live?.metadata.annotations;
   const parsed = parseRolloutAnnotations(annotations);
   return parsed.ok ? parsed.value : {};

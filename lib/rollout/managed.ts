@@ -9,13 +9,14 @@
 import type { LiveDaemonSet, LiveNode, LivePod } from '../cluster/types';
 import type { Deps } from '../deps';
 import { errorMessage, PreconditionFailedError } from '../errors';
-import { DECLARED_STRATEGY_ANNOTATION } from '../labels';
+import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
+import { canonicalJson } from '../source/manifest';
 import type { Lease } from '../store/lease';
 import type { DaemonSetState, RolloutState } from '../store/records';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
-import { nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -65,6 +66,20 @@ export function toWaveNode(node: LiveNode, template: PlacementSpec): WaveNode {
   const labels = node.metadata.labels ?? {};
   const desired = !node.metadata.deletionTimestamp && nodeShouldRunDaemonPod(template, { name: node.metadata.name, labels, taints: node.spec?.taints ?? [] });
   return { name: node.metadata.name, ready: ready?.status === 'True', desired, labels };
+}
+
+/**
+ * For a managed DaemonSet whose update has a canary: why the canary cannot run, when it
+ * selects none of the Ready nodes the new template should run on (a typo in a selector
+ * would otherwise leave the rollout waiting, or worse, send it everywhere).
+ */
+export function canaryProblem(manifest: { metadata: { annotations?: Record<string, string> }; spec: { template: { spec: unknown } } }, nodes: readonly LiveNode[]): string | undefined {
+  const parsed = parseRolloutAnnotations(manifest.metadata.annotations);
+  if (!parsed.ok || parsed.value.mode !== 'managed' || !parsed.value.canary) return undefined;
+  const template = manifest.spec.template.spec as PlacementSpec;
+  const ready = nodes.map((n) => toWaveNode(n, template)).filter((n) => n.ready && n.desired);
+  if (chooseCanaryNodes(parsed.value.canary, ready).length > 0) return undefined;
+  return `${CANARY_ANNOTATION}: "${describeCanary(parsed.value.canary)}" selects none of the ${ready.length} Ready ${ready.length === 1 ? 'node' : 'nodes'} this DaemonSet should run on, so the update was not applied: fix the node count or the label selector`;
 }
 
 /** A label selector in the API's query syntax. */
@@ -198,7 +213,9 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
-    const written = await recordDecision(deps, target, stored!.etag, state, next);
+    // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
+    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next);
+    const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
     if (decision.podsToDelete.length > 0) {
@@ -236,6 +253,15 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     }
     if (options.lease) await options.lease.renewIfDue();
   }
+}
+
+/** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */
+function sameDecision(before: RolloutState | undefined, after: RolloutState): boolean {
+  const essence = (r: RolloutState) => {
+    const m = r.managed as ManagedRecord | undefined;
+    return canonicalJson({ revision: r.revision, phase: r.phase, counts: r.counts, checkpoint: m?.checkpoint, wavePhase: m?.wavePhase, paused: m?.paused, finishedAt: r.finishedAt });
+  };
+  return before !== undefined && essence(before) === essence(after);
 }
 
 /**
