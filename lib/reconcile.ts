@@ -10,7 +10,7 @@ import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './appl
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';
-import { DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
@@ -139,6 +139,8 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       const [namespace, name] = k.split('/');
       return { key: k, namespace, name, desired: desired.get(k), problems: keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
     });
+    // Dry runs refused for a reason that is not the manifest's: those DaemonSets fail this pass.
+    const refused = new Map<string, DsGitopsError>();
     const items: PlanItem[] = await mapLimit(observed, APPLY_CONCURRENCY, async (o) => {
       const t = triage(o, { policy: config.policy, sourceComplete });
       if ('decided' in t) return t.decided;
@@ -146,8 +148,14 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       try {
         result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
       } catch (err) {
-        if ((err as DsGitopsError).reason === 'ApplyFailed') result = { ok: false, message: errorMessage(err) };
-        else throw err;
+        // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
+        // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.
+        if (err instanceof ApplyError) result = { ok: false, message: errorMessage(err) };
+        else if (err instanceof DsGitopsError) {
+          refused.set(o.key, err);
+          logger.log('error', err.message, { daemonSet: o.key, action: 'dry-run-failed', reason: err.reason });
+          return notPlanned(o, err);
+        } else throw err;
       }
       return decide(o, result, config.policy);
     });
@@ -158,11 +166,13 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     const trackTargets: TrackTarget[] = [];
     report.daemonSets = items.map((item): DaemonSetReport => {
       const o = byKey.get(item.key)!;
+      const failure = refused.get(item.key);
       return {
         key: item.key,
         namespace: item.namespace,
         name: item.name,
-        action: item.action,
+        action: failure ? 'failed' : item.action,
+        error: failure && { reason: failure.reason, message: failure.message },
         cause: item.cause,
         applied: false,
         revision: o.state?.currentRevision ?? liveRevision(o.live),
@@ -277,6 +287,14 @@ async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map
       problems: [...item.problems, { file: d.source.file, document: d.source.document, key: item.key, code: 'canary-unmatched', severity: 'error', message }],
     });
   }
+}
+
+/**
+ * The plan item of a DaemonSet whose dry run failed: it applies nothing and raises no Event
+ * about its manifest. The report shows it as `failed`, with the error (see `refused`).
+ */
+function notPlanned(o: Observed, err: DsGitopsError): PlanItem {
+  return { key: o.key, namespace: o.namespace, name: o.name, action: 'unchanged', apply: false, message: err.message, problems: o.problems };
 }
 
 /** The rollout annotations of what Git declares for this DaemonSet (or of what runs, when Git has none). */
