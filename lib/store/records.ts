@@ -130,7 +130,10 @@ export const leaseSchema = z.object({
   operation: z.string(),
   acquiredAt: z.string(),
   renewedAt: z.string(),
+  /** For people, by the holder's clock. Runs judge expiry by the store's clock (lease.ts). */
   expiresAt: z.string(),
   released: z.boolean().default(false),
+  /** The holder's LEASE_SECONDS: its lease is judged by its duration, not the reader's. */
+  seconds: z.number().int().positive().optional(),
 });
 export type LeaseRecord = z.infer<typeof leaseSchema>;
