@@ -70,8 +70,12 @@ export class LeaseHeldError extends DsGitopsError {
 }
 
 export class LeaseLostError extends DsGitopsError {
-  constructor(message: string) {
+  /** The run that holds the lease now, when known. */
+  readonly takenBy?: LeaseHolder;
+
+  constructor(message: string, takenBy?: LeaseHolder) {
     super('LeaseLost', message, { retryable: true });
+    this.takenBy = takenBy;
   }
 }
 

@@ -2,15 +2,49 @@
  * The cluster lease against the stack's MinIO: conditional writes and the store's clock are
  * what this module relies on, and only the real store shows them.
  */
-import { LeaseHeldError } from '../../lib/errors';
+import { LeaseHeldError, LeaseLostError } from '../../lib/errors';
 import { Clock, Lease } from '../../lib/store/lease';
-import { createS3Client, S3ObjectStore, StoredText } from '../../lib/store/object-store';
+import { createS3Client, ObjectStore, S3ObjectStore, StoredText, WriteCondition } from '../../lib/store/object-store';
 import { leaseSchema } from '../../lib/store/records';
 import { stackEnv, uniqueName } from '../support/cluster';
 
 jest.setTimeout(60_000);
 
 const HOUR = 3_600_000;
+
+/** The real store, counting requests and telling when each write is sent and answered. */
+class ObservedStore implements ObjectStore {
+  gets = 0;
+  puts = 0;
+  /** Runs just before write number n is sent, which waits for it. */
+  beforePut?: (n: number) => Promise<void> | void;
+  readonly putsAnsweredAt: number[] = [];
+
+  constructor(private readonly store: ObjectStore) {}
+
+  get(key: string): Promise<StoredText | undefined> {
+    this.gets += 1;
+    return this.store.get(key);
+  }
+
+  async put(key: string, body: string, condition?: WriteCondition): Promise<string> {
+    const n = ++this.puts;
+    await this.beforePut?.(n);
+    try {
+      return await this.store.put(key, body, condition);
+    } finally {
+      this.putsAnsweredAt.push(performance.now());
+    }
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.store.list(prefix);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.store.delete(key);
+  }
+}
 
 /** A local clock that is off by `offsetMs` and can be moved forward. */
 class SkewedClock implements Clock {
@@ -89,5 +123,52 @@ describe('Lease expiry, judged by the store\'s clock', () => {
     await slow.acquire('reconcile');
 
     expect(await stored(key)).toMatchObject({ holder: 'slow-laptop', released: false });
+  });
+});
+
+describe('Lease.confirm', () => {
+  it('gives every one of many concurrent callers a fresh renewal, with fewer writes than callers', async () => {
+    const key = leaseKey();
+    const store = new ObservedStore(s3);
+    const lease = new Lease(store, key, 'pass', 60);
+    await lease.acquire('reconcile');
+    const before = store.puts;
+
+    // A pass applying 8 DaemonSets at once, plus its tracker renewing.
+    await Promise.all([...Array.from({ length: 8 }, () => lease.confirm()), lease.renew(), lease.renew()]);
+
+    expect(store.puts - before).toBeGreaterThanOrEqual(1);
+    expect(store.puts - before).toBeLessThan(10);
+    expect(await stored(key)).toMatchObject({ holder: 'pass', released: false });
+  });
+
+  it('is answered by a renewal sent after the call, not by one already on its way', async () => {
+    const key = leaseKey();
+    const store = new ObservedStore(s3);
+    const lease = new Lease(store, key, 'pass', 60);
+    await lease.acquire('reconcile');
+    const first = store.puts + 1;
+
+    let late: Promise<number> | undefined;
+    store.beforePut = (n) => {
+      if (n === first) late = lease.confirm().then(() => performance.now());
+    };
+    await lease.confirm();
+    const lateResolvedAt = await late!;
+
+    expect(store.puts).toBe(first + 1);
+    expect(lateResolvedAt).toBeGreaterThanOrEqual(store.putsAnsweredAt[store.putsAnsweredAt.length - 1]);
+  });
+
+  it('throws LeaseLostError naming the run that took over the expired lease', async () => {
+    const key = leaseKey();
+    const holder = new Lease(s3, key, 'stuck-pass', 2);
+    await holder.acquire('reconcile');
+    await outlive(2);
+    await new Lease(s3, key, 'next-pass', 60).acquire('reconcile');
+
+    await expect(holder.confirm()).rejects.toThrow(LeaseLostError);
+    await expect(holder.confirm()).rejects.toThrow(/the lease was taken over by next-pass \(reconcile\)/);
+    expect(await stored(key)).toMatchObject({ holder: 'next-pass', released: false });
   });
 });
