@@ -1,10 +1,10 @@
 /**
  * The cluster lease: at most one run acts on a cluster at a time.
  *
- * Taking a free lease is a create with If-None-Match: *; every other write (renew,
- * release, take over an expired or released lease) carries If-Match on the ETag that was
- * read. Two runs that race for the lease therefore cannot both win: S3 accepts exactly
- * one of the conditional writes and refuses the other.
+ * Taking a free lease is a create with If-None-Match: *; every other write (renew, mark
+ * preemptible, release, take over an expired, released or preemptible lease) carries
+ * If-Match on the ETag that was read. Two runs that race for the lease therefore cannot
+ * both win: S3 accepts exactly one of the conditional writes and refuses the other.
  *
  * Assumptions / Invariants
  * - Expiry is judged by the store's clock alone. A lease is expired when the store's time
@@ -31,6 +31,11 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+export interface AcquireOptions {
+  /** Also take over a live lease whose holder marked it preemptible (an operator's rollback). */
+  preempt?: boolean;
+}
+
 interface Read {
   text: StoredText;
   /** Undefined when the object is not a lease record (it is then treated as free). */
@@ -46,7 +51,7 @@ export class Lease {
   /** Every request of this Lease, one after the other. */
   private queue: Promise<unknown> = Promise.resolve();
   /** A renewal queued and not sent yet: callers that arrive now share it. */
-  private nextRenewal?: Promise<void>;
+  private nextRenewal?: { done: Promise<void>; endsPreemptible: boolean };
   /** The renewal being sent now. */
   private renewing?: Promise<void>;
 
@@ -62,55 +67,87 @@ export class Lease {
     return this.etag !== undefined;
   }
 
+  get preemptible(): boolean {
+    return this.held && Boolean(this.record?.preemptible);
+  }
+
   /**
    * Takes the lease, or throws LeaseHeldError naming the holder and when its lease expires
-   * by the store's clock. Free: absent, released, unreadable, expired, or already ours.
+   * by the store's clock. Free: absent, released, unreadable, expired, already ours, or,
+   * with `preempt`, held by a run that is only watching.
    */
-  acquire(operation: string): Promise<void> {
+  acquire(operation: string, options: AcquireOptions = {}): Promise<void> {
     return this.serially(async () => {
       this.lost = undefined;
-      const current = await this.read();
-      if (current && !this.isFree(current)) throw new LeaseHeldError(holderOf(current, this.seconds));
-      const now = this.clock.now().toISOString();
-      const record = this.body({ holder: this.holder, operation, acquiredAt: now });
-      const refused = await this.write(record, current ? { ifMatch: current.text.etag } : { ifNoneMatch: '*' });
-      if (refused === undefined) return;
-      // Another run wrote the lease between our read and our write: it holds it now.
-      throw new LeaseHeldError(refused ? holderOf(refused, this.seconds) : unknownHolder(now));
+      let current = await this.read();
+      for (let attempt = 1; ; attempt += 1) {
+        if (current && !this.isFree(current, options)) throw new LeaseHeldError(holderOf(current, this.seconds));
+        const now = this.clock.now().toISOString();
+        const record = this.body({ holder: this.holder, operation, acquiredAt: now, preemptible: false });
+        const refused = await this.write(record, current ? { ifMatch: current.text.etag } : { ifNoneMatch: '*' });
+        if (refused === undefined) return;
+        // Another run wrote the lease between our read and our write. What it wrote may be
+        // free for us as well (a preemptible holder renewed): decide again, a few times.
+        if (attempt === 3) throw new LeaseHeldError(refused ? holderOf(refused, this.seconds) : unknownHolder(now));
+        current = refused ?? undefined;
+      }
     });
   }
 
   /**
    * Proof of holding, for just before a destructive step: resolves once a renewal that was
    * sent after this call succeeded, and throws LeaseLostError if another run took the lease.
-   * Concurrent callers share one renewal.
+   * Concurrent callers share one renewal. A holder about to act is no longer only
+   * watching, so this renewal also ends preemptibility (markPreemptible() sets it again).
    */
   confirm(): Promise<void> {
-    return this.renewal();
+    return this.renewal({ endsPreemptible: true });
   }
 
-  /** Extends the lease; throws LeaseLostError if another run took it over. */
+  /** Extends the lease (a preemptible lease stays preemptible); throws LeaseLostError if another run took it. */
   renew(): Promise<void> {
-    return this.renewal();
+    return this.renewal({ endsPreemptible: false });
   }
 
   /**
    * Renews when half the lease time has passed since our last write, by the local clock.
-   * Without a write it learns of a takeover only from an earlier confirm() or renewal.
+   * Without a write it learns of a takeover only from an earlier check(), confirm() or renewal.
    */
   async renewIfDue(): Promise<void> {
     if (this.lost) throw this.lost;
     if (!this.held) return;
-    const pending = this.renewing ?? this.nextRenewal;
+    const pending = this.renewing ?? this.nextRenewal?.done;
     if (pending) return pending;
     if (this.clock.now().getTime() - this.sentAt >= (this.seconds * 1000) / 2) return this.renew();
+  }
+
+  /**
+   * Declares that this run is only watching: an operator's rollback may take the lease
+   * over (acquire with `preempt`). Renewals keep the mark; confirm() ends it.
+   */
+  markPreemptible(reason?: string): Promise<void> {
+    this.nextRenewal = undefined; // a confirm() after this call must not share a renewal sent before it
+    return this.serially(async () => {
+      const record = this.holding();
+      if (record.preemptible && record.preemptibleReason === reason) return;
+      await this.replace(this.body({ ...record, preemptible: true, preemptibleReason: reason }));
+    });
+  }
+
+  /** One read, no write: throws LeaseLostError, naming who took the lease and for what, when it is no longer ours. */
+  check(): Promise<void> {
+    return this.serially(async () => {
+      this.holding();
+      const current = await this.read();
+      if (current?.text.etag !== this.etag) this.lose(current);
+    });
   }
 
   /** Marks the lease released, conditionally: a lease another run took over is left alone. */
   release(): Promise<void> {
     return this.serially(async () => {
       if (!this.etag || !this.record) return;
-      const released: LeaseRecord = { ...this.record, released: true, expiresAt: this.clock.now().toISOString() };
+      const released: LeaseRecord = { ...this.record, released: true, preemptible: false, preemptibleReason: undefined, expiresAt: this.clock.now().toISOString() };
       try {
         await this.write(released, { ifMatch: this.etag });
       } finally {
@@ -120,13 +157,20 @@ export class Lease {
   }
 
   /** The next renewal to be sent: queued now unless one is already waiting, which is then shared. */
-  private renewal(): Promise<void> {
-    if (this.nextRenewal) return this.nextRenewal;
-    const next: Promise<void> = this.serially(async () => {
+  private renewal(wants: { endsPreemptible: boolean }): Promise<void> {
+    const next = this.nextRenewal ?? this.queueRenewal();
+    next.endsPreemptible ||= wants.endsPreemptible;
+    return next.done;
+  }
+
+  private queueRenewal(): { done: Promise<void>; endsPreemptible: boolean } {
+    const next = { endsPreemptible: false, done: Promise.resolve() };
+    next.done = this.serially(async () => {
       if (this.nextRenewal === next) this.nextRenewal = undefined;
-      this.renewing = next;
+      this.renewing = next.done;
       try {
-        await this.replace(this.body(this.holding()));
+        const record = this.holding();
+        await this.replace(this.body(next.endsPreemptible ? { ...record, preemptible: false } : record));
       } finally {
         this.renewing = undefined;
       }
@@ -149,7 +193,7 @@ export class Lease {
   }
 
   /** A fresh record: renewed now, for this run's lease duration. */
-  private body(from: Pick<LeaseRecord, 'holder' | 'operation' | 'acquiredAt'>): LeaseRecord {
+  private body(from: Pick<LeaseRecord, 'holder' | 'operation' | 'acquiredAt' | 'preemptible' | 'preemptibleReason'>): LeaseRecord {
     const now = this.clock.now();
     return {
       holder: from.holder,
@@ -159,12 +203,15 @@ export class Lease {
       expiresAt: new Date(now.getTime() + this.seconds * 1000).toISOString(),
       released: false,
       seconds: this.seconds,
+      preemptible: from.preemptible,
+      preemptibleReason: from.preemptible ? from.preemptibleReason : undefined,
     };
   }
 
-  private isFree(current: Read): boolean {
+  private isFree(current: Read, options: AcquireOptions): boolean {
     const c = current.record;
     if (!c || c.released || c.holder === this.holder) return true;
+    if (options.preempt && c.preemptible) return true;
     return isExpired(current.text, c.seconds ?? this.seconds);
   }
 
@@ -232,7 +279,7 @@ function holderOf(current: Read, seconds: number): LeaseHolder {
   if (!c) return unknownHolder(current.text.lastModified?.toISOString() ?? 'unknown');
   const written = current.text.lastModified;
   const expiresAt = written ? new Date(written.getTime() + (c.seconds ?? seconds) * 1000).toISOString() : c.expiresAt;
-  return { holder: c.holder, operation: c.operation, acquiredAt: c.acquiredAt, expiresAt };
+  return { holder: c.holder, operation: c.operation, acquiredAt: c.acquiredAt, expiresAt, preemptible: c.preemptible };
 }
 
 function unknownHolder(at: string): LeaseHolder {

@@ -135,5 +135,8 @@ export const leaseSchema = z.object({
   released: z.boolean().default(false),
   /** The holder's LEASE_SECONDS: its lease is judged by its duration, not the reader's. */
   seconds: z.number().int().positive().optional(),
+  /** The holder is only watching rollouts: an operator's rollback may take the lease over. */
+  preemptible: z.boolean().default(false),
+  preemptibleReason: z.string().optional(),
 });
 export type LeaseRecord = z.infer<typeof leaseSchema>;

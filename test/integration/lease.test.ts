@@ -172,3 +172,95 @@ describe('Lease.confirm', () => {
     expect(await stored(key)).toMatchObject({ holder: 'next-pass', released: false });
   });
 });
+
+describe('Lease preemption', () => {
+  it('lets an acquire with preempt take a preemptible lease, and no one take a lease that is not', async () => {
+    const key = leaseKey();
+    const watcher = new Lease(s3, key, 'watching-pass', 60);
+    await watcher.acquire('reconcile');
+
+    await expect(new Lease(s3, key, 'operator', 60).acquire('rollback', { preempt: true })).rejects.toThrow(LeaseHeldError);
+    await watcher.markPreemptible('watching 3 rollouts');
+    await watcher.renew(); // renewals keep the mark
+    await expect(new Lease(s3, key, 'scheduled-pass', 60).acquire('reconcile')).rejects.toThrow(/watching-pass \(reconcile\).*only watching rollouts/);
+
+    await new Lease(s3, key, 'operator', 60).acquire('rollback', { preempt: true });
+    expect(await stored(key)).toMatchObject({ holder: 'operator', operation: 'rollback', preemptible: false });
+  });
+
+  it('takes a preemptible lease even when the holder renews between the read and the takeover', async () => {
+    const key = leaseKey();
+    const watcher = new Lease(s3, key, 'watching-pass', 60);
+    await watcher.acquire('reconcile');
+    await watcher.markPreemptible();
+    const store = new ObservedStore(s3);
+    store.beforePut = async (n) => {
+      if (n === 1) await watcher.renew();
+    };
+
+    await new Lease(store, key, 'operator', 60).acquire('rollback', { preempt: true });
+
+    expect(store.puts).toBe(2);
+    expect(await stored(key)).toMatchObject({ holder: 'operator', operation: 'rollback' });
+    await expect(watcher.check()).rejects.toThrow(/taken over by operator \(rollback\)/);
+  });
+
+  it('ends preemptibility at confirm(): a holder about to act cannot be preempted', async () => {
+    const key = leaseKey();
+    const pass = new Lease(s3, key, 'pass', 60);
+    await pass.acquire('reconcile');
+    await pass.markPreemptible('watching');
+    await pass.confirm();
+
+    await expect(new Lease(s3, key, 'operator', 60).acquire('rollback', { preempt: true })).rejects.toThrow(LeaseHeldError);
+    expect(await stored(key)).toMatchObject({ holder: 'pass', preemptible: false });
+  });
+
+  it('check() reads once and writes nothing while the lease is ours', async () => {
+    const key = leaseKey();
+    const store = new ObservedStore(s3);
+    const watcher = new Lease(store, key, 'watching-pass', 60);
+    await watcher.acquire('reconcile');
+    await watcher.markPreemptible();
+    const [gets, puts] = [store.gets, store.puts];
+
+    await watcher.check();
+
+    expect([store.gets - gets, store.puts - puts]).toEqual([1, 0]);
+  });
+
+  it.each(['check', 'confirm', 'renewIfDue'] as const)(
+    'after a rollback preempted it, the old holder\'s %s() throws LeaseLostError naming the rollback, and so does every later call',
+    async (first) => {
+      const key = leaseKey();
+      const clock = new SkewedClock();
+      const watcher = new Lease(s3, key, 'watching-pass', 60, clock);
+      await watcher.acquire('reconcile');
+      await watcher.markPreemptible('watching rollouts');
+      await new Lease(s3, key, 'operator', 60).acquire('rollback', { preempt: true });
+      clock.offsetMs += 31_000; // half the lease has passed: renewIfDue() writes
+
+      const named = /the lease was taken over by operator \(rollback\)/;
+      await expect(watcher[first]()).rejects.toThrow(LeaseLostError);
+      for (const call of ['check', 'confirm', 'renewIfDue', 'renew', 'markPreemptible'] as const) {
+        await expect(watcher[call]()).rejects.toThrow(named);
+      }
+      expect(await stored(key)).toMatchObject({ holder: 'operator', operation: 'rollback', released: false });
+    },
+  );
+
+  it('release() of a preempted holder leaves the new holder\'s lease alone', async () => {
+    const key = leaseKey();
+    const watcher = new Lease(s3, key, 'watching-pass', 60);
+    await watcher.acquire('reconcile');
+    await watcher.markPreemptible();
+    const operator = new Lease(s3, key, 'operator', 60);
+    await operator.acquire('rollback', { preempt: true });
+
+    await watcher.release();
+
+    expect(await stored(key)).toMatchObject({ holder: 'operator', released: false });
+    await expect(operator.confirm()).resolves.toBeUndefined();
+    await expect(new Lease(s3, key, 'scheduled-pass', 60).acquire('reconcile')).rejects.toThrow(/operator \(rollback\)/);
+  });
+});
