@@ -54,6 +54,8 @@ export interface LeaseHolder {
   operation: string;
   acquiredAt: string;
   expiresAt: string;
+  /** The holder is only watching rollouts: a rollback may take the lease over. */
+  preemptible?: boolean;
 }
 
 export class LeaseHeldError extends DsGitopsError {
@@ -62,7 +64,8 @@ export class LeaseHeldError extends DsGitopsError {
   constructor(current: LeaseHolder) {
     super(
       'LeaseHeld',
-      `another run holds the lease: ${current.holder} (${current.operation}) since ${current.acquiredAt}, until ${current.expiresAt}`,
+      `another run holds the lease: ${current.holder} (${current.operation}) since ${current.acquiredAt}, until ${current.expiresAt}` +
+        (current.preemptible ? ' (only watching rollouts: a rollback may take it over)' : ''),
       { retryable: true },
     );
     this.current = current;
@@ -70,8 +73,12 @@ export class LeaseHeldError extends DsGitopsError {
 }
 
 export class LeaseLostError extends DsGitopsError {
-  constructor(message: string) {
+  /** The run that holds the lease now, when known. */
+  readonly takenBy?: LeaseHolder;
+
+  constructor(message: string, takenBy?: LeaseHolder) {
     super('LeaseLost', message, { retryable: true });
+    this.takenBy = takenBy;
   }
 }
 

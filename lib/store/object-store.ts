@@ -16,6 +16,10 @@ import { PreconditionFailedError, StoreError } from '../errors';
 export interface StoredText {
   body: string;
   etag: string;
+  /** When the object was last written, by the store's clock (whole seconds). */
+  lastModified?: Date;
+  /** The store's own time when it answered this read (the HTTP Date header; whole seconds). */
+  serverTime?: Date;
 }
 
 export interface WriteCondition {
@@ -26,6 +30,7 @@ export interface WriteCondition {
 }
 
 export interface ObjectStore {
+  /** The object, its ETag, and the store's clock: when it was written and when the store answered. */
   get(key: string): Promise<StoredText | undefined>;
   /** Writes the object; returns its new ETag. Throws PreconditionFailedError when the condition fails. */
   put(key: string, body: string, condition?: WriteCondition): Promise<string>;
@@ -55,6 +60,25 @@ function describe(err: unknown): string {
   return e?.name && e?.message ? `${e.name}: ${e.message}` : String(err);
 }
 
+/**
+ * Records the Date header of the response to this one command (the last attempt, when the
+ * SDK retried). S3 hides it from the command's output; the store's clock is in it.
+ */
+function captureServerTime(command: GetObjectCommand): { at?: Date } {
+  const answered: { at?: Date } = {};
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const date = (result.response as { headers?: Record<string, string | undefined> }).headers?.date;
+      const at = date ? new Date(date) : undefined;
+      answered.at = at && !Number.isNaN(at.getTime()) ? at : undefined;
+      return result;
+    },
+    { step: 'deserialize', name: 'captureServerTime' },
+  );
+  return answered;
+}
+
 export class S3ObjectStore implements ObjectStore {
   constructor(
     private readonly client: S3Client,
@@ -63,9 +87,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async get(key: string): Promise<StoredText | undefined> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const command = new GetObjectCommand({ Bucket: this.bucket, Key: key });
+      const answered = captureServerTime(command);
+      const out = await this.client.send(command);
       const body = (await out.Body?.transformToString('utf8')) ?? '';
-      return { body, etag: out.ETag ?? '' };
+      return { body, etag: out.ETag ?? '', lastModified: out.LastModified, serverTime: answered.at };
     } catch (err) {
       const status = statusOf(err);
       if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;

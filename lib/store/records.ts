@@ -130,7 +130,13 @@ export const leaseSchema = z.object({
   operation: z.string(),
   acquiredAt: z.string(),
   renewedAt: z.string(),
+  /** For people, by the holder's clock. Runs judge expiry by the store's clock (lease.ts). */
   expiresAt: z.string(),
   released: z.boolean().default(false),
+  /** The holder's LEASE_SECONDS: its lease is judged by its duration, not the reader's. */
+  seconds: z.number().int().positive().optional(),
+  /** The holder is only watching rollouts: an operator's rollback may take the lease over. */
+  preemptible: z.boolean().default(false),
+  preemptibleReason: z.string().optional(),
 });
 export type LeaseRecord = z.infer<typeof leaseSchema>;
