@@ -196,8 +196,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         return;
       }
       try {
-        // A long first pass over a large fleet keeps its lease; a lease lost to another run stops every worker here.
-        await lease.renewIfDue();
+        // Proof of the lease just before each change (one conditional write shared by the workers waiting for it):
+        // a lease lost to another run stops every worker here.
+        await lease.confirm();
         if (item.prune) {
           await prune(deps, o);
           entry.action = 'pruned';
@@ -236,14 +237,16 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
 
     // 7. Track the rollouts (native: the controller rolls, this run watches).
     if (trackTargets.length > 0) {
-      const results = await trackRollouts(deps, trackTargets, { wait: req.wait ?? true, lease });
+      // Only watching from here on: a manual rollback may take the lease over, and this pass then stops at its next look.
+      const tracked = await trackRollouts(deps, trackTargets, { wait: req.wait ?? true, lease, preemptible: 'watching rollouts' });
+      if (tracked.preemptedBy) report.preempted = tracked.preemptedBy;
       for (const entry of report.daemonSets) {
-        const r = results.get(entry.key);
+        const r = tracked.rollouts.get(entry.key);
         if (!r) continue;
         entry.rollout = toRolloutReport(r);
         const o = byKey.get(entry.key);
         const auto = (o ? rolloutOptions(o).autoRollback : undefined) ?? config.policy.autoRollback;
-        if (r.phase === 'stalled' && onStall && auto) {
+        if (r.phase === 'stalled' && onStall && auto && !tracked.preemptedBy) {
           const s = (await store.getState(entry.namespace, entry.name))?.value;
           if (s) {
             const rolled = await onStall(deps, lease, entry.key, s);

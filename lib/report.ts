@@ -58,6 +58,8 @@ export interface ReconcileReport {
   problems: ManifestProblem[];
   kubernetesRequests: number;
   error?: { reason: string; message: string };
+  /** Set when a rollback took the lease over while this pass watched rollouts: it stopped watching there. */
+  preempted?: string;
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {
@@ -91,6 +93,7 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
   }
   out.push(`${r.dryRun ? 'plan' : 'reconcile'} of cluster ${r.cluster}${commit ? ` at ${commit.sha.slice(0, 7)} "${commit.subject}"` : ''}: ${r.result}`);
   if (r.error) out.push(`error: ${r.error.message}`);
+  if (r.preempted) out.push(`stopped watching rollouts: ${r.preempted}`);
   if (r.daemonSets.length > 0) {
     out.push('');
     out.push(table(

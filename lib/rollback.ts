@@ -141,6 +141,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     at: deps.clock.now().toISOString(),
     gitDigest: gitDigest === undefined ? state?.gitDigest ?? null : gitDigest,
   };
+  await lease.confirm();
   const out = await applyRevision(deps, {
     namespace,
     name,
@@ -161,8 +162,8 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);
   let rollout: RolloutReport | undefined;
   if (req.wait !== false) {
-    const results = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: rolloutState }], { wait: true, lease });
-    const r = results.get(key);
+    const tracked = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: rolloutState }], { wait: true, lease, preemptible: 'watching a rollback' });
+    const r = tracked.rollouts.get(key);
     if (r) rollout = toRolloutReport(r);
   }
   return {
@@ -181,7 +182,8 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
 
 export async function rollback(deps: Deps, req: RollbackRequest): Promise<RollbackReport> {
   const lease = clusterLease(deps);
-  await lease.acquire('rollback'); // LeaseHeldError: nothing was changed
+  // An incident rollback does not wait for a pass that only watches rollouts: it takes the lease over.
+  await lease.acquire('rollback', { preempt: true }); // LeaseHeldError: nothing was changed
   try {
     const state = (await deps.store.getState(req.namespace, req.name))?.value;
     return await rollbackHeld(deps, lease, req, state);

@@ -28,6 +28,8 @@ export interface DriveOptions {
   wait: boolean;
   lease?: Lease;
   marginMs?: number;
+  /** The run only watches between waves: a rollback may take the lease over (the reason, for the lease record). */
+  preemptible?: string;
 }
 
 /** What state.rollout.managed holds for a managed rollout. */
@@ -170,6 +172,8 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
   const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
 
   for (;;) {
+    // A rollback that took the lease over ends this driver at its next look.
+    if (options.lease) await options.lease.check();
     const stored = await store.getState(namespace, name);
     const state = stored?.value;
     if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
@@ -219,7 +223,8 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
     if (decision.podsToDelete.length > 0) {
-      if (options.lease) await options.lease.renew();
+      // Proof that this run still holds the lease, just before it deletes (a preempted run stops here).
+      if (options.lease) await options.lease.confirm();
       for (const p of decision.podsToDelete) {
         try {
           await cluster.deletePod(namespace, p.name, p.uid);
@@ -227,6 +232,7 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
           deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
         }
       }
+      if (options.lease && options.preemptible) await options.lease.markPreemptible(options.preemptible);
     }
     const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
     if (line !== lastLine) {

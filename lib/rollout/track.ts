@@ -7,8 +7,8 @@
 import { emitEvent } from '../apply';
 import type { LiveDaemonSet } from '../cluster/types';
 import type { Deps } from '../deps';
-import { errorMessage } from '../errors';
-import { MANAGED_SELECTOR } from '../labels';
+import { errorMessage, LeaseLostError } from '../errors';
+import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
 import type { Lease } from '../store/lease';
 import { canonicalJson } from '../source/manifest';
 import type { RolloutState } from '../store/records';
@@ -31,11 +31,18 @@ export interface TrackOptions {
   /** Keep watching until every rollout ends or the time budget is spent; false: one look. */
   wait: boolean;
   lease?: Lease;
+  /** While it only watches, the run lets a rollback take its lease over (the reason, for the lease record). */
+  preemptible?: string;
   /** How long before the deadline to stop watching, to leave time for recording. */
   marginMs?: number;
 }
 
 const WATCH_SLICE_MS = 10_000;
+
+function revisionOf(ds: LiveDaemonSet): number | undefined {
+  const n = Number(ds.metadata.annotations?.[REVISION_ANNOTATION]);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
 
 function keyOf(t: { namespace: string; name: string }): string {
   return `${t.namespace}/${t.name}`;
@@ -45,28 +52,43 @@ function terminal(r: RolloutState): boolean {
   return r.phase !== 'progressing' || Boolean(r.onDelete);
 }
 
-/**
- * Tracks the targets and returns their final rollout states (by namespace/name). Records
- * each state in S3; on completion marks the revision healthy, on a stall marks it stalled,
- * with an Event either way.
- */
-export async function trackRollouts(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<Map<string, RolloutState>> {
-  const managed = targets.filter((t) => t.previous?.mode === 'managed');
-  const native = targets.filter((t) => t.previous?.mode !== 'managed');
-  const [nativeResults, managedResults] = await Promise.all([
-    native.length ? trackNative(deps, native, options) : new Map<string, RolloutState>(),
-    Promise.all(managed.map(async (t) => [t, await driveManaged(deps, t, t.previous, options)] as const)),
-  ]);
-  for (const [t, rollout] of managedResults) {
-    if (!rollout) continue;
-    nativeResults.set(keyOf(t), rollout);
-    // The driver has stored every decision already; only the outcome and the Event remain.
-    await record(deps, t, rollout, undefined, true);
-  }
-  return nativeResults;
+export interface TrackResult {
+  /** The final rollout states, by namespace/name. */
+  rollouts: Map<string, RolloutState>;
+  /** Set when another run (a rollback) took the lease over: tracking stopped there, having recorded what it saw. */
+  preemptedBy?: string;
 }
 
-async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<Map<string, RolloutState>> {
+/**
+ * Tracks the targets and returns their final rollout states. Records each state in S3; on
+ * completion marks the revision healthy, on a stall marks it stalled, with an Event either
+ * way. A run whose lease is taken over stops at its next look and says by whom.
+ */
+export async function trackRollouts(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<TrackResult> {
+  if (options.lease && options.preemptible) await options.lease.markPreemptible(options.preemptible);
+  const managed = targets.filter((t) => t.previous?.mode === 'managed');
+  const native = targets.filter((t) => t.previous?.mode !== 'managed');
+  const [nativeOutcome, ...managedOutcomes] = await Promise.allSettled([
+    native.length ? trackNative(deps, native, options) : Promise.resolve({ rollouts: new Map<string, RolloutState>() } as TrackResult),
+    ...managed.map((t) => driveManaged(deps, t, t.previous, options)),
+  ]);
+  const lost = [nativeOutcome, ...managedOutcomes].find((o) => o.status === 'rejected' && !(o.reason instanceof LeaseLostError));
+  if (lost) throw (lost as PromiseRejectedResult).reason;
+  const preempted = [nativeOutcome, ...managedOutcomes].find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  const result: TrackResult = nativeOutcome.status === 'fulfilled' ? nativeOutcome.value : { rollouts: new Map() };
+  if (preempted) result.preemptedBy ??= errorMessage(preempted.reason);
+  for (const [i, outcome] of managedOutcomes.entries()) {
+    if (outcome.status !== 'fulfilled' || !outcome.value) continue;
+    const t = managed[i];
+    result.rollouts.set(keyOf(t), outcome.value);
+    // The driver has stored every decision already; only the outcome and the Event remain.
+    await record(deps, t, outcome.value, undefined, true);
+  }
+  if (result.preemptedBy) deps.logger.log('warn', `stopped watching rollouts: ${result.preemptedBy}`, { action: 'preempted' });
+  return result;
+}
+
+async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOptions): Promise<TrackResult> {
   const { clock, config } = deps;
   const deadlineSeconds = config.policy.progressDeadlineSeconds;
   const results = new Map<string, RolloutState>();
@@ -76,6 +98,11 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
 
   const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
     const key = keyOf(t);
+    // The DaemonSet now carries another revision (a rollback applied it): this rollout is over, and not judged on it.
+    if (revisionOf(ds) !== t.revision) {
+      pending.delete(key);
+      return;
+    }
     const before = results.get(key) ?? t.previous;
     const next = evaluateNative(before, ds, t.revision, clock.now(), t.progressDeadlineSeconds ?? deadlineSeconds);
     lastSeen.set(key, ds);
@@ -90,6 +117,7 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
 
   const margin = options.marginMs ?? 15_000;
   let first = true;
+  let preemptedBy: string | undefined;
   while (pending.size > 0 && (options.wait || first)) {
     const left = deps.deadline - clock.now().getTime() - margin;
     if (left <= 0 && !first) break;
@@ -117,11 +145,21 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
       const ds = lastSeen.get(key);
       if (ds) observe(byKey.get(key)!, ds);
     }
-    if (options.lease) await options.lease.renewIfDue();
+    if (options.lease) {
+      try {
+        await options.lease.check();
+        await options.lease.renewIfDue();
+      } catch (err) {
+        if (!(err instanceof LeaseLostError)) throw err;
+        preemptedBy = err.message;
+        break;
+      }
+    }
   }
 
+  // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
   for (const [key, rollout] of results) await record(deps, byKey.get(key)!, rollout, lastSeen.get(key));
-  return results;
+  return preemptedBy ? { rollouts: results, preemptedBy } : { rollouts: results };
 }
 
 async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: LiveDaemonSet | undefined, stored = false): Promise<void> {
@@ -132,16 +170,19 @@ async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: L
   // A rollout that looks as it did (an OnDelete DaemonSet waiting for deletions, say) is not
   // written again; a managed rollout's driver has written its state, all but lastHealthyRevision.
   const unchanged = t.previous?.revision === t.revision && canonicalJson(t.previous) === canonicalJson(rollout);
-  if (!unchanged && (!stored || rollout.phase === 'complete')) await store.updateState(t.namespace, t.name, (cur) => {
-    if (!cur || cur.currentRevision !== t.revision) return undefined; // a newer revision took over meanwhile
+  let replaced = false;
+  const after = await store.updateState(t.namespace, t.name, (cur) => {
+    replaced = !cur || cur.currentRevision !== t.revision;
+    if (replaced || unchanged || (stored && rollout.phase !== 'complete')) return undefined;
     return {
-      ...cur,
+      ...cur!,
       rollout,
-      lastHealthyRevision: rollout.phase === 'complete' ? t.revision : cur.lastHealthyRevision,
+      lastHealthyRevision: rollout.phase === 'complete' ? t.revision : cur!.lastHealthyRevision,
       updatedAt: now,
     };
   });
-  if (rollout.phase === wasPhase) return;
+  // A newer revision (a rollback, say) took over meanwhile: what became of this one is that revision's business.
+  if (replaced || !after || rollout.phase === wasPhase) return;
   const target = { namespace: t.namespace, name: t.name, uid: live?.metadata.uid };
   if (rollout.phase === 'complete') {
     await store.setOutcome(t.namespace, t.name, t.revision, 'healthy', now);
