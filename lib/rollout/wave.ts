@@ -419,12 +419,12 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   } else if (policy.paused) {
     phase = 'paused';
     reason = `paused: deleting nothing (${progressText})`;
-  } else if (readyNodesDone) {
-    phase = 'progressing';
-    reason = `every Ready node is updated and available; waiting for NotReady ${pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(pendingSkipped)} to take the new template`;
   } else if (tooManyNotReady) {
     phase = 'waiting';
     reason = `waiting: ${plural(skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})`;
+  } else if (readyNodesDone) {
+    phase = 'progressing';
+    reason = `every Ready node is updated and available; waiting for NotReady ${pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(pendingSkipped)} to take the new template`;
   } else if (canary.kind === 'unmatched') {
     phase = 'waiting';
     reason = `waiting: the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing`;
@@ -457,9 +457,13 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
     ...inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
     ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
   ], (e) => e.node);
+  // A Ready node with no pod at all gets the update from the controller, not from a deletion:
+  // it is reached by the update while Ready all the same.
+  const reachedWithoutDelete = facts.filter((f) => f.ready && !touched.has(f.name) && f.outdated.length === 0 && !f.hasUpdated && !f.hasTerminating && f.inFlightUid === undefined);
   const touchedNext = sortedBy([
     ...touched.values(),
     ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
+    ...reachedWithoutDelete.map((f) => ({ node: f.name, readyAtDelete: true, at })),
   ], (t) => t.node);
 
   const next: WaveCheckpoint = {
