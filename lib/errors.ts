@@ -102,13 +102,37 @@ export class SnapshotWriteError extends DsGitopsError {
 
 export class ClusterError extends DsGitopsError {
   readonly status?: number;
+  /** How long the API server asked the client to wait before asking again (Retry-After). */
+  readonly retryAfterSeconds?: number;
 
-  constructor(message: string, options: { status?: number; cause?: unknown; retryable?: boolean } = {}) {
+  constructor(message: string, options: { status?: number; cause?: unknown; retryable?: boolean; retryAfterSeconds?: number } = {}) {
     super('ClusterUnavailable', message, {
       retryable: options.retryable ?? (options.status === undefined || options.status >= 500 || options.status === 429),
       cause: options.cause,
     });
     this.status = options.status;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/**
+ * The API server refused a request because the identity this product runs as lacks a
+ * permission (HTTP 403). Nothing changes until someone grants it, so it is not retryable.
+ */
+export class PermissionDeniedError extends DsGitopsError {
+  readonly status = 403;
+
+  constructor(message: string, cause?: unknown) {
+    super('PermissionDenied', message, { cause });
+  }
+}
+
+/** The API server did not accept this client's credentials (HTTP 401): an expired token or certificate. */
+export class CredentialsRejectedError extends DsGitopsError {
+  readonly status = 401;
+
+  constructor(message: string, cause?: unknown) {
+    super('CredentialsRejected', message, { cause });
   }
 }
 

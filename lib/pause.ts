@@ -6,7 +6,9 @@
 import { emitEvent } from './apply';
 import type { Deps } from './deps';
 import { InvalidRequestError, NotFoundError } from './errors';
-import type { DaemonSetState } from './store/records';
+import type { ManagedRecord } from './rollout/managed';
+import type { WaveCheckpoint } from './rollout/wave';
+import type { DaemonSetState, RolloutState } from './store/records';
 
 export interface PauseReport {
   kind: 'PauseReport';
@@ -17,27 +19,57 @@ export interface PauseReport {
   message: string;
 }
 
+/**
+ * A stalled managed rollout, made to continue: the deadline starts again now, and the nodes
+ * a failed update broke are no longer held against it (they stay NotReady and are skipped,
+ * within the cap on skipped nodes). Undefined when the rollout is not stalled.
+ */
+function restartStalled(rollout: RolloutState | undefined, now: string): RolloutState | undefined {
+  if (rollout?.mode !== 'managed' || rollout.phase !== 'stalled') return undefined;
+  const managed = (rollout.managed ?? {}) as ManagedRecord;
+  const cp = managed.checkpoint;
+  if (!cp) return { ...rollout, phase: 'progressing', lastProgressAt: now };
+  const accepted = new Set(cp.failed?.nodes ?? []);
+  const checkpoint: WaveCheckpoint = {
+    ...cp,
+    lastProgressAt: now,
+    touched: cp.touched?.map((t) => (accepted.has(t.node) ? { ...t, readyAtDelete: false } : t)),
+  };
+  delete checkpoint.failed;
+  return { ...rollout, phase: 'progressing', lastProgressAt: now, message: `resumed after: ${rollout.message ?? 'a stall'}`, managed: { ...managed, checkpoint, wavePhase: 'progressing' } as Record<string, unknown> };
+}
+
 async function setPaused(deps: Deps, req: { namespace: string; name: string; reason?: string; by?: string }, paused: boolean): Promise<PauseReport> {
   const key = `${req.namespace}/${req.name}`;
   const now = deps.clock.now().toISOString();
   let seen: DaemonSetState | undefined;
+  let restarted: RolloutState | undefined;
   const state = await deps.store.updateState(req.namespace, req.name, (cur) => {
     seen = cur;
+    restarted = undefined;
     if (!cur) return undefined;
     if (cur.rollout?.mode !== 'managed') return undefined;
-    if (Boolean(cur.paused) === paused) return undefined;
-    return { ...cur, paused: paused ? { at: now, by: req.by, reason: req.reason } : undefined, updatedAt: now };
+    restarted = paused ? undefined : restartStalled(cur.rollout, now);
+    if (Boolean(cur.paused) === paused && !restarted) return undefined;
+    return { ...cur, paused: paused ? { at: now, by: req.by, reason: req.reason } : undefined, rollout: restarted ?? cur.rollout, updatedAt: now };
   });
   if (!seen) throw new NotFoundError(`${key} has no state in cluster ${deps.config.cluster.name}: it is not managed by daemonset-gitops here`);
   if (seen.rollout?.mode !== 'managed') {
     throw new InvalidRequestError(`${key} uses native rollouts, which the cluster's DaemonSet controller runs and which cannot be paused: add the annotation daemonset-gitops.io/rollout: managed to its manifest`);
   }
+  if (restarted) {
+    await deps.store.setOutcome(req.namespace, req.name, state!.currentRevision, 'progressing', now, `resumed by ${req.by ?? 'an operator'} after it had stalled`);
+  }
+  const revision = state!.currentRevision;
+  const brokeNodes = Boolean((seen.rollout.managed as ManagedRecord | undefined)?.checkpoint?.failed);
   const message = paused
     ? `paused${req.reason ? `: ${req.reason}` : ''}; no pod is deleted until it is resumed`
-    : `resumed; the rollout of revision ${state!.currentRevision} continues with the running pass, or the next one`;
+    : restarted
+      ? `resumed the stalled rollout of revision ${revision} (it was ${seen.rollout.message ?? 'stalled'}); its progress deadline starts again now${brokeNodes ? ' and the nodes it broke stay NotReady and are skipped' : ''}; it continues with the running pass, or the next one`
+      : `resumed; the rollout of revision ${revision} continues with the running pass, or the next one`;
   await emitEvent(deps, { namespace: req.namespace, name: req.name }, 'Normal', paused ? 'Paused' : 'Resumed', message);
   deps.logger.log('info', message, { daemonSet: key, action: paused ? 'pause' : 'resume' });
-  return { kind: 'PauseReport', namespace: req.namespace, name: req.name, paused, revision: state!.currentRevision, message: `${key} ${message}` };
+  return { kind: 'PauseReport', namespace: req.namespace, name: req.name, paused, revision, message: `${key} ${message}` };
 }
 
 export function pause(deps: Deps, req: { namespace: string; name: string; reason?: string; by?: string }): Promise<PauseReport> {

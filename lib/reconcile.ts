@@ -10,16 +10,18 @@ import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './appl
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';
-import { DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
 import { countsOf } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
+import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
+import type { CanaryPolicy } from './rollout/wave';
 import { checkout, redact } from './source/git';
 import { loadManifests } from './source/load';
-import { ManifestProblem } from './source/manifest';
+import { ManifestProblem, where } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import { mapLimit } from './util';
@@ -137,6 +139,8 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       const [namespace, name] = k.split('/');
       return { key: k, namespace, name, desired: desired.get(k), problems: keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
     });
+    // Dry runs refused for a reason that is not the manifest's: those DaemonSets fail this pass.
+    const refused = new Map<string, DsGitopsError>();
     const items: PlanItem[] = await mapLimit(observed, APPLY_CONCURRENCY, async (o) => {
       const t = triage(o, { policy: config.policy, sourceComplete });
       if ('decided' in t) return t.decided;
@@ -144,22 +148,31 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       try {
         result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
       } catch (err) {
-        if ((err as DsGitopsError).reason === 'ApplyFailed') result = { ok: false, message: errorMessage(err) };
-        else throw err;
+        // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
+        // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.
+        if (err instanceof ApplyError) result = { ok: false, message: errorMessage(err) };
+        else if (err instanceof DsGitopsError) {
+          refused.set(o.key, err);
+          logger.log('error', err.message, { daemonSet: o.key, action: 'dry-run-failed', reason: err.reason });
+          return notPlanned(o, err);
+        } else throw err;
       }
       return decide(o, result, config.policy);
     });
     const byKey = new Map(observed.map((o) => [o.key, o]));
+    await refuseUnmatchedCanaries(deps, items, byKey);
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
     report.daemonSets = items.map((item): DaemonSetReport => {
       const o = byKey.get(item.key)!;
+      const failure = refused.get(item.key);
       return {
         key: item.key,
         namespace: item.namespace,
         name: item.name,
-        action: item.action,
+        action: failure ? 'failed' : item.action,
+        error: failure && { reason: failure.reason, message: failure.message },
         cause: item.cause,
         applied: false,
         revision: o.state?.currentRevision ?? liveRevision(o.live),
@@ -176,7 +189,8 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       if (dryRun || !item.apply) {
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
         if (!dryRun) await noteUnapplied(deps, item, o);
-        if (!dryRun && o.live && o.state && o.state.rollout?.phase === 'progressing' && o.state.currentRevision === liveRevision(o.live)) {
+        // Stalled rollouts stay watched: a slow rollout that recovers still becomes healthy.
+        if (!dryRun && o.live && o.state && (o.state.rollout?.phase === 'progressing' || o.state.rollout?.phase === 'stalled') && o.state.currentRevision === liveRevision(o.live)) {
           trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
         }
         return;
@@ -254,8 +268,37 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   return finish();
 }
 
+/**
+ * A managed update whose canary selects no Ready node is refused before anything is
+ * applied. The nodes are listed once, and only when such an update is planned.
+ */
+async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map<string, Observed>): Promise<void> {
+  const rolling = items.filter((i) => i.apply && i.templateChanged && byKey.get(i.key)?.live && byKey.get(i.key)?.desired && rolloutOptions(byKey.get(i.key)!).canary);
+  if (rolling.length === 0) return;
+  const nodes = await deps.cluster.listNodes();
+  for (const item of rolling) {
+    const d = byKey.get(item.key)!.desired!;
+    const message = canaryProblem(d.manifest, nodes);
+    if (!message) continue;
+    Object.assign(item, {
+      action: 'invalid',
+      apply: false,
+      message: `${where(d.source)}: ${message}`,
+      problems: [...item.problems, { file: d.source.file, document: d.source.document, key: item.key, code: 'canary-unmatched', severity: 'error', message }],
+    });
+  }
+}
+
+/**
+ * The plan item of a DaemonSet whose dry run failed: it applies nothing and raises no Event
+ * about its manifest. The report shows it as `failed`, with the error (see `refused`).
+ */
+function notPlanned(o: Observed, err: DsGitopsError): PlanItem {
+  return { key: o.key, namespace: o.namespace, name: o.name, action: 'unchanged', apply: false, message: err.message, problems: o.problems };
+}
+
 /** The rollout annotations of what Git declares for this DaemonSet (or of what runs, when Git has none). */
-function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadlineSeconds?: number } {
+function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadlineSeconds?: number; canary?: CanaryPolicy } {
   const annotations = o.desired?.manifest.metadata.annotations ?? o.live?.metadata.annotations;
   const parsed = parseRolloutAnnotations(annotations);
   return parsed.ok ? parsed.value : {};

@@ -14,7 +14,9 @@ import { checkout } from './source/git';
 import { loadManifests } from './source/load';
 import { canonicalJson, DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
-import type { DaemonSetState, Pin, RevisionSnapshot } from './store/records';
+import type { DaemonSetState, Pin, RevisionSnapshot, RolloutState } from './store/records';
+import type { ManagedRecord } from './rollout/managed';
+import type { WaveCheckpoint } from './rollout/wave';
 import { mapLimit } from './util';
 
 export interface RollbackRequest extends RollbackEvent {
@@ -70,6 +72,28 @@ async function waitUntilGone(deps: Deps, namespace: string, name: string): Promi
     if (Date.now() > deadline) throw new RollbackRefusedError(`${namespace}/${name} was deleted for recreation but is still there after 2 minutes (finalizers?)`);
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * A managed rollback starts where the failed rollout left the nodes: the nodes it deleted
+ * pods from while they were Ready may have been broken by it, so the rollback may replace
+ * their pods although they are NotReady now (its `repairNodes`); and it goes without a
+ * canary, since it restores a revision that ran before. Returns the seeded rollout state.
+ */
+async function seedManagedRollback(deps: Deps, revision: number, before: DaemonSetState | undefined): Promise<RolloutState | undefined> {
+  const { namespace, name } = before ?? {};
+  if (!namespace || !name) return undefined;
+  const failedRollout = before?.rollout?.mode === 'managed' ? (before.rollout.managed as ManagedRecord | undefined)?.checkpoint : undefined;
+  const repairNodes = (failedRollout?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
+  const seeded = await deps.store.updateState(namespace, name, (cur) => {
+    if (!cur || cur.currentRevision !== revision || cur.rollout?.mode !== 'managed' || cur.rollout.managed) return undefined;
+    const at = cur.rollout.startedAt;
+    const checkpoint: WaveCheckpoint = { startedAt: at, lastProgressAt: at, updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true };
+    if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
+    const managed: ManagedRecord = { checkpoint };
+    return { ...cur, rollout: { ...cur.rollout, managed: managed as Record<string, unknown> } };
+  });
+  return seeded?.currentRevision === revision ? seeded.rollout : undefined;
 }
 
 /**
@@ -132,11 +156,12 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     gitDigest: pin.gitDigest,
     pin,
   });
+  const rolloutState = await seedManagedRollback(deps, out.revision, state) ?? out.state.rollout;
   await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',
     `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);
   let rollout: RolloutReport | undefined;
   if (req.wait !== false) {
-    const results = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: out.state.rollout }], { wait: true, lease });
+    const results = await trackRollouts(deps, [{ namespace, name, revision: out.revision, previous: rolloutState }], { wait: true, lease });
     const r = results.get(key);
     if (r) rollout = toRolloutReport(r);
   }

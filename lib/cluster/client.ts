@@ -5,8 +5,9 @@
  */
 import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
-import { ApplyError, ClusterError } from '../errors';
+import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
+import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { LiveDaemonSet, LiveNode, LivePod } from './types';
 
 export interface ObjectRef {
@@ -24,7 +25,11 @@ export interface Cluster {
   readonly requestCount: number;
   listManagedDaemonSets(labelSelector: string): Promise<{ items: LiveDaemonSet[]; resourceVersion: string }>;
   getDaemonSet(namespace: string, name: string): Promise<LiveDaemonSet | undefined>;
-  /** Server-side apply as a dry run: what the object would be. Throws ApplyError when the server rejects it. */
+  /**
+   * Server-side apply as a dry run: what the object would be. Throws ApplyError only when the
+   * server rejects the manifest itself; PermissionDeniedError, CredentialsRejectedError or
+   * ClusterError when the refusal is not the manifest's fault.
+   */
   dryRunApply(manifest: object): Promise<LiveDaemonSet>;
   apply(manifest: object): Promise<LiveDaemonSet>;
   deleteDaemonSet(namespace: string, name: string, options?: { orphanPods?: boolean }): Promise<void>;
@@ -61,6 +66,15 @@ export interface Cluster {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+export interface ClusterOptions {
+  /** How long one request may take before it is cancelled. */
+  requestTimeoutMs?: number;
+  /** How requests that are safe to repeat are retried after overload, server failures or no answer. */
+  retry?: RetryPolicy;
+}
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; error: DsGitopsError; timedOut: boolean };
+
 /**
  * client-node's models are classes whose property names equal the wire names for the
  * objects read here (DaemonSets, pods, nodes), with Date objects for timestamps. A JSON
@@ -70,35 +84,37 @@ function plain<T>(obj: unknown, _type: 'V1DaemonSet' | 'V1Pod' | 'V1Node'): T {
   return JSON.parse(JSON.stringify(obj)) as T;
 }
 
-function statusMessage(err: unknown): { status?: number; message: string } {
-  if (err instanceof k8s.ApiException) {
-    const body = err.body as unknown;
-    let message: string | undefined;
-    if (typeof body === 'string') {
-      try {
-        message = (JSON.parse(body) as { message?: string }).message;
-      } catch {
-        message = body;
-      }
-    } else if (body && typeof body === 'object') {
-      message = (body as { message?: string }).message;
-    }
-    return { status: err.code, message: message ?? err.message };
-  }
-  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  return { message: e?.cause?.message ?? e?.message ?? String(err) };
+/** Why a request that got no HTTP answer failed, in words (the network error under node-fetch's wrapper). */
+function failureText(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } } | undefined;
+  return e?.cause?.message ?? e?.message ?? String(err);
 }
 
-async function withTimeout<T>(what: string, server: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ClusterError(`${what}: no answer from the API server at ${server} within ${REQUEST_TIMEOUT_MS / 1000}s`)), REQUEST_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** The HTTP answer a failed call got, if it got one: client-node throws an ApiException carrying it. */
+function answerOf(err: unknown): ApiAnswer | undefined {
+  if (!(err instanceof k8s.ApiException)) return undefined;
+  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+  return { status: err.code, body: err.body as unknown, retryAfter: headers['retry-after'] };
+}
+
+/**
+ * Request options that hand the request an AbortSignal: client-node 1.4 passes a signal set
+ * on the RequestContext to fetch, so aborting it closes the connection instead of leaving a
+ * request that the API server may still carry out after the caller gave up on it.
+ */
+function cancellable(signal: AbortSignal, options?: k8s.ConfigurationOptions): k8s.ConfigurationOptions {
+  const setSignal: k8s.ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(signal);
+      return new k8s.Observable(Promise.resolve(context));
+    },
+    post: (response) => new k8s.Observable(Promise.resolve(response)),
+  };
+  return { ...options, middleware: [...(options?.middleware ?? []), setSignal], middlewareMergeStrategy: 'append' };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export class KubernetesCluster implements Cluster {
@@ -106,10 +122,13 @@ export class KubernetesCluster implements Cluster {
   private requests = 0;
   private readonly apps: k8s.AppsV1Api;
   private readonly core: k8s.CoreV1Api;
-  private readonly applyOptions = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply);
+  private readonly requestTimeoutMs: number;
+  private readonly retry: RetryPolicy;
 
-  constructor(private readonly kc: k8s.KubeConfig) {
+  constructor(private readonly kc: k8s.KubeConfig, options: ClusterOptions = {}) {
     this.server = kc.getCurrentCluster()?.server ?? '(unknown server)';
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.apps = kc.makeApiClient(k8s.AppsV1Api);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
@@ -133,22 +152,43 @@ export class KubernetesCluster implements Cluster {
     return this.requests;
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Sends a request, and sends it again while the policy says so (only requests that are safe
+   * to repeat, only after overload, a server failure or no answer). Throws the typed error
+   * of the last attempt.
+   */
+  private async call<T>(req: ApiRequest, send: (options: k8s.ConfigurationOptions) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.attempt(req, send);
+      if (outcome.ok) return outcome.value;
+      const wait = retryDelayMs({ error: outcome.error, attempt, repeatable: req.repeatable, timedOut: outcome.timedOut }, this.retry, Math.random);
+      if (wait === undefined) throw outcome.error;
+      await sleep(wait);
+    }
+  }
+
+  /** One request, cancelled (its connection closed) if no answer comes within the timeout. */
+  private async attempt<T>(req: ApiRequest, send: (options: k8s.ConfigurationOptions) => Promise<T>): Promise<Attempt<T>> {
     this.requests++;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.requestTimeoutMs);
     try {
-      return await withTimeout(what, this.server, fn());
+      return { ok: true, value: await send(cancellable(controller.signal)) };
     } catch (err) {
-      if (err instanceof ClusterError) throw err;
-      const { status, message } = statusMessage(err);
-      if (status === undefined) {
-        throw new ClusterError(`${what}: cannot reach the API server at ${this.server}: ${message} (check KUBECONFIG and that the cluster is up)`, { cause: err });
-      }
-      throw new ClusterError(`${what}: ${status} ${message}`, { status, cause: err, retryable: status >= 500 || status === 429 });
+      if (controller.signal.aborted) return { ok: false, error: errorForTimeout(req, this.server, this.requestTimeoutMs, err), timedOut: true };
+      const answer = answerOf(err);
+      const error = answer ? errorForAnswer(req, answer, this.server, err) : errorForNoAnswer(req, failureText(err), this.server, err);
+      return { ok: false, error, timedOut: false };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async listManagedDaemonSets(labelSelector: string): Promise<{ items: LiveDaemonSet[]; resourceVersion: string }> {
-    const list = await this.call('list DaemonSets', () => this.apps.listDaemonSetForAllNamespaces({ labelSelector }));
+    const list = await this.call(
+      { what: 'list DaemonSets', verb: 'list', resource: 'daemonsets', group: 'apps', repeatable: true },
+      (options) => this.apps.listDaemonSetForAllNamespaces({ labelSelector }, options),
+    );
     return {
       items: list.items.map((d) => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(d, 'V1DaemonSet') })),
       resourceVersion: list.metadata?.resourceVersion ?? '',
@@ -157,7 +197,10 @@ export class KubernetesCluster implements Cluster {
 
   async getDaemonSet(namespace: string, name: string): Promise<LiveDaemonSet | undefined> {
     try {
-      const ds = await this.call(`get DaemonSet ${namespace}/${name}`, () => this.apps.readNamespacedDaemonSet({ name, namespace }));
+      const ds = await this.call(
+        { what: `get DaemonSet ${namespace}/${name}`, verb: 'get', resource: 'daemonsets', group: 'apps', namespace, repeatable: true },
+        (options) => this.apps.readNamespacedDaemonSet({ name, namespace }, options),
+      );
       return { apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(ds, 'V1DaemonSet') };
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return undefined;
@@ -165,24 +208,19 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
+  /** Server-side apply with one field manager and force: applying the same manifest twice changes nothing the second time. */
   private async serverSideApply(manifest: object, dryRun: boolean): Promise<LiveDaemonSet> {
     const m = manifest as { metadata: { name: string; namespace: string } };
     const { name, namespace } = m.metadata;
-    this.requests++;
-    try {
-      const out = await withTimeout(`apply DaemonSet ${namespace}/${name}`, this.server, this.apps.patchNamespacedDaemonSet(
+    const object = `DaemonSet ${namespace}/${name}${dryRun ? ' (dry run)' : ''}`;
+    const out = await this.call(
+      { what: `apply ${object}`, verb: 'patch', resource: 'daemonsets', group: 'apps', namespace, manifest: object, repeatable: true },
+      (options) => this.apps.patchNamespacedDaemonSet(
         { name, namespace, body: manifest, fieldManager: FIELD_MANAGER, force: true, dryRun: dryRun ? 'All' : undefined },
-        this.applyOptions,
-      ));
-      return { apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(out, 'V1DaemonSet') };
-    } catch (err) {
-      if (err instanceof ClusterError) throw err;
-      const { status, message } = statusMessage(err);
-      if (status === undefined) {
-        throw new ClusterError(`apply DaemonSet ${namespace}/${name}: cannot reach the API server at ${this.server}: ${message}`, { cause: err });
-      }
-      throw new ApplyError(`the API server rejected DaemonSet ${namespace}/${name}${dryRun ? ' (dry run)' : ''}: ${message}`, { status, cause: err });
-    }
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply, options),
+      ),
+    );
+    return { apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(out, 'V1DaemonSet') };
   }
 
   dryRunApply(manifest: object): Promise<LiveDaemonSet> {
@@ -195,8 +233,10 @@ export class KubernetesCluster implements Cluster {
 
   async deleteDaemonSet(namespace: string, name: string, options: { orphanPods?: boolean } = {}): Promise<void> {
     try {
-      await this.call(`delete DaemonSet ${namespace}/${name}`, () =>
-        this.apps.deleteNamespacedDaemonSet({ name, namespace, propagationPolicy: options.orphanPods ? 'Orphan' : 'Background' }),
+      // No uid precondition: sent twice, the second could delete a DaemonSet created in between. Not repeated.
+      await this.call(
+        { what: `delete DaemonSet ${namespace}/${name}`, verb: 'delete', resource: 'daemonsets', group: 'apps', namespace, repeatable: false },
+        (callOptions) => this.apps.deleteNamespacedDaemonSet({ name, namespace, propagationPolicy: options.orphanPods ? 'Orphan' : 'Background' }, callOptions),
       );
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return;
@@ -205,12 +245,18 @@ export class KubernetesCluster implements Cluster {
   }
 
   async listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }> {
-    const list = await this.call(`list pods in ${namespace}`, () => this.core.listNamespacedPod({ namespace, labelSelector }));
+    const list = await this.call(
+      { what: `list pods in ${namespace}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
+      (options) => this.core.listNamespacedPod({ namespace, labelSelector }, options),
+    );
     return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
   }
 
   async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
-    const list = await this.call(`list controllerrevisions in ${namespace}`, () => this.apps.listNamespacedControllerRevision({ namespace, labelSelector }));
+    const list = await this.call(
+      { what: `list controllerrevisions in ${namespace}`, verb: 'list', resource: 'controllerrevisions', group: 'apps', namespace, repeatable: true },
+      (options) => this.apps.listNamespacedControllerRevision({ namespace, labelSelector }, options),
+    );
     return list.items.map((r) => ({
       hash: r.metadata?.labels?.['controller-revision-hash'],
       revision: r.revision,
@@ -220,8 +266,10 @@ export class KubernetesCluster implements Cluster {
 
   async deletePod(namespace: string, name: string, uid: string): Promise<void> {
     try {
-      await this.call(`delete pod ${namespace}/${name}`, () =>
-        this.core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid } } }),
+      // The uid precondition makes a repeat harmless: it can only delete this very pod.
+      await this.call(
+        { what: `delete pod ${namespace}/${name}`, verb: 'delete', resource: 'pods', group: '', namespace, repeatable: true },
+        (options) => this.core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid } } }, options),
       );
     } catch (err) {
       // Gone already, or replaced by a pod of the same name: either way this pod is not there.
@@ -231,14 +279,19 @@ export class KubernetesCluster implements Cluster {
   }
 
   async listNodes(): Promise<LiveNode[]> {
-    const list = await this.call('list nodes', () => this.core.listNode());
+    const list = await this.call(
+      { what: 'list nodes', verb: 'list', resource: 'nodes', group: '', repeatable: true },
+      (options) => this.core.listNode({}, options),
+    );
     return list.items.map((n) => plain<LiveNode>(n, 'V1Node'));
   }
 
   async createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void> {
     const now = new Date();
-    await this.call(`create event on ${target.namespace}/${target.name}`, () =>
-      this.core.createNamespacedEvent({
+    // Each create makes one more Event: not repeated.
+    await this.call(
+      { what: `create event on ${target.namespace}/${target.name}`, verb: 'create', resource: 'events', group: '', namespace: target.namespace, repeatable: false },
+      (options) => this.core.createNamespacedEvent({
         namespace: target.namespace,
         body: {
           metadata: { generateName: `${target.name}.`, namespace: target.namespace },
@@ -253,7 +306,7 @@ export class KubernetesCluster implements Cluster {
           lastTimestamp: now,
           count: 1,
         },
-      }),
+      }, options),
     );
   }
 
@@ -334,14 +387,14 @@ export class KubernetesCluster implements Cluster {
           (err) => {
             const aborted = (err as { name?: string })?.name === 'AbortError';
             if (err && !aborted && !finished) {
-              finish(new ClusterError(`watch ${path}: ${statusMessage(err).message}`, { cause: err }));
+              finish(new ClusterError(`watch ${path}: ${failureText(err)}`, { cause: err }));
             } else finish();
           },
         )
         .then((c) => {
           controller = c;
           if (finished) c.abort();
-        }, (err) => finish(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${statusMessage(err).message}`, { cause: err })));
+        }, (err) => finish(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${failureText(err)}`, { cause: err })));
     });
   }
 }

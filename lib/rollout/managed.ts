@@ -8,13 +8,15 @@
  */
 import type { LiveDaemonSet, LiveNode, LivePod } from '../cluster/types';
 import type { Deps } from '../deps';
-import { errorMessage } from '../errors';
-import { DECLARED_STRATEGY_ANNOTATION } from '../labels';
+import { errorMessage, PreconditionFailedError } from '../errors';
+import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
+import { canonicalJson } from '../source/manifest';
 import type { Lease } from '../store/lease';
-import type { RolloutState } from '../store/records';
+import type { DaemonSetState, RolloutState } from '../store/records';
 import { parseRolloutAnnotations } from './annotations';
+import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
-import { nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -34,6 +36,7 @@ export interface ManagedRecord {
   wavePhase?: string;
   reason?: string;
   notReadyNodes?: string[];
+  brokenNodes?: string[];
   readyNodesDone?: boolean;
   paused?: boolean;
 }
@@ -57,9 +60,26 @@ export function toWavePod(pod: LivePod, isUpdated: boolean): WavePod {
   };
 }
 
-export function toWaveNode(node: LiveNode): WaveNode {
+/** A node as the wave decision sees it: Ready or not, and whether this DaemonSet's template should run there. */
+export function toWaveNode(node: LiveNode, template: PlacementSpec): WaveNode {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-  return { name: node.metadata.name, ready: ready?.status === 'True', labels: node.metadata.labels ?? {} };
+  const labels = node.metadata.labels ?? {};
+  const desired = !node.metadata.deletionTimestamp && nodeShouldRunDaemonPod(template, { name: node.metadata.name, labels, taints: node.spec?.taints ?? [] });
+  return { name: node.metadata.name, ready: ready?.status === 'True', desired, labels };
+}
+
+/**
+ * For a managed DaemonSet whose update has a canary: why the canary cannot run, when it
+ * selects none of the Ready nodes the new template should run on (a typo in a selector
+ * would otherwise leave the rollout waiting, or worse, send it everywhere).
+ */
+export function canaryProblem(manifest: { metadata: { annotations?: Record<string, string> }; spec: { template: { spec: unknown } } }, nodes: readonly LiveNode[]): string | undefined {
+  const parsed = parseRolloutAnnotations(manifest.metadata.annotations);
+  if (!parsed.ok || parsed.value.mode !== 'managed' || !parsed.value.canary) return undefined;
+  const template = manifest.spec.template.spec as PlacementSpec;
+  const ready = nodes.map((n) => toWaveNode(n, template)).filter((n) => n.ready && n.desired);
+  if (chooseCanaryNodes(parsed.value.canary, ready).length > 0) return undefined;
+  return `${CANARY_ANNOTATION}: "${describeCanary(parsed.value.canary)}" selects none of the ${ready.length} Ready ${ready.length === 1 ? 'node' : 'nodes'} this DaemonSet should run on, so the update was not applied: fix the node count or the label selector`;
 }
 
 /** A label selector in the API's query syntax. */
@@ -102,6 +122,7 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
     wavePhase: decision.phase,
     reason: decision.reason,
     notReadyNodes: decision.notReadyNodes,
+    brokenNodes: decision.brokenNodes,
     readyNodesDone: decision.readyNodesDone,
     paused,
   };
@@ -126,8 +147,18 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
 }
 
 /**
- * Drives one managed rollout until it completes, stalls, is paused, has only NotReady nodes
- * left, or the time budget runs out. Returns the last rollout state (also stored in S3).
+ * Drives one managed rollout until it completes, stalls, is paused, has only skipped
+ * NotReady nodes left, or the time budget runs out. Returns the last rollout state (also
+ * stored in S3).
+ *
+ * Assumptions / invariants:
+ * - Every decision is written to S3 before it is acted on, with a write conditional on
+ *   what was read (If-Match): a pause or a newer revision that lands between the read and
+ *   the write makes the write fail, and the decision is taken again, so a pause
+ *   acknowledged during a wave's reads stops that wave.
+ * - The lease is confirmed (a conditional write) immediately before pods are deleted: a
+ *   run that cannot prove it still holds it deletes nothing.
+ * - Every wait is bounded by the run's deadline.
  */
 export async function driveManaged(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions): Promise<RolloutState | undefined> {
   const { cluster, store, clock, config } = deps;
@@ -136,16 +167,20 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
   let rollout = previous?.revision === target.revision ? previous : undefined;
   let lastLine = '';
   const margin = options.marginMs ?? 15_000;
+  const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
 
   for (;;) {
-    const state = (await store.getState(namespace, name))?.value;
+    const stored = await store.getState(namespace, name);
+    const state = stored?.value;
     if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
     const record = (state.rollout?.revision === target.revision ? state.rollout.managed : undefined) as ManagedRecord | undefined;
     const ds = await cluster.getDaemonSet(namespace, name);
     if (!ds) return rollout;
     if (!controllerCaughtUp(ds)) {
       // The controller has not seen the new template yet; its revision hash would be stale.
-      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, 2_000, (d) => controllerCaughtUp(d));
+      if (!options.wait || timeLeft() <= 0) return rollout;
+      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, Math.max(250, Math.min(2_000, timeLeft())), (d) => controllerCaughtUp(d));
+      if (options.lease) await options.lease.renewIfDue();
       continue;
     }
     const annotations = parseRolloutAnnotations(ds.metadata.annotations);
@@ -162,12 +197,8 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     const pods = podList.items
       .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
       .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
-    const waveNodes = nodes.map(toWaveNode);
-    const known = new Set(waveNodes.map((n) => n.name));
-    // A node deleted from the cluster will never get its replacement pod: stop waiting for it.
-    const checkpoint = record?.checkpoint
-      ? { ...record.checkpoint, inFlight: record.checkpoint.inFlight.filter((f) => known.has(f.node)) }
-      : undefined;
+    const template = ds.spec.template.spec as PlacementSpec;
+    const waveNodes = nodes.map((n) => toWaveNode(n, template));
     const paused = a.paused || Boolean(state.paused);
     const policy: WavePolicy = {
       maxUnavailable: declaredMaxUnavailable(ds),
@@ -177,18 +208,24 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       progressDeadlineSeconds: a.progressDeadlineSeconds ?? config.policy.progressDeadlineSeconds,
     };
     const now = clock.now();
-    const decision = nextWave({ nodes: waveNodes, pods, desiredNumberScheduled: ds.status?.desiredNumberScheduled ?? 0 }, policy, checkpoint, now);
+    const decision = nextWave({ nodes: waveNodes, pods }, policy, record?.checkpoint, now);
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
-    rollout = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
-    const written = rollout;
-    await store.updateState(namespace, name, (cur) => (cur && cur.currentRevision === target.revision ? { ...cur, rollout: written, updatedAt: now.toISOString() } : undefined));
-    for (const p of decision.podsToDelete) {
-      try {
-        await cluster.deletePod(namespace, p.name, p.uid);
-      } catch (err) {
-        deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
+    const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
+    // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
+    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next);
+    const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
+    if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
+    rollout = next;
+    if (decision.podsToDelete.length > 0) {
+      if (options.lease) await options.lease.renew();
+      for (const p of decision.podsToDelete) {
+        try {
+          await cluster.deletePod(namespace, p.name, p.uid);
+        } catch (err) {
+          deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
+        }
       }
     }
     const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
@@ -197,12 +234,15 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       if (decision.podsToDelete.length) {
         deps.logger.log('info', `wave ${decision.checkpoint.waves}: deleting ${decision.podsToDelete.map((p) => `${p.name} on ${p.node}`).join(', ')}`, { daemonSet: key, action: 'wave', revision: target.revision });
       }
+      if (decision.checkpoint.failed && !record?.checkpoint?.failed) {
+        deps.logger.log('error', `revision ${target.revision}: ${decision.checkpoint.failed.reason}`, { daemonSet: key, action: 'rollout-failed', revision: target.revision, nodes: decision.checkpoint.failed.nodes });
+      }
       lastLine = line;
     }
 
     if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
     if (!options.wait) return rollout;
-    const left = deps.deadline - clock.now().getTime() - margin;
+    const left = timeLeft();
     if (left <= 0) return rollout;
     const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
     const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
@@ -212,5 +252,33 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
       deps.logger.log('warn', `pod watch ended: ${errorMessage(err)}`, { daemonSet: key });
     }
     if (options.lease) await options.lease.renewIfDue();
+  }
+}
+
+/** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */
+function sameDecision(before: RolloutState | undefined, after: RolloutState): boolean {
+  const essence = (r: RolloutState) => {
+    const m = r.managed as ManagedRecord | undefined;
+    return canonicalJson({ revision: r.revision, phase: r.phase, counts: r.counts, checkpoint: m?.checkpoint, wavePhase: m?.wavePhase, paused: m?.paused, finishedAt: r.finishedAt });
+  };
+  return before !== undefined && essence(before) === essence(after);
+}
+
+/**
+ * Writes the decision into the state that was read, conditionally on its ETag. Returns
+ * false, writing nothing, when the state changed since (a pause, a resume, a newer
+ * revision): the caller must not act on a decision taken on stale facts.
+ */
+async function recordDecision(deps: Deps, target: ManagedTarget, etag: string, read: DaemonSetState, rollout: RolloutState): Promise<boolean> {
+  const now = deps.clock.now().toISOString();
+  try {
+    await deps.store.putState({ ...read, rollout, updatedAt: now }, etag);
+    return true;
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) {
+      deps.logger.log('info', 'the state changed while deciding (pause, resume or a newer revision); deciding again', { daemonSet: `${target.namespace}/${target.name}` });
+      return false;
+    }
+    throw err;
   }
 }

@@ -47,10 +47,15 @@ export function describeCounts(c: RolloutCounts): string {
  * Assumptions / invariants:
  * - `previous` is the state the last observation left for the same revision, or undefined
  *   when this revision has just been applied (the clock then starts now).
+ * - Status is judged only once the controller has observed the generation this revision
+ *   applied (`observedGeneration`), as `kubectl rollout status` waits for it: before that,
+ *   the counts describe the previous template and say nothing about this rollout.
  * - A rollout is stalled when neither UP-TO-DATE nor AVAILABLE grew for `deadlineSeconds`;
- *   it can leave the stalled phase again when progress resumes.
+ *   it leaves the stalled phase again when progress resumes, and becomes complete when it
+ *   completes, however late.
  * - OnDelete DaemonSets are never rolled by the controller, so they are never stalled: they
  *   wait for someone to delete their pods.
+ * - The message of a state that does not change stays the same, so recording it again is a no-op.
  */
 export function evaluateNative(
   previous: RolloutState | undefined,
@@ -60,21 +65,25 @@ export function evaluateNative(
   deadlineSeconds: number,
 ): RolloutState {
   const at = now.toISOString();
-  const counts = countsOf(ds);
   const same = previous && previous.revision === revision && previous.mode === 'native';
+  const generation = Math.max(ds.metadata.generation ?? 0, same ? previous.generation ?? 0 : 0);
+  const observed = (ds.status?.observedGeneration ?? 0) >= generation;
+  const counts = observed ? countsOf(ds) : same ? previous.counts : undefined;
   const startedAt = same ? previous.startedAt : at;
-  const lastProgressAt = same && !progressed(previous.counts, counts) ? previous.lastProgressAt : at;
+  const moved = !same || (observed && progressed(previous.counts, countsOf(ds)));
+  const lastProgressAt = moved ? at : previous.lastProgressAt;
   const onDelete = isOnDelete(ds);
-  const base: RolloutState = { revision, mode: 'native', phase: 'progressing', generation: ds.metadata.generation, startedAt, lastProgressAt, counts, onDelete };
-  if (isRolloutComplete(ds)) {
-    return { ...base, phase: 'complete', finishedAt: same && previous.finishedAt ? previous.finishedAt : at, message: `complete: ${describeCounts(counts)}` };
+  const base: RolloutState = { revision, mode: 'native', phase: 'progressing', generation, startedAt, lastProgressAt, counts, onDelete };
+  if (observed && isRolloutComplete(ds)) {
+    return { ...base, phase: 'complete', finishedAt: same && previous.finishedAt ? previous.finishedAt : at, message: `complete: ${describeCounts(countsOf(ds))}` };
   }
   if (onDelete) {
-    return { ...base, message: `updateStrategy OnDelete: pods take the new template only when they are deleted (${describeCounts(counts)})` };
+    return { ...base, message: `updateStrategy OnDelete: pods take the new template only when they are deleted${counts ? ` (${describeCounts(counts)})` : ''}` };
   }
+  const waitingText = `waiting for the DaemonSet controller to observe generation ${generation}`;
   const idleMs = now.getTime() - Date.parse(lastProgressAt);
   if (idleMs > deadlineSeconds * 1000) {
-    return { ...base, phase: 'stalled', message: `stalled: no progress for ${Math.round(idleMs / 1000)}s (deadline ${deadlineSeconds}s): ${describeCounts(counts)}` };
+    return { ...base, phase: 'stalled', message: `stalled: no progress since ${lastProgressAt} (deadline ${deadlineSeconds}s): ${counts && observed ? describeCounts(counts) : waitingText}` };
   }
-  return { ...base, message: controllerCaughtUp(ds) ? `progressing: ${describeCounts(counts)}` : 'progressing: waiting for the DaemonSet controller to see the new generation' };
+  return { ...base, message: observed && counts ? `progressing: ${describeCounts(counts)}` : `progressing: ${waitingText}` };
 }

@@ -80,9 +80,9 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     const next = evaluateNative(before, ds, t.revision, clock.now(), t.progressDeadlineSeconds ?? deadlineSeconds);
     lastSeen.set(key, ds);
     results.set(key, next);
-    const c = next.counts!;
-    const changed = !before || before.phase !== next.phase || JSON.stringify(before.counts) !== JSON.stringify(c);
-    if (changed) deps.onProgress?.(`${key}: revision ${t.revision} ${next.phase}${next.onDelete ? ' (OnDelete)' : ''}: ${describeCounts(c)}`);
+    const c = next.counts;
+    const changed = !before || before.phase !== next.phase || before.message !== next.message;
+    if (changed) deps.onProgress?.(`${key}: revision ${t.revision} ${next.phase}${next.onDelete ? ' (OnDelete)' : ''}: ${c && next.generation !== undefined && (ds.status?.observedGeneration ?? 0) >= next.generation ? describeCounts(c) : next.message}`);
     if (terminal(next)) pending.delete(key);
   };
 
@@ -145,11 +145,15 @@ async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: L
   const target = { namespace: t.namespace, name: t.name, uid: live?.metadata.uid };
   if (rollout.phase === 'complete') {
     await store.setOutcome(t.namespace, t.name, t.revision, 'healthy', now);
-    await emitEvent(deps, target, 'Normal', 'RolloutComplete', `revision ${t.revision} rolled out: ${describeCounts(rollout.counts!)}`);
+    await emitEvent(deps, target, 'Normal', 'RolloutComplete', `revision ${t.revision} rolled out${wasPhase === 'stalled' ? ' after it had stalled' : ''}: ${rollout.counts ? describeCounts(rollout.counts) : rollout.message}`);
     deps.logger.log('info', `revision ${t.revision} rolled out`, { daemonSet: key, action: 'rollout-complete', revision: t.revision, ...rollout.counts });
   } else if (rollout.phase === 'stalled') {
     await store.setOutcome(t.namespace, t.name, t.revision, 'stalled', now, rollout.message);
     await emitEvent(deps, target, 'Warning', 'RolloutStalled', `revision ${t.revision}: ${rollout.message}`);
     deps.logger.log('warn', `revision ${t.revision} ${rollout.message}`, { daemonSet: key, action: 'rollout-stalled', revision: t.revision });
+  } else if (wasPhase === 'stalled') {
+    await store.setOutcome(t.namespace, t.name, t.revision, 'progressing', now, 'progress resumed after a stall');
+    await emitEvent(deps, target, 'Normal', 'RolloutResumed', `revision ${t.revision} is progressing again: ${rollout.message}`);
+    deps.logger.log('info', `revision ${t.revision} is progressing again`, { daemonSet: key, action: 'rollout-progressing', revision: t.revision });
   }
 }

@@ -6,15 +6,23 @@
  * `nextWave` answers one question: given what the cluster looks like now, which old pods
  * may be deleted right now without ever exceeding `maxUnavailable`? It follows the
  * Kubernetes DaemonSet controller's rolling update (maxSurge = 0) and adds what the
- * controller lacks: NotReady nodes that neither consume the budget nor stall the rollout,
- * canary nodes with a hold, pause, and a progress deadline.
+ * controller lacks: a canary with a hold, pause, a progress deadline, NotReady nodes that
+ * neither freeze the rollout nor hide a broken update, and a stop as soon as the update
+ * is seen to break the nodes it reaches.
  *
- * The driver observes, calls this, deletes what it names, stores the returned checkpoint
+ * The driver observes, calls this, stores the returned checkpoint, deletes what it names
  * and calls again on the next pod event or at `wakeAt`. Nothing here does I/O or reads
  * the clock.
  */
 
-export interface WaveNode { name: string; ready: boolean; labels: Record<string, string> }
+export interface WaveNode {
+  name: string;
+  /** The node's Ready condition is True. */
+  ready: boolean;
+  /** The DaemonSet should run a pod here (its node selector, affinity and tolerations; see eligibility.ts). */
+  desired: boolean;
+  labels: Record<string, string>;
+}
 export interface WavePod {
   name: string; uid: string; node: string;
   updated: boolean;        // runs the target template
@@ -30,32 +38,43 @@ export interface WavePolicy {
   paused: boolean;
   progressDeadlineSeconds: number;
 }
+/** A node whose pod this rollout deleted, and whether the node was Ready at that moment. */
+export interface TouchedNode { node: string; readyAtDelete: boolean; at: string }
+/** Evidence that the update breaks nodes: once set, the rollout deletes nothing more. */
+export interface WaveFailure { at: string; reason: string; nodes: string[] }
 export interface WaveCheckpoint {
   startedAt: string;
-  canaryNodes?: string[];          // fixed at the first decision of a rollout that has a canary policy
+  canaryNodes?: string[];          // fixed at the first decision that finds canary nodes
   canaryAvailableSince?: string;   // when every canary node last became updated+available
   canaryPassed?: boolean;
   lastProgressAt: string;
   updatedAvailable: number;        // updated+available count at the last decision
   waves: number;                   // decisions that deleted at least one pod
   inFlight: { node: string; uid: string; deletedAt: string }[]; // pods this rollout deleted whose replacement is not yet seen
+  touched?: TouchedNode[];         // every node whose pod this rollout deleted (first deletion only)
+  repairNodes?: string[];          // a rollback's: nodes the replaced revision broke, whose old pods may go although NotReady
+  failed?: WaveFailure;
 }
-export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[]; desiredNumberScheduled: number }
-export type WavePhase = 'progressing' | 'complete' | 'stalled' | 'paused' | 'canary-hold';
+export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[] }
+/** `waiting`: nothing may be deleted for a reason outside the rollout (too many NotReady nodes, no canary node). */
+export type WavePhase = 'progressing' | 'complete' | 'stalled' | 'paused' | 'canary-hold' | 'waiting';
 export interface WaveDecision {
   podsToDelete: { name: string; uid: string; node: string }[];
   phase: WavePhase;
   reason: string;                  // one human sentence, e.g. "deleting 2 old pods (budget 2 of maxUnavailable 3; 1 unavailable)"
   checkpoint: WaveCheckpoint;
-  /** True when every Ready desired node runs an updated, available pod (what remains, if anything, is on NotReady nodes). */
+  /** Every desired node but the skipped NotReady ones runs only an updated, available pod. */
   readyNodesDone: boolean;
-  notReadyNodes: string[];         // desired nodes whose node is NotReady: reported, skipped, never touched
+  /** Skipped: desired nodes that were NotReady before this rollout touched them. Reported, left alone, outside the budget. */
+  notReadyNodes: string[];
+  /** Desired nodes this rollout deleted a pod from while they were Ready, and that are NotReady now. */
+  brokenNodes: string[];
   /**
-   * `desired` is the controller's desiredNumberScheduled; every other count is over Ready
-   * desired nodes (one per node). `unavailable` includes pods the controller has not created
-   * yet; `budget` is how many available old pods may be deleted now.
+   * `desired` counts the desired nodes; every other count is over the desired nodes that are
+   * not skipped (one per node). `unavailable` includes nodes whose pod is missing or Pending;
+   * `budget` is how many available old pods may be deleted now.
    */
-  counts: { desired: number; updated: number; updatedAvailable: number; available: number; unavailable: number; maxUnavailable: number; budget: number };
+  counts: { desired: number; updated: number; updatedAvailable: number; available: number; unavailable: number; maxUnavailable: number; budget: number; skipped: number };
   /** Earliest ISO time at which the decision could change with no pod event (minReadySeconds elapsing, canary hold ending, the progress deadline). */
   wakeAt?: string;
 }
@@ -104,11 +123,6 @@ export function availableFrom(pod: WavePod, minReadySeconds: number): number | u
   return Number.isNaN(since) ? undefined : since + minReadySeconds * SECOND_MS;
 }
 
-export function isPodAvailable(pod: WavePod, minReadySeconds: number, now: Date): boolean {
-  const from = availableFrom(pod, minReadySeconds);
-  return from !== undefined && now.getTime() >= from;
-}
-
 export function matchesSelector(labels: Record<string, string>, selector: Record<string, string>): boolean {
   return Object.entries(selector).every(([key, value]) => labels[key] === value);
 }
@@ -118,8 +132,7 @@ interface NodeFacts {
   name: string;
   ready: boolean;
   labels: Record<string, string>;
-  pods: WavePod[];
-  /** Pods that count as available (a pod this rollout already deleted never does). */
+  /** Pods that count as available: on a Ready node, Ready for minReadySeconds, not deleted by this rollout. */
   availablePods: WavePod[];
   hasUpdated: boolean;
   updatedAvailable: boolean;
@@ -129,6 +142,12 @@ interface NodeFacts {
   outdated: WavePod[];
   hasTerminating: boolean;
   inFlightUid?: string;
+  /** This rollout deleted a pod here while the node was Ready. */
+  touchedWhileReady: boolean;
+  /** NotReady before this rollout touched it: left alone and outside the budget. */
+  skipped: boolean;
+  /** A rollback may replace the old pod here although the node is NotReady: the revision it replaces broke the node. */
+  repair: boolean;
 }
 
 function byName<T extends { name: string }>(a: T, b: T): number {
@@ -140,15 +159,13 @@ function replacementSeen(entry: InFlightPod, pods: readonly WavePod[]): boolean 
 }
 
 /**
- * Groups the observation by desired node. A pod with no node yet is unscheduled: it has no
- * node to be desired on, and the controller's desiredNumberScheduled already counts the
- * node it is meant for as missing a pod.
+ * Groups the observation by desired node. Pods on nodes that are not desired (the node
+ * left the cluster, lost a label, gained a taint) are neither waited for nor deleted;
+ * a desired node with no pod at all is still a node, and counts as unavailable.
  */
-function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], minReadySeconds: number, now: Date): NodeFacts[] {
-  const nodeByName = new Map(obs.nodes.map((n) => [n.name, n]));
+function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], touched: ReadonlyMap<string, TouchedNode>, repairNodes: ReadonlySet<string>, minReadySeconds: number, now: Date): NodeFacts[] {
   const podsByNode = new Map<string, WavePod[]>();
   for (const pod of obs.pods) {
-    if (pod.node === '') continue;
     const here = podsByNode.get(pod.node);
     if (here) here.push(pod);
     else podsByNode.set(pod.node, [pod]);
@@ -156,46 +173,63 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], mi
   const deletedUids = new Set(inFlight.map((e) => e.uid));
   const inFlightByNode = new Map(inFlight.map((e) => [e.node, e.uid]));
   const nowMs = now.getTime();
-  const names = [...new Set([...podsByNode.keys(), ...inFlightByNode.keys()])].sort();
-  return names.map((name) => {
-    const node = nodeByName.get(name);
-    const pods = [...(podsByNode.get(name) ?? [])].sort(byName);
+  return obs.nodes.filter((n) => n.desired).sort(byName).map((node) => {
+    const pods = [...(podsByNode.get(node.name) ?? [])].sort(byName);
     // A watch can lag a delete: a pod we deleted is going away whatever the observation says.
-    const live = pods.filter((p) => !deletedUids.has(p.uid)).map((p) => ({ pod: p, from: availableFrom(p, minReadySeconds) }));
+    // A pod on a NotReady node serves nothing, whatever its own condition still says.
+    const live = node.ready ? pods.filter((p) => !deletedUids.has(p.uid)).map((p) => ({ pod: p, from: availableFrom(p, minReadySeconds) })) : [];
     const availablePods = live.filter((l) => l.from !== undefined && l.from <= nowMs).map((l) => l.pod);
+    const touchedWhileReady = touched.get(node.name)?.readyAtDelete === true;
     return {
-      name,
-      ready: node?.ready === true,
-      labels: node?.labels ?? {},
-      pods,
+      name: node.name,
+      ready: node.ready,
+      labels: node.labels,
       availablePods,
       becomesAvailableAt: live.flatMap((l) => (l.from !== undefined && l.from > nowMs ? [l.from] : [])),
       hasUpdated: pods.some((p) => p.updated && !p.terminating),
       updatedAvailable: availablePods.some((p) => p.updated),
       outdated: pods.filter((p) => !p.updated && !p.terminating),
       hasTerminating: pods.some((p) => p.terminating),
-      inFlightUid: inFlightByNode.get(name),
+      inFlightUid: inFlightByNode.get(node.name),
+      touchedWhileReady,
+      skipped: !node.ready && !touchedWhileReady,
+      repair: !node.ready && !touchedWhileReady && repairNodes.has(node.name),
     };
   });
 }
 
-/** A Ready node is done when it runs only an updated, available pod. */
-function isReadyNodeDone(f: NodeFacts): boolean {
+/** A node is done when it runs only an updated, available pod. */
+function isNodeDone(f: NodeFacts): boolean {
   return f.updatedAvailable && f.outdated.length === 0 && !f.hasTerminating;
 }
 
-/** A NotReady node cannot become available; it is done once the new template sits on it. */
-function isNotReadyNodeDone(f: NodeFacts): boolean {
+/** A skipped NotReady node cannot become available; it is done once the new template sits on it. */
+function isSkippedNodeDone(f: NodeFacts): boolean {
   return f.hasUpdated && f.outdated.length === 0;
+}
+
+/** The update reached this node while it was Ready, and the node is NotReady now. */
+function isBrokenByUpdate(f: NodeFacts): boolean {
+  return !f.ready && f.touchedWhileReady && f.hasUpdated;
+}
+
+/**
+ * Nodes the update has reached without proving itself yet: a pod deleted and not yet
+ * replaced, or an updated pod that is not available.
+ */
+function isExposed(f: NodeFacts): boolean {
+  return f.inFlightUid !== undefined || (f.hasUpdated && !f.updatedAvailable);
 }
 
 /**
  * The one pod to delete on this node, if any: one per node per decision, because the
  * controller replaces a node's pod only after the old one is gone. A node with a pod in
  * flight only retries that same pod (its delete may not have landed); any other pod there
- * waits until the replacement is seen.
+ * waits until the replacement is seen. Pods on NotReady nodes stay, unless a rollback
+ * repairs a node that the revision it replaces broke.
  */
 function replaceablePod(f: NodeFacts): WavePod | undefined {
+  if (!f.ready && !f.repair) return undefined;
   if (f.inFlightUid !== undefined) return f.outdated.find((p) => p.uid === f.inFlightUid);
   const unavailableFirst = (p: WavePod) => (f.availablePods.includes(p) ? 1 : 0);
   return [...f.outdated].sort((a, b) => unavailableFirst(a) - unavailableFirst(b) || byName(a, b))[0];
@@ -206,7 +240,7 @@ function costsNoAvailability(f: NodeFacts, pod: WavePod): boolean {
   return !f.availablePods.includes(pod) || f.availablePods.length > 1;
 }
 
-/** The canary nodes for a new rollout, chosen among the Ready desired nodes, by name. */
+/** The canary nodes for a rollout, chosen among the Ready desired nodes, by name. */
 export function chooseCanaryNodes(canary: CanaryPolicy, readyNodes: readonly { name: string; labels: Record<string, string> }[]): string[] {
   const selector = canary.selector;
   const eligible = [...readyNodes].sort(byName).filter((n) => selector === undefined || matchesSelector(n.labels, selector)).map((n) => n.name);
@@ -215,30 +249,46 @@ export function chooseCanaryNodes(canary: CanaryPolicy, readyNodes: readonly { n
   return eligible.slice(0, Math.max(0, count));
 }
 
+/** Says what a canary policy asks for, for messages. */
+export function describeCanary(canary: CanaryPolicy): string {
+  return canary.selector ? Object.entries(canary.selector).map(([k, v]) => `${k}=${v}`).join(',') : String(canary.count ?? 1);
+}
+
 type CanaryState =
   | { kind: 'none' }                                         // no canary policy, or passed earlier
+  | { kind: 'unmatched' }                                    // the policy selects no Ready desired node
   | { kind: 'passed-now'; since?: string }
   | { kind: 'rolling'; members: string[] }                   // canary pods are still being replaced
-  | { kind: 'holding'; since: string; until: number }
-  | { kind: 'unjudgeable'; nodes: string[] };                // every canary node is NotReady or gone
+  | { kind: 'holding'; since: string; until: number };
+
+/**
+ * The canary set of this decision: the one chosen earlier while any of it is still a
+ * desired node that is not skipped; otherwise (it was never chosen, or every node of it
+ * left or went NotReady untouched) chosen again among the Ready desired nodes.
+ */
+function canaryMembers(canary: CanaryPolicy, chosen: readonly string[] | undefined, facts: readonly NodeFacts[]): string[] {
+  const members = chosen ? facts.filter((f) => !f.skipped && chosen.includes(f.name)).map((f) => f.name) : [];
+  return members.length > 0 ? members : chooseCanaryNodes(canary, facts.filter((f) => f.ready));
+}
 
 /**
  * Assumptions / invariants:
  * - The canary set is fixed once per rollout; nodes that join later never become canaries.
- * - Only Ready canary nodes are judged; a NotReady one is skipped like any NotReady node.
- *   If no canary node is Ready there is no evidence either way, so the canary neither
- *   passes nor stalls: it waits, and the reason says why. (A canary passing on no
- *   evidence would roll a node-breaking update to the whole fleet.)
- * - The hold clock starts at the first decision that sees every judged canary updated and
+ *   Only a set with no usable node left (gone, or NotReady before it was touched) is
+ *   chosen again: nothing was learnt from it.
+ * - A canary node that goes NotReady after it received the update is not skipped: it is a
+ *   broken node, and the rollout stops (see nextWave). A canary that never becomes
+ *   available stalls at the progress deadline like any wave.
+ * - A policy that selects no Ready desired node never passes: an empty canary would send
+ *   the first wave to the whole fleet.
+ * - The hold clock starts at the first decision that sees every canary node updated and
  *   available, and restarts from zero if any of them becomes unavailable.
  */
-function evaluateCanary(canary: CanaryPolicy | undefined, chosen: readonly string[] | undefined, passedBefore: boolean, sinceBefore: string | undefined, facts: readonly NodeFacts[], now: Date): CanaryState {
-  if (canary === undefined || passedBefore || chosen === undefined) return { kind: 'none' };
-  if (chosen.length === 0) return { kind: 'passed-now' };
-  // A canary node that left the cluster is no longer desired and simply drops out.
-  const members = facts.filter((f) => f.ready && chosen.includes(f.name));
-  if (members.length === 0) return { kind: 'unjudgeable', nodes: [...chosen] };
-  if (!members.every((f) => f.updatedAvailable)) return { kind: 'rolling', members: members.map((f) => f.name) };
+function evaluateCanary(canary: CanaryPolicy | undefined, members: readonly string[], passedBefore: boolean, sinceBefore: string | undefined, facts: readonly NodeFacts[], now: Date): CanaryState {
+  if (canary === undefined || passedBefore) return { kind: 'none' };
+  if (members.length === 0) return { kind: 'unmatched' };
+  const memberFacts = facts.filter((f) => members.includes(f.name));
+  if (!memberFacts.every((f) => f.updatedAvailable)) return { kind: 'rolling', members: [...members] };
   const since = sinceBefore ?? now.toISOString();
   const until = Date.parse(since) + canary.holdSeconds * SECOND_MS;
   return now.getTime() >= until ? { kind: 'passed-now', since } : { kind: 'holding', since, until };
@@ -253,54 +303,85 @@ function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+function sortedBy<T>(items: T[], key: (t: T) => string): T[] {
+  return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
 /**
  * Decides the next wave of a managed rollout.
  *
  * Assumptions / invariants:
- * - One pod per node. A node is desired when a pod of this DaemonSet is on it or a pod we
- *   deleted there has not been replaced yet; a desired node that is NotReady (or unknown)
- *   is listed and left alone: it is never deleted from, never counted in the budget and
- *   never the cause of a stall, so one dead node cannot freeze a fleet-wide rollout.
- * - Unavailability is counted per Ready desired node, and pods the controller has not
- *   created yet count as unavailable, so `unavailable` is never an underestimate. After
- *   this decision at most max(k, unavailable before) Ready nodes are unavailable:
- *   deleting an old pod that is already unavailable costs nothing, and available old pods
- *   are deleted only up to k - unavailable.
- * - Updated pods, terminating pods and pods on NotReady nodes are never deleted.
- * - While paused, holding a canary, or waiting only on NotReady nodes the rollout cannot
- *   stall, and that time does not count toward the deadline. A stalled rollout deletes
- *   nothing and becomes progressing again as soon as more updated pods are available.
+ * - One pod per node, on the desired nodes only (the caller computes them as the DaemonSet
+ *   controller does). A desired node without an available pod is unavailable, whatever the
+ *   reason: missing, Pending, crash-looping, or on a NotReady node.
+ * - NotReady nodes come in two kinds. A node that was NotReady before this rollout touched
+ *   it is *skipped*: never deleted from, outside the budget, never the cause of a stall, so
+ *   one dead node cannot freeze a fleet-wide rollout; but when more than k desired nodes are
+ *   skipped the rollout waits rather than roll the rest. A node that this rollout deleted a
+ *   pod from while it was Ready and that is NotReady now counts as unavailable; once it runs
+ *   the update it is evidence that the update breaks nodes: the rollout stops for good
+ *   (stalled, `failed` in the checkpoint) until resumed or replaced.
+ * - Budget: with `unavailable` counted over the non-skipped desired nodes, available old pods
+ *   are deleted only up to k - unavailable, so after this decision at most
+ *   max(k, unavailable before) such nodes are unavailable. Old pods that are already
+ *   unavailable cost nothing to replace, but every deletion sends the update to one more
+ *   node, so no more than k nodes are ever exposed to an update that has not yet proven
+ *   available on them: a broken update reaches at most k nodes beyond the canary.
+ * - Updated pods, terminating pods, pods on nodes that are not desired and pods on NotReady
+ *   nodes (but a rollback's repair nodes) are never deleted.
+ * - While paused, holding a canary, waiting, or waiting only on skipped nodes the rollout
+ *   cannot stall, and that time does not count toward the deadline. A rollout stalled by the
+ *   deadline deletes nothing and becomes progressing again as soon as more updated pods are
+ *   available.
  * - Deterministic: the same inputs give the same decision; the checkpoint is not mutated.
  */
 export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: WaveCheckpoint | undefined, now: Date): WaveDecision {
   const at = now.toISOString();
   const nowMs = now.getTime();
 
-  const inFlightKept = (checkpoint?.inFlight ?? []).filter((e) => !replacementSeen(e, obs.pods));
-  const facts = observeNodes(obs, inFlightKept, policy.minReadySeconds, now);
-  const ready = facts.filter((f) => f.ready);
-  const notReady = facts.filter((f) => !f.ready);
-  const notReadyNodes = notReady.map((f) => f.name);
+  const desiredNames = new Set(obs.nodes.filter((n) => n.desired).map((n) => n.name));
+  // A deletion whose node left the desired set will never be replaced: stop waiting for it.
+  const inFlightKept = (checkpoint?.inFlight ?? []).filter((e) => desiredNames.has(e.node) && !replacementSeen(e, obs.pods));
+  const touched = new Map((checkpoint?.touched ?? []).map((t) => [t.node, t]));
+  const repairNodes = new Set(checkpoint?.repairNodes ?? []);
+  const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now);
+  const counted = facts.filter((f) => !f.skipped);
+  const skipped = facts.filter((f) => f.skipped);
+  const notReadyNodes = skipped.map((f) => f.name);
+  const brokenNodes = facts.filter((f) => !f.ready && f.touchedWhileReady).map((f) => f.name);
 
-  const k = effectiveMaxUnavailable(policy.maxUnavailable, obs.desiredNumberScheduled);
-  const available = ready.filter((f) => f.availablePods.length > 0).length;
-  const expectedReady = Math.max(ready.length, obs.desiredNumberScheduled - notReady.length);
-  const unavailable = expectedReady - available;
-  const updated = ready.filter((f) => f.hasUpdated).length;
-  const updatedAvailable = ready.filter((f) => f.updatedAvailable).length;
+  const k = effectiveMaxUnavailable(policy.maxUnavailable, facts.length);
+  const available = counted.filter((f) => f.availablePods.length > 0).length;
+  const unavailable = counted.length - available;
+  const updated = counted.filter((f) => f.hasUpdated).length;
+  const updatedAvailable = counted.filter((f) => f.updatedAvailable).length;
+  const exposed = counted.filter(isExposed).length;
 
-  const readyNodesDone = unavailable === 0 && ready.every(isReadyNodeDone);
-  const pendingNotReady = notReady.filter((f) => !isNotReadyNodeDone(f)).map((f) => f.name);
-  const complete = readyNodesDone && pendingNotReady.length === 0;
+  // A rollback's repair of a node the replaced revision broke is work left, though the node is skipped.
+  const repairLeft = facts.some((f) => f.repair && replaceablePod(f) !== undefined);
+  const readyNodesDone = counted.every(isNodeDone) && !repairLeft;
+  const pendingSkipped = skipped.filter((f) => !isSkippedNodeDone(f)).map((f) => f.name);
+  const complete = readyNodesDone && pendingSkipped.length === 0;
 
-  const canaryNodes = checkpoint?.canaryNodes ?? (policy.canary && checkpoint?.canaryPassed !== true ? chooseCanaryNodes(policy.canary, ready) : undefined);
-  const canary = evaluateCanary(policy.canary, canaryNodes, checkpoint?.canaryPassed === true, checkpoint?.canaryAvailableSince, facts, now);
-  const canaryPassed = canary.kind === 'passed-now' || checkpoint?.canaryPassed === true;
+  const breaking = facts.filter(isBrokenByUpdate).map((f) => f.name);
+  const failed: WaveFailure | undefined = checkpoint?.failed ?? (breaking.length > 0 ? {
+    at,
+    reason: `the update broke ${plural(breaking.length, 'node', 'nodes')} (${nameList(breaking)}): Ready when this rollout deleted ${breaking.length === 1 ? 'its pod' : 'their pods'}, NotReady since ${breaking.length === 1 ? 'it' : 'they'} received the new template`,
+    nodes: breaking,
+  } : undefined);
+  // Repair nodes are this product's own damage, being undone: they do not hold the rollout back.
+  const skippedOutside = skipped.filter((f) => !f.repair);
+  const tooManyNotReady = skippedOutside.length > k;
 
-  // Which nodes this decision may touch: the canary's until it passes, then every Ready node.
-  const inScope = canary.kind === 'rolling' ? ready.filter((f) => canary.members.includes(f.name))
-    : canary.kind === 'holding' || canary.kind === 'unjudgeable' ? []
-    : ready;
+  const canaryPassedBefore = checkpoint?.canaryPassed === true;
+  const members = policy.canary && !canaryPassedBefore ? canaryMembers(policy.canary, checkpoint?.canaryNodes, facts) : [];
+  const canary = evaluateCanary(policy.canary, members, canaryPassedBefore, checkpoint?.canaryAvailableSince, facts, now);
+  const canaryPassed = canary.kind === 'passed-now' || canaryPassedBefore;
+  const canaryNodes = members.length > 0 ? members : checkpoint?.canaryNodes;
+
+  // Which nodes this decision may touch: the canary's until it passes, then every node.
+  const mayAct = !failed && !policy.paused && !tooManyNotReady && canary.kind !== 'holding' && canary.kind !== 'unmatched';
+  const inScope = !mayAct ? [] : canary.kind === 'rolling' ? facts.filter((f) => canary.members.includes(f.name)) : facts;
   const free: PodRef[] = [];
   const costly: PodRef[] = [];
   for (const f of inScope) {
@@ -308,50 +389,62 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
     if (!pod) continue;
     (costsNoAvailability(f, pod) ? free : costly).push({ name: pod.name, uid: pod.uid, node: f.name });
   }
-  const budget = Math.min(Math.max(k - unavailable, 0), costly.length);
+  // Retrying a deletion this rollout already made exposes no new node.
+  const retried = free.filter((p) => inFlightKept.some((e) => e.uid === p.uid));
+  const exposureLeft = Math.max(k - exposed, 0);
+  const freeNow = [...retried, ...free.filter((p) => !retried.includes(p)).slice(0, exposureLeft)];
+  const budget = Math.min(Math.max(k - unavailable, 0), costly.length, exposureLeft - (freeNow.length - retried.length));
 
   const grew = checkpoint !== undefined && updatedAvailable > checkpoint.updatedAvailable;
-  const cannotStall = complete || readyNodesDone || policy.paused || canary.kind === 'holding' || canary.kind === 'unjudgeable' || canary.kind === 'passed-now';
+  const waiting = tooManyNotReady || canary.kind === 'unmatched';
+  const cannotStall = complete || readyNodesDone || policy.paused || waiting || canary.kind === 'holding' || canary.kind === 'passed-now';
   const progressAt = checkpoint === undefined || grew || cannotStall ? at : checkpoint.lastProgressAt;
   const idleMs = nowMs - Date.parse(progressAt);
-  const stalled = !cannotStall && idleMs > policy.progressDeadlineSeconds * SECOND_MS;
+  const deadlinePassed = !cannotStall && idleMs > policy.progressDeadlineSeconds * SECOND_MS;
 
   let phase: WavePhase;
   let podsToDelete: PodRef[] = [];
   let reason: string;
-  const counts = { desired: obs.desiredNumberScheduled, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget };
-  const unavailableNodes = ready.filter((f) => f.availablePods.length === 0).map((f) => f.name);
+  const counts = { desired: facts.length, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget, skipped: skipped.length };
+  const unavailableNodes = counted.filter((f) => f.availablePods.length === 0).map((f) => f.name);
   const unavailableText = `${unavailable} unavailable${unavailableNodes.length > 0 ? ` (${nameList(unavailableNodes)})` : ''}`;
-  const progressText = `${updatedAvailable}/${expectedReady} Ready nodes updated and available, ${unavailableText}`;
+  const progressText = `${updatedAvailable}/${counted.length} nodes updated and available, ${unavailableText}`;
 
-  if (complete) {
+  if (failed) {
+    phase = 'stalled';
+    reason = `stopped: ${failed.reason}; deleting nothing more (${progressText})`;
+  } else if (complete) {
     phase = 'complete';
-    reason = `complete: ${plural(expectedReady, 'Ready node runs', 'Ready nodes run')} the updated template and ${expectedReady === 1 ? 'is' : 'are'} available`;
+    reason = `complete: ${plural(counted.length, 'node runs', 'nodes run')} the updated template and ${counted.length === 1 ? 'is' : 'are'} available`;
   } else if (policy.paused) {
     phase = 'paused';
     reason = `paused: deleting nothing (${progressText})`;
   } else if (readyNodesDone) {
     phase = 'progressing';
-    reason = `every Ready node is updated and available; waiting for NotReady ${pendingNotReady.length === 1 ? 'node' : 'nodes'} ${nameList(pendingNotReady)} to take the new template`;
+    reason = `every Ready node is updated and available; waiting for NotReady ${pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(pendingSkipped)} to take the new template`;
+  } else if (tooManyNotReady) {
+    phase = 'waiting';
+    reason = `waiting: ${plural(skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})`;
+  } else if (canary.kind === 'unmatched') {
+    phase = 'waiting';
+    reason = `waiting: the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing`;
   } else if (canary.kind === 'holding') {
     phase = 'canary-hold';
     const leftS = Math.ceil((canary.until - nowMs) / SECOND_MS);
-    reason = `canary ${nameList(canaryNodes ?? [])} updated and available; holding ${leftS}s more of ${policy.canary?.holdSeconds ?? 0}s`;
-  } else if (canary.kind === 'unjudgeable') {
-    phase = 'progressing';
-    reason = `canary ${canary.nodes.length === 1 ? 'node' : 'nodes'} ${nameList(canary.nodes)} ${canary.nodes.length === 1 ? 'is' : 'are'} NotReady or gone; waiting for a Ready canary node to judge the update`;
-  } else if (stalled) {
+    reason = `canary ${nameList(members)} updated and available; holding ${leftS}s more of ${policy.canary?.holdSeconds ?? 0}s`;
+  } else if (deadlinePassed) {
     phase = 'stalled';
     reason = `stalled: no progress for ${Math.round(idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s); deleting nothing (${progressText})`;
   } else {
     phase = 'progressing';
-    podsToDelete = [...free, ...costly.slice(0, budget)];
+    podsToDelete = [...freeNow, ...costly.slice(0, budget)];
     const scope = canary.kind === 'rolling' ? 'canary: ' : '';
     if (podsToDelete.length > 0) {
-      const freeText = free.length > 0 ? `${free.length} already unavailable, ` : '';
+      const freeText = freeNow.length > 0 ? `${freeNow.length} already unavailable, ` : '';
       reason = `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable)`;
-    } else if (costly.length > 0) {
-      reason = `${scope}waiting: budget 0 of maxUnavailable ${k} with ${unavailableText}; ${plural(costly.length, 'old pod waits', 'old pods wait')}`;
+    } else if (free.length + costly.length > 0) {
+      const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being available yet` : unavailableText;
+      reason = `${scope}waiting: budget 0 of maxUnavailable ${k} with ${held}; ${plural(free.length + costly.length, 'old pod waits', 'old pods wait')}`;
     } else {
       reason = `${scope}waiting for replacements to become available (${progressText})`;
     }
@@ -359,10 +452,15 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
 
   const deletedNow = podsToDelete.length > 0;
   const lastProgressAt = deletedNow ? at : progressAt;
-  const inFlight = [
+  const readyByNode = new Map(facts.map((f) => [f.name, f.ready]));
+  const inFlight = sortedBy([
     ...inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
     ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
-  ].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  ], (e) => e.node);
+  const touchedNext = sortedBy([
+    ...touched.values(),
+    ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
+  ], (t) => t.node);
 
   const next: WaveCheckpoint = {
     startedAt: checkpoint?.startedAt ?? at,
@@ -371,6 +469,9 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
     waves: (checkpoint?.waves ?? 0) + (deletedNow ? 1 : 0),
     inFlight,
   };
+  if (touchedNext.length > 0) next.touched = touchedNext;
+  if (checkpoint?.repairNodes?.length) next.repairNodes = [...checkpoint.repairNodes];
+  if (failed) next.failed = failed;
   if (canaryNodes !== undefined) next.canaryNodes = [...canaryNodes];
   // Kept once the canary has passed: it records when the canary proved itself.
   const canarySince = canary.kind === 'holding' || canary.kind === 'passed-now' ? canary.since
@@ -379,15 +480,15 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
   if (canaryPassed) next.canaryPassed = true;
 
-  const wakeAt = earliestWake({
+  const wakeAt = failed ? undefined : earliestWake({
     nowMs,
-    minReady: ready.flatMap((f) => f.becomesAvailableAt),
+    minReady: facts.flatMap((f) => f.becomesAvailableAt),
     canaryHoldEnds: canary.kind === 'holding' && !complete ? canary.until : undefined,
     // Stalling needs idle time strictly beyond the deadline, hence the extra millisecond.
     deadline: phase === 'progressing' && !cannotStall ? Date.parse(lastProgressAt) + policy.progressDeadlineSeconds * SECOND_MS + 1 : undefined,
   });
 
-  const decision: WaveDecision = { podsToDelete, phase, reason, checkpoint: next, readyNodesDone, notReadyNodes, counts };
+  const decision: WaveDecision = { podsToDelete, phase, reason, checkpoint: next, readyNodesDone, notReadyNodes, brokenNodes, counts };
   if (wakeAt !== undefined) decision.wakeAt = wakeAt;
   return decision;
 }

@@ -67,7 +67,7 @@ export interface ManifestProblem {
   document?: number;
   /** namespace/name when the document names a DaemonSet. */
   key?: string;
-  /** Stable code: yaml-syntax, too-large, alias-limit, not-a-daemonset, old-api-version, schema, selector-mismatch, namespace-not-allowed, reserved-key, duplicate, selector-changed, dry-run-rejected. */
+  /** Stable code: yaml-syntax, too-large, alias-limit, not-a-daemonset, old-api-version, schema, selector-mismatch, namespace-not-allowed, reserved-key, duplicate, selector-changed, dry-run-rejected, canary-unmatched. */
   code: string;
   severity: ProblemSeverity;
   message: string;

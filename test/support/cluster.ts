@@ -101,12 +101,16 @@ export function daemonSet(name: string, namespace: string, overrides: { image?: 
 }
 
 /**
- * Watches the pods of one DaemonSet and, at every event, counts the eligible nodes that do
- * not have a Ready pod. `maxUnavailableSeen` is what the invariant tests assert on.
+ * Watches the pods of one DaemonSet, and the nodes, and at every event counts the given
+ * nodes that do not have an available pod: Kubernetes' definition, in which a pod on a
+ * NotReady node is not available whatever its own condition says. `maxUnavailableSeen` is
+ * what the invariant tests assert on.
  */
 export class AvailabilityWatcher {
   private readonly pods = new Map<string, k8s.V1Pod>();
+  private readonly notReadyNodes = new Set<string>();
   private abort?: AbortController;
+  private nodeAbort?: AbortController;
   maxUnavailableSeen = 0;
   samples = 0;
   /** Every pod deletion seen (namespace-local pod names), with when it was seen. */
@@ -133,12 +137,24 @@ export class AvailabilityWatcher {
   unavailableNow(): number {
     const now = Date.now();
     const readyNodes = new Set<string>();
-    for (const p of this.pods.values()) if (this.available(p, now) && p.spec?.nodeName) readyNodes.add(p.spec.nodeName);
+    for (const p of this.pods.values()) if (this.available(p, now) && p.spec?.nodeName && !this.notReadyNodes.has(p.spec.nodeName)) readyNodes.add(p.spec.nodeName);
     return this.nodes.filter((n) => !readyNodes.has(n)).length;
+  }
+
+  private noteNode(n: k8s.V1Node): void {
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    if (ready) this.notReadyNodes.delete(n.metadata!.name!);
+    else this.notReadyNodes.add(n.metadata!.name!);
   }
 
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    const nodes = await core.listNode();
+    for (const n of nodes.items) this.noteNode(n);
+    this.nodeAbort = await new k8s.Watch(this.kc).watch('/api/v1/nodes', { resourceVersion: nodes.metadata?.resourceVersion }, (phase, n: k8s.V1Node) => {
+      if (phase !== 'DELETED') this.noteNode(n);
+      this.maxUnavailableSeen = Math.max(this.maxUnavailableSeen, this.unavailableNow());
+    }, () => undefined);
     const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
     for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
     const watch = new k8s.Watch(this.kc);
@@ -165,5 +181,50 @@ export class AvailabilityWatcher {
 
   stop(): void {
     this.abort?.abort();
+    this.nodeAbort?.abort();
+  }
+}
+
+const NOT_READY_LABEL = 'node-not-ready.stage.kwok.x-k8s.io';
+
+/**
+ * Plays a broken node agent (a CNI or storage plugin that takes its node down): as soon as
+ * a pod running `image` lands on a node, kwok is told to report that node NotReady; when
+ * that pod goes away again, the node recovers.
+ */
+export class NodeBreaker {
+  /** Nodes this breaker took down, in order. */
+  readonly broken: string[] = [];
+  private readonly down = new Set<string>();
+  private abort?: AbortController;
+
+  constructor(private readonly kc: k8s.KubeConfig, private readonly namespace: string, private readonly labelSelector: string, private readonly image: string) {}
+
+  private async setNotReady(node: string, notReady: boolean): Promise<void> {
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    await core.patchNode({ name: node, body: { metadata: { labels: { [NOT_READY_LABEL]: notReady ? 'true' : null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+  }
+
+  async start(): Promise<void> {
+    this.abort = await new k8s.Watch(this.kc).watch(`/api/v1/namespaces/${this.namespace}/pods`, { labelSelector: this.labelSelector }, (phase, pod: k8s.V1Pod) => {
+      const node = pod.spec?.nodeName;
+      if (!node || pod.spec?.containers[0]?.image !== this.image) return;
+      const gone = phase === 'DELETED' || Boolean(pod.metadata?.deletionTimestamp);
+      if (!gone && !this.down.has(node)) {
+        this.down.add(node);
+        this.broken.push(node);
+        void this.setNotReady(node, true);
+      } else if (gone && this.down.has(node)) {
+        this.down.delete(node);
+        void this.setNotReady(node, false);
+      }
+    }, () => undefined);
+  }
+
+  /** Stops watching and brings back every node still down. */
+  async stop(): Promise<void> {
+    this.abort?.abort();
+    await Promise.all([...this.down].map((n) => this.setNotReady(n, false).catch(() => undefined)));
+    this.down.clear();
   }
 }

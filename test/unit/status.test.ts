@@ -129,11 +129,26 @@ describe('evaluateNative', () => {
     expect(state.phase).toBe('progressing');
   });
 
-  it('is stalled once the deadline passes without progress, and says for how long', () => {
+  it('is stalled once the deadline passes without progress, and says since when', () => {
     const state = evaluateNative(previous({}), ds({ upToDate: 1, available: 3 }), 7, after(DEADLINE + 1), DEADLINE);
 
     expect(state.phase).toBe('stalled');
-    expect(state.message).toBe('stalled: no progress for 601s (deadline 600s): 1/4 updated, 3 available, 3 ready');
+    expect(state.message).toBe('stalled: no progress since 2025-03-01T10:00:00.000Z (deadline 600s): 1/4 updated, 3 available, 3 ready');
+  });
+
+  it('says the same about a stalled rollout that has not moved, look after look', () => {
+    const first = evaluateNative(previous({}), ds({ upToDate: 1, available: 3 }), 7, after(DEADLINE + 1), DEADLINE);
+    const later = evaluateNative(first, ds({ upToDate: 1, available: 3 }), 7, after(5 * DEADLINE), DEADLINE);
+
+    expect(later).toEqual(first);
+  });
+
+  it('becomes complete, however late, after it stalled', () => {
+    const stalled = previous({ phase: 'stalled' });
+
+    const state = evaluateNative(stalled, ds({ upToDate: 4, available: 4 }), 7, after(10 * DEADLINE), DEADLINE);
+
+    expect(state.phase).toBe('complete');
   });
 
   it('recovers from stalled when progress resumes', () => {
@@ -170,11 +185,30 @@ describe('evaluateNative', () => {
     expect(state.finishedAt).toBe(after(200).toISOString());
   });
 
-  it('is not complete until the controller has observed the new generation', () => {
+  it('is not complete until the controller has observed the new generation, and shows no counts of the old one', () => {
     const state = evaluateNative(undefined, ds({ generation: 3, observedGeneration: 2, upToDate: 4, available: 4 }), 7, t0, DEADLINE);
 
     expect(state.phase).toBe('progressing');
-    expect(state.message).toBe('progressing: waiting for the DaemonSet controller to see the new generation');
+    expect(state.counts).toBeUndefined();
+    expect(state.message).toBe('progressing: waiting for the DaemonSet controller to observe generation 3');
+  });
+
+  it('judges a new DaemonSet only on status for the generation it applied (a status without observedGeneration says nothing)', () => {
+    const created = { ...ds({ generation: 1, desired: 0, upToDate: 0, available: 0 }), status: { desiredNumberScheduled: 0, numberAvailable: 0, updatedNumberScheduled: 0 } };
+
+    const state = evaluateNative(previous({ generation: 1, counts: undefined }), created, 7, after(1), DEADLINE);
+
+    expect(state.phase).toBe('progressing');
+    expect(state.counts).toBeUndefined();
+  });
+
+  it('keeps waiting for the generation it applied even when the object it sees is older', () => {
+    const applied = previous({ generation: 5, counts: undefined });
+
+    const state = evaluateNative(applied, ds({ generation: 4, observedGeneration: 4, upToDate: 4, available: 4 }), 7, after(1), DEADLINE);
+
+    expect(state.phase).toBe('progressing');
+    expect(state.message).toContain('observe generation 5');
   });
 
   it('never stalls a rollout that progresses at every look, however far apart the looks are', () => {

@@ -1,0 +1,207 @@
+/**
+ * Managed rollouts when the new version is what breaks: an update that takes down every
+ * node it reaches, a canary that fails, a canary that selects nothing, and a node that
+ * stops being eligible in the middle of a rollout. Each runs on 12 kwok nodes with a pod
+ * and node watcher that measures unavailability the Kubernetes way (a desired node without
+ * an available pod, a pod on a NotReady node included).
+ */
+import * as k8s from '@kubernetes/client-node';
+import { reconcile } from '../../lib/reconcile';
+import { autoRollback } from '../../lib/rollback';
+import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
+import { adminClients, AvailabilityWatcher, NodeBreaker, waitFor, workerNodes } from '../support/cluster';
+import { dsYaml, DsOptions } from '../support/manifests';
+import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
+
+jest.setTimeout(600_000);
+
+const NODES = 12;
+const READY_DELAY_SECONDS = 2;
+const { kc, core, apps } = adminClients();
+let workersBefore = 0;
+
+beforeAll(async () => {
+  workersBefore = listStackNodes().workers.length;
+  setWorkerCount(NODES);
+  await waitNodesReady();
+});
+
+afterAll(async () => {
+  await cleanupScenarios();
+  setWorkerCount(workersBefore);
+});
+
+function managed(o: DsOptions & { managedAnnotations?: Record<string, string> }): string {
+  return dsYaml({
+    ...o,
+    annotations: { 'daemonset-gitops.io/rollout': 'managed', ...o.managedAnnotations, ...o.annotations },
+    podAnnotations: { 'pod-ready.stage.kwok.x-k8s.io/delay': `${READY_DELAY_SECONDS}s`, ...o.podAnnotations },
+  });
+}
+
+async function workerNames(): Promise<string[]> {
+  return (await workerNodes(core)).map((n) => n.metadata!.name!).sort();
+}
+
+async function imagesByNode(ns: string, app: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items) {
+    if (!p.metadata!.deletionTimestamp) out[p.spec!.nodeName!] = p.spec!.containers[0].image!;
+  }
+  return out;
+}
+
+async function readyNodeCount(names: string[]): Promise<number> {
+  const nodes = await workerNodes(core);
+  return nodes.filter((n) => names.includes(n.metadata!.name!) && n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True').length;
+}
+
+const GOOD = 'registry.local/agent:1.0';
+const BROKEN = 'registry.local/agent:2.0-breaks-nodes';
+
+describe('an update that takes down every node it reaches', () => {
+  it.each([1, 2])('maxUnavailable %i: stops within the budget, is never recorded healthy, and the automatic rollback brings the broken nodes back', async (k) => {
+    const { ns, git, deps } = await scenario('breaks');
+    const nodes = await workerNames();
+    const annotations = { 'daemonset-gitops.io/auto-rollback': 'true', 'daemonset-gitops.io/progress-deadline': '60' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: k, managedAnnotations: annotations })).commit('v1');
+    expect((await reconcile(deps(), {}, autoRollback)).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+
+    const breaker = new NodeBreaker(kc, ns, 'app=agent', BROKEN);
+    await breaker.start();
+    onCleanup(() => breaker.stop());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: BROKEN, maxUnavailable: k, managedAnnotations: annotations })).commit('v2: a plugin that takes its node down');
+    const r = await reconcile(deps(), {}, autoRollback);
+    await waitFor('the broken nodes to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
+    watcher.stop();
+
+    const entry = r.daemonSets[0];
+    expect(entry.rollout).toMatchObject({ revision: 2, phase: 'stalled' });
+    expect(entry.rollout!.message).toMatch(/the update broke/);
+    expect(entry.message).toMatch(/rolled back from revision 2 to revision 1 \(recorded as revision 3\)/);
+    // The bad version reached at most maxUnavailable nodes, and never more were unavailable at once.
+    expect(breaker.broken.length).toBeGreaterThanOrEqual(1);
+    expect(breaker.broken.length).toBeLessThanOrEqual(k);
+    expect(watcher.nodesByImage.get(BROKEN)?.size).toBeLessThanOrEqual(k);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(k);
+    // The rollback replaced the bad pods on the nodes the bad version broke, and they recovered.
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => GOOD));
+    const store = deps().store;
+    const state = (await store.getState(ns, 'agent'))!.value;
+    expect(state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, pin: { revision: 1 } });
+    expect((await store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('rolled-back');
+    expect((await store.getRevision(ns, 'agent', 3))!.value).toMatchObject({ cause: 'rollback', rollbackTo: 1, outcome: 'healthy' });
+  });
+});
+
+describe('a canary', () => {
+  it('whose pod takes down its own node fails at once: rolled back, and no other node is touched', async () => {
+    const { ns, git, deps } = await scenario('canary-breaks');
+    const nodes = await workerNames();
+    const annotations = { 'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '30s', 'daemonset-gitops.io/auto-rollback': 'true', 'daemonset-gitops.io/progress-deadline': '300' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 4, managedAnnotations: annotations })).commit('v1');
+    await reconcile(deps(), {}, autoRollback);
+    const breaker = new NodeBreaker(kc, ns, 'app=agent', BROKEN);
+    await breaker.start();
+    onCleanup(() => breaker.stop());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: BROKEN, maxUnavailable: 4, managedAnnotations: annotations })).commit('v2');
+    const started = Date.now();
+    const r = await reconcile(deps(), {}, autoRollback);
+    await waitFor('the canary node to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
+    watcher.stop();
+
+    // The deadline (300 s) is not what ended it: the broken canary node is evidence enough.
+    expect(Date.now() - started).toBeLessThan(120_000);
+    expect(r.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'stalled' });
+    expect(r.daemonSets[0].message).toMatch(/rolled back from revision 2 to revision 1/);
+    expect(breaker.broken).toEqual([nodes[0]]);
+    expect(new Set(watcher.deletions.map((d) => d.node))).toEqual(new Set([nodes[0]]));
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => GOOD));
+  });
+
+  it('that never becomes available stalls at its deadline and is rolled back; no node outside it ran the update', async () => {
+    const { ns, git, deps } = await scenario('canary-crash');
+    const nodes = await workerNames();
+    const annotations = { 'daemonset-gitops.io/canary': '2', 'daemonset-gitops.io/auto-rollback': 'true', 'daemonset-gitops.io/progress-deadline': '15' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 3, managedAnnotations: annotations })).commit('v1');
+    await reconcile(deps(), {}, autoRollback);
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({
+      name: 'agent', namespace: ns, image: 'registry.local/agent:2.0-crashes', maxUnavailable: 3, managedAnnotations: annotations,
+      podLabels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' },
+    })).commit('v2: crashes');
+    const r = await reconcile(deps(), {}, autoRollback);
+    watcher.stop();
+
+    expect(r.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'stalled' });
+    expect(r.daemonSets[0].message).toMatch(/rolled back from revision 2 to revision 1/);
+    expect([...(watcher.nodesByImage.get('registry.local/agent:2.0-crashes') ?? [])].sort()).toEqual(nodes.slice(0, 2));
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(2);
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => GOOD));
+  });
+
+  it('whose selector matches no node is refused as an invalid manifest naming the annotation, and nothing is applied or deleted', async () => {
+    const { ns, git, deps } = await scenario('canary-typo');
+    const nodes = await workerNames();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 2 })).commit('v1');
+    await reconcile(deps());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    const typo = { 'daemonset-gitops.io/canary': 'topology.kubernetes.io/zone=eu-west-1a' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 2, managedAnnotations: typo })).commit('v2 with a canary');
+    const r = await reconcile(deps());
+    await new Promise((res) => setTimeout(res, 2000));
+    watcher.stop();
+
+    expect(r.daemonSets[0]).toMatchObject({ action: 'invalid', applied: false });
+    expect(r.daemonSets[0].message).toContain('a.yaml');
+    expect(r.daemonSets[0].message).toContain('daemonset-gitops.io/canary: "topology.kubernetes.io/zone=eu-west-1a" selects none of the 12 Ready nodes');
+    expect(r.result).toBe('failed');
+    const live = await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns });
+    expect(live.spec!.template.spec!.containers[0].image).toBe(GOOD);
+    expect(watcher.deletions).toEqual([]);
+  });
+});
+
+describe('a node that stops being eligible mid-rollout', () => {
+  it('keeps its pod, neither blocks the rollout nor breaks the budget, and the rollout completes', async () => {
+    const { ns, git, deps } = await scenario('tainted');
+    const nodes = await workerNames();
+    const last = nodes[nodes.length - 1];
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 1 })).commit('v1');
+    await reconcile(deps());
+    const oldPodOnLast = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent', fieldSelector: `spec.nodeName=${last}` })).items[0];
+    const taint = { key: 'daemonset-gitops.io/test-drain', value: ns, effect: 'NoSchedule' };
+    const untaint = async () => {
+      const n = await core.readNode({ name: last });
+      const taints = (n.spec?.taints ?? []).filter((t) => t.key !== taint.key);
+      await core.patchNode({ name: last, body: { spec: { taints } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+    };
+    onCleanup(untaint);
+    const eligible = nodes.filter((n) => n !== last);
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', eligible);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 1 })).commit('v2');
+    const running = reconcile(deps());
+    await waitFor('the first wave', async () => watcher.deletions.length >= 1, 60_000);
+    const n = await core.readNode({ name: last });
+    await core.patchNode({ name: last, body: { spec: { taints: [...(n.spec?.taints ?? []), taint] } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+    const r = await running;
+    watcher.stop();
+
+    expect(r.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'complete', desired: NODES - 1 });
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(1);
+    expect(watcher.deletions.map((d) => d.node)).not.toContain(last);
+    const images = await imagesByNode(ns, 'agent');
+    expect(eligible.map((e) => images[e])).toEqual(eligible.map(() => 'registry.local/agent:2.0'));
+    // The tainted node keeps the pod it had: NoSchedule does not evict, and this rollout leaves it alone.
+    const onLast = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent', fieldSelector: `spec.nodeName=${last}` })).items;
+    expect(onLast.map((p) => p.metadata!.uid)).toEqual([oldPodOnLast.metadata!.uid]);
+    expect((await deps().store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('healthy');
+  });
+});
