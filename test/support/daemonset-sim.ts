@@ -27,32 +27,9 @@
  * decision against the oracle and writes a trace a person can read.
  */
 
-// ---- the interface under test (a copy of lib/rollout/wave.ts's types after issue 8's rewrite,
-// kept here until that rewrite lands; then these become re-exports so tsc checks the two agree)
-export interface WaveNode { name: string; ready: boolean; desired: boolean; labels: Record<string, string> }
-export interface WavePod { name: string; uid: string; node: string; updated: boolean; ready: boolean; readySince?: string; terminating: boolean }
-export interface CanaryPolicy { count?: number; selector?: Record<string, string>; holdSeconds: number }
-export interface WavePolicy { maxUnavailable: number | string; minReadySeconds: number; canary?: CanaryPolicy; paused: boolean; progressDeadlineSeconds: number }
-export interface TouchedNode { node: string; readyAtDelete: boolean; at: string }
-export interface WaveCheckpoint {
-  startedAt: string; lastProgressAt: string; updatedAvailable: number; waves: number;
-  inFlight: { node: string; uid: string; deletedAt: string }[];
-  canaryNodes?: string[]; canaryAvailableSince?: string; canaryPassed?: boolean;
-  touched?: TouchedNode[];
-  repairNodes?: string[];
-  failed?: { at: string; reason: string; nodes: string[] };
-}
-export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[] }
-export type WavePhase = 'progressing' | 'complete' | 'stalled' | 'paused' | 'canary-hold' | 'waiting';
-export interface WaveDecision {
-  podsToDelete: { name: string; uid: string; node: string }[];
-  phase: WavePhase; reason: string; checkpoint: WaveCheckpoint;
-  readyNodesDone: boolean;
-  notReadyNodes: string[];
-  brokenNodes: string[];
-  counts: { desired: number; updated: number; updatedAvailable: number; available: number; unavailable: number; maxUnavailable: number; budget: number; skipped: number };
-  wakeAt?: string;
-}
+import type { CanaryPolicy, WaveCheckpoint, WaveDecision, WaveObservation, WavePod, WavePolicy } from '../../lib/rollout/wave';
+
+export type { CanaryPolicy, WaveCheckpoint, WaveDecision, WaveObservation, WavePod, WavePolicy };
 
 export const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 const SECOND = 1000;
@@ -150,6 +127,8 @@ interface PodState {
   readySince?: number;
   terminatingSince?: number;
   deletedBy?: 'driver' | 'controller';
+  /** the observation on which the driver decided to delete it */
+  deletedAfterObservation?: number;
   /** how the pod looked just before the driver deleted it, for a lagging observation */
   beforeDelete?: { ready: boolean; readySince?: number };
 }
@@ -190,7 +169,7 @@ export class Cluster {
   private seq = 0;
   private uidCounter = 0;
   private readonly delayIndex: Record<keyof Delays, number> = { terminateS: 0, createS: 0, startS: 0, gcS: 0 };
-  private lastDriverDeletionAt = -1;
+  private observations = 0;
 
   constructor(readonly spec: ClusterSpec) {
     this.target = spec.template;
@@ -229,11 +208,20 @@ export class Cluster {
 
   isSkipped(name: string): boolean {
     const n = this.nodes.get(name);
-    return n !== undefined && n.desired && !n.ready && !this.touchedWhileReady.has(name) && !this.repair.has(name);
+    return n !== undefined && n.desired && !n.ready && !this.touchedWhileReady.has(name);
   }
 
   skippedNodes(): string[] {
     return this.desiredNodes().filter((n) => this.isSkipped(n));
+  }
+
+  /**
+   * The skipped nodes that count against the cap on skipping: a rollback's nodes to repair
+   * are skipped by the definition (it never deleted their pods while they were Ready), but
+   * they are the rollback's work, not nodes it leaves behind.
+   */
+  cappedSkippedNodes(): string[] {
+    return this.skippedNodes().filter((n) => !this.repair.has(n));
   }
 
   /** Desired nodes this rollout deleted a pod from while Ready, that are NotReady now. */
@@ -282,13 +270,14 @@ export class Cluster {
 
   /**
    * Nodes and the DaemonSet's pods as a LIST would return them. With `lagging`, pods the
-   * driver deleted at its previous decision still look as they did before (a cache that has
-   * not seen the deletion yet).
+   * driver deleted at its previous decision (and only those: a moment ago) still look as
+   * they did before, not yet terminating.
    */
   observe(lagging: boolean): { obs: WaveObservation; lagged: number } {
     let lagged = 0;
+    this.observations += 1;
     const pods = this.pods.map((p): WavePod => {
-      const stale = lagging && p.deletedBy === 'driver' && p.terminatingSince === this.lastDriverDeletionAt && p.beforeDelete;
+      const stale = lagging && p.deletedBy === 'driver' && p.deletedAfterObservation === this.observations - 1 && p.beforeDelete;
       if (stale && p.beforeDelete) {
         lagged += 1;
         return view(p, p.beforeDelete.ready, p.beforeDelete.readySince, false, this.target);
@@ -315,7 +304,7 @@ export class Cluster {
       if (node?.ready) this.touchedWhileReady.add(p.node);
       p.beforeDelete = { ready: p.ready, readySince: p.readySince };
       this.terminate(p, 'driver');
-      this.lastDriverDeletionAt = this.now;
+      p.deletedAfterObservation = this.observations;
       this.say(`  DELETE ${p.name} (${p.template}) on ${p.node}${node?.ready ? '' : ' (node NotReady)'}`);
     }
     this.syncController();
@@ -565,6 +554,8 @@ export interface OracleView {
   desired: string[];
   k: number;
   skipped: string[];
+  /** skipped nodes that count against the cap (a rollback's nodes to repair do not) */
+  capped: string[];
   broken: string[];
   unavailable: string[];
   complete: boolean;
@@ -576,6 +567,7 @@ export function oracleView(c: Cluster): OracleView {
     desired: c.desiredNodes(),
     k: c.k(),
     skipped: c.skippedNodes(),
+    capped: c.cappedSkippedNodes(),
     broken: c.brokenNodes(),
     unavailable: c.unavailableNodes(),
     complete: c.isComplete(),
@@ -647,12 +639,12 @@ export function checkDecision(c: Cluster, obs: WaveObservation, policy: WavePoli
   if (failedBefore && d.podsToDelete.length) problems.push(`deletes ${d.podsToDelete.length} pod(s) after the rollout failed`);
   if (failedBefore && !d.checkpoint.failed) problems.push('drops checkpoint.failed, which must be sticky');
 
-  if (before.skipped.length > before.k) {
+  if (before.capped.length > before.k) {
     const failed = failedBefore || d.checkpoint.failed !== undefined;
-    if (d.podsToDelete.length) problems.push(`deletes although ${before.skipped.length} desired nodes are skipped NotReady ${list(before.skipped)}, more than maxUnavailable ${before.k}`);
+    if (d.podsToDelete.length) problems.push(`deletes although ${before.capped.length} desired nodes are skipped NotReady ${list(before.capped)}, more than maxUnavailable ${before.k}`);
     const allowed = ['waiting', ...(policy.paused ? ['paused'] : []), ...(failed ? ['stalled'] : [])];
-    if (!allowed.includes(d.phase)) problems.push(`phase ${d.phase} although ${before.skipped.length} skipped NotReady nodes exceed maxUnavailable ${before.k} (want waiting): "${d.reason}"`);
-    else if (d.phase === 'waiting' && !/not ?ready/i.test(d.reason)) problems.push(`waits on ${before.skipped.length} NotReady nodes without saying so: "${d.reason}"`);
+    if (!allowed.includes(d.phase)) problems.push(`phase ${d.phase} although ${before.capped.length} skipped NotReady nodes exceed maxUnavailable ${before.k} (want waiting): "${d.reason}"`);
+    else if (d.phase === 'waiting' && !/not ?ready/i.test(d.reason)) problems.push(`waits on ${before.capped.length} NotReady nodes without saying so: "${d.reason}"`);
   }
 
   const notDone = (skipSkipped: boolean) => before.desired.filter((n) => !(skipSkipped && before.skipped.includes(n)) && !c.isDone(n));
