@@ -254,8 +254,18 @@ export class Cluster {
     return here.length > 0 && here.every((p) => p.template === this.target) && here.some((p) => this.isAvailable(p));
   }
 
+  /**
+   * Every desired node is done, but a skipped NotReady node, which cannot be available: it
+   * counts once it runs only the target template (this product's definition of a finished
+   * rollout; the DaemonSet controller itself stops counting a node tainted NotReady).
+   */
   isComplete(): boolean {
-    return this.desiredNodes().every((n) => this.isDone(n));
+    return this.desiredNodes().every((n) => this.isDone(n) || (this.isSkipped(n) && this.runsOnlyTarget(n)));
+  }
+
+  private runsOnlyTarget(node: string): boolean {
+    const here = this.pods.filter((p) => p.node === node);
+    return here.length > 0 && here.every((p) => p.template === this.target && p.terminatingSince === undefined);
   }
 
   readyNodesDone(): boolean {
@@ -642,7 +652,7 @@ export function checkDecision(c: Cluster, obs: WaveObservation, policy: WavePoli
   if (before.capped.length > before.k) {
     const failed = failedBefore || d.checkpoint.failed !== undefined;
     if (d.podsToDelete.length) problems.push(`deletes although ${before.capped.length} desired nodes are skipped NotReady ${list(before.capped)}, more than maxUnavailable ${before.k}`);
-    const allowed = ['waiting', ...(policy.paused ? ['paused'] : []), ...(failed ? ['stalled'] : [])];
+    const allowed = ['waiting', ...(policy.paused ? ['paused'] : []), ...(failed ? ['stalled'] : []), ...(before.complete ? ['complete'] : [])];
     if (!allowed.includes(d.phase)) problems.push(`phase ${d.phase} although ${before.capped.length} skipped NotReady nodes exceed maxUnavailable ${before.k} (want waiting): "${d.reason}"`);
     else if (d.phase === 'waiting' && !/not ?ready/i.test(d.reason)) problems.push(`waits on ${before.capped.length} NotReady nodes without saying so: "${d.reason}"`);
   }
@@ -680,6 +690,11 @@ export function drive(c: Cluster, decide: Decide, opts: DriveOptions): DriveResu
     c.say(`decide${lagged ? ` (sees ${lagged} deleted pod(s) as not yet terminating)` : ''}: ${d.phase}${d.podsToDelete.length ? `, delete ${list(d.podsToDelete.map((p) => p.node))}` : ''}: ${d.reason}`);
     const problems = checkDecision(c, obs, policy, failed, before, d);
     c.deletePods(d.podsToDelete);
+    // A Ready desired node the rollout saw with no pod at all gets the update from the
+    // controller: it is reached by the update while Ready, as if the rollout had deleted its pod.
+    for (const n of obs.nodes) {
+      if (n.desired && n.ready && !obs.pods.some((p) => p.node === n.name)) c.touchedWhileReady.add(n.name);
+    }
     const unavailableAfter = c.unavailableNodes().length;
     if (unavailableAfter > Math.max(before.k, before.unavailable.length)) {
       problems.push(`over budget: ${unavailableAfter} desired nodes without an available pod ${list(c.unavailableNodes())} after its deletions, ${before.unavailable.length} before, maxUnavailable ${before.k}`);
