@@ -150,6 +150,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       return decide(o, result, config.policy);
     });
     const byKey = new Map(observed.map((o) => [o.key, o]));
+    if (!dryRun) await mapLimit(items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
@@ -259,6 +260,20 @@ function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadline
   const annotations = o.desired?.manifest.metadata.annotations ?? o.live?.metadata.annotations;
   const parsed = parseRolloutAnnotations(annotations);
   return parsed.ok ? parsed.value : {};
+}
+
+/**
+ * Records the generation a dry run found equal to Git (a restart or an edit of a field Git
+ * does not set moved it), once, so the next pass takes the steady-state path again instead
+ * of paying a dry run for this DaemonSet on every pass. Conditional on the state read.
+ */
+async function acceptGeneration(deps: Deps, o: Observed, generation: number): Promise<void> {
+  const now = deps.clock.now().toISOString();
+  const stored = await deps.store.updateState(o.namespace, o.name, (cur) =>
+    cur && cur.currentRevision === o.state?.currentRevision && cur.generation !== generation ? { ...cur, generation, updatedAt: now } : undefined,
+  );
+  if (stored?.generation !== generation) return; // a newer revision took over meanwhile
+  deps.logger.log('info', `generation ${generation} changed nothing Git sets: recorded as revision ${o.state?.currentRevision}'s, so later passes skip the dry run`, { daemonSet: o.key, action: 'accept-generation', generation });
 }
 
 /**
