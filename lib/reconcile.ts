@@ -6,6 +6,7 @@
  * Each step that fails has one named reason in the report. A problem with one DaemonSet
  * (an invalid manifest, a refused apply) is reported for it and blocks no other.
  */
+import { adoptLive } from './adopt';
 import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './apply';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
@@ -116,11 +117,18 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     let keys = [...new Set([...desired.keys(), ...keyed.keys(), ...inScope])].sort();
     if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
     const states = new Map<string, DaemonSetState | undefined>();
+    const adoptions = new Map<string, string>();
     await mapLimit(keys, STATE_READ_CONCURRENCY, async (k) => {
       const [namespace, name] = k.split('/');
       let s = (await store.getState(namespace, name))?.value;
       const l = live.get(k);
       if (l && !dryRun && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0)) s = await repairFromLive(deps, l, s);
+      // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
+      if (l && !dryRun && !s && namespaceAllowed(config.policy, namespace)) {
+        const adopted = await adoptLive(deps, l);
+        if (adopted) adoptions.set(k, adopted.message);
+        s = adopted?.state;
+      }
       states.set(k, s);
     });
     // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
@@ -165,7 +173,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         applied: false,
         revision: o.state?.currentRevision ?? liveRevision(o.live),
         source: o.desired?.source,
-        message: item.message,
+        message: adoptions.has(item.key) ? `${adoptions.get(item.key)}; ${item.message}` : item.message,
         diff: item.diff || undefined,
         problems: item.problems.length ? item.problems : undefined,
         pin: o.state?.pin,

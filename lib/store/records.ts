@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 
-export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback'] as const;
+/** adopted: found running in the cluster, stamped by this tool, with no record in this store (a new bucket, prefix or CLUSTER_NAME). */
+export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback', 'adopted'] as const;
 export type Cause = (typeof CAUSES)[number];
 
 /**
@@ -50,7 +51,7 @@ export const revisionSchema = z.object({
   rolloutMode: z.enum(['native', 'managed']).default('native'),
   source: sourceSchema.optional(),
   commit: commitSchema.optional(),
-  /** The live object this revision replaced (managedFields dropped), or null when it created the DaemonSet. */
+  /** The live object this revision replaced (managedFields dropped), or null when it created or adopted the DaemonSet. */
   replaced: z.record(z.string(), z.unknown()).nullable(),
   runId: z.string(),
   createdAt: z.string(),
