@@ -1,17 +1,19 @@
 /**
  * The one write path to the cluster, shared by reconcile and rollback:
  *
- *   snapshot (write-ahead, revision number claimed with If-None-Match: *)
- *     -> server-side apply of the stamped manifest
+ *   writeAhead: snapshot (revision number claimed with If-None-Match: *, pin included)
+ *   applyPending: server-side apply of the stamped manifest
  *     -> outcome on the snapshot, state (If-Match), Event on the DaemonSet.
  *
+ * `applyRevision` runs both; a caller that must act on the cluster between them (a rollback
+ * that deletes the DaemonSet to recreate it) calls them one after the other itself.
  * A revision that is in the cluster is therefore always in S3, and a run killed between any
  * two steps leaves a state that the next run completes (see `repairFromLive` and the
  * reuse of a pending snapshot below).
  */
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
-import { ApplyError, errorMessage } from './errors';
+import { ApplyError, DsGitopsError, errorMessage } from './errors';
 import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
@@ -34,6 +36,14 @@ export interface ApplyRequest {
   gitDigest: string | null;
   /** The pin to set with this revision (rollback), or null to clear one. Undefined keeps the current pin. */
   pin?: Pin | null;
+}
+
+/** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
+export interface PendingRevision {
+  snapshot: RevisionSnapshot;
+  mode: RolloutMode;
+  /** The pin the apply sets (for a rollback), or undefined for none. */
+  pin?: Pin;
 }
 
 export interface ApplyOutcome {
@@ -59,6 +69,12 @@ function pinText(pin: Pin | undefined | null): string | undefined {
   return pin ? `revision ${pin.revision}: ${pin.reason}` : undefined;
 }
 
+/** The same pin, but for when it was set: a rollback retried after a kill sets its pin again. */
+function samePin(a: Pin | undefined, b: Pin | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.revision === b.revision && a.reason === b.reason && a.by === b.by && a.gitDigest === b.gitDigest;
+}
+
 /**
  * Picks the revision number to write. Normally the next one; but a snapshot that a killed
  * run wrote and never applied, for this same manifest, is reused instead of leaving a gap
@@ -72,7 +88,8 @@ async function claimOrReuse(deps: Deps, req: ApplyRequest, snapshot: Omit<Revisi
   if (latest > recorded && latest !== liveRevision(req.live)) {
     const orphan = await store.getRevision(req.namespace, req.name, latest);
     if (orphan && orphan.value.outcome === 'pending') {
-      if (orphan.value.digest === req.digest && orphan.value.cause === req.cause && orphan.value.rollbackTo === req.rollbackTo) {
+      const same = orphan.value.digest === req.digest && orphan.value.cause === req.cause && orphan.value.rollbackTo === req.rollbackTo && samePin(orphan.value.pin, snapshot.pin);
+      if (same) {
         deps.logger.log('info', `reusing revision ${latest}, written by a run that stopped before applying it`, { daemonSet: `${req.namespace}/${req.name}`, revision: latest });
         return orphan.value;
       }
@@ -83,13 +100,17 @@ async function claimOrReuse(deps: Deps, req: ApplyRequest, snapshot: Omit<Revisi
 }
 
 export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<ApplyOutcome> {
-  const { cluster, store, clock, config, logger } = deps;
-  const key = `${req.namespace}/${req.name}`;
-  const now = clock.now().toISOString();
+  return applyPending(deps, req, await writeAhead(deps, req));
+}
+
+/** The snapshot step: claims the revision number and writes everything the apply will do, pin included. */
+export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<PendingRevision> {
+  const now = deps.clock.now().toISOString();
   const mode: RolloutMode = rolloutModeOf(req.manifest);
+  const pin = req.pin === undefined ? req.state?.pin : req.pin ?? undefined;
   const snapshot = await claimOrReuse(deps, req, {
     schema: 1,
-    cluster: config.cluster.name,
+    cluster: deps.config.cluster.name,
     namespace: req.namespace,
     name: req.name,
     cause: req.cause,
@@ -105,11 +126,18 @@ export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<Appl
     createdAt: now,
     outcome: 'pending',
     outcomeAt: now,
+    pin,
   });
-  const revision = snapshot.revision;
-  if (config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
+  if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
+  return { snapshot, mode, pin };
+}
 
-  const pin = req.pin === undefined ? req.state?.pin : req.pin ?? undefined;
+/** The apply step, for a revision `writeAhead` wrote for this same request. */
+export async function applyPending(deps: Deps, req: ApplyRequest, pending: PendingRevision): Promise<ApplyOutcome> {
+  const { cluster, store, clock, config, logger } = deps;
+  const key = `${req.namespace}/${req.name}`;
+  const { snapshot, mode, pin } = pending;
+  const revision = snapshot.revision;
   const body = render(req.manifest, {
     revision,
     commit: req.commit?.sha,
@@ -126,22 +154,14 @@ export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<Appl
     await store.updateState(req.namespace, req.name, (cur) =>
       cur ? { ...cur, lastAttempt: { at: clock.now().toISOString(), revision, result: 'failed', message }, updatedAt: clock.now().toISOString() } : undefined,
     );
-    throw err instanceof ApplyError ? err : new ApplyError(`applying revision ${revision} of ${key} failed: ${message}`, { cause: err });
+    // A typed refusal (a missing permission, an unreachable API server) keeps its reason; anything else is an apply failure.
+    throw err instanceof DsGitopsError ? err : new ApplyError(`applying revision ${revision} of ${key} failed: ${message}`, { cause: err });
   }
   if (config.fault === 'kill-after-apply') process.kill(process.pid, 'SIGKILL');
 
   const appliedAt = clock.now().toISOString();
   await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
-  const previous = req.state?.currentRevision;
-  if (previous && previous !== revision) {
-    const prev = await store.getRevision(req.namespace, req.name, previous);
-    const o = prev?.value.outcome;
-    if (req.cause === 'rollback' && o !== 'rolled-back') {
-      await store.setOutcome(req.namespace, req.name, previous, 'rolled-back', appliedAt, `rolled back to revision ${req.rollbackTo} (as revision ${revision})${req.reason ? `: ${req.reason}` : ''}`);
-    } else if (o === 'progressing' || o === 'pending') {
-      await store.setOutcome(req.namespace, req.name, previous, 'superseded', appliedAt, `revision ${revision} was applied before it finished rolling out`);
-    }
-  }
+  await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt);
   const state = (await store.updateState(req.namespace, req.name, (cur) => ({
     schema: 1,
     namespace: req.namespace,
@@ -168,6 +188,19 @@ export async function applyRevision(deps: Deps, req: ApplyRequest): Promise<Appl
   return { revision, applied, state, snapshot };
 }
 
+/** What became of the revision that `applied` replaced: rolled back, or superseded before it finished rolling out. */
+async function settlePrevious(deps: Deps, applied: RevisionSnapshot, previous: number | undefined, at: string): Promise<void> {
+  const { namespace, name, revision } = applied;
+  if (!previous || previous === revision) return;
+  const prev = await deps.store.getRevision(namespace, name, previous);
+  const o = prev?.value.outcome;
+  if (applied.cause === 'rollback' && o !== 'rolled-back') {
+    await deps.store.setOutcome(namespace, name, previous, 'rolled-back', at, `rolled back to revision ${applied.rollbackTo} (as revision ${revision})${applied.reason ? `: ${applied.reason}` : ''}`);
+  } else if (o === 'progressing' || o === 'pending') {
+    await deps.store.setOutcome(namespace, name, previous, 'superseded', at, `revision ${revision} was applied before it finished rolling out`);
+  }
+}
+
 /** Events are the story `kubectl describe ds` tells; failing to write one never fails the run. */
 export async function emitEvent(deps: Deps, target: { namespace: string; name: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
   try {
@@ -181,7 +214,8 @@ export async function emitEvent(deps: Deps, target: { namespace: string; name: s
 
 /**
  * A run killed after its apply but before it recorded state leaves the cluster one
- * revision ahead of S3. The snapshot is there (write-ahead), so the state is rebuilt from it.
+ * revision ahead of S3. The snapshot is there (write-ahead), so the state is rebuilt from
+ * it, pin included: a rollback killed here still holds against Git's version.
  */
 export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: DaemonSetState | undefined): Promise<DaemonSetState | undefined> {
   const rev = liveRevision(live);
@@ -193,6 +227,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   if (snap.value.outcome === 'pending') {
     await deps.store.setOutcome(namespace, name, rev, 'progressing', now, 'applied by a run that stopped before recording it', now);
   }
+  await settlePrevious(deps, snap.value, state?.currentRevision, now);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
   return deps.store.updateState(namespace, name, (cur) => ({
     schema: 1,
@@ -206,7 +241,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     commit: snap.value.commit ?? cur?.commit,
     lastHealthyRevision: cur?.lastHealthyRevision,
     rollout: { revision: rev, mode: snap.value.rolloutMode, phase: 'progressing', generation: live.metadata.generation, startedAt: now, lastProgressAt: now },
-    pin: cur?.pin,
+    pin: snap.value.pin,
     paused: cur?.paused,
     lastAttempt: { at: now, revision: rev, result: 'applied', message: 'recorded after an interrupted run' },
     updatedAt: now,

@@ -6,6 +6,7 @@
  * Each step that fails has one named reason in the report. A problem with one DaemonSet
  * (an invalid manifest, a refused apply) is reported for it and blocks no other.
  */
+import { adoptLive } from './adopt';
 import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './apply';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
@@ -118,11 +119,18 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     let keys = [...new Set([...desired.keys(), ...keyed.keys(), ...inScope])].sort();
     if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
     const states = new Map<string, DaemonSetState | undefined>();
+    const adoptions = new Map<string, string>();
     await mapLimit(keys, STATE_READ_CONCURRENCY, async (k) => {
       const [namespace, name] = k.split('/');
       let s = (await store.getState(namespace, name))?.value;
       const l = live.get(k);
       if (l && !dryRun && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0)) s = await repairFromLive(deps, l, s);
+      // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
+      if (l && !dryRun && !s && namespaceAllowed(config.policy, namespace)) {
+        const adopted = await adoptLive(deps, l);
+        if (adopted) adoptions.set(k, adopted.message);
+        s = adopted?.state;
+      }
       states.set(k, s);
     });
     // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
@@ -161,6 +169,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     });
     const byKey = new Map(observed.map((o) => [o.key, o]));
     await refuseUnmatchedCanaries(deps, items, byKey);
+    if (!dryRun) await mapLimit(items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
 
     // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
@@ -177,7 +186,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         applied: false,
         revision: o.state?.currentRevision ?? liveRevision(o.live),
         source: o.desired?.source,
-        message: item.message,
+        message: adoptions.has(item.key) ? `${adoptions.get(item.key)}; ${item.message}` : item.message,
         diff: item.diff || undefined,
         problems: item.problems.length ? item.problems : undefined,
         pin: o.state?.pin,
@@ -305,6 +314,20 @@ function rolloutOptions(o: Observed): { autoRollback?: boolean; progressDeadline
   const annotations = o.desired?.manifest.metadata.annotations ?? o.live?.metadata.annotations;
   const parsed = parseRolloutAnnotations(annotations);
   return parsed.ok ? parsed.value : {};
+}
+
+/**
+ * Records the generation a dry run found equal to Git (a restart or an edit of a field Git
+ * does not set moved it), once, so the next pass takes the steady-state path again instead
+ * of paying a dry run for this DaemonSet on every pass. Conditional on the state read.
+ */
+async function acceptGeneration(deps: Deps, o: Observed, generation: number): Promise<void> {
+  const now = deps.clock.now().toISOString();
+  const stored = await deps.store.updateState(o.namespace, o.name, (cur) =>
+    cur && cur.currentRevision === o.state?.currentRevision && cur.generation !== generation ? { ...cur, generation, updatedAt: now } : undefined,
+  );
+  if (stored?.generation !== generation) return; // a newer revision took over meanwhile
+  deps.logger.log('info', `generation ${generation} changed nothing Git sets: recorded as revision ${o.state?.currentRevision}'s, so later passes skip the dry run`, { daemonSet: o.key, action: 'accept-generation', generation });
 }
 
 /**

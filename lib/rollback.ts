@@ -3,7 +3,7 @@
  * and apply path as a reconcile, track its rollout the same way, and pin the DaemonSet so
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
-import { applyRevision, emitEvent } from './apply';
+import { applyPending, ApplyRequest, emitEvent, writeAhead } from './apply';
 import { clusterLease, Deps } from './deps';
 import { errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError } from './errors';
 import type { RollbackEvent } from './events';
@@ -121,16 +121,11 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
   }
   const manifest = target.manifest as unknown as DaemonSetManifest;
   const live = await deps.cluster.getDaemonSet(namespace, name);
-  let recreated = false;
-  if (live && canonicalJson(live.spec.selector) !== canonicalJson(manifest.spec.selector)) {
-    if (!req.recreate) {
-      throw new RollbackRefusedError(
-        `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
-      );
-    }
-    await deps.cluster.deleteDaemonSet(namespace, name);
-    await waitUntilGone(deps, namespace, name);
-    recreated = true;
+  const recreated = live !== undefined && canonicalJson(live.spec.selector) !== canonicalJson(manifest.spec.selector);
+  if (recreated && !req.recreate) {
+    throw new RollbackRefusedError(
+      `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
+    );
   }
   const gitDigest = await gitDigestNow(deps, key);
   const reason = req.reason ?? `rollback to revision ${target.revision}`;
@@ -141,8 +136,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     at: deps.clock.now().toISOString(),
     gitDigest: gitDigest === undefined ? state?.gitDigest ?? null : gitDigest,
   };
-  await lease.confirm();
-  const out = await applyRevision(deps, {
+  const request: ApplyRequest = {
     namespace,
     name,
     manifest,
@@ -152,11 +146,21 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     cause: 'rollback',
     rollbackTo: target.revision,
     reason,
-    live: recreated ? undefined : live,
+    live,
     state,
     gitDigest: pin.gitDigest,
     pin,
-  });
+  };
+  // Write-ahead before the delete: from the moment the DaemonSet is gone, the revision that
+  // replaces it (with its pin, and the deleted object as what it replaced) is in S3.
+  const pending = await writeAhead(deps, request);
+  // Proof that this run still holds the lease (a rollback may have been preempted by another) before it changes anything.
+  await lease.confirm();
+  if (recreated) {
+    await deps.cluster.deleteDaemonSet(namespace, name);
+    await waitUntilGone(deps, namespace, name);
+  }
+  const out = await applyPending(deps, request, pending);
   const rolloutState = await seedManagedRollback(deps, out.revision, state) ?? out.state.rollout;
   await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',
     `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);

@@ -41,6 +41,12 @@ export interface PlanItem {
   /** A pin that Git's new digest releases in this pass. */
   releasesPin?: boolean;
   templateChanged?: boolean;
+  /**
+   * The live generation to record: a dry run found nothing to change although the
+   * generation moved since this tool last left it (kubectl rollout restart, kubectl set env
+   * of a field Git does not set). Recorded once, it lets the next pass skip the dry run.
+   */
+  acceptGeneration?: number;
   diff?: string;
   message: string;
   problems: ManifestProblem[];
@@ -133,6 +139,18 @@ export function diffText(live: LiveDaemonSet | undefined, next: { metadata: obje
   return unifiedDiff(before, after, { before: live ? `live/${key}` : '/dev/null', after: `git/${key}` });
 }
 
+/**
+ * After a dry run said `unchanged`: the live generation, when recording it is all that keeps
+ * `triage`'s steady-state check from passing (same revision, same digest, another generation).
+ */
+function generationToAccept(o: Observed): number | undefined {
+  const s = o.state;
+  const generation = o.live?.metadata.generation;
+  if (!s || generation === undefined || generation === s.generation) return undefined;
+  const sameRevision = s.appliedDigest === o.desired?.digest && liveRevision(o.live) === s.currentRevision;
+  return sameRevision ? generation : undefined;
+}
+
 export type DryRunResult = { ok: true; object: LiveDaemonSet } | { ok: false; message: string };
 
 export function decide(o: Observed, dryRun: DryRunResult, policy: Pick<Policy, 'selfHeal'>): PlanItem {
@@ -161,7 +179,7 @@ export function decide(o: Observed, dryRun: DryRunResult, policy: Pick<Policy, '
     if (releasesPin) {
       return item(o, 'update-metadata', `Git's manifest changed and equals what is applied${pinNote}`, { cause: 'git-change', apply: true, templateChanged: false, releasesPin });
     }
-    return item(o, 'unchanged', `matches ${where(d.source)}`);
+    return item(o, 'unchanged', `matches ${where(d.source)}`, { acceptGeneration: generationToAccept(o) });
   }
   const templateChanged = canonicalJson(live.spec.template) !== canonicalJson(next.spec.template);
   const gitChanged = !o.state || o.state.appliedDigest !== d.digest || releasesPin;

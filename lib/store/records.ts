@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 
-export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback'] as const;
+/** adopted: found running in the cluster, stamped by this tool, with no record in this store (a new bucket, prefix or CLUSTER_NAME). */
+export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback', 'adopted'] as const;
 export type Cause = (typeof CAUSES)[number];
 
 /**
@@ -25,6 +26,16 @@ const commitSchema = z.object({
 
 const sourceSchema = z.object({ file: z.string(), document: z.number().int() });
 
+export const pinSchema = z.object({
+  revision: z.number().int(),
+  reason: z.string(),
+  by: z.string().optional(),
+  at: z.string(),
+  /** Git's digest of this DaemonSet when the pin was set; a different digest in Git releases the pin. */
+  gitDigest: z.string().nullable(),
+});
+export type Pin = z.infer<typeof pinSchema>;
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -40,7 +51,7 @@ export const revisionSchema = z.object({
   rolloutMode: z.enum(['native', 'managed']).default('native'),
   source: sourceSchema.optional(),
   commit: commitSchema.optional(),
-  /** The live object this revision replaced (managedFields dropped), or null when it created the DaemonSet. */
+  /** The live object this revision replaced (managedFields dropped), or null when it created or adopted the DaemonSet. */
   replaced: z.record(z.string(), z.unknown()).nullable(),
   runId: z.string(),
   createdAt: z.string(),
@@ -48,6 +59,11 @@ export const revisionSchema = z.object({
   outcome: z.enum(OUTCOMES),
   outcomeAt: z.string(),
   outcomeReason: z.string().optional(),
+  /**
+   * The pin this revision is applied under (a rollback's), written ahead with the rest, so a
+   * run killed between the apply and the state write leaves the pin where the next run finds it.
+   */
+  pin: pinSchema.optional(),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 
@@ -79,16 +95,6 @@ export const rolloutSchema = z.object({
   managed: z.record(z.string(), z.unknown()).optional(),
 });
 export type RolloutState = z.infer<typeof rolloutSchema>;
-
-export const pinSchema = z.object({
-  revision: z.number().int(),
-  reason: z.string(),
-  by: z.string().optional(),
-  at: z.string(),
-  /** Git's digest of this DaemonSet when the pin was set; a different digest in Git releases the pin. */
-  gitDigest: z.string().nullable(),
-});
-export type Pin = z.infer<typeof pinSchema>;
 
 export const stateSchema = z.object({
   schema: z.literal(1),

@@ -106,10 +106,8 @@ export class StateStore {
     for (let attempt = 0; attempt < 50; attempt++, n++) {
       const full: RevisionSnapshot = { ...snapshot, revision: n };
       try {
-        await this.objects.put(this.keys.revision(snapshot.namespace, snapshot.name, n), `${JSON.stringify(full, null, 2)}\n`, { ifNoneMatch: '*' });
-        return full;
+        if (await this.claimRevisionAt(full)) return full;
       } catch (err) {
-        if (err instanceof PreconditionFailedError) continue;
         throw new SnapshotWriteError(
           `could not write revision ${n} of ${snapshot.namespace}/${snapshot.name} to S3, so nothing was applied: ${(err as Error).message}`,
           err,
@@ -117,6 +115,21 @@ export class StateStore {
       }
     }
     throw new SnapshotWriteError(`could not claim a revision number for ${snapshot.namespace}/${snapshot.name} after 50 attempts`);
+  }
+
+  /**
+   * Writes a snapshot under its own revision number, if that number is free
+   * (If-None-Match: *). False when another writer holds the number.
+   */
+  async claimRevisionAt(snapshot: RevisionSnapshot): Promise<boolean> {
+    const key = this.keys.revision(snapshot.namespace, snapshot.name, snapshot.revision);
+    try {
+      await this.objects.put(key, `${JSON.stringify(snapshot, null, 2)}\n`, { ifNoneMatch: '*' });
+      return true;
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) return false;
+      throw err;
+    }
   }
 
   /** Records what became of a revision. Only the outcome fields change; the rest stays as written. */

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { reconcile } from '../../lib/reconcile';
+import { kubectl } from '../../stack/kubectl';
 import {
   adminClients,
   AvailabilityWatcher,
@@ -173,6 +174,32 @@ describe('reconcile: steady state', () => {
     expect(three.requests).toBeGreaterThan(0);
     expect(thirty.requests).toBe(three.requests);
     expect(thirty.verbs).toEqual(three.verbs);
+  });
+
+  it.each([
+    ['kubectl rollout restart', ['rollout', 'restart', 'daemonset/agent']],
+    ['kubectl set env of a variable Git does not declare', ['set', 'env', 'daemonset/agent', 'LOG_LEVEL=debug']],
+  ])('after %s: one pass pays a dry run and reports unchanged, the next makes one request', async (_label, args) => {
+    const ns = await namespace('restart');
+    const git = repo();
+    git.write('ds.yaml', dsYaml({ name: 'agent', namespace: ns })).commit('agent');
+    const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    expect((await reconcile(stackDeps(config))).daemonSets[0]).toMatchObject({ action: 'create', revision: 1 });
+    const generation = (await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).metadata!.generation!;
+    kubectl([...args, '-n', ns]);
+    expect((await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).metadata!.generation).toBe(generation + 1);
+    const mine = (verbs: string[]) => verbs.filter((v) => v.includes(`/namespaces/${ns}/`));
+
+    const first = await countApiRequests(() => reconcile(stackDeps(config)));
+    expect(first.result.daemonSets[0]).toMatchObject({ action: 'unchanged', applied: false, revision: 1 });
+    expect(mine(first.verbs)).toEqual([`patch /apis/apps/v1/namespaces/${ns}/daemonsets/agent`]);
+
+    const second = await countApiRequests(() => reconcile(stackDeps(config)));
+    expect(second.result.kubernetesRequests).toBe(1);
+    expect(second.result.daemonSets[0]).toMatchObject({ action: 'unchanged', applied: false, revision: 1, message: 'revision 1 is applied' });
+    expect(second.verbs).toContain('list /apis/apps/v1/daemonsets');
+    expect(mine(second.verbs)).toEqual([]);
+    expect(await stackDeps(config).store.listRevisionNumbers(ns, 'agent')).toEqual([1]);
   });
 });
 

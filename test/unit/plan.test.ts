@@ -258,6 +258,44 @@ describe('decide', () => {
     expect(item.action).toBe('unchanged');
   });
 
+  describe('after kubectl rollout restart (the generation moved, Git and the live object agree)', () => {
+    function restarted(generation: number): LiveDaemonSet {
+      const live = liveOf(v16, { revision: 3, generation });
+      live.spec.template.metadata = { ...live.spec.template.metadata, annotations: { 'kubectl.kubernetes.io/restartedAt': '2025-03-03T08:00:00Z' } };
+      return live;
+    }
+
+    it('reports it unchanged and asks to record the generation the dry run accepted', () => {
+      const o = observed({ desired: v16, live: restarted(8), state: stateOf(v16, { generation: 7 }) });
+
+      const item = decide(o, { ok: true, object: restarted(8) }, policy());
+
+      expect(item).toMatchObject({ action: 'unchanged', apply: false, acceptGeneration: 8 });
+    });
+
+    it('takes the steady-state path without a dry run once that generation is recorded', () => {
+      const o = observed({ desired: v16, live: restarted(8), state: stateOf(v16, { generation: 7 }) });
+      const accepted = decide(o, { ok: true, object: restarted(8) }, policy()).acceptGeneration;
+
+      const next = triage(observed({ desired: v16, live: restarted(8), state: stateOf(v16, { generation: accepted }) }), complete);
+
+      expect(decided(next)).toMatchObject({ action: 'unchanged', message: 'revision 3 is applied' });
+    });
+
+    it.each<[string, Partial<Observed>]>([
+      ['the generation is the recorded one', { state: stateOf(v16, { generation: 8 }) }],
+      ['the live revision is not the recorded one', { state: stateOf(v16, { revision: 2, generation: 7 }) }],
+      ['nothing is recorded for it yet', { state: undefined }],
+    ])('asks to record nothing when %s', (_, change) => {
+      const o = observed({ desired: v16, live: restarted(8), state: stateOf(v16, { generation: 7 }), ...change });
+
+      const item = decide(o, { ok: true, object: restarted(8) }, policy());
+
+      expect(item.action).toBe('unchanged');
+      expect(item.acceptGeneration).toBeUndefined();
+    });
+  });
+
   it('rolls out a template change from Git as an update with its diff', () => {
     const o = observed({ desired: v17, live: liveOf(v16, { revision: 3, generation: 7 }), state: stateOf(v16) });
 
