@@ -8,9 +8,9 @@
 import * as k8s from '@kubernetes/client-node';
 import { reconcile } from '../../lib/reconcile';
 import { autoRollback } from '../../lib/rollback';
-import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
 import { adminClients, AvailabilityWatcher, NodeBreaker, waitFor, workerNodes } from '../support/cluster';
-import { dsYaml, DsOptions } from '../support/manifests';
+import type { DsOptions } from '../support/manifests';
+import { imagesByNode as managedImagesByNode, managedYaml, useWorkers, workerNames as managedWorkerNames } from '../support/managed';
 import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 
 jest.setTimeout(600_000);
@@ -18,38 +18,13 @@ jest.setTimeout(600_000);
 const NODES = 12;
 const READY_DELAY_SECONDS = 2;
 const { kc, core, apps } = adminClients();
-let workersBefore = 0;
 
-beforeAll(async () => {
-  workersBefore = listStackNodes().workers.length;
-  setWorkerCount(NODES);
-  await waitNodesReady();
-});
+useWorkers(NODES);
+afterAll(cleanupScenarios);
 
-afterAll(async () => {
-  await cleanupScenarios();
-  setWorkerCount(workersBefore);
-});
-
-function managed(o: DsOptions & { managedAnnotations?: Record<string, string> }): string {
-  return dsYaml({
-    ...o,
-    annotations: { 'daemonset-gitops.io/rollout': 'managed', ...o.managedAnnotations, ...o.annotations },
-    podAnnotations: { 'pod-ready.stage.kwok.x-k8s.io/delay': `${READY_DELAY_SECONDS}s`, ...o.podAnnotations },
-  });
-}
-
-async function workerNames(): Promise<string[]> {
-  return (await workerNodes(core)).map((n) => n.metadata!.name!).sort();
-}
-
-async function imagesByNode(ns: string, app: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const p of (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items) {
-    if (!p.metadata!.deletionTimestamp) out[p.spec!.nodeName!] = p.spec!.containers[0].image!;
-  }
-  return out;
-}
+const managed = (o: DsOptions & { managedAnnotations?: Record<string, string> }) => managedYaml(o, READY_DELAY_SECONDS);
+const workerNames = () => managedWorkerNames(core);
+const imagesByNode = (ns: string, app: string) => managedImagesByNode(core, ns, app);
 
 async function readyNodeCount(names: string[]): Promise<number> {
   const nodes = await workerNodes(core);

@@ -7,9 +7,9 @@ import * as k8s from '@kubernetes/client-node';
 import { pause, resume } from '../../lib/pause';
 import { reconcile } from '../../lib/reconcile';
 import { autoRollback } from '../../lib/rollback';
-import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
 import { adminClients, AvailabilityWatcher, isPodReady, waitFor, workerNodes } from '../support/cluster';
-import { dsYaml, DsOptions } from '../support/manifests';
+import type { DsOptions } from '../support/manifests';
+import { imagesByNode as managedImagesByNode, managedYaml, useWorkers, workerNames as managedWorkerNames } from '../support/managed';
 import { runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
 import { cleanupScenarios, onCleanup, reconcileOnceLeaseFree, scenario } from '../support/scenario';
 
@@ -18,40 +18,17 @@ jest.setTimeout(600_000);
 const NODES = 12;
 const READY_DELAY_SECONDS = 3;
 const { kc, core, apps } = adminClients();
-let workersBefore = 0;
 const setup = scenario;
 
-beforeAll(async () => {
-  workersBefore = listStackNodes().workers.length;
-  setWorkerCount(NODES);
-  await waitNodesReady();
-});
+useWorkers(NODES);
+afterAll(cleanupScenarios);
 
-afterAll(async () => {
-  await cleanupScenarios();
-  setWorkerCount(workersBefore);
-});
-
-function managed(o: DsOptions & { managedAnnotations?: Record<string, string> }): string {
-  return dsYaml({
-    ...o,
-    annotations: { 'daemonset-gitops.io/rollout': 'managed', ...o.managedAnnotations, ...o.annotations },
-    podAnnotations: { 'pod-ready.stage.kwok.x-k8s.io/delay': `${READY_DELAY_SECONDS}s`, ...o.podAnnotations },
-  });
-}
-
-async function workerNames(): Promise<string[]> {
-  return (await workerNodes(core)).map((n) => n.metadata!.name!).sort();
-}
+const managed = (o: DsOptions & { managedAnnotations?: Record<string, string> }) => managedYaml(o, READY_DELAY_SECONDS);
+const workerNames = () => managedWorkerNames(core);
+const imagesByNode = (ns: string, app: string) => managedImagesByNode(core, ns, app);
 
 async function podsOf(ns: string, app: string): Promise<k8s.V1Pod[]> {
   return (await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items.filter((p) => !p.metadata!.deletionTimestamp);
-}
-
-async function imagesByNode(ns: string, app: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const p of await podsOf(ns, app)) out[p.spec!.nodeName!] = p.spec!.containers[0].image!;
-  return out;
 }
 
 describe('managed rollouts within maxUnavailable', () => {
