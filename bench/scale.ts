@@ -257,39 +257,30 @@ async function main(): Promise<void> {
   const load = loadavg().map((l) => l.toFixed(2)).join(' ');
   const progress = (s: string) => process.stderr.write(`  ${s}\n`);
 
-  const start = await cliStart();
-  progress('command start done');
+  // Each section prints when it is done, so a run cut short still shows what it measured.
+  console.log(`bench:scale at commit ${head}, ${started.toISOString()}; node ${process.version}, ${cpus().length} cores, load average ${load} at start\n`);
+  console.log(`Command start (median; min; peak RSS):\n${table(['COMMAND', 'MEDIAN', 'MIN', 'PEAK RSS'], await cliStart())}\n`);
   const noop: string[][] = [];
   for (const n of daemonSetCounts) {
     noop.push(...await noopPass(n));
     progress(`no-op pass, ${n} DaemonSets done`);
   }
+  console.log(`No-op pass, the reconciler identity, median of 3 after a warm-up (ratio: dsgitops time / this command's time):
+${table(['DAEMONSETS', 'COMMAND', 'WALL', 'DSGITOPS / THIS', 'K8S REQUESTS', 'PEAK RSS'], noop)}
+`);
+  console.log('Managed rollout, pods Ready 2 s after start, minReadySeconds 1 (ideal = ceil(N/k) x 3 s; wall from the rollout record; the process from start to exit):');
+  const header = ['NODES', 'MAXUNAVAILABLE', 'WAVES', 'WALL', 'IDEAL', 'RATIO', 'PROCESS', 'K8S REQUESTS', 'PEAK RSS', 'REQUESTS BY VERB AND RESOURCE'];
   const rollouts: string[][] = [];
   try {
     for (const nodes of nodeCounts) {
       await setBenchNodes(nodes);
       rollouts.push(await managedRollout({ nodes, maxUnavailable: '10%', delay: 2, minReady: 1 }));
-      progress(`managed rollout, ${nodes} nodes done`);
+      progress(table(header, rollouts));
     }
   } finally {
     await setBenchNodes(0);
   }
-
-  const out = [
-    `bench:scale at commit ${head}, ${started.toISOString()}; node ${process.version}, ${cpus().length} cores, load average ${load} at start`,
-    '',
-    'Command start (median; min; peak RSS):',
-    table(['COMMAND', 'MEDIAN', 'MIN', 'PEAK RSS'], start),
-    '',
-    'No-op pass, the reconciler identity, median of 3 after a warm-up (ratio: dsgitops time / this command\'s time):',
-    table(['DAEMONSETS', 'COMMAND', 'WALL', 'DSGITOPS / THIS', 'K8S REQUESTS', 'PEAK RSS'], noop),
-    '',
-    'Managed rollout, pods Ready 2 s after start, minReadySeconds 1 (ideal = ceil(N/k) x 3 s; wall from the rollout record; the process from start to exit):',
-    table(['NODES', 'MAXUNAVAILABLE', 'WAVES', 'WALL', 'IDEAL', 'RATIO', 'PROCESS', 'K8S REQUESTS', 'PEAK RSS', 'REQUESTS BY VERB AND RESOURCE'], rollouts),
-    '',
-    'Reproduce: npm ci && npm run stack:up && npm run bench:scale',
-  ];
-  console.log(out.join('\n'));
+  console.log(`${table(header, rollouts)}\n\nReproduce: npm ci && npm run stack:up && npm run bench:scale`);
 }
 
 main().then(() => process.exit(0), (err: Error) => {
