@@ -1,8 +1,8 @@
 /**
  * dsgitops: the same library calls as the Lambda handlers, for people at a terminal.
  * Results go to stdout (a table, or JSON with --json); progress and logs go to stderr.
- * This file parses the command line and reports errors; the commands themselves (and the
- * Kubernetes client, the AWS SDK and git behind them) load only once a command is known.
+ * This file parses the command line and prints the usage; the commands (bin/commands.ts, and
+ * the Kubernetes client, the AWS SDK and git behind them) load only once a command is known.
  */
 import { parseArgs } from 'node:util';
 import type { MakeDeps } from './commands';
