@@ -11,6 +11,7 @@ import { Config, loadConfig } from '../../lib/config';
 import { createDeps, Deps } from '../../lib/deps';
 import { Logger } from '../../lib/log';
 import { repoRoot } from '../../stack/paths';
+import { cliCommand, ensureCliBuilt } from './cli-build';
 import { stackEnv, uniqueName } from './cluster';
 
 export interface CapturedLog {
@@ -66,10 +67,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the dsgitops command as a separate process, the way a person or a script does. */
+/**
+ * Runs the dsgitops command as a separate process, the way a person or a script does: the
+ * compiled command (built first if a source changed since).
+ */
 export function runCliProcess(args: string[], env: Record<string, string>, timeoutMs = 180_000, onStart?: (pid: number) => void): Promise<CliRun> {
+  ensureCliBuilt();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'dsgitops.cjs'), ...args], {
+    const child = spawn(process.execPath, [cliCommand, ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,112 @@
+/**
+ * The dsgitops commands: each builds its request, calls the library as the handlers do, and
+ * prints the result. Loaded only once a command is known, so `dsgitops --help` and usage
+ * errors answer without loading the Kubernetes client, the AWS SDK or git.
+ */
+import { userInfo } from 'node:os';
+import type { CliIO, CliValues, Command } from './cli';
+import { loadConfig } from '../lib/config';
+import { createDeps, Deps } from '../lib/deps';
+import { ConfigError, DsGitopsError, errorMessage, InvalidRequestError } from '../lib/errors';
+import { historyEvent, parseEvent, reconcileEvent, rollbackEvent, targetEvent } from '../lib/events';
+import { formatHistory, history } from '../lib/history';
+import { humanLogger, jsonLogger } from '../lib/log';
+import { pause, resume } from '../lib/pause';
+import { unpin } from '../lib/pins';
+import { reconcile } from '../lib/reconcile';
+import { formatReconcileReport } from '../lib/report';
+import { autoRollback, rollback } from '../lib/rollback';
+import { formatStatus, status } from '../lib/status';
+
+export type MakeDeps = (budgetMs: number, json: boolean, verbose: boolean) => Deps;
+
+function target(arg: string | undefined, command: string): { namespace: string; name: string } {
+  const m = arg ? /^([^/]+)\/([^/]+)$/.exec(arg) : null;
+  if (!m) throw new InvalidRequestError(`${command} needs the DaemonSet as NAMESPACE/NAME, for example: dsgitops ${command} kube-system/fluentd`);
+  return { namespace: m[1], name: m[2] };
+}
+
+function toInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidRequestError(`${flag} takes a positive whole number, not "${v}"`);
+  return n;
+}
+
+/**
+ * Runs one command and returns its exit code: 0 done, 1 failed (the error on stderr, and as
+ * JSON on stdout with --json), 2 the configuration or the request is invalid.
+ */
+export async function runCommand(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
+  try {
+    return await run(command, arg, values, io, makeDeps);
+  } catch (err) {
+    const e = err instanceof DsGitopsError ? err : undefined;
+    if (values.json) io.out(`${JSON.stringify(e ? e.toJSON() : { error: 'Error', message: errorMessage(err) }, null, 2)}\n`);
+    io.err(`error: ${errorMessage(err)}\n`);
+    return err instanceof ConfigError || err instanceof InvalidRequestError ? 2 : 1;
+  }
+}
+
+async function run(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
+  const json = Boolean(values.json);
+  const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
+  const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;
+  const deps = makeDeps
+    ? makeDeps(waitSeconds * 1000, json, Boolean(values.verbose))
+    : createDeps(loadConfig(), {
+      budgetMs: waitSeconds * 1000 + 60_000,
+      logger: json ? jsonLogger() : humanLogger((l) => io.err(l), Boolean(values.verbose)),
+      onProgress: (line) => io.err(`  ${line}\n`),
+    });
+  switch (command) {
+    case 'reconcile':
+    case 'plan': {
+      const dryRun = command === 'plan' || Boolean(values['dry-run']);
+      const request = parseEvent(reconcileEvent, { dryRun, only: values.only, wait: !values['no-wait'] }, command, '--only kube-system/fluentd');
+      const report = await reconcile(deps, request, autoRollback);
+      print(report, formatReconcileReport(report, { diffs: dryRun }));
+      return report.result === 'failed' ? 1 : 0;
+    }
+    case 'status': {
+      const report = await status(deps);
+      print(report, formatStatus(report));
+      return 0;
+    }
+    case 'history': {
+      const t = target(arg, 'history');
+      const request = parseEvent(historyEvent, { ...t, limit: toInt(values.limit, '--limit') }, 'history', 'NS/NAME --limit 10');
+      const report = await history(deps, request);
+      print(report, formatHistory(report));
+      return 0;
+    }
+    case 'rollback': {
+      const t = target(arg, 'rollback');
+      const request = parseEvent(rollbackEvent, {
+        ...t,
+        toRevision: toInt(values['to-revision'], '--to-revision'),
+        reason: values.reason,
+        recreate: values.recreate,
+        wait: !values['no-wait'],
+      }, 'rollback', 'NS/NAME --to-revision 3');
+      const report = await rollback(deps, { ...request, by: userInfo().username });
+      print(report, `${report.message}${report.rollout ? `\nrollout: ${report.rollout.phase}: ${report.rollout.message ?? ''}` : ''}\n`);
+      return report.rollout?.phase === 'stalled' ? 1 : 0;
+    }
+    case 'unpin': {
+      const t = target(arg, 'unpin');
+      const request = parseEvent(targetEvent, { ...t, reason: values.reason }, 'unpin', 'NS/NAME');
+      const report = await unpin(deps, request);
+      print(report, `${report.message}\n`);
+      return 0;
+    }
+    case 'pause':
+    case 'resume': {
+      const t = target(arg, command);
+      const request = parseEvent(targetEvent, { ...t, reason: values.reason }, command, 'NS/NAME');
+      const report = await (command === 'pause' ? pause : resume)(deps, { ...request, by: userInfo().username });
+      print(report, `${report.message}\n`);
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cacheFileOf, requireWithCodeCache } from '../../bin/code-cache';
+
+describe('requireWithCodeCache', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dsgitops-code-cache-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('loads a CommonJS file as require does and keeps a code cache beside it', () => {
+    const file = join(dir, 'bundle.cjs');
+    writeFileSync(file, `exports.dir = __dirname; exports.file = __filename; exports.sep = require('node:path').sep; module.exports.answer = 42;`);
+
+    const first = requireWithCodeCache(file);
+    const second = requireWithCodeCache(file);
+
+    expect(first).toEqual({ dir, file, sep: '/', answer: 42 });
+    expect(second).toEqual(first);
+    expect(existsSync(cacheFileOf(file))).toBe(true);
+  });
+
+  it('never runs the code cached for an earlier build of the same length', () => {
+    // V8 itself accepts a cache for any source of the same length.
+    const file = join(dir, 'bundle.cjs');
+    writeFileSync(file, `module.exports = 'v1';`);
+    utimesSync(file, new Date(1_000_000), new Date(1_000_000));
+    expect(requireWithCodeCache(file)).toBe('v1');
+
+    writeFileSync(file, `module.exports = 'v2';`);
+    utimesSync(file, new Date(2_000_000), new Date(2_000_000));
+
+    expect(requireWithCodeCache(file)).toBe('v2');
+  });
+
+  it('reports a line of the file itself in a stack trace', () => {
+    const file = join(dir, 'bundle.cjs');
+    writeFileSync(file, `\n\nexports.fail = () => { throw new Error('here'); };`);
+    const loaded = requireWithCodeCache(file) as { fail: () => void };
+    let stack = '';
+    try {
+      loaded.fail();
+    } catch (err) {
+      stack = (err as Error).stack ?? '';
+    }
+    expect(stack).toContain(`${file}:3:`);
+  });
+});
