@@ -48,8 +48,10 @@ function keyOf(t: { namespace: string; name: string }): string {
   return `${t.namespace}/${t.name}`;
 }
 
-function terminal(r: RolloutState): boolean {
-  return r.phase !== 'progressing' || Boolean(r.onDelete);
+/** Nothing more will happen without someone acting: ended, or an OnDelete DaemonSet whose new generation the controller has seen. */
+function terminal(r: RolloutState, ds: LiveDaemonSet): boolean {
+  const observed = (ds.status?.observedGeneration ?? 0) >= (r.generation ?? 0);
+  return r.phase !== 'progressing' || (Boolean(r.onDelete) && observed);
 }
 
 export interface TrackResult {
@@ -110,7 +112,7 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     const c = next.counts;
     const changed = !before || before.phase !== next.phase || before.message !== next.message;
     if (changed) deps.onProgress?.(`${key}: revision ${t.revision} ${next.phase}${next.onDelete ? ' (OnDelete)' : ''}: ${c && next.generation !== undefined && (ds.status?.observedGeneration ?? 0) >= next.generation ? describeCounts(c) : next.message}`);
-    if (terminal(next)) pending.delete(key);
+    if (terminal(next, ds)) pending.delete(key);
   };
 
   for (const t of targets) if (t.live) observe(t, t.live);

@@ -11,7 +11,7 @@ import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
-const { kc, core } = adminClients();
+const { kc, core, apps } = adminClients();
 
 afterAll(cleanupScenarios);
 
@@ -30,9 +30,12 @@ describe('a stalled native rollout', () => {
     expect(first.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'stalled' });
     expect((await deps().store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('stalled');
 
-    await waitFor('the slow pods to become Ready', async () => {
-      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent' })).items;
-      return pods.length > 0 && pods.every((p) => p.spec!.containers[0].image === 'registry.local/agent:2.0' && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    // Complete as `kubectl rollout status` sees it: the controller's status for this generation says every pod is updated and available.
+    await waitFor('the DaemonSet controller to report the rollout complete', async () => {
+      const ds = await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns });
+      const s = ds.status!;
+      return (s.observedGeneration ?? 0) >= (ds.metadata!.generation ?? 0) && s.desiredNumberScheduled > 0 &&
+        s.updatedNumberScheduled === s.desiredNumberScheduled && s.numberAvailable === s.desiredNumberScheduled;
     }, 90_000);
     const later = await reconcile(deps());
 
