@@ -1,57 +1,143 @@
 /**
  * Benchmark: the cost of a steady-state reconcile pass (nothing to change) as the number of
  * DaemonSets grows. Prints wall time, Kubernetes API requests (from the API server's audit
- * log), and the process's resident memory.
+ * log), S3 requests, and the process's resident memory.
  *
- *   npm run bench:steady              # 3, 30 and 100 DaemonSets
- *   npm run bench:steady -- 10 200    # other sizes
+ *   npm run bench:steady                     # cold passes (new deps each time) at 3, 30 and 100 DaemonSets
+ *   npm run bench:steady -- 10 200           # other sizes
+ *   npm run bench:steady -- --warm 30 300    # the warm no-op pass: the reconcile handler called
+ *                                            # again in one process, as a warm Lambda container does
+ *
+ * Uses the stack that is up (.stack/env, or STACK_DIR); it does not start one.
  */
-import { reconcile } from '../lib/reconcile';
-import { stackUp } from '../stack/up';
-import { adminClients, uniqueName } from '../test/support/cluster';
+import http from 'node:http';
+import { handler } from '../handlers/reconcile';
+import { reconcile, ReconcileRequest } from '../lib/reconcile';
+import type { ReconcileReport } from '../lib/report';
+import { adminClients, stackEnv, uniqueName } from '../test/support/cluster';
 import { TestRepo } from '../test/support/git';
 import { dsYaml } from '../test/support/manifests';
-import { countApiRequests, stackConfig, stackDeps } from '../test/support/reconciler';
+import { countApiRequests, stackConfig, stackConfigEnv, stackDeps } from '../test/support/reconciler';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
-  await stackUp();
-  const { core } = adminClients();
-  const rows: string[][] = [];
-  for (const n of sizes.length ? sizes : [3, 30, 100]) {
-    const ns = uniqueName(`bench${n}`);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    const git = new TestRepo();
-    try {
-      for (let i = 0; i < n; i++) git.write(`ds/agent-${i}.yaml`, dsYaml({ name: `agent-${i}`, namespace: ns }));
-      git.commit(`${n} agents`);
-      const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
-      const t0 = Date.now();
-      const first = await reconcile(stackDeps(config));
-      const createSeconds = (Date.now() - t0) / 1000;
-      if (first.result !== 'succeeded') throw new Error(`the first pass failed: ${JSON.stringify(first.error ?? first.summary)}`);
-      const times: number[] = [];
-      let requests = 0;
-      for (let round = 0; round < 3; round++) {
-        const t = Date.now();
-        const { result, requests: r } = await countApiRequests(() => reconcile(stackDeps(config)));
-        times.push(Date.now() - t);
-        requests = r;
-        if (result.summary.unchanged !== n) throw new Error(`expected ${n} unchanged, got ${JSON.stringify(result.summary)}`);
-      }
-      times.sort((a, b) => a - b);
-      rows.push([String(n), `${createSeconds.toFixed(1)}s`, `${times[1]}ms`, String(requests), `${Math.round(process.memoryUsage().rss / (1 << 20))}MiB`]);
-      process.stderr.write(`  ${n} DaemonSets done\n`);
-    } finally {
-      git.cleanup();
-      await core.deleteNamespace({ name: ns }).catch(() => undefined);
+/**
+ * S3 requests as the S3 endpoint sees them: every HTTP request this process sends to it,
+ * by method (the SDK takes node:http's request at its first call, so this is in place first).
+ */
+const s3 = { reads: 0, writes: 0 };
+function countS3Requests(endpoint: string): void {
+  const { hostname, port } = new URL(endpoint);
+  const original = http.request;
+  (http as { request: typeof http.request }).request = ((...args: Parameters<typeof http.request>) => {
+    const req = original(...args);
+    const to = args[0] as http.RequestOptions;
+    if ((to?.hostname ?? to?.host) === hostname && String(to.port) === port) {
+      if (req.method === 'GET' || req.method === 'HEAD') s3.reads++;
+      else s3.writes++;
     }
-  }
-  const header = ['DAEMONSETS', 'FIRST PASS (create + rollout)', 'STEADY PASS (median of 3)', 'K8S REQUESTS', 'RSS'];
+    return req;
+  }) as typeof http.request;
+}
+
+function table(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   for (const r of [header, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i])).join('   '));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * `podless`: DaemonSets whose nodeSelector matches no node. A no-op pass costs the same with
+ * or without pods (it LISTs DaemonSets, not pods), and 300 DaemonSets with a pod on every
+ * node would fill the local stack's nodes (110 pods each) for everyone sharing it.
+ */
+async function withFleet<T>(n: number, fn: (ns: string, git: TestRepo) => Promise<T>, podless = false): Promise<T> {
+  const { core } = adminClients();
+  const ns = uniqueName(`bench${n}`);
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  const git = new TestRepo();
+  try {
+    const nodeSelector = podless ? { 'bench.daemonset-gitops.io/no-such-node': 'true' } : undefined;
+    for (let i = 0; i < n; i++) git.write(`ds/agent-${i}.yaml`, dsYaml({ name: `agent-${i}`, namespace: ns, nodeSelector }));
+    git.commit(`${n} agents`);
+    return await fn(ns, git);
+  } finally {
+    git.cleanup();
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  }
+}
+
+/** Cold passes: new dependencies (clients, checkout handle) for every pass. */
+async function coldRow(n: number): Promise<string[]> {
+  return withFleet(n, async (ns, git) => {
+    const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    const t0 = Date.now();
+    const first = await reconcile(stackDeps(config));
+    const createSeconds = (Date.now() - t0) / 1000;
+    if (first.result !== 'succeeded') throw new Error(`the first pass failed: ${JSON.stringify(first.error ?? first.summary)}`);
+    const times: number[] = [];
+    let requests = 0;
+    for (let round = 0; round < 3; round++) {
+      const t = Date.now();
+      const { result, requests: r } = await countApiRequests(() => reconcile(stackDeps(config)));
+      times.push(Date.now() - t);
+      requests = r;
+      if (result.summary.unchanged !== n) throw new Error(`expected ${n} unchanged, got ${JSON.stringify(result.summary)}`);
+    }
+    return [String(n), `${createSeconds.toFixed(1)}s`, `${median(times)}ms`, String(requests), `${Math.round(process.memoryUsage().rss / (1 << 20))}MiB`];
+  });
+}
+
+/** Every DaemonSet unchanged and rolled out: the next pass has nothing to do. */
+function settled(report: ReconcileReport, n: number): boolean {
+  return report.summary.unchanged === n && report.daemonSets.every((d) => d.rollout?.phase === 'complete');
+}
+
+/** Warm passes: the reconcile handler called again and again in this process, with the environment a Lambda has. */
+async function warmRow(n: number): Promise<string[]> {
+  return withFleet(n, async (ns, git) => {
+    // A busy shared cluster can be slow to roll out 300 DaemonSets: no stall while it catches up.
+    Object.assign(process.env, stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, PROGRESS_DEADLINE_SECONDS: '3600' }));
+    const invoke = (req: ReconcileRequest = {}) => handler(req) as Promise<ReconcileReport>;
+    const t0 = Date.now();
+    const first = await invoke();
+    const createSeconds = (Date.now() - t0) / 1000;
+    if (first.error) throw new Error(`the first pass failed: ${JSON.stringify(first.error)}`);
+    // On a busy cluster the controller may be slow: later passes track the rollouts until they finish.
+    for (let settle = 0, report = first; !settled(report, n); settle++) {
+      if (settle === 10) throw new Error(`the fleet did not settle: ${JSON.stringify(report.summary)}`);
+      report = await invoke();
+    }
+    const times: number[] = [];
+    let last = { reads: 0, writes: 0, requests: 0 };
+    for (let round = 0; round < 7; round++) {
+      const before = { ...s3 };
+      const t = process.hrtime.bigint();
+      const { result, requests } = await countApiRequests(invoke);
+      times.push(Number(process.hrtime.bigint() - t) / 1e6);
+      last = { reads: s3.reads - before.reads, writes: s3.writes - before.writes, requests };
+      if (result.result !== 'succeeded' || result.summary.unchanged !== n) throw new Error(`expected ${n} unchanged, got ${result.result} ${JSON.stringify(result.summary)}`);
+    }
+    return [String(n), `${createSeconds.toFixed(1)}s`, `${median(times).toFixed(0)}ms`, `${Math.min(...times).toFixed(0)}ms`, String(last.reads), String(last.writes), String(last.requests), `${Math.round(process.memoryUsage().rss / (1 << 20))}MiB`];
+  }, true);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const warm = args.includes('--warm');
+  const sizes = args.map(Number).filter((n) => n > 0);
+  countS3Requests(stackEnv().S3_ENDPOINT);
+  const rows: string[][] = [];
+  for (const n of sizes.length ? sizes : warm ? [30, 300] : [3, 30, 100]) {
+    rows.push(warm ? await warmRow(n) : await coldRow(n));
+    process.stderr.write(`  ${n} DaemonSets done: ${rows[rows.length - 1].join(' ')}\n`);
+  }
+  if (warm) table(['DAEMONSETS', 'FIRST PASS', 'WARM NO-OP PASS (median of 7, DaemonSets without pods)', 'FASTEST', 'S3 READS', 'S3 WRITES', 'K8S REQUESTS', 'RSS'], rows);
+  else table(['DAEMONSETS', 'FIRST PASS (create + rollout)', 'STEADY PASS (median of 3)', 'K8S REQUESTS', 'RSS'], rows);
 }
 
 main().then(() => process.exit(0), (err: Error) => {

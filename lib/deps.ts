@@ -37,7 +37,22 @@ export function newRunId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The clients of the outside world: built once per configuration, reusable by the runs of a warm process. */
+export interface Clients {
+  cluster: Cluster;
+  objects: ObjectStore;
+}
+
+export function createClients(config: Config): Clients {
+  return {
+    cluster: KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig),
+    objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket),
+  };
+}
+
 export interface DepsOptions {
+  /** Clients an earlier run of this process built for the same configuration. */
+  clients?: Clients;
   logger?: Logger;
   clock?: Clock;
   runId?: string;
@@ -47,14 +62,14 @@ export interface DepsOptions {
 }
 
 export function createDeps(config: Config, options: DepsOptions = {}): Deps {
-  const objects = new S3ObjectStore(createS3Client(config.s3), config.s3.bucket);
+  const { cluster, objects } = options.clients ?? createClients(config);
   const runId = options.runId ?? newRunId();
   const clock = options.clock ?? systemClock;
   return {
     config,
-    cluster: KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig),
+    cluster,
     objects,
-    store: new StateStore(objects, new StoreKeys(config.s3.prefix, config.cluster.name)),
+    store: new StateStore(objects, new StoreKeys(config.s3.prefix, config.cluster.name), clock),
     clock,
     logger: options.logger ?? jsonLogger({ runId, cluster: config.cluster.name }),
     runId,

@@ -1,7 +1,12 @@
 /**
  * One reconcile pass, top to bottom:
  *
- *   lease -> source -> load -> observe -> plan -> snapshot + apply -> track -> record -> release
+ *   source -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> track -> record -> release
+ *
+ * Observing and planning only read, so a pass with nothing to write ends after them without
+ * taking the lease. A pass that writes takes the lease first and then looks again at what
+ * its plan rests on (the live DaemonSets; the state of those it writes, from state.json):
+ * another run may have acted between the first look and the lease.
  *
  * Each step that fails has one named reason in the report. A problem with one DaemonSet
  * (an invalid manifest, a refused apply) is reported for it and blocks no other.
@@ -20,8 +25,8 @@ import { parseRolloutAnnotations } from './rollout/annotations';
 import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
-import { checkout, redact } from './source/git';
-import { loadManifests } from './source/load';
+import { Checkout, checkout, redact } from './source/git';
+import { loadCheckout, LoadResult } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
@@ -77,101 +82,31 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     return report;
   };
 
-  // 1. Lease: exactly one run acts on a cluster at a time. A plan writes nothing and takes none.
   const lease = clusterLease(deps);
-  if (!dryRun) {
-    try {
-      await lease.acquire('reconcile');
-    } catch (err) {
-      if (err instanceof LeaseHeldError) {
-        report.result = 'skipped';
-        report.lease = err.current;
-        logger.log('info', err.message, { action: 'lease-held', holder: err.current.holder, expiresAt: err.current.expiresAt });
-        return finish();
-      }
-      report.error = { reason: (err as DsGitopsError).reason ?? 'StoreUnavailable', message: errorMessage(err) };
-      return finish();
-    }
-  }
-
+  let acting = false;
   try {
-    // 2. Source.
-    const tree = await checkout(config.git);
-    report.source!.commit = tree.commit;
-    logger.log('info', `fetched ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha });
+    // 1. Source.
+    const source = await fetchSource(deps, report);
 
-    // 3. Load.
-    const loaded = loadManifests(tree.dir, config.git.path, config.policy, config.maxManifestBytes);
-    const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
-    const keyed = new Map<string, ManifestProblem[]>();
-    for (const p of loaded.problems) {
-      if (p.key) keyed.set(p.key, [...(keyed.get(p.key) ?? []), p]);
-      else report.problems.push(p);
+    // 2. Observe and plan, reading only: a pass with nothing to write ends without the lease.
+    let observation = await observe(deps, source, req, { record: false });
+    let planned = await plan(deps, observation, source);
+    const writes = dryRun ? new Set<string>() : keysToWrite(observation, planned);
+    if (writes.size > 0) {
+      // 3. Lease: exactly one run acts on a cluster at a time.
+      if (!(await takeLease(deps, lease, report))) return finish();
+      acting = true;
+      // Re-check under the lease what the plan was made from (another run may have acted
+      // meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
+      const first = { observation, planned };
+      observation = await observe(deps, source, req, { record: true, fresh: writes });
+      planned = await plan(deps, observation, source, first);
     }
-    for (const p of report.problems) logger.log(p.severity === 'error' ? 'error' : 'info', `${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`, { action: 'manifest-problem', code: p.code });
+    const { byKey, adoptions } = observation;
+    const { items, refused } = planned;
+    if (acting) await mapLimit(items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
 
-    // 4. Observe: one LIST for every managed DaemonSet, plus the recorded state.
-    const listed = await cluster.listManagedDaemonSets(MANAGED_SELECTOR);
-    const live = new Map(listed.items.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d]));
-    const desired = new Map(loaded.desired.map((d) => [d.key, d]));
-    // Managed DaemonSets outside ALLOWED_NAMESPACES are not this configuration's business.
-    const inScope = [...live.keys()].filter((k) => namespaceAllowed(config.policy, k.split('/')[0]));
-    let keys = [...new Set([...desired.keys(), ...keyed.keys(), ...inScope])].sort();
-    if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
-    const states = new Map<string, DaemonSetState | undefined>();
-    const adoptions = new Map<string, string>();
-    await mapLimit(keys, STATE_READ_CONCURRENCY, async (k) => {
-      const [namespace, name] = k.split('/');
-      let s = (await store.getState(namespace, name))?.value;
-      const l = live.get(k);
-      if (l && !dryRun && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0)) s = await repairFromLive(deps, l, s);
-      // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
-      if (l && !dryRun && !s && namespaceAllowed(config.policy, namespace)) {
-        const adopted = await adoptLive(deps, l);
-        if (adopted) adoptions.set(k, adopted.message);
-        s = adopted?.state;
-      }
-      states.set(k, s);
-    });
-    // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
-    for (const k of keys) {
-      if (desired.has(k) && !live.has(k)) {
-        const [namespace, name] = k.split('/');
-        const found = await cluster.getDaemonSet(namespace, name);
-        if (found) live.set(k, found);
-      }
-    }
-
-    // 5. Plan (pure), around the server-side dry runs it needs.
-    const observed: Observed[] = keys.map((k) => {
-      const [namespace, name] = k.split('/');
-      return { key: k, namespace, name, desired: desired.get(k), problems: keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
-    });
-    // Dry runs refused for a reason that is not the manifest's: those DaemonSets fail this pass.
-    const refused = new Map<string, DsGitopsError>();
-    const items: PlanItem[] = await mapLimit(observed, APPLY_CONCURRENCY, async (o) => {
-      const t = triage(o, { policy: config.policy, sourceComplete });
-      if ('decided' in t) return t.decided;
-      let result: DryRunResult;
-      try {
-        result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
-      } catch (err) {
-        // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
-        // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.
-        if (err instanceof ApplyError) result = { ok: false, message: errorMessage(err) };
-        else if (err instanceof DsGitopsError) {
-          refused.set(o.key, err);
-          logger.log('error', err.message, { daemonSet: o.key, action: 'dry-run-failed', reason: err.reason });
-          return notPlanned(o, err);
-        } else throw err;
-      }
-      return decide(o, result, config.policy);
-    });
-    const byKey = new Map(observed.map((o) => [o.key, o]));
-    await refuseUnmatchedCanaries(deps, items, byKey);
-    if (!dryRun) await mapLimit(items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
-
-    // 6. Snapshot, then apply; one DaemonSet's failure blocks no other.
+    // 4. Snapshot, then apply; one DaemonSet's failure blocks no other.
     const trackTargets: TrackTarget[] = [];
     report.daemonSets = items.map((item): DaemonSetReport => {
       const o = byKey.get(item.key)!;
@@ -195,12 +130,11 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     await mapLimit(items, APPLY_CONCURRENCY, async (item, index) => {
       const o = byKey.get(item.key)!;
       const entry = report.daemonSets[index];
-      if (dryRun || !item.apply) {
+      if (!acting || !item.apply) {
         entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
-        if (!dryRun) await noteUnapplied(deps, item, o);
-        // Stalled rollouts stay watched: a slow rollout that recovers still becomes healthy.
-        if (!dryRun && o.live && o.state && (o.state.rollout?.phase === 'progressing' || o.state.rollout?.phase === 'stalled') && o.state.currentRevision === liveRevision(o.live)) {
-          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state.currentRevision, previous: o.state.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
+        if (acting) await noteUnapplied(deps, item, o);
+        if (acting && tracksRollout(o)) {
+          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state!.currentRevision, previous: o.state!.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
         }
         return;
       }
@@ -221,7 +155,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
           manifest: d.manifest,
           digest: d.digest,
           source: d.source,
-          commit: tree.commit,
+          commit: source.tree.commit,
           cause: item.cause!,
           live: o.live,
           state: o.state,
@@ -242,9 +176,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       }
     });
 
-    if (dryRun) return finish();
+    if (!acting) return finish();
 
-    // 7. Track the rollouts (native: the controller rolls, this run watches).
+    // 5. Track the rollouts (native: the controller rolls, this run watches).
     if (trackTargets.length > 0) {
       // Only watching from here on: a manual rollback may take the lease over, and this pass then stops at its next look.
       const tracked = await trackRollouts(deps, trackTargets, { wait: req.wait ?? true, lease, preemptible: 'watching rollouts' });
@@ -269,7 +203,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     report.error = { reason: e.reason ?? 'Error', message: errorMessage(err) };
     logger.log('error', report.error.message, { action: 'pass-failed', reason: report.error.reason });
   } finally {
-    if (!dryRun) {
+    if (acting) {
       try {
         await lease.release();
       } catch (err) {
@@ -278,6 +212,169 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     }
   }
   return finish();
+}
+
+interface Source {
+  tree: Checkout;
+  loaded: LoadResult;
+  /** False when some file could not be read: what it held is unknown, so nothing is pruned. */
+  sourceComplete: boolean;
+  /** Problems of one DaemonSet, by namespace/name (the others are in the report's problems). */
+  keyed: Map<string, ManifestProblem[]>;
+}
+
+/** Step: Git's tree at the ref (reused while the remote head has not moved) and its manifests. */
+async function fetchSource(deps: Deps, report: ReconcileReport): Promise<Source> {
+  const { config, logger } = deps;
+  const tree = await checkout(config.git);
+  report.source!.commit = tree.commit;
+  logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
+  const loaded = loadCheckout(tree, config.git.path, config.policy, config.maxManifestBytes);
+  const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
+  const keyed = new Map<string, ManifestProblem[]>();
+  for (const p of loaded.problems) {
+    if (p.key) keyed.set(p.key, [...(keyed.get(p.key) ?? []), p]);
+    else report.problems.push(p);
+  }
+  for (const p of report.problems) logger.log(p.severity === 'error' ? 'error' : 'info', `${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`, { action: 'manifest-problem', code: p.code });
+  return { tree, loaded, sourceComplete, keyed };
+}
+
+/** Step: takes the cluster lease; false (and the report says who holds it, or why not) when this run may not act. */
+async function takeLease(deps: Deps, lease: Lease, report: ReconcileReport): Promise<boolean> {
+  try {
+    await lease.acquire('reconcile');
+    return true;
+  } catch (err) {
+    if (err instanceof LeaseHeldError) {
+      report.result = 'skipped';
+      report.lease = err.current;
+      deps.logger.log('info', err.message, { action: 'lease-held', holder: err.current.holder, expiresAt: err.current.expiresAt });
+      return false;
+    }
+    report.error = { reason: (err as DsGitopsError).reason ?? 'StoreUnavailable', message: errorMessage(err) };
+    return false;
+  }
+}
+
+interface Observation {
+  observed: Observed[];
+  byKey: Map<string, Observed>;
+  adoptions: Map<string, string>;
+  /** What each DaemonSet's decision rests on: its live resourceVersion and its state's ETag. */
+  basis: Map<string, string>;
+  /** Running DaemonSets whose record lags the cluster (a run stopped early, a new store): recording them writes. */
+  unrecorded: Set<string>;
+}
+
+/**
+ * Step: one LIST of the managed DaemonSets and the recorded state of each (one GET of the
+ * state index, state.json for `fresh` keys and those the index cannot vouch for). With
+ * `record` (under the lease) a record that lags the cluster is repaired or adopted.
+ */
+async function observe(deps: Deps, source: Source, req: ReconcileRequest, options: { record: boolean; fresh?: Set<string> }): Promise<Observation> {
+  const { config, cluster, store } = deps;
+  const listed = await cluster.listManagedDaemonSets(MANAGED_SELECTOR);
+  const live = new Map(listed.items.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d]));
+  const desired = new Map(source.loaded.desired.map((d) => [d.key, d]));
+  // Managed DaemonSets outside ALLOWED_NAMESPACES are not this configuration's business.
+  const inScope = [...live.keys()].filter((k) => namespaceAllowed(config.policy, k.split('/')[0]));
+  let keys = [...new Set([...desired.keys(), ...source.keyed.keys(), ...inScope])].sort();
+  if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
+  const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun });
+  const states = new Map<string, DaemonSetState | undefined>();
+  const basis = new Map<string, string>();
+  const adoptions = new Map<string, string>();
+  const unrecorded = new Set<string>();
+  await mapLimit(keys, STATE_READ_CONCURRENCY, async (k) => {
+    const [namespace] = k.split('/');
+    let s = recorded.states.get(k)?.value;
+    const l = live.get(k);
+    basis.set(k, `${l?.metadata.resourceVersion ?? '-'} ${recorded.states.get(k)?.etag ?? '-'}`);
+    const lags = l && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0);
+    if (l && (lags || !s) && namespaceAllowed(config.policy, namespace)) unrecorded.add(k);
+    if (!options.record || !l) return states.set(k, s);
+    if (lags) s = await repairFromLive(deps, l, s);
+    // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
+    if (!s && namespaceAllowed(config.policy, namespace)) {
+      const adopted = await adoptLive(deps, l);
+      if (adopted) adoptions.set(k, adopted.message);
+      s = adopted?.state;
+    }
+    if (s !== recorded.states.get(k)?.value) basis.set(k, 'recorded now');
+    states.set(k, s);
+  });
+  // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
+  for (const k of keys) {
+    if (desired.has(k) && !live.has(k)) {
+      const [namespace, name] = k.split('/');
+      const found = await cluster.getDaemonSet(namespace, name);
+      if (found) live.set(k, found);
+    }
+  }
+  const observed: Observed[] = keys.map((k) => {
+    const [namespace, name] = k.split('/');
+    return { key: k, namespace, name, desired: desired.get(k), problems: source.keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
+  });
+  return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded };
+}
+
+interface Planned {
+  items: PlanItem[];
+  /** Dry runs refused for a reason that is not the manifest's: those DaemonSets fail this pass. */
+  refused: Map<string, DsGitopsError>;
+}
+
+/**
+ * Step: the plan (pure), around the server-side dry runs it needs; nothing is written. A
+ * DaemonSet observed as it was for `earlier` keeps the decision made then, dry run included.
+ */
+async function plan(deps: Deps, observation: Observation, source: Source, earlier?: { observation: Observation; planned: Planned }): Promise<Planned> {
+  const { config, cluster, logger } = deps;
+  const refused = new Map<string, DsGitopsError>();
+  const decidedBefore = new Map(earlier?.planned.items.map((i) => [i.key, i]));
+  const items: PlanItem[] = await mapLimit(observation.observed, APPLY_CONCURRENCY, async (o) => {
+    const before = decidedBefore.get(o.key);
+    if (before && earlier!.observation.basis.get(o.key) === observation.basis.get(o.key)) {
+      const failure = earlier!.planned.refused.get(o.key);
+      if (failure) refused.set(o.key, failure);
+      return before;
+    }
+    const t = triage(o, { policy: config.policy, sourceComplete: source.sourceComplete });
+    if ('decided' in t) return t.decided;
+    let result: DryRunResult;
+    try {
+      result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
+    } catch (err) {
+      // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
+      // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.
+      if (err instanceof ApplyError) result = { ok: false, message: errorMessage(err) };
+      else if (err instanceof DsGitopsError) {
+        refused.set(o.key, err);
+        logger.log('error', err.message, { daemonSet: o.key, action: 'dry-run-failed', reason: err.reason });
+        return notPlanned(o, err);
+      } else throw err;
+    }
+    return decide(o, result, config.policy);
+  });
+  await refuseUnmatchedCanaries(deps, items, observation.byKey);
+  return { items, refused };
+}
+
+/** The DaemonSets whose plan writes something (the cluster, a state, a revision, an Event): empty for a pass with nothing to do. */
+function keysToWrite(observation: Observation, planned: Planned): Set<string> {
+  const keys = new Set(observation.unrecorded);
+  for (const item of planned.items) {
+    const o = observation.byKey.get(item.key)!;
+    if (item.apply || item.acceptGeneration !== undefined || notesUnapplied(item, o) || tracksRollout(o)) keys.add(item.key);
+  }
+  return keys;
+}
+
+/** A rollout still progressing (or stalled: a slow one that recovers still becomes healthy) is watched, and its progress recorded. */
+function tracksRollout(o: Observed): boolean {
+  const phase = o.state?.rollout?.phase;
+  return Boolean(o.live && o.state && (phase === 'progressing' || phase === 'stalled') && o.state.currentRevision === liveRevision(o.live));
 }
 
 /**
@@ -335,8 +432,7 @@ async function acceptGeneration(deps: Deps, o: Observed, generation: number): Pr
  * DaemonSet gets a Warning Event the first time each distinct problem is seen.
  */
 async function noteUnapplied(deps: Deps, item: PlanItem, o: Observed): Promise<void> {
-  if (!o.live || !o.state || (item.action !== 'invalid' && item.action !== 'drifted')) return;
-  if (o.state.lastAttempt?.message === item.message) return;
+  if (!notesUnapplied(item, o) || !o.live || !o.state) return;
   const reason = item.action === 'invalid' ? 'InvalidManifest' : 'DriftDetected';
   await emitEvent(deps, { namespace: o.namespace, name: o.name, uid: o.live.metadata.uid }, 'Warning', reason, item.message);
   deps.logger.log('warn', item.message, { daemonSet: item.key, action: item.action });
@@ -344,6 +440,11 @@ async function noteUnapplied(deps: Deps, item: PlanItem, o: Observed): Promise<v
   await deps.store.updateState(o.namespace, o.name, (cur) =>
     cur ? { ...cur, lastAttempt: { at: now, result: 'failed', message: item.message }, updatedAt: now } : undefined,
   );
+}
+
+/** An invalid manifest or uncorrected drift not yet noted for this DaemonSet (with this message). */
+function notesUnapplied(item: PlanItem, o: Observed): boolean {
+  return Boolean(o.live && o.state && (item.action === 'invalid' || item.action === 'drifted') && o.state.lastAttempt?.message !== item.message);
 }
 
 /** Deletes an orphan after recording the live object in its state (write-ahead, as for applies). */

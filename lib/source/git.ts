@@ -2,9 +2,13 @@
  * Git checkout with simple-git: a shallow fetch of one ref into a cache directory that a
  * warm Lambda (or a second CLI run) reuses. HTTPS remotes authenticate with GIT_TOKEN,
  * sent as an HTTP header and never written to the remote URL, a log, an error or a report.
+ *
+ * The remote's head is asked first (`git ls-remote`, no objects transferred): when it is
+ * the commit already checked out, nothing is fetched, and a process that checked it out
+ * itself reuses the tree as it left it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { simpleGit, SimpleGit } from 'simple-git';
 import type { GitConfig } from '../config';
@@ -23,7 +27,12 @@ export interface Checkout {
   /** Directory of the checked-out tree. */
   dir: string;
   commit: GitCommit;
+  /** The remote head had not moved: the tree checked out before was used, nothing was fetched. */
+  reused?: boolean;
 }
+
+/** The last tree this process checked out in each cache directory (a warm Lambda's, a long-lived CLI's). */
+const checkedOut = new Map<string, Checkout>();
 
 /** A bare path becomes a file:// URL: git ignores --depth for plain local paths. */
 export function normaliseUrl(url: string): string {
@@ -112,18 +121,66 @@ export async function checkout(config: GitConfig): Promise<Checkout> {
         timeout: { block: 120_000 },
         allowEnvironment: ['GIT_TERMINAL_PROMPT'],
       }).env(gitEnv());
-      await git.remote(['set-url', 'origin', url]);
+      if (!checkedOut.has(dir)) await git.remote(['set-url', 'origin', url]);
+      const head = await remoteHead(git, config.ref);
+      if (head && head === checkedOutSha(dir)) {
+        const known = checkedOut.get(dir);
+        if (known?.commit.sha === head) return { ...known, reused: true };
+        // Checked out by another process (an earlier CLI run): make sure the tree is as Git has it.
+        await git.raw(['checkout', '--quiet', '--force', '--detach', head]);
+        await git.raw(['clean', '-ffdxq']);
+        return remember(dir, { dir, commit: await headCommit(git), reused: true });
+      }
       await git.fetch(['--depth', '1', '--no-tags', '--force', 'origin', config.ref]);
       await git.raw(['checkout', '--quiet', '--force', '--detach', 'FETCH_HEAD']);
       await git.raw(['clean', '-ffdxq']);
-      const raw = await git.raw(['log', '-1', '--format=%H%x00%an%x00%ae%x00%cI%x00%s']);
-      const [sha, author, email, time, subject] = raw.trim().split('\0');
-      return { dir, commit: { sha, author, email, time, subject } };
+      return remember(dir, { dir, commit: await headCommit(git) });
     } catch (err) {
       const message = redact((err as Error).message ?? String(err), config.token).trim();
       throw new SourceError(`git fetch of ${describeRef(config)} failed: ${explain(message)}`);
     }
   });
+}
+
+function remember(dir: string, tree: Checkout): Checkout {
+  checkedOut.set(dir, { dir: tree.dir, commit: tree.commit });
+  return tree;
+}
+
+async function headCommit(git: SimpleGit): Promise<GitCommit> {
+  const raw = await git.raw(['log', '-1', '--format=%H%x00%an%x00%ae%x00%cI%x00%s']);
+  const [sha, author, email, time, subject] = raw.trim().split('\0');
+  return { sha, author, email, time, subject };
+}
+
+/** The commit the cache directory has checked out (detached, so .git/HEAD holds its sha), read without running git. */
+function checkedOutSha(dir: string): string | undefined {
+  try {
+    const head = readFileSync(join(dir, '.git', 'HEAD'), 'utf8').trim();
+    return /^[0-9a-f]{40}$/.test(head) ? head : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The commit `ref` names on the remote, by git's own order of precedence for a short name
+ * (refs/<ref>, then tags, then branches; a tag's peeled commit). A full commit sha names
+ * itself. Undefined when the remote does not advertise it: the fetch then decides.
+ */
+async function remoteHead(git: SimpleGit, ref: string): Promise<string | undefined> {
+  if (/^[0-9a-f]{40}$/i.test(ref)) return ref.toLowerCase();
+  const advertised = new Map<string, string>();
+  for (const line of (await git.raw(['ls-remote', 'origin', ref])).split('\n')) {
+    const [sha, name] = line.trim().split('\t');
+    if (sha && name) advertised.set(name, sha);
+  }
+  const candidates = ref === 'HEAD' ? ['HEAD'] : [ref.startsWith('refs/') ? ref : `refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`];
+  for (const name of candidates) {
+    const sha = advertised.get(`${name}^{}`) ?? advertised.get(name);
+    if (sha) return sha;
+  }
+  return undefined;
 }
 
 function explain(message: string): string {

@@ -5,6 +5,7 @@
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import type { Checkout } from './git';
 import type { Policy } from '../config';
 import { DesiredDaemonSet, ManifestProblem, validateDocument, where } from './manifest';
 
@@ -117,4 +118,21 @@ export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Pol
     }
   }
   return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), problems, files };
+}
+
+/** The last load of each checkout directory in this process, and what it was loaded from. */
+const lastLoad = new Map<string, { from: string; result: LoadResult }>();
+
+/**
+ * loadManifests for a checkout, reusing this process's last result when the checkout
+ * reused its tree (the remote head had not moved) and the same settings read it: the same
+ * commit, path, namespaces and size limit load to the same result.
+ */
+export function loadCheckout(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
+  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces, maxBytes]);
+  const last = lastLoad.get(tree.dir);
+  if (tree.reused && last?.from === from) return last.result;
+  const result = loadManifests(tree.dir, gitPath, policy, maxBytes);
+  lastLoad.set(tree.dir, { from, result });
+  return result;
 }

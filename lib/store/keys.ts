@@ -10,6 +10,11 @@ export class StoreKeys {
     return `${this.root}/lease.json`;
   }
 
+  /** The state index: a copy of every DaemonSet's state.json, read in one GET (state-index.ts). */
+  index(): string {
+    return `${this.root}/index.json`;
+  }
+
   daemonSets(): string {
     return `${this.root}/daemonsets/`;
   }

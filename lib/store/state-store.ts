@@ -1,12 +1,16 @@
 /**
  * Revision snapshots and per-DaemonSet state in S3. Nothing is overwritten blindly:
  * revision numbers are claimed with If-None-Match: *, and every update of an existing
- * object is conditional on the ETag that was read.
+ * object is conditional on the ETag that was read. Every state write also goes through the
+ * state index (state-index.ts), so a pass reads all the states it needs in one GET.
  */
 import type { z } from 'zod';
 import { PreconditionFailedError, SnapshotWriteError, StoreError } from '../errors';
+import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
+import { Clock, systemClock } from './lease';
 import type { ObjectStore } from './object-store';
+import { StateIndex, WRITER_MAX_MS } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
 export interface Versioned<T> {
@@ -16,12 +20,25 @@ export interface Versioned<T> {
 
 /** How many times a read-modify-write retries after losing a race. */
 const UPDATE_ATTEMPTS = 5;
+/** state.json objects read at once when the index cannot vouch for them. */
+const STATE_READ_CONCURRENCY = 16;
+
+export interface StatesRead {
+  states: Map<string, Versioned<DaemonSetState> | undefined>;
+  /** Keys read from their state.json because the index could not vouch for them. */
+  unvouched: string[];
+}
 
 export class StateStore {
+  readonly index: StateIndex;
+
   constructor(
     readonly objects: ObjectStore,
     readonly keys: StoreKeys,
-  ) {}
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.index = new StateIndex(objects, keys.index());
+  }
 
   private async read<T>(key: string, schema: z.ZodType<T>): Promise<Versioned<T> | undefined> {
     const got = await this.objects.get(key);
@@ -45,10 +62,63 @@ export class StateStore {
     return this.read(this.keys.state(namespace, name), stateSchema);
   }
 
-  /** Creates the state (etag undefined) or replaces the version that was read. */
+  /**
+   * Creates the state (etag undefined) or replaces the version that was read; the index is
+   * marked before and settled after (state-index.ts), whatever became of the write.
+   */
   async putState(state: DaemonSetState, etag: string | undefined): Promise<string> {
     const key = this.keys.state(state.namespace, state.name);
-    return this.objects.put(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
+    const ds = `${state.namespace}/${state.name}`;
+    const token = StateIndex.token();
+    await this.index.mark(ds, token, this.clock.now().toISOString());
+    let written: string;
+    try {
+      written = await this.objects.put(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
+    } finally {
+      // A settle that fails leaves the token: the entry is then read from state.json until a pass repairs it.
+      await this.settleIndex(state.namespace, state.name, token).catch(() => undefined);
+    }
+    return written;
+  }
+
+  /** Copies state.json as it is now into the index, removing `token` and the tokens of writers long dead. */
+  private async settleIndex(namespace: string, name: string, token?: string, stale: string[] = []): Promise<void> {
+    const read = await this.getState(namespace, name);
+    await this.index.settle(`${namespace}/${name}`, { value: read?.value, etag: read?.etag }, token, stale);
+  }
+
+  /**
+   * The state of each namespace/name key: one GET of the index, plus a GET of state.json for
+   * each key the index cannot vouch for (no entry, a writer's token on it) and each key in
+   * `fresh`. With `repair`, entries that no live writer holds are brought up to date.
+   */
+  async readStates(keys: string[], options: { fresh?: Set<string>; repair?: boolean } = {}): Promise<StatesRead> {
+    const index = await this.index.read();
+    const now = this.clock.now().getTime();
+    const states = new Map<string, Versioned<DaemonSetState> | undefined>();
+    const unvouched: string[] = [];
+    const repairs: { key: string; stale: string[] }[] = [];
+    await mapLimit(keys, STATE_READ_CONCURRENCY, async (key) => {
+      const entry = index?.entries[key];
+      if (entry && !entry.pending && !options.fresh?.has(key)) {
+        states.set(key, entry.state ? { value: entry.state, etag: entry.etag ?? '' } : undefined);
+        return;
+      }
+      const [namespace, name] = key.split('/');
+      const read = await this.getState(namespace, name);
+      states.set(key, read);
+      if (!entry || entry.pending) unvouched.push(key);
+      const tokens = Object.entries(entry?.pending ?? {});
+      const stale = tokens.filter(([, at]) => !(now - Date.parse(at) < WRITER_MAX_MS)).map(([t]) => t);
+      if (stale.length === tokens.length && (!entry || stale.length > 0 || entry.etag !== read?.etag)) repairs.push({ key, stale });
+    });
+    if (options.repair) {
+      await Promise.all(repairs.map((r) => {
+        const [namespace, name] = r.key.split('/');
+        return this.settleIndex(namespace, name, undefined, r.stale);
+      }));
+    }
+    return { states, unvouched: unvouched.sort() };
   }
 
   /**
