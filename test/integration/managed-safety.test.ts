@@ -19,8 +19,9 @@ const NODES = 12;
 const READY_DELAY_SECONDS = 2;
 const { kc, core, apps } = adminClients();
 
-useWorkers(NODES);
+// Scenarios are cleaned up first (hooks run in the order they are declared), then the fleet is resized back.
 afterAll(cleanupScenarios);
+useWorkers(NODES);
 
 const managed = (o: DsOptions & { managedAnnotations?: Record<string, string> }) => managedYaml(o, READY_DELAY_SECONDS);
 const workerNames = () => managedWorkerNames(core);
@@ -152,8 +153,10 @@ describe('a node that stops being eligible mid-rollout', () => {
     await reconcile(deps());
     const oldPodOnLast = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent', fieldSelector: `spec.nodeName=${last}` })).items[0];
     const taint = { key: 'daemonset-gitops.io/test-drain', value: ns, effect: 'NoSchedule' };
+    // The fleet may already be back to its size before this file, and this node gone with it.
     const untaint = async () => {
-      const n = await core.readNode({ name: last });
+      const n = await core.readNode({ name: last }).catch(() => undefined);
+      if (!n) return;
       const taints = (n.spec?.taints ?? []).filter((t) => t.key !== taint.key);
       await core.patchNode({ name: last, body: { spec: { taints } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
     };

@@ -20,8 +20,9 @@ const READY_DELAY_SECONDS = 3;
 const { kc, core, apps } = adminClients();
 const setup = scenario;
 
-useWorkers(NODES);
+// Scenarios are cleaned up first (hooks run in the order they are declared), then the fleet is resized back.
 afterAll(cleanupScenarios);
+useWorkers(NODES);
 
 const managed = (o: DsOptions & { managedAnnotations?: Record<string, string> }) => managedYaml(o, READY_DELAY_SECONDS);
 const workerNames = () => managedWorkerNames(core);
