@@ -23,7 +23,7 @@ import {
 } from '../support/cluster';
 import { TestRepo } from '../support/git';
 
-jest.setTimeout(180_000);
+jest.setTimeout(400_000);
 
 const { core, apps } = adminClients();
 let namespace: string;
@@ -177,7 +177,16 @@ describe('the local Kubernetes control plane', () => {
     } finally {
       setWorkerCount(before);
     }
-    await waitFor('the DaemonSet to shrink back', async () => (await dsStatus(name)).desiredNumberScheduled === before);
+    // The DaemonSet controller counts again once the pods of the removed nodes are gone, and
+    // those go only when the pod garbage collector force-deletes them: after they have been
+    // orphaned for its quarantine time (40 s), at its next check (every 20 s). Wait for that,
+    // with room for a busy machine, then for the count.
+    const nodesNow = new Set((await workerNodes(core)).map((n) => n.metadata!.name!));
+    await waitFor('the pod garbage collector to remove the pods of the removed nodes (40 s quarantine, checked every 20 s)', async () => {
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: `app=${name}` })).items;
+      return pods.every((p) => !p.spec?.nodeName || nodesNow.has(p.spec.nodeName));
+    }, 180_000, 1000);
+    await waitFor('the DaemonSet controller to count the DaemonSet on the remaining nodes', async () => (await dsStatus(name)).desiredNumberScheduled === before, 60_000);
     expect((await workerNodes(core)).length).toBe(before);
   });
 });
