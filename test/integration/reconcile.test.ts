@@ -192,7 +192,13 @@ describe('reconcile: steady state', () => {
 
     const first = await countApiRequests(() => reconcile(stackDeps(config)));
     expect(first.result.daemonSets[0]).toMatchObject({ action: 'unchanged', applied: false, revision: 1 });
-    expect(mine(first.verbs)).toEqual([`patch /apis/apps/v1/namespaces/${ns}/daemonsets/agent`]);
+    // The dry run, and nothing else in this namespace. The pass plans before it takes the lease
+    // and looks again under it; if the controller wrote the DaemonSet's status in between (the
+    // restart is rolling its pods), that second look repeats the dry run.
+    const dryRuns = mine(first.verbs);
+    expect(dryRuns.length).toBeGreaterThanOrEqual(1);
+    expect(dryRuns.length).toBeLessThanOrEqual(2);
+    expect(new Set(dryRuns)).toEqual(new Set([`patch /apis/apps/v1/namespaces/${ns}/daemonsets/agent`]));
 
     const second = await countApiRequests(() => reconcile(stackDeps(config)));
     expect(second.result.kubernetesRequests).toBe(1);
