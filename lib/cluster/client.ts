@@ -9,6 +9,7 @@ import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { LiveDaemonSet, LiveNode, LivePod } from './types';
+import { Cache, ListWatch, WatchCache } from './watch-cache';
 
 export interface ObjectRef {
   namespace: string;
@@ -17,6 +18,20 @@ export interface ObjectRef {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/** The kinds a watch cache can hold, and what each holds. */
+export interface CachedKinds {
+  pods: LivePod;
+  nodes: LiveNode;
+  daemonsets: LiveDaemonSet;
+}
+
+/** Which objects of a kind a cache follows: a namespace (none: cluster-wide), and selectors in the API's query syntax. */
+export interface CacheScope {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
 
 export interface Cluster {
   /** Where the API server is, for messages. */
@@ -62,7 +77,16 @@ export interface Cluster {
     timeoutMs: number,
     onEvent: (type: string, pod: LivePod) => boolean,
   ): Promise<void>;
+  /**
+   * One LIST, then one WATCH at a time resumed from the last resourceVersion (a new LIST
+   * only after 410 Gone): a cache of the kind's objects in scope that costs no request to
+   * read. Resolves once the LIST is in; the caller must `stop()` it.
+   */
+  watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>>;
 }
+
+/** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
+const CACHE_WATCH_SECONDS = 300;
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -350,6 +374,95 @@ export class KubernetesCluster implements Cluster {
     await this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, resourceVersion: fromResourceVersion }, timeoutMs, (type, obj) =>
       onEvent(type, obj as LivePod),
     );
+  }
+
+  watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>> {
+    return WatchCache.start(this.listWatch(kind, scope) as ListWatch<CachedKinds[K]>);
+  }
+
+  private listWatch(kind: keyof CachedKinds, scope: CacheScope): ListWatch<LivePod> | ListWatch<LiveNode> | ListWatch<LiveDaemonSet> {
+    const { namespace, labelSelector, fieldSelector } = scope;
+    const where = namespace ? ` in ${namespace}` : '';
+    if (kind === 'pods') {
+      if (!namespace) throw new ClusterError('a pod cache needs a namespace', { retryable: false });
+      return {
+        list: async () => {
+          const list = await this.call(
+            { what: `list pods${where}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
+            (options) => this.core.listNamespacedPod({ namespace, labelSelector, fieldSelector }, options),
+          );
+          return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
+      };
+    }
+    if (kind === 'nodes') {
+      return {
+        list: async () => {
+          const list = await this.call(
+            { what: 'list nodes', verb: 'list', resource: 'nodes', group: '', repeatable: true },
+            (options) => this.core.listNode({ labelSelector, fieldSelector }, options),
+          );
+          return { items: list.items.map((n) => plain<LiveNode>(n, 'V1Node')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (rv, onEvent, onEnd) => this.openWatch('/api/v1/nodes', { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
+      };
+    }
+    const asDaemonSet = (d: unknown): LiveDaemonSet => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...(d as LiveDaemonSet) });
+    return {
+      list: async () => {
+        const list = await this.call(
+          { what: `list DaemonSets${where}`, verb: 'list', resource: 'daemonsets', group: 'apps', namespace, repeatable: true },
+          (options) => namespace
+            ? this.apps.listNamespacedDaemonSet({ namespace, labelSelector, fieldSelector }, options)
+            : this.apps.listDaemonSetForAllNamespaces({ labelSelector, fieldSelector }, options),
+        );
+        return { items: list.items.map((d) => asDaemonSet(plain<LiveDaemonSet>(d, 'V1DaemonSet'))), resourceVersion: list.metadata?.resourceVersion ?? '' };
+      },
+      watch: (rv, onEvent, onEnd) => this.openWatch(
+        namespace ? `/apis/apps/v1/namespaces/${namespace}/daemonsets` : '/apis/apps/v1/daemonsets',
+        { labelSelector, fieldSelector, resourceVersion: rv },
+        (type, obj) => onEvent(type, type === 'ERROR' || type === 'BOOKMARK' ? obj : asDaemonSet(obj)),
+        onEnd,
+      ),
+    };
+  }
+
+  /**
+   * Opens one watch for a cache: bookmarks on, ended by the server after CACHE_WATCH_SECONDS.
+   * Returns the function that closes it (also before the server has answered).
+   */
+  private openWatch(path: string, query: Record<string, string | undefined>, onEvent: (type: string, obj: unknown) => void, onEnd: (err?: unknown) => void): () => void {
+    this.requests++;
+    let controller: AbortController | undefined;
+    let closed = false;
+    let ended = false;
+    const end = (err?: unknown) => {
+      if (ended) return;
+      ended = true;
+      onEnd(err);
+    };
+    new k8s.Watch(this.kc)
+      .watch(
+        path,
+        { ...query, allowWatchBookmarks: true, timeoutSeconds: CACHE_WATCH_SECONDS },
+        (type, obj) => {
+          if (!closed && !ended) onEvent(type, obj);
+        },
+        (err) => {
+          const aborted = (err as { name?: string } | null)?.name === 'AbortError';
+          end(err && !aborted ? new ClusterError(`watch ${path}: ${failureText(err)}`, { cause: err, status: (err as { statusCode?: number }).statusCode }) : undefined);
+        },
+      )
+      .then((c) => {
+        controller = c;
+        if (closed) c.abort();
+      }, (err) => end(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${failureText(err)}`, { cause: err })));
+    return () => {
+      closed = true;
+      controller?.abort();
+      end();
+    };
   }
 
   /** One watch request; resolves when the handler says stop, the timeout passes or the server ends it. */
