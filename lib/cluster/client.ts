@@ -90,6 +90,12 @@ const CACHE_WATCH_SECONDS = 300;
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Who is asking, as the API server's audit log records it: the product, the host and the
+ * process, so that one run's requests can be told from another's under the same identity.
+ */
+export const USER_AGENT = `daemonset-gitops (${hostname()}; pid ${process.pid})`;
+
 export interface ClusterOptions {
   /** How long one request may take before it is cancelled. */
   requestTimeoutMs?: number;
@@ -130,6 +136,7 @@ function cancellable(signal: AbortSignal, options?: k8s.ConfigurationOptions): k
   const setSignal: k8s.ObservableMiddleware = {
     pre: (context) => {
       context.setSignal(signal);
+      context.setHeaderParam('User-Agent', USER_AGENT);
       return new k8s.Observable(Promise.resolve(context));
     },
     post: (response) => new k8s.Observable(Promise.resolve(response)),
@@ -149,8 +156,13 @@ export class KubernetesCluster implements Cluster {
   private readonly requestTimeoutMs: number;
   private readonly retry: RetryPolicy;
 
-  constructor(private readonly kc: k8s.KubeConfig, options: ClusterOptions = {}) {
+  /** The kubeconfig as watches use it: the same, with this product's User-Agent. */
+  private readonly watchConfig: k8s.KubeConfig;
+
+  constructor(kc: k8s.KubeConfig, options: ClusterOptions = {}) {
     this.server = kc.getCurrentCluster()?.server ?? '(unknown server)';
+    this.watchConfig = Object.create(kc) as k8s.KubeConfig;
+    this.watchConfig.applyToFetchOptions = (opts) => kc.applyToFetchOptions({ ...opts, headers: { ...opts.headers, 'User-Agent': USER_AGENT } });
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.apps = kc.makeApiClient(k8s.AppsV1Api);
@@ -442,7 +454,7 @@ export class KubernetesCluster implements Cluster {
       ended = true;
       onEnd(err);
     };
-    new k8s.Watch(this.kc)
+    new k8s.Watch(this.watchConfig)
       .watch(
         path,
         { ...query, allowWatchBookmarks: true, timeoutSeconds: CACHE_WATCH_SECONDS },
@@ -480,7 +492,7 @@ export class KubernetesCluster implements Cluster {
         else resolve();
       };
       const timer = setTimeout(() => finish(), timeoutMs);
-      new k8s.Watch(this.kc)
+      new k8s.Watch(this.watchConfig)
         .watch(
           path,
           { ...query, timeoutSeconds: Math.max(1, Math.ceil(timeoutMs / 1000)) },

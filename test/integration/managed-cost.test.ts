@@ -8,6 +8,7 @@ import { reconcile } from '../../lib/reconcile';
 import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
 import { adminClients, AvailabilityWatcher, workerNodes } from '../support/cluster';
 import { dsYaml } from '../support/manifests';
+import { USER_AGENT } from '../../lib/cluster/client';
 import { countApiRequests } from '../support/reconciler';
 import { cleanupScenarios, scenario } from '../support/scenario';
 
@@ -49,11 +50,12 @@ describe('the cost of a managed rollout', () => {
     const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes, MIN_READY_SECONDS);
     await watcher.start();
     git.write('a.yaml', managed(ns, 'registry.local/agent:2.0')).commit('v2');
-    const { result, verbs } = await countApiRequests(() => reconcile(deps()));
+    const { result, verbs, userAgents } = await countApiRequests(() => reconcile(deps()));
     watcher.stop();
 
-    // Other tests run at the same time under the same identity: only this namespace's requests, and the nodes'.
-    const mine = verbs.filter((v) => v.includes(`/namespaces/${ns}/`) || /^\w+ \/api\/v1\/nodes(\/|$)/.test(v));
+    // Other tests run at the same time under the same identity: only this namespace's requests, and the nodes'
+    // asked for by this process (its User-Agent names it).
+    const mine = verbs.filter((v, i) => v.includes(`/namespaces/${ns}/`) || (/^\w+ \/api\/v1\/nodes(\/|$)/.test(v) && userAgents[i] === USER_AGENT));
     const deleted = mine.filter((v) => v.startsWith(`delete /api/v1/namespaces/${ns}/pods/`)).length;
     const state = (await deps().store.getState(ns, 'agent'))!.value;
     const waves = (state.rollout!.managed as { checkpoint?: { waves: number } } | undefined)?.checkpoint?.waves ?? 0;
