@@ -48,35 +48,11 @@ export interface Cluster {
   dryRunApply(manifest: object): Promise<LiveDaemonSet>;
   apply(manifest: object): Promise<LiveDaemonSet>;
   deleteDaemonSet(namespace: string, name: string, options?: { orphanPods?: boolean }): Promise<void>;
-  listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }>;
   /** ControllerRevisions of a DaemonSet: { name, hash label, revision, owner uid }. */
   listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]>;
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
   listNodes(): Promise<LiveNode[]>;
   createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void>;
-  /**
-   * Watches one DaemonSet until `onChange` returns true, the timeout passes, or the signal
-   * aborts. Resolves with the last object seen (undefined if it was deleted).
-   */
-  watchDaemonSet(
-    namespace: string,
-    name: string,
-    fromResourceVersion: string | undefined,
-    timeoutMs: number,
-    onChange: (ds: LiveDaemonSet) => boolean,
-  ): Promise<LiveDaemonSet | undefined>;
-  /**
-   * Watches every DaemonSet matching the selector, in all namespaces, starting with their
-   * current state (one ADDED event each), until `onEvent` returns true or the timeout passes.
-   */
-  watchDaemonSets(labelSelector: string, timeoutMs: number, onEvent: (type: string, ds: LiveDaemonSet) => boolean): Promise<void>;
-  watchPods(
-    namespace: string,
-    labelSelector: string,
-    fromResourceVersion: string,
-    timeoutMs: number,
-    onEvent: (type: string, pod: LivePod) => boolean,
-  ): Promise<void>;
   /**
    * One LIST, then one WATCH at a time resumed from the last resourceVersion (a new LIST
    * only after 410 Gone): a cache of the kind's objects in scope that costs no request to
@@ -280,14 +256,6 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
-  async listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }> {
-    const list = await this.call(
-      { what: `list pods in ${namespace}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
-      (options) => this.core.listNamespacedPod({ namespace, labelSelector }, options),
-    );
-    return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
-  }
-
   async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
     const list = await this.call(
       { what: `list controllerrevisions in ${namespace}`, verb: 'list', resource: 'controllerrevisions', group: 'apps', namespace, repeatable: true },
@@ -343,48 +311,6 @@ export class KubernetesCluster implements Cluster {
           count: 1,
         },
       }, options),
-    );
-  }
-
-  async watchDaemonSet(
-    namespace: string,
-    name: string,
-    fromResourceVersion: string | undefined,
-    timeoutMs: number,
-    onChange: (ds: LiveDaemonSet) => boolean,
-  ): Promise<LiveDaemonSet | undefined> {
-    let last: LiveDaemonSet | undefined;
-    await this.watch(
-      `/apis/apps/v1/namespaces/${namespace}/daemonsets`,
-      { fieldSelector: `metadata.name=${name}`, resourceVersion: fromResourceVersion, allowWatchBookmarks: false },
-      timeoutMs,
-      (type, obj) => {
-        if (type === 'DELETED') {
-          last = undefined;
-          return true;
-        }
-        last = { apiVersion: 'apps/v1', kind: 'DaemonSet', ...(obj as LiveDaemonSet) };
-        return onChange(last);
-      },
-    );
-    return last;
-  }
-
-  async watchDaemonSets(labelSelector: string, timeoutMs: number, onEvent: (type: string, ds: LiveDaemonSet) => boolean): Promise<void> {
-    await this.watch('/apis/apps/v1/daemonsets', { labelSelector }, timeoutMs, (type, obj) =>
-      onEvent(type, { apiVersion: 'apps/v1', kind: 'DaemonSet', ...(obj as LiveDaemonSet) }),
-    );
-  }
-
-  async watchPods(
-    namespace: string,
-    labelSelector: string,
-    fromResourceVersion: string,
-    timeoutMs: number,
-    onEvent: (type: string, pod: LivePod) => boolean,
-  ): Promise<void> {
-    await this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, resourceVersion: fromResourceVersion }, timeoutMs, (type, obj) =>
-      onEvent(type, obj as LivePod),
     );
   }
 
@@ -475,51 +401,5 @@ export class KubernetesCluster implements Cluster {
       controller?.abort();
       end();
     };
-  }
-
-  /** One watch request; resolves when the handler says stop, the timeout passes or the server ends it. */
-  private watch(path: string, query: Record<string, string | boolean | undefined>, timeoutMs: number, handle: (type: string, obj: unknown) => boolean): Promise<void> {
-    this.requests++;
-    return new Promise((resolve, reject) => {
-      let controller: AbortController | undefined;
-      let finished = false;
-      const finish = (err?: unknown) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        controller?.abort();
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => finish(), timeoutMs);
-      new k8s.Watch(this.watchConfig)
-        .watch(
-          path,
-          { ...query, timeoutSeconds: Math.max(1, Math.ceil(timeoutMs / 1000)) },
-          (type, obj) => {
-            if (finished) return;
-            if (type === 'ERROR') {
-              // Typically 410 Gone: the resourceVersion is too old. The caller re-reads and watches again.
-              finish();
-              return;
-            }
-            try {
-              if (handle(type, obj)) finish();
-            } catch (err) {
-              finish(err);
-            }
-          },
-          (err) => {
-            const aborted = (err as { name?: string })?.name === 'AbortError';
-            if (err && !aborted && !finished) {
-              finish(new ClusterError(`watch ${path}: ${failureText(err)}`, { cause: err }));
-            } else finish();
-          },
-        )
-        .then((c) => {
-          controller = c;
-          if (finished) c.abort();
-        }, (err) => finish(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${failureText(err)}`, { cause: err })));
-    });
   }
 }
