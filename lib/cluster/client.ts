@@ -9,6 +9,7 @@ import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { LiveDaemonSet, LiveNode, LivePod } from './types';
+import { Cache, ListWatch, WatchCache } from './watch-cache';
 
 export interface ObjectRef {
   namespace: string;
@@ -17,6 +18,20 @@ export interface ObjectRef {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/** The kinds a watch cache can hold, and what each holds. */
+export interface CachedKinds {
+  pods: LivePod;
+  nodes: LiveNode;
+  daemonsets: LiveDaemonSet;
+}
+
+/** Which objects of a kind a cache follows: a namespace (none: cluster-wide), and selectors in the API's query syntax. */
+export interface CacheScope {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
 
 export interface Cluster {
   /** Where the API server is, for messages. */
@@ -33,38 +48,29 @@ export interface Cluster {
   dryRunApply(manifest: object): Promise<LiveDaemonSet>;
   apply(manifest: object): Promise<LiveDaemonSet>;
   deleteDaemonSet(namespace: string, name: string, options?: { orphanPods?: boolean }): Promise<void>;
-  listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }>;
   /** ControllerRevisions of a DaemonSet: { name, hash label, revision, owner uid }. */
   listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]>;
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
   listNodes(): Promise<LiveNode[]>;
   createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void>;
   /**
-   * Watches one DaemonSet until `onChange` returns true, the timeout passes, or the signal
-   * aborts. Resolves with the last object seen (undefined if it was deleted).
+   * One LIST, then one WATCH at a time resumed from the last resourceVersion (a new LIST
+   * only after 410 Gone): a cache of the kind's objects in scope that costs no request to
+   * read. Resolves once the LIST is in; the caller must `stop()` it.
    */
-  watchDaemonSet(
-    namespace: string,
-    name: string,
-    fromResourceVersion: string | undefined,
-    timeoutMs: number,
-    onChange: (ds: LiveDaemonSet) => boolean,
-  ): Promise<LiveDaemonSet | undefined>;
-  /**
-   * Watches every DaemonSet matching the selector, in all namespaces, starting with their
-   * current state (one ADDED event each), until `onEvent` returns true or the timeout passes.
-   */
-  watchDaemonSets(labelSelector: string, timeoutMs: number, onEvent: (type: string, ds: LiveDaemonSet) => boolean): Promise<void>;
-  watchPods(
-    namespace: string,
-    labelSelector: string,
-    fromResourceVersion: string,
-    timeoutMs: number,
-    onEvent: (type: string, pod: LivePod) => boolean,
-  ): Promise<void>;
+  watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>>;
 }
 
+/** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
+const CACHE_WATCH_SECONDS = 300;
+
 const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Who is asking, as the API server's audit log records it: the product, the host and the
+ * process, so that one run's requests can be told from another's under the same identity.
+ */
+export const USER_AGENT = `daemonset-gitops (${hostname()}; pid ${process.pid})`;
 
 export interface ClusterOptions {
   /** How long one request may take before it is cancelled. */
@@ -106,6 +112,7 @@ function cancellable(signal: AbortSignal, options?: k8s.ConfigurationOptions): k
   const setSignal: k8s.ObservableMiddleware = {
     pre: (context) => {
       context.setSignal(signal);
+      context.setHeaderParam('User-Agent', USER_AGENT);
       return new k8s.Observable(Promise.resolve(context));
     },
     post: (response) => new k8s.Observable(Promise.resolve(response)),
@@ -125,8 +132,13 @@ export class KubernetesCluster implements Cluster {
   private readonly requestTimeoutMs: number;
   private readonly retry: RetryPolicy;
 
-  constructor(private readonly kc: k8s.KubeConfig, options: ClusterOptions = {}) {
+  /** The kubeconfig as watches use it: the same, with this product's User-Agent. */
+  private readonly watchConfig: k8s.KubeConfig;
+
+  constructor(kc: k8s.KubeConfig, options: ClusterOptions = {}) {
     this.server = kc.getCurrentCluster()?.server ?? '(unknown server)';
+    this.watchConfig = Object.create(kc) as k8s.KubeConfig;
+    this.watchConfig.applyToFetchOptions = (opts) => kc.applyToFetchOptions({ ...opts, headers: { ...opts.headers, 'User-Agent': USER_AGENT } });
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.apps = kc.makeApiClient(k8s.AppsV1Api);
@@ -244,14 +256,6 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
-  async listPods(namespace: string, labelSelector: string): Promise<{ items: LivePod[]; resourceVersion: string }> {
-    const list = await this.call(
-      { what: `list pods in ${namespace}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
-      (options) => this.core.listNamespacedPod({ namespace, labelSelector }, options),
-    );
-    return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
-  }
-
   async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
     const list = await this.call(
       { what: `list controllerrevisions in ${namespace}`, verb: 'list', resource: 'controllerrevisions', group: 'apps', namespace, repeatable: true },
@@ -310,91 +314,92 @@ export class KubernetesCluster implements Cluster {
     );
   }
 
-  async watchDaemonSet(
-    namespace: string,
-    name: string,
-    fromResourceVersion: string | undefined,
-    timeoutMs: number,
-    onChange: (ds: LiveDaemonSet) => boolean,
-  ): Promise<LiveDaemonSet | undefined> {
-    let last: LiveDaemonSet | undefined;
-    await this.watch(
-      `/apis/apps/v1/namespaces/${namespace}/daemonsets`,
-      { fieldSelector: `metadata.name=${name}`, resourceVersion: fromResourceVersion, allowWatchBookmarks: false },
-      timeoutMs,
-      (type, obj) => {
-        if (type === 'DELETED') {
-          last = undefined;
-          return true;
-        }
-        last = { apiVersion: 'apps/v1', kind: 'DaemonSet', ...(obj as LiveDaemonSet) };
-        return onChange(last);
-      },
-    );
-    return last;
+  watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>> {
+    return WatchCache.start(this.listWatch(kind, scope) as ListWatch<CachedKinds[K]>);
   }
 
-  async watchDaemonSets(labelSelector: string, timeoutMs: number, onEvent: (type: string, ds: LiveDaemonSet) => boolean): Promise<void> {
-    await this.watch('/apis/apps/v1/daemonsets', { labelSelector }, timeoutMs, (type, obj) =>
-      onEvent(type, { apiVersion: 'apps/v1', kind: 'DaemonSet', ...(obj as LiveDaemonSet) }),
-    );
-  }
-
-  async watchPods(
-    namespace: string,
-    labelSelector: string,
-    fromResourceVersion: string,
-    timeoutMs: number,
-    onEvent: (type: string, pod: LivePod) => boolean,
-  ): Promise<void> {
-    await this.watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, resourceVersion: fromResourceVersion }, timeoutMs, (type, obj) =>
-      onEvent(type, obj as LivePod),
-    );
-  }
-
-  /** One watch request; resolves when the handler says stop, the timeout passes or the server ends it. */
-  private watch(path: string, query: Record<string, string | boolean | undefined>, timeoutMs: number, handle: (type: string, obj: unknown) => boolean): Promise<void> {
-    this.requests++;
-    return new Promise((resolve, reject) => {
-      let controller: AbortController | undefined;
-      let finished = false;
-      const finish = (err?: unknown) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        controller?.abort();
-        if (err) reject(err);
-        else resolve();
+  private listWatch(kind: keyof CachedKinds, scope: CacheScope): ListWatch<LivePod> | ListWatch<LiveNode> | ListWatch<LiveDaemonSet> {
+    const { namespace, labelSelector, fieldSelector } = scope;
+    const where = namespace ? ` in ${namespace}` : '';
+    if (kind === 'pods') {
+      if (!namespace) throw new ClusterError('a pod cache needs a namespace', { retryable: false });
+      return {
+        list: async () => {
+          const list = await this.call(
+            { what: `list pods${where}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
+            (options) => this.core.listNamespacedPod({ namespace, labelSelector, fieldSelector }, options),
+          );
+          return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
       };
-      const timer = setTimeout(() => finish(), timeoutMs);
-      new k8s.Watch(this.kc)
-        .watch(
-          path,
-          { ...query, timeoutSeconds: Math.max(1, Math.ceil(timeoutMs / 1000)) },
-          (type, obj) => {
-            if (finished) return;
-            if (type === 'ERROR') {
-              // Typically 410 Gone: the resourceVersion is too old. The caller re-reads and watches again.
-              finish();
-              return;
-            }
-            try {
-              if (handle(type, obj)) finish();
-            } catch (err) {
-              finish(err);
-            }
-          },
-          (err) => {
-            const aborted = (err as { name?: string })?.name === 'AbortError';
-            if (err && !aborted && !finished) {
-              finish(new ClusterError(`watch ${path}: ${failureText(err)}`, { cause: err }));
-            } else finish();
-          },
-        )
-        .then((c) => {
-          controller = c;
-          if (finished) c.abort();
-        }, (err) => finish(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${failureText(err)}`, { cause: err })));
-    });
+    }
+    if (kind === 'nodes') {
+      return {
+        list: async () => {
+          const list = await this.call(
+            { what: 'list nodes', verb: 'list', resource: 'nodes', group: '', repeatable: true },
+            (options) => this.core.listNode({ labelSelector, fieldSelector }, options),
+          );
+          return { items: list.items.map((n) => plain<LiveNode>(n, 'V1Node')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (rv, onEvent, onEnd) => this.openWatch('/api/v1/nodes', { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
+      };
+    }
+    const asDaemonSet = (d: unknown): LiveDaemonSet => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...(d as LiveDaemonSet) });
+    return {
+      list: async () => {
+        const list = await this.call(
+          { what: `list DaemonSets${where}`, verb: 'list', resource: 'daemonsets', group: 'apps', namespace, repeatable: true },
+          (options) => namespace
+            ? this.apps.listNamespacedDaemonSet({ namespace, labelSelector, fieldSelector }, options)
+            : this.apps.listDaemonSetForAllNamespaces({ labelSelector, fieldSelector }, options),
+        );
+        return { items: list.items.map((d) => asDaemonSet(plain<LiveDaemonSet>(d, 'V1DaemonSet'))), resourceVersion: list.metadata?.resourceVersion ?? '' };
+      },
+      watch: (rv, onEvent, onEnd) => this.openWatch(
+        namespace ? `/apis/apps/v1/namespaces/${namespace}/daemonsets` : '/apis/apps/v1/daemonsets',
+        { labelSelector, fieldSelector, resourceVersion: rv },
+        (type, obj) => onEvent(type, type === 'ERROR' || type === 'BOOKMARK' ? obj : asDaemonSet(obj)),
+        onEnd,
+      ),
+    };
+  }
+
+  /**
+   * Opens one watch for a cache: bookmarks on, ended by the server after CACHE_WATCH_SECONDS.
+   * Returns the function that closes it (also before the server has answered).
+   */
+  private openWatch(path: string, query: Record<string, string | undefined>, onEvent: (type: string, obj: unknown) => void, onEnd: (err?: unknown) => void): () => void {
+    this.requests++;
+    let controller: AbortController | undefined;
+    let closed = false;
+    let ended = false;
+    const end = (err?: unknown) => {
+      if (ended) return;
+      ended = true;
+      onEnd(err);
+    };
+    new k8s.Watch(this.watchConfig)
+      .watch(
+        path,
+        { ...query, allowWatchBookmarks: true, timeoutSeconds: CACHE_WATCH_SECONDS },
+        (type, obj) => {
+          if (!closed && !ended) onEvent(type, obj);
+        },
+        (err) => {
+          const aborted = (err as { name?: string } | null)?.name === 'AbortError';
+          end(err && !aborted ? new ClusterError(`watch ${path}: ${failureText(err)}`, { cause: err, status: (err as { statusCode?: number }).statusCode }) : undefined);
+        },
+      )
+      .then((c) => {
+        controller = c;
+        if (closed) c.abort();
+      }, (err) => end(new ClusterError(`watch ${path}: cannot reach the API server at ${this.server}: ${failureText(err)}`, { cause: err })));
+    return () => {
+      closed = true;
+      controller?.abort();
+      end();
+    };
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The driver of managed rollouts. The DaemonSet runs with OnDelete; this loop observes
  * nodes and pods, asks the pure `nextWave` which old pods may go now, deletes exactly
- * those, and checkpoints the decision in S3 before waiting on a pod watch. A run that is
- * killed loses nothing: the next one reads the checkpoint and continues there, and because
- * every decision starts from what the cluster shows at that moment (in-flight deletions
- * included), the budget holds across the handover too.
+ * those, and checkpoints the decision in S3 before waiting for the next change in its
+ * watch caches. A run that is killed loses nothing: the next one reads the checkpoint and
+ * continues there, and because every decision starts from what the cluster shows at that
+ * moment (in-flight deletions included), the budget holds across the handover too.
  */
+import type { Cluster } from '../cluster/client';
 import type { LiveDaemonSet, LiveNode, LivePod } from '../cluster/types';
+import { Cache, changedSince, versionsOf, waitUntil } from '../cluster/watch-cache';
 import type { Deps } from '../deps';
 import { errorMessage, PreconditionFailedError } from '../errors';
 import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
@@ -44,6 +46,8 @@ export interface ManagedRecord {
 }
 
 const MAX_WAIT_MS = 10_000;
+/** How long a burst of events may go on before it is decided on, as one. */
+const SETTLE_MS = 150;
 
 function podReadyCondition(pod: LivePod) {
   return pod.status?.conditions?.find((c) => c.type === 'Ready');
@@ -148,6 +152,37 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
   };
 }
 
+/** The caches one managed rollout decides from: the DaemonSet, its pods (by its selector), the nodes. */
+interface RolloutCaches {
+  daemonSet: Cache<LiveDaemonSet>;
+  pods: Cache<LivePod>;
+  nodes: Cache<LiveNode>;
+  /** The pods' selector, as the pod cache was opened with. */
+  selector: string;
+  all: Cache<unknown>[];
+}
+
+async function openCaches(cluster: Cluster, namespace: string, daemonSet: Cache<LiveDaemonSet>, ds: LiveDaemonSet): Promise<RolloutCaches> {
+  const selector = selectorString(ds.spec.selector);
+  const [pods, nodes] = await Promise.all([cluster.watchCache('pods', { namespace, labelSelector: selector }), cluster.watchCache('nodes', {})]);
+  return { daemonSet, pods, nodes, selector, all: [daemonSet, pods, nodes] };
+}
+
+function stopCaches(caches: RolloutCaches | undefined): void {
+  for (const c of caches?.all ?? []) c.stop();
+}
+
+/** A cache that stopped following the cluster: its error, as a LIST that failed would have thrown it. */
+function failureOf(caches: readonly Cache<unknown>[]): Error | undefined {
+  return caches.find((c) => c.failure)?.failure;
+}
+
+/** Every pod this run deleted shows as terminating or gone in the cache (the watch has caught up with the deletions). */
+function deletionsSeen(pods: Cache<LivePod>, deleted: ReadonlySet<string>): boolean {
+  if (deleted.size === 0) return true;
+  return !pods.items().some((p) => deleted.has(p.metadata.uid ?? '') && !p.metadata.deletionTimestamp);
+}
+
 /**
  * Drives one managed rollout until it completes, stalls, is paused, has only skipped
  * NotReady nodes left, or the time budget runs out. Returns the last rollout state (also
@@ -161,8 +196,30 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
  * - The lease is confirmed (a conditional write) immediately before pods are deleted: a
  *   run that cannot prove it still holds it deletes nothing.
  * - Every wait is bounded by the run's deadline.
+ * - The cluster is read through one LIST+WATCH cache per kind (the DaemonSet, its pods,
+ *   the nodes), as a controller reads it: a look costs no request. After deleting, the next
+ *   decision waits until the pod cache shows those deletions (as a controller's
+ *   expectations do), or until its wait times out; the wave decision treats a deleted pod
+ *   as gone whatever a lagging cache says, so deciding on a late cache is safe too.
+ * - ControllerRevisions are listed once per template generation the controller has seen:
+ *   the newest revision's hash changes only with the template.
  */
 export async function driveManaged(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions): Promise<RolloutState | undefined> {
+  const { namespace, name } = target;
+  const daemonSet = await deps.cluster.watchCache('daemonsets', { namespace, fieldSelector: `metadata.name=${name}` });
+  let caches: RolloutCaches | undefined;
+  try {
+    const ds = daemonSet.items()[0];
+    if (!ds) return previous?.revision === target.revision ? previous : undefined;
+    caches = await openCaches(deps.cluster, namespace, daemonSet, ds);
+    return await drive(deps, target, previous, options, caches, (c) => (caches = c));
+  } finally {
+    daemonSet.stop();
+    stopCaches(caches);
+  }
+}
+
+async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions, opened: RolloutCaches, reopened: (c: RolloutCaches) => void): Promise<RolloutState | undefined> {
   const { cluster, store, clock, config } = deps;
   const { namespace, name } = target;
   const key = `${namespace}/${name}`;
@@ -170,39 +227,50 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
   let lastLine = '';
   const margin = options.marginMs ?? 15_000;
   const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
+  let caches = opened;
+  let revisions: { generationKey: string; currentHash: string | undefined } | undefined;
 
   for (;;) {
     // A rollback that took the lease over ends this driver at its next look.
     if (options.lease) await options.lease.check();
+    const failure = failureOf(caches.all);
+    if (failure) throw failure;
     const stored = await store.getState(namespace, name);
     const state = stored?.value;
     if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
     const record = (state.rollout?.revision === target.revision ? state.rollout.managed : undefined) as ManagedRecord | undefined;
-    const ds = await cluster.getDaemonSet(namespace, name);
+    const ds = caches.daemonSet.items()[0];
     if (!ds) return rollout;
     if (!controllerCaughtUp(ds)) {
       // The controller has not seen the new template yet; its revision hash would be stale.
       if (!options.wait || timeLeft() <= 0) return rollout;
-      await cluster.watchDaemonSet(namespace, name, ds.metadata.resourceVersion, Math.max(250, Math.min(2_000, timeLeft())), (d) => controllerCaughtUp(d));
+      await waitUntil([caches.daemonSet], () => !caches.daemonSet.items()[0] || controllerCaughtUp(caches.daemonSet.items()[0]), Math.max(250, Math.min(MAX_WAIT_MS, timeLeft())));
       if (options.lease) await options.lease.renewIfDue();
       continue;
     }
+    const selector = selectorString(ds.spec.selector);
+    if (selector !== caches.selector) {
+      // The DaemonSet was recreated with another selector: follow the pods it selects now.
+      stopCaches({ ...caches, all: [caches.pods, caches.nodes] });
+      caches = await openCaches(cluster, namespace, caches.daemonSet, ds);
+      reopened(caches);
+    }
+    const generationKey = `${ds.metadata.uid}/${ds.metadata.generation}`;
+    if (revisions?.generationKey !== generationKey) {
+      const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
+      revisions = { generationKey, currentHash: owned[0]?.hash };
+    }
     const annotations = parseRolloutAnnotations(ds.metadata.annotations);
     const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
-    const selector = selectorString(ds.spec.selector);
-    const [podList, nodes, revisions] = await Promise.all([
-      cluster.listPods(namespace, selector),
-      cluster.listNodes(),
-      cluster.listControllerRevisions(namespace, selector),
-    ]);
-    const owned = revisions.filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
-    const currentHash = owned[0]?.hash;
     const templateGeneration = ds.metadata.annotations?.['deprecated.daemonset.template.generation'];
-    const pods = podList.items
+    const pods = caches.pods.items()
       .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
-      .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
+      .sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0))
+      .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, revisions!.currentHash)));
     const template = ds.spec.template.spec as PlacementSpec;
-    const waveNodes = nodes.map((n) => toWaveNode(n, template));
+    const waveNodes = caches.nodes.items()
+      .sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0))
+      .map((n) => toWaveNode(n, template));
     const paused = a.paused || Boolean(state.paused);
     const policy: WavePolicy = {
       maxUnavailable: declaredMaxUnavailable(ds),
@@ -213,6 +281,7 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     };
     const now = clock.now();
     const decision = nextWave({ nodes: waveNodes, pods }, policy, record?.checkpoint, now);
+    const seen = versionsOf(caches.all);
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
@@ -222,12 +291,14 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
+    const deleted = new Set<string>();
     if (decision.podsToDelete.length > 0) {
       // Proof that this run still holds the lease, just before it deletes (a preempted run stops here).
       if (options.lease) await options.lease.confirm();
       for (const p of decision.podsToDelete) {
         try {
           await cluster.deletePod(namespace, p.name, p.uid);
+          deleted.add(p.uid);
         } catch (err) {
           deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
         }
@@ -252,11 +323,9 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     if (left <= 0) return rollout;
     const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
     const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
-    try {
-      await cluster.watchPods(namespace, selector, podList.resourceVersion, timeout, () => true);
-    } catch (err) {
-      deps.logger.log('warn', `pod watch ended: ${errorMessage(err)}`, { daemonSet: key });
-    }
+    // The next decision comes after a change the deletions (if any) are part of, and after a burst of events has settled.
+    const current = caches;
+    await waitUntil(current.all, () => changedSince(current.all, seen) && deletionsSeen(current.pods, deleted), timeout, SETTLE_MS);
     if (options.lease) await options.lease.renewIfDue();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { emitEvent } from '../apply';
 import type { LiveDaemonSet } from '../cluster/types';
+import { Cache, changedSince, versionsOf, waitUntil } from '../cluster/watch-cache';
 import type { Deps } from '../deps';
 import { errorMessage, LeaseLostError } from '../errors';
 import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
@@ -38,6 +39,8 @@ export interface TrackOptions {
 }
 
 const WATCH_SLICE_MS = 10_000;
+/** How long a burst of DaemonSet updates may go on before it is looked at, as one. */
+const SETTLE_MS = 100;
 
 function revisionOf(ds: LiveDaemonSet): number | undefined {
   const n = Number(ds.metadata.annotations?.[REVISION_ANNOTATION]);
@@ -118,45 +121,58 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   for (const t of targets) if (t.live) observe(t, t.live);
 
   const margin = options.marginMs ?? 15_000;
-  let first = true;
+  const observeCache = (items: LiveDaemonSet[]) => {
+    const seen = new Set<string>();
+    for (const ds of items) {
+      const key = keyOf({ namespace: ds.metadata.namespace ?? '', name: ds.metadata.name });
+      seen.add(key);
+      if (pending.has(key)) observe(byKey.get(key)!, ds);
+    }
+    // A target the cache no longer holds was deleted: nothing more to track.
+    for (const key of [...pending]) if (!seen.has(key)) pending.delete(key);
+  };
+
+  let cache: Cache<LiveDaemonSet> | undefined;
   let preemptedBy: string | undefined;
-  while (pending.size > 0 && (options.wait || first)) {
-    const left = deps.deadline - clock.now().getTime() - margin;
-    if (left <= 0 && !first) break;
-    const slice = first && !options.wait ? 5_000 : Math.max(1_000, Math.min(WATCH_SLICE_MS, left));
-    first = false;
-    try {
-      await deps.cluster.watchDaemonSets(MANAGED_SELECTOR, slice, (type, ds) => {
-        const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
-        const t = byKey.get(key);
-        if (!t || !pending.has(key)) return pending.size === 0;
-        if (type === 'DELETED') {
-          pending.delete(key);
-          return pending.size === 0;
+  try {
+    while (pending.size > 0) {
+      if (!cache) {
+        try {
+          cache = await deps.cluster.watchCache('daemonsets', { labelSelector: MANAGED_SELECTOR });
+        } catch (err) {
+          deps.logger.log('warn', `watching rollouts failed, will look again: ${errorMessage(err)}`);
         }
-        observe(t, ds);
-        // A one-look pass stops once every target has been seen.
-        return pending.size === 0 || (!options.wait && [...pending].every((k) => lastSeen.has(k)));
-      });
-    } catch (err) {
-      deps.logger.log('warn', `watching rollouts failed, will look again: ${errorMessage(err)}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    // Time passes without events too: a rollout with no progress must still become stalled.
-    for (const key of [...pending]) {
-      const ds = lastSeen.get(key);
-      if (ds) observe(byKey.get(key)!, ds);
-    }
-    if (options.lease) {
-      try {
-        await options.lease.check();
-        await options.lease.renewIfDue();
-      } catch (err) {
-        if (!(err instanceof LeaseLostError)) throw err;
-        preemptedBy = err.message;
-        break;
+      }
+      // Time passes without events too: a rollout with no progress must still become stalled.
+      if (cache && !cache.failure) observeCache(cache.items());
+      if (!options.wait || pending.size === 0) break;
+      const left = deps.deadline - clock.now().getTime() - margin;
+      if (left <= 0) break;
+      const slice = Math.max(1_000, Math.min(WATCH_SLICE_MS, left));
+      if (cache && !cache.failure) {
+        const seen = versionsOf([cache]);
+        await waitUntil([cache], () => changedSince([cache!], seen), slice, SETTLE_MS);
+      } else {
+        await new Promise((r) => setTimeout(r, Math.min(1_000, slice)));
+      }
+      if (cache?.failure) {
+        deps.logger.log('warn', `watching rollouts failed, will look again: ${errorMessage(cache.failure)}`);
+        cache.stop();
+        cache = undefined;
+      }
+      if (options.lease) {
+        try {
+          await options.lease.check();
+          await options.lease.renewIfDue();
+        } catch (err) {
+          if (!(err instanceof LeaseLostError)) throw err;
+          preemptedBy = err.message;
+          break;
+        }
       }
     }
+  } finally {
+    cache?.stop();
   }
 
   // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.

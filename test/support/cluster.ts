@@ -112,6 +112,8 @@ export class AvailabilityWatcher {
   private abort?: AbortController;
   private nodeAbort?: AbortController;
   maxUnavailableSeen = 0;
+  /** What the watcher saw when it saw `maxUnavailableSeen` first: for a failure message. */
+  worst = '';
   samples = 0;
   /** Every pod deletion seen (namespace-local pod names), with when it was seen. */
   readonly deletions: { name: string; node?: string; at: number }[] = [];
@@ -141,6 +143,21 @@ export class AvailabilityWatcher {
     return this.nodes.filter((n) => !readyNodes.has(n)).length;
   }
 
+  private sample(): void {
+    const n = this.unavailableNow();
+    if (n <= this.maxUnavailableSeen) return;
+    this.maxUnavailableSeen = n;
+    const now = Date.now();
+    const byNode = new Map<string, string[]>();
+    for (const p of this.pods.values()) {
+      const node = p.spec?.nodeName ?? '(unscheduled)';
+      const what = `${p.metadata!.name} ${p.spec?.containers[0]?.image ?? ''}${p.metadata?.deletionTimestamp ? ' terminating' : ''}${this.available(p, now) ? ' available' : isPodReady(p) ? ' ready' : ' not-ready'}`;
+      byNode.set(node, [...(byNode.get(node) ?? []), what]);
+    }
+    const lines = this.nodes.map((node) => `  ${node}${this.notReadyNodes.has(node) ? ' (node NotReady)' : ''}: ${(byNode.get(node) ?? ['no pod']).join('; ')}`);
+    this.worst = `${n} unavailable at ${new Date(now).toISOString()}:\n${lines.join('\n')}`;
+  }
+
   private noteNode(n: k8s.V1Node): void {
     const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     if (ready) this.notReadyNodes.delete(n.metadata!.name!);
@@ -153,7 +170,7 @@ export class AvailabilityWatcher {
     for (const n of nodes.items) this.noteNode(n);
     this.nodeAbort = await new k8s.Watch(this.kc).watch('/api/v1/nodes', { resourceVersion: nodes.metadata?.resourceVersion }, (phase, n: k8s.V1Node) => {
       if (phase !== 'DELETED') this.noteNode(n);
-      this.maxUnavailableSeen = Math.max(this.maxUnavailableSeen, this.unavailableNow());
+      this.sample();
     }, () => undefined);
     const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
     for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
@@ -173,7 +190,7 @@ export class AvailabilityWatcher {
           this.nodesByImage.get(image)!.add(obj.spec.nodeName);
         }
         this.samples++;
-        this.maxUnavailableSeen = Math.max(this.maxUnavailableSeen, this.unavailableNow());
+        this.sample();
       },
       () => undefined,
     );

@@ -99,7 +99,7 @@ export function runCliProcess(args: string[], env: Record<string, string>, timeo
  * Counts the API requests the reconciler identity made while `fn` ran, from the API
  * server's own audit log (one entry per request; watches are counted once).
  */
-export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ result: T; requests: number; verbs: string[] }> {
+export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ result: T; requests: number; verbs: string[]; userAgents: string[] }> {
   const log = stackEnv().AUDIT_LOG;
   const before = statSync(log).size;
   const result = await fn();
@@ -107,12 +107,14 @@ export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ resul
   const text = readFileSync(log).subarray(before).toString('utf8');
   const seen = new Set<string>();
   const verbs: string[] = [];
+  const userAgents: string[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
-    const e = JSON.parse(line) as { auditID: string; verb: string; requestURI: string; user: { username: string } };
+    const e = JSON.parse(line) as { auditID: string; verb: string; requestURI: string; user: { username: string }; userAgent?: string };
     if (e.user.username !== 'daemonset-gitops' || seen.has(e.auditID)) continue;
     seen.add(e.auditID);
     verbs.push(`${e.verb} ${e.requestURI.split('?')[0]}`);
+    userAgents.push(e.userAgent ?? '');
   }
-  return { result, requests: seen.size, verbs };
+  return { result, requests: seen.size, verbs, userAgents };
 }
