@@ -18,6 +18,7 @@
  *   npm run stack:up   # if the stack is not running
  *   npm run bench:scale
  *   npm run bench:scale -- --nodes 20 --daemonsets 10,100   # other sizes
+ *   npm run bench:scale -- --nodes=                         # no rollouts (an empty list skips a part)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -239,6 +240,7 @@ async function cliStart(): Promise<string[][]> {
 
 function sizes(value: string | undefined, defaults: number[]): number[] {
   if (value === undefined) return defaults;
+  if (value.trim() === '') return []; // this part of the benchmark is skipped
   const list = value.split(',').map(Number);
   if (list.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`expected sizes such as 50,200, not "${value}"`);
   return list;

@@ -26,10 +26,11 @@ import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
 import { Checkout, checkout, redact } from './source/git';
-import { loadCheckout, LoadResult } from './source/load';
+import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
+import type { StateIndexRecord } from './store/state-index';
 import { mapLimit } from './util';
 
 export interface ReconcileRequest {
@@ -85,11 +86,15 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   const lease = clusterLease(deps);
   let acting = false;
   try {
-    // 1. Source.
+    // 1. Source; the cluster's managed DaemonSets and the state index are read meanwhile (neither needs Git).
+    const listed = cluster.listManagedDaemonSets(MANAGED_SELECTOR);
+    const index = store.index.read();
+    // Awaited by the observation below; a pass whose source fails reports that instead.
+    for (const p of [listed, index]) p.catch(() => undefined);
     const source = await fetchSource(deps, report);
 
     // 2. Observe and plan, reading only: a pass with nothing to write ends without the lease.
-    let observation = await observe(deps, source, req, { record: false });
+    let observation = await observe(deps, source, req, { record: false, listed, index });
     let planned = await plan(deps, observation, source);
     const writes = dryRun ? new Set<string>() : keysToWrite(observation, planned);
     if (writes.size > 0) {
@@ -226,10 +231,11 @@ interface Source {
 /** Step: Git's tree at the ref (reused while the remote head has not moved) and its manifests. */
 async function fetchSource(deps: Deps, report: ReconcileReport): Promise<Source> {
   const { config, logger } = deps;
-  const tree = await checkout(config.git);
+  const { path } = config.git;
+  const tree = await checkout(config.git, { treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes) });
   report.source!.commit = tree.commit;
   logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
-  const loaded = loadCheckout(tree, config.git.path, config.policy, config.maxManifestBytes);
+  const loaded = loadCheckout(tree, path, config.policy, config.maxManifestBytes);
   const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
   const keyed = new Map<string, ManifestProblem[]>();
   for (const p of loaded.problems) {
@@ -272,16 +278,21 @@ interface Observation {
  * state index, state.json for `fresh` keys and those the index cannot vouch for). With
  * `record` (under the lease) a record that lags the cluster is repaired or adopted.
  */
-async function observe(deps: Deps, source: Source, req: ReconcileRequest, options: { record: boolean; fresh?: Set<string> }): Promise<Observation> {
+async function observe(
+  deps: Deps,
+  source: Source,
+  req: ReconcileRequest,
+  options: { record: boolean; fresh?: Set<string>; listed?: Promise<{ items: LiveDaemonSet[] }>; index?: Promise<StateIndexRecord | undefined> },
+): Promise<Observation> {
   const { config, cluster, store } = deps;
-  const listed = await cluster.listManagedDaemonSets(MANAGED_SELECTOR);
+  const listed = await (options.listed ?? cluster.listManagedDaemonSets(MANAGED_SELECTOR));
   const live = new Map(listed.items.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d]));
   const desired = new Map(source.loaded.desired.map((d) => [d.key, d]));
   // Managed DaemonSets outside ALLOWED_NAMESPACES are not this configuration's business.
   const inScope = [...live.keys()].filter((k) => namespaceAllowed(config.policy, k.split('/')[0]));
   let keys = [...new Set([...desired.keys(), ...source.keyed.keys(), ...inScope])].sort();
   if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
-  const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun });
+  const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun, index: options.index });
   const states = new Map<string, DaemonSetState | undefined>();
   const basis = new Map<string, string>();
   const adoptions = new Map<string, string>();

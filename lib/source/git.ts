@@ -104,7 +104,16 @@ function describeRef(config: GitConfig): string {
  * Fetches `config.ref` at depth 1 and checks it out, detached and clean. The cache
  * directory is keyed by the URL, so one machine can follow several repositories.
  */
-export async function checkout(config: GitConfig): Promise<Checkout> {
+export interface CheckoutOptions {
+  /**
+   * Asked when the remote head is the commit another process checked out here: true when the
+   * caller has what it needs from that commit without its tree (a load result kept on disk),
+   * so the tree is not restored to what Git has.
+   */
+  treeNotNeeded?: (tree: Checkout) => boolean;
+}
+
+export async function checkout(config: GitConfig, options: CheckoutOptions = {}): Promise<Checkout> {
   const url = normaliseUrl(config.url);
   const dir = join(config.cacheDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
   mkdirSync(config.cacheDir, { recursive: true });
@@ -121,15 +130,17 @@ export async function checkout(config: GitConfig): Promise<Checkout> {
         timeout: { block: 120_000 },
         allowEnvironment: ['GIT_TERMINAL_PROMPT'],
       }).env(gitEnv());
-      if (!checkedOut.has(dir)) await git.remote(['set-url', 'origin', url]);
+      if (!checkedOut.has(dir) && !remoteIs(dir, url)) await git.remote(['set-url', 'origin', url]);
       const head = await remoteHead(git, config.ref);
       if (head && head === checkedOutSha(dir)) {
         const known = checkedOut.get(dir);
         if (known?.commit.sha === head) return { ...known, reused: true };
-        // Checked out by another process (an earlier CLI run): make sure the tree is as Git has it.
+        // Checked out by another process (an earlier CLI run): make sure the tree is as Git has it, unless the caller does not read it.
+        const kept = keptCommit(dir, head);
+        if (kept && options.treeNotNeeded?.({ dir, commit: kept, reused: true })) return { dir, commit: kept, reused: true };
         await git.raw(['checkout', '--quiet', '--force', '--detach', head]);
         await git.raw(['clean', '-ffdxq']);
-        return remember(dir, { dir, commit: await headCommit(git), reused: true });
+        return remember(dir, { dir, commit: kept ?? await headCommit(git), reused: true });
       }
       await git.fetch(['--depth', '1', '--no-tags', '--force', 'origin', config.ref]);
       await git.raw(['checkout', '--quiet', '--force', '--detach', 'FETCH_HEAD']);
@@ -144,7 +155,34 @@ export async function checkout(config: GitConfig): Promise<Checkout> {
 
 function remember(dir: string, tree: Checkout): Checkout {
   checkedOut.set(dir, { dir: tree.dir, commit: tree.commit });
+  if (keptCommit(dir, tree.commit.sha) === undefined) {
+    try {
+      writeFileSync(`${dir}.commit.json`, JSON.stringify(tree.commit));
+    } catch {
+      // Not kept: the next process asks git.
+    }
+  }
   return tree;
+}
+
+/** The commit as an earlier process recorded it next to the cache directory, if it is `sha`. */
+function keptCommit(dir: string, sha: string): GitCommit | undefined {
+  try {
+    const c = JSON.parse(readFileSync(`${dir}.commit.json`, 'utf8')) as GitCommit;
+    return c.sha === sha && typeof c.subject === 'string' ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cache directory's origin is already `url` (its .git/config says so; read without running git). */
+function remoteIs(dir: string, url: string): boolean {
+  try {
+    const config = readFileSync(join(dir, '.git', 'config'), 'utf8');
+    return /\[remote "origin"\]/.test(config) && config.split('\n').some((l) => l.trim() === `url = ${url}`);
+  } catch {
+    return false;
+  }
 }
 
 async function headCommit(git: SimpleGit): Promise<GitCommit> {

@@ -2,7 +2,8 @@
  * Loads every *.yaml / *.yml under GIT_PATH, multi-document, into DesiredDaemonSets.
  * A problem blocks only the document it is in (a duplicate name blocks both copies).
  */
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Checkout } from './git';
@@ -124,15 +125,78 @@ export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Pol
 const lastLoad = new Map<string, { from: string; result: LoadResult }>();
 
 /**
- * loadManifests for a checkout, reusing this process's last result when the checkout
- * reused its tree (the remote head had not moved) and the same settings read it: the same
- * commit, path, namespaces and size limit load to the same result.
+ * What identifies the loading code itself, when it runs from a bundle (the command, a Lambda
+ * handler): the bundle file's size and modification time. From TypeScript sources (tests,
+ * scripts) there is none, and nothing is kept on disk: an edited validator must not be
+ * answered by what an older one loaded.
+ */
+function codeIdentity(): string | undefined {
+  if (!/\.c?js$/.test(__filename)) return undefined;
+  try {
+    const st = statSync(__filename);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The load result kept next to a checkout directory, for the next process that finds the same commit. */
+function keptLoadFile(dir: string): string {
+  return `${dir}.load.json`;
+}
+
+function readKeptLoad(dir: string, from: string): LoadResult | undefined {
+  try {
+    const kept = JSON.parse(readFileSync(keptLoadFile(dir), 'utf8')) as { from?: string; result?: LoadResult };
+    return kept.from === from && kept.result && Array.isArray(kept.result.desired) ? kept.result : undefined;
+  } catch {
+    return undefined; // none, or unreadable: load from the tree
+  }
+}
+
+function keepLoad(dir: string, from: string, result: LoadResult): void {
+  const file = keptLoadFile(dir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify({ from, result }));
+    renameSync(tmp, file);
+  } catch {
+    // A full or read-only disk costs the next process a parse, nothing else.
+  }
+}
+
+/**
+ * loadManifests for a checkout, reusing an earlier result when the checkout reused its tree
+ * (the remote head had not moved) and the same settings read it: the same commit, path,
+ * namespaces and size limit load to the same result. This process's last result is reused;
+ * a bundle also keeps the result on disk next to the checkout, keyed by the commit, the
+ * settings and the bundle itself, so a new process (a CLI run) skips parsing too.
  */
 export function loadCheckout(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
-  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces, maxBytes]);
-  const last = lastLoad.get(tree.dir);
-  if (tree.reused && last?.from === from) return last.result;
+  const from = loadKey(tree, gitPath, policy, maxBytes);
+  const reused = tree.reused ? reusedLoad(tree, from) : undefined;
+  if (reused) return reused;
   const result = loadManifests(tree.dir, gitPath, policy, maxBytes);
-  lastLoad.set(tree.dir, { from, result });
+  if (from.code) keepLoad(tree.dir, from.digest, result);
+  lastLoad.set(tree.dir, { from: from.digest, result });
   return result;
+}
+
+/** True when `loadCheckout` of this reused tree will not read the tree (its result is at hand). */
+export function loadWithoutTree(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): boolean {
+  return reusedLoad(tree, loadKey(tree, gitPath, policy, maxBytes)) !== undefined;
+}
+
+function loadKey(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): { digest: string; code?: string } {
+  const code = codeIdentity();
+  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces ?? null, maxBytes, code ?? null]);
+  return { digest: createHash('sha256').update(from).digest('hex'), code };
+}
+
+function reusedLoad(tree: Checkout, from: { digest: string; code?: string }): LoadResult | undefined {
+  const last = lastLoad.get(tree.dir);
+  if (last?.from === from.digest) return last.result;
+  const kept = from.code ? readKeptLoad(tree.dir, from.digest) : undefined;
+  if (kept) lastLoad.set(tree.dir, { from: from.digest, result: kept });
+  return kept;
 }

@@ -10,7 +10,7 @@ import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
 import { Clock, systemClock } from './lease';
 import type { ObjectStore } from './object-store';
-import { StateIndex, WRITER_MAX_MS } from './state-index';
+import { StateIndex, StateIndexRecord, WRITER_MAX_MS } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
 export interface Versioned<T> {
@@ -88,12 +88,16 @@ export class StateStore {
   }
 
   /**
-   * The state of each namespace/name key: one GET of the index, plus a GET of state.json for
+   * The state of each namespace/name key: one GET of the index (or `index`, a read of it
+   * started earlier), plus a GET of state.json for
    * each key the index cannot vouch for (no entry, a writer's token on it) and each key in
    * `fresh`. With `repair`, entries that no live writer holds are brought up to date.
    */
-  async readStates(keys: string[], options: { fresh?: Set<string>; repair?: boolean } = {}): Promise<StatesRead> {
-    const index = await this.index.read();
+  async readStates(
+    keys: string[],
+    options: { fresh?: Set<string>; repair?: boolean; index?: Promise<StateIndexRecord | undefined> } = {},
+  ): Promise<StatesRead> {
+    const index = await (options.index ?? this.index.read());
     const now = this.clock.now().getTime();
     const states = new Map<string, Versioned<DaemonSetState> | undefined>();
     const unvouched: string[] = [];

@@ -1,7 +1,8 @@
 /**
  * A pass with nothing to change does O(1) work: no lease, no S3 write, one read of the state
  * index whatever the number of DaemonSets, and no fetch while Git's head has not moved. It
- * still sees what changed: a new commit, and a state.json written behind the index.
+ * still sees what changed: a new commit, and a state.json written behind the index. A new
+ * command process reuses the manifests the last one loaded for the same commit and settings.
  */
 import { clusterLease } from '../../lib/deps';
 import { reconcile } from '../../lib/reconcile';
@@ -9,8 +10,11 @@ import { createNamespace, deleteNamespace, adminClients } from '../support/clust
 import { countingDeps } from '../support/counting-store';
 import { TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
-import { captureLog, stackConfig, stackDeps } from '../support/reconciler';
+import { captureLog, runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
 import type { Config } from '../../lib/config';
+import type { ReconcileReport } from '../../lib/report';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 jest.setTimeout(300_000);
 
@@ -136,5 +140,37 @@ describe('a pass with nothing to change', () => {
     }
     const next = await countedPass(config);
     expect(next.report.daemonSets.find((d) => d.name === 'agent-0')).toMatchObject({ action: 'update', applied: true, revision: 2 });
+  });
+
+  it('a new command process reuses what the last one loaded for the same commit and settings, and loads from a tree restored to Git otherwise', async () => {
+    const { ns, git } = await steadyFleet(2);
+    const env = stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    const cli = async (extra: Record<string, string> = {}) => {
+      const run = await runCliProcess(['reconcile', '--json'], { ...env, ...extra });
+      expect(run.code).toBe(0);
+      return JSON.parse(run.stdout) as ReconcileReport;
+    };
+    expect((await cli()).summary).toEqual({ total: 2, unchanged: 2 });
+    const kept = readdirSync(env.GIT_CACHE_DIR).filter((f) => f.endsWith('.load.json'));
+    expect(kept).toHaveLength(1);
+    const checkoutDir = join(env.GIT_CACHE_DIR, kept[0].replace(/\.load\.json$/, ''));
+
+    // The tree is edited behind Git's back: a process that needs no tree is not misled by it...
+    writeFileSync(join(checkoutDir, 'ds', 'agent-0.yaml'), dsYaml({ name: 'agent-0', namespace: ns, image: 'registry.local/agent:9.9' }));
+    expect((await cli()).summary).toEqual({ total: 2, unchanged: 2 });
+    expect(readFileSync(join(checkoutDir, 'ds', 'agent-0.yaml'), 'utf8')).toContain('9.9'); // it did not even look
+    // ...and one that loads (other settings: another namespace allowed) restores it to Git's commit first.
+    const other = await createNamespace(core, 'noopother');
+    namespaces.push(other);
+    expect((await cli({ ALLOWED_NAMESPACES: `${ns},${other}` })).summary).toEqual({ total: 2, unchanged: 2 });
+    expect(readFileSync(join(checkoutDir, 'ds', 'agent-0.yaml'), 'utf8')).not.toContain('9.9');
+
+    // A kept load that cannot be read is loaded again; a new commit is never answered by an older load.
+    writeFileSync(join(env.GIT_CACHE_DIR, kept[0]), '{"from": "truncat');
+    expect((await cli()).summary).toEqual({ total: 2, unchanged: 2 });
+    git.write('ds/agent-1.yaml', dsYaml({ name: 'agent-1', namespace: ns, image: 'registry.local/agent:2.0' })).commit('bump agent-1');
+    const moved = await cli();
+    expect(moved.daemonSets.find((d) => d.name === 'agent-1')).toMatchObject({ action: 'update', applied: true, revision: 2 });
+    expect((await cli()).summary).toEqual({ total: 2, unchanged: 2 });
   });
 });

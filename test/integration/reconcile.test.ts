@@ -159,7 +159,7 @@ describe('reconcile: steady state', () => {
 
     const deps = stackDeps(config);
     const revisionsBefore = await deps.store.listRevisionNumbers(ns, 'agent-0');
-    const { result, requests, verbs } = await countApiRequests(() => reconcile(deps));
+    const { result, requests, verbs } = await countApiRequests(() => reconcile(deps), { thisProcess: true });
     expect(result.result).toBe('succeeded');
     expect(result.summary).toEqual({ total: count, unchanged: count });
     expect(result.daemonSets.every((d) => !d.applied)).toBe(true);
@@ -190,7 +190,7 @@ describe('reconcile: steady state', () => {
     expect((await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).metadata!.generation).toBe(generation + 1);
     const mine = (verbs: string[]) => verbs.filter((v) => v.includes(`/namespaces/${ns}/`));
 
-    const first = await countApiRequests(() => reconcile(stackDeps(config)));
+    const first = await countApiRequests(() => reconcile(stackDeps(config)), { thisProcess: true });
     expect(first.result.daemonSets[0]).toMatchObject({ action: 'unchanged', applied: false, revision: 1 });
     // The dry run, and nothing else in this namespace. The pass plans before it takes the lease
     // and looks again under it; if the controller wrote the DaemonSet's status in between (the
@@ -200,7 +200,7 @@ describe('reconcile: steady state', () => {
     expect(dryRuns.length).toBeLessThanOrEqual(2);
     expect(new Set(dryRuns)).toEqual(new Set([`patch /apis/apps/v1/namespaces/${ns}/daemonsets/agent`]));
 
-    const second = await countApiRequests(() => reconcile(stackDeps(config)));
+    const second = await countApiRequests(() => reconcile(stackDeps(config)), { thisProcess: true });
     expect(second.result.kubernetesRequests).toBe(1);
     expect(second.result.daemonSets[0]).toMatchObject({ action: 'unchanged', applied: false, revision: 1, message: 'revision 1 is applied' });
     expect(second.verbs).toContain('list /apis/apps/v1/daemonsets');

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { USER_AGENT } from '../../lib/cluster/client';
 import { Config, loadConfig } from '../../lib/config';
 import { createDeps, Deps } from '../../lib/deps';
 import { Logger } from '../../lib/log';
@@ -99,7 +100,10 @@ export function runCliProcess(args: string[], env: Record<string, string>, timeo
  * Counts the API requests the reconciler identity made while `fn` ran, from the API
  * server's own audit log (one entry per request; watches are counted once).
  */
-export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ result: T; requests: number; verbs: string[]; userAgents: string[] }> {
+export async function countApiRequests<T>(
+  fn: () => Promise<T>,
+  options: { thisProcess?: boolean } = {},
+): Promise<{ result: T; requests: number; verbs: string[]; userAgents: string[] }> {
   const log = stackEnv().AUDIT_LOG;
   const before = statSync(log).size;
   const result = await fn();
@@ -112,6 +116,8 @@ export async function countApiRequests<T>(fn: () => Promise<T>): Promise<{ resul
     if (!line) continue;
     const e = JSON.parse(line) as { auditID: string; verb: string; requestURI: string; user: { username: string }; userAgent?: string };
     if (e.user.username !== 'daemonset-gitops' || seen.has(e.auditID)) continue;
+    // Other runs on a shared stack use the same identity; this process's requests name it (USER_AGENT).
+    if (options.thisProcess && e.userAgent !== USER_AGENT) continue;
     seen.add(e.auditID);
     verbs.push(`${e.verb} ${e.requestURI.split('?')[0]}`);
     userAgents.push(e.userAgent ?? '');
