@@ -8,7 +8,7 @@
  * its steady-state path. From then on history lists it and rollback can return to it: a
  * revision running in the cluster always has a snapshot in S3.
  */
-import { emitEvent } from './apply';
+import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import {

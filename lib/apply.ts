@@ -11,6 +11,7 @@
  * two steps leaves a state that the next run completes (see `repairFromLive` and the
  * reuse of a pending snapshot below).
  */
+import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage } from './errors';
@@ -198,17 +199,6 @@ async function settlePrevious(deps: Deps, applied: RevisionSnapshot, previous: n
     await deps.store.setOutcome(namespace, name, previous, 'rolled-back', at, `rolled back to revision ${applied.rollbackTo} (as revision ${revision})${applied.reason ? `: ${applied.reason}` : ''}`);
   } else if (o === 'progressing' || o === 'pending') {
     await deps.store.setOutcome(namespace, name, previous, 'superseded', at, `revision ${revision} was applied before it finished rolling out`);
-  }
-}
-
-/** Events are the story `kubectl describe ds` tells; failing to write one never fails the run. */
-export async function emitEvent(deps: Deps, target: { namespace: string; name: string; uid?: string }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-  try {
-    // kubectl describe finds events by the object's uid, so an event without one would not show.
-    const uid = target.uid ?? (await deps.cluster.getDaemonSet(target.namespace, target.name))?.metadata.uid;
-    await deps.cluster.createEvent({ ...target, uid }, type, reason, message);
-  } catch (err) {
-    deps.logger.log('warn', `could not record event ${reason}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
   }
 }
 

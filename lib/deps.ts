@@ -9,7 +9,8 @@ import { Cluster, KubernetesCluster } from './cluster/client';
 import type { Config } from './config';
 import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
-import { Clock, Lease, systemClock } from './store/lease';
+import { Clock, systemClock } from './clock';
+import { Lease } from './store/lease';
 import { createS3Client, ObjectStore, S3ObjectStore } from './store/object-store';
 import { StateStore } from './store/state-store';
 

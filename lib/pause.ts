@@ -3,7 +3,7 @@
  * state, not a lease: it must work while a run is in the middle of a rollout, and that run
  * reads the flag before each wave, so it stops deleting pods at its next decision.
  */
-import { emitEvent } from './apply';
+import { emitEvent } from './cluster/events';
 import type { Deps } from './deps';
 import { InvalidRequestError, NotFoundError } from './errors';
 import type { ManagedRecord } from './rollout/managed';

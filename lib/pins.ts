@@ -2,7 +2,7 @@
  * Releasing a pin by hand. The next pass then treats the DaemonSet like any other: if Git's
  * version differs from what runs, it is applied (and the pinned annotation goes with it).
  */
-import { emitEvent } from './apply';
+import { emitEvent } from './cluster/events';
 import { clusterLease, Deps } from './deps';
 import { InvalidRequestError, NotFoundError } from './errors';
 import type { Pin } from './store/records';

@@ -12,7 +12,8 @@
  * (an invalid manifest, a refused apply) is reported for it and blocks no other.
  */
 import { adoptLive } from './adopt';
-import { applyRevision, emitEvent, repairFromLive, snapshotOfLive } from './apply';
+import { applyRevision, repairFromLive, snapshotOfLive } from './apply';
+import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';

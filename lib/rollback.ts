@@ -3,7 +3,8 @@
  * and apply path as a reconcile, track its rollout the same way, and pin the DaemonSet so
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
-import { applyPending, ApplyRequest, emitEvent, writeAhead } from './apply';
+import { applyPending, ApplyRequest, writeAhead } from './apply';
+import { emitEvent } from './cluster/events';
 import { clusterLease, Deps } from './deps';
 import { errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError } from './errors';
 import type { RollbackEvent } from './events';
@@ -12,7 +13,8 @@ import { RolloutReport, toRolloutReport } from './report';
 import { trackRollouts } from './rollout/track';
 import { checkout } from './source/git';
 import { loadManifests } from './source/load';
-import { canonicalJson, DaemonSetManifest } from './source/manifest';
+import { canonicalJson } from './k8s-values';
+import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, Pin, RevisionSnapshot, RolloutState } from './store/records';
 import type { ManagedRecord } from './rollout/managed';
@@ -67,9 +69,9 @@ async function loadRevisions(deps: Deps, namespace: string, name: string): Promi
 }
 
 async function waitUntilGone(deps: Deps, namespace: string, name: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
+  const deadline = deps.clock.now().getTime() + 120_000;
   while (await deps.cluster.getDaemonSet(namespace, name)) {
-    if (Date.now() > deadline) throw new RollbackRefusedError(`${namespace}/${name} was deleted for recreation but is still there after 2 minutes (finalizers?)`);
+    if (deps.clock.now().getTime() > deadline) throw new RollbackRefusedError(`${namespace}/${name} was deleted for recreation but is still there after 2 minutes (finalizers?)`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -8,6 +8,7 @@
  *   daemonset-gitops.io/auto-rollback: "true"       roll back when stalled (overrides AUTO_ROLLBACK)
  *   daemonset-gitops.io/progress-deadline: "300"    seconds without progress before stalled (overrides PROGRESS_DEADLINE_SECONDS)
  */
+import { parseIntOrPercent } from '../k8s-values';
 import {
   AUTO_ROLLBACK_ANNOTATION,
   CANARY_ANNOTATION,
@@ -100,9 +101,8 @@ export function checkManagedStrategy(maxUnavailable: number | string | undefined
     return `managed rollouts replace pods by deleting them, so maxSurge (${surge}) is not supported: set maxSurge to 0 and use maxUnavailable`;
   }
   const mu = maxUnavailable ?? 1;
-  if (typeof mu === 'number') return mu >= 1 ? undefined : `maxUnavailable must be at least 1 for a managed rollout (it is ${mu})`;
-  const m = /^(\d+)%$/.exec(mu);
-  if (!m) return `maxUnavailable "${mu}" must be a whole number or a percentage such as "25%"`;
-  const pct = Number(m[1]);
-  return pct >= 1 && pct <= 100 ? undefined : `maxUnavailable "${mu}" must be between 1% and 100%`;
+  const parsed = parseIntOrPercent(mu);
+  if (!parsed) return `maxUnavailable "${mu}" must be a whole number or a percentage such as "25%"`;
+  if (!parsed.percent) return parsed.value >= 1 ? undefined : `maxUnavailable must be at least 1 for a managed rollout (it is ${mu})`;
+  return parsed.value >= 1 && parsed.value <= 100 ? undefined : `maxUnavailable "${mu}" must be between 1% and 100%`;
 }

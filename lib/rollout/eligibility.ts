@@ -11,6 +11,7 @@
  * a managed rollout judges readiness from the Ready condition itself, so that a node the
  * update broke stays in the set it is answerable for.
  */
+import { labelsMatch } from '../k8s-values';
 
 export interface Taint { key: string; value?: string; effect: string }
 export interface Toleration { key?: string; operator?: string; value?: string; effect?: string; tolerationSeconds?: number }
@@ -85,7 +86,7 @@ function termMatches(term: NodeSelectorTerm, node: PlacementNode): boolean {
 
 /** nodeSelector and required node affinity (terms are ORed). */
 export function fitsNodeAffinity(spec: PlacementSpec, node: PlacementNode): boolean {
-  const selectorFits = Object.entries(spec.nodeSelector ?? {}).every(([k, v]) => node.labels[k] === v);
+  const selectorFits = labelsMatch(spec.nodeSelector ?? {}, node.labels);
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   return selectorFits && (terms === undefined || terms.some((t) => termMatches(t, node)));
 }

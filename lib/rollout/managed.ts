@@ -12,7 +12,7 @@ import { Cache, changedSince, versionsOf, waitUntil } from '../cluster/watch-cac
 import type { Deps } from '../deps';
 import { errorMessage, PreconditionFailedError } from '../errors';
 import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
-import { canonicalJson } from '../source/manifest';
+import { canonicalJson, selectorQuery } from '../k8s-values';
 import type { Lease } from '../store/lease';
 import type { DaemonSetState, RolloutState } from '../store/records';
 import { parseRolloutAnnotations } from './annotations';
@@ -88,18 +88,6 @@ export function canaryProblem(manifest: { metadata: { annotations?: Record<strin
   return `${CANARY_ANNOTATION}: "${describeCanary(parsed.value.canary)}" selects none of the ${ready.length} Ready ${ready.length === 1 ? 'node' : 'nodes'} this DaemonSet should run on, so the update was not applied: fix the node count or the label selector`;
 }
 
-/** A label selector in the API's query syntax. */
-export function selectorString(selector: LiveDaemonSet['spec']['selector']): string {
-  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  for (const e of selector.matchExpressions ?? []) {
-    if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
-    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${(e.values ?? []).join(',')})`);
-    else if (e.operator === 'Exists') parts.push(e.key);
-    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
-  }
-  return parts.join(',');
-}
-
 /**
  * Whether a pod runs the DaemonSet's current template, as the DaemonSet controller decides
  * it: the template generation matches, or the pod's revision hash is the newest
@@ -163,7 +151,7 @@ interface RolloutCaches {
 }
 
 async function openCaches(cluster: Cluster, namespace: string, daemonSet: Cache<LiveDaemonSet>, ds: LiveDaemonSet): Promise<RolloutCaches> {
-  const selector = selectorString(ds.spec.selector);
+  const selector = selectorQuery(ds.spec.selector);
   const [pods, nodes] = await Promise.all([cluster.watchCache('pods', { namespace, labelSelector: selector }), cluster.watchCache('nodes', {})]);
   return { daemonSet, pods, nodes, selector, all: [daemonSet, pods, nodes] };
 }
@@ -248,7 +236,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       if (options.lease) await options.lease.renewIfDue();
       continue;
     }
-    const selector = selectorString(ds.spec.selector);
+    const selector = selectorQuery(ds.spec.selector);
     if (selector !== caches.selector) {
       // The DaemonSet was recreated with another selector: follow the pods it selects now.
       stopCaches({ ...caches, all: [caches.pods, caches.nodes] });

@@ -4,14 +4,14 @@
  * it happens, and record what each rollout came to. It waits on a watch, not a sleep loop,
  * and hands over to the next run through S3 when the invocation's time runs out.
  */
-import { emitEvent } from '../apply';
+import { emitEvent } from '../cluster/events';
 import type { LiveDaemonSet } from '../cluster/types';
 import { Cache, changedSince, versionsOf, waitUntil } from '../cluster/watch-cache';
 import type { Deps } from '../deps';
 import { errorMessage, LeaseLostError } from '../errors';
 import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
 import type { Lease } from '../store/lease';
-import { canonicalJson } from '../source/manifest';
+import { canonicalJson } from '../k8s-values';
 import type { RolloutState } from '../store/records';
 import { driveManaged } from './managed';
 import { describeCounts, evaluateNative } from './status';

@@ -14,6 +14,7 @@
  * and calls again on the next pod event or at `wakeAt`. Nothing here does I/O or reads
  * the clock.
  */
+import { labelsMatch, parseIntOrPercent } from '../k8s-values';
 
 export interface WaveNode {
   name: string;
@@ -83,7 +84,6 @@ export type InFlightPod = WaveCheckpoint['inFlight'][number];
 export type PodRef = WaveDecision['podsToDelete'][number];
 
 const SECOND_MS = 1000;
-const PERCENT = /^(\d+)%$/;
 
 /**
  * Resolves `maxUnavailable` against the number of nodes that should run the pod.
@@ -92,16 +92,14 @@ const PERCENT = /^(\d+)%$/;
  */
 export function resolveMaxUnavailable(value: number | string, desired: number): number {
   const total = Math.max(0, Math.floor(desired));
-  let resolved: number;
-  if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw new Error(`maxUnavailable ${String(value)} is not an integer; use a whole number of pods or a percentage such as "25%"`);
-    resolved = value;
-  } else {
-    const match = PERCENT.exec(value);
-    if (!match) throw new Error(`maxUnavailable "${value}" is neither an integer nor a percentage such as "25%"`);
-    // Integer arithmetic: ceil(p * total / 100) without floating-point surprises.
-    resolved = Math.floor((Number(match[1]) * total + 99) / 100);
+  const parsed = parseIntOrPercent(value);
+  if (!parsed) {
+    throw new Error(typeof value === 'number'
+      ? `maxUnavailable ${String(value)} is not an integer; use a whole number of pods or a percentage such as "25%"`
+      : `maxUnavailable "${value}" is neither an integer nor a percentage such as "25%"`);
   }
+  // Integer arithmetic: ceil(p * total / 100) without floating-point surprises.
+  const resolved = parsed.percent ? Math.floor((parsed.value * total + 99) / 100) : parsed.value;
   return Math.min(Math.max(resolved, 0), total);
 }
 
@@ -121,10 +119,6 @@ export function availableFrom(pod: WavePod, minReadySeconds: number): number | u
   if (pod.readySince === undefined) return undefined;
   const since = Date.parse(pod.readySince);
   return Number.isNaN(since) ? undefined : since + minReadySeconds * SECOND_MS;
-}
-
-export function matchesSelector(labels: Record<string, string>, selector: Record<string, string>): boolean {
-  return Object.entries(selector).every(([key, value]) => labels[key] === value);
 }
 
 /** What one desired node looks like for this decision. */
@@ -243,7 +237,7 @@ function costsNoAvailability(f: NodeFacts, pod: WavePod): boolean {
 /** The canary nodes for a rollout, chosen among the Ready desired nodes, by name. */
 export function chooseCanaryNodes(canary: CanaryPolicy, readyNodes: readonly { name: string; labels: Record<string, string> }[]): string[] {
   const selector = canary.selector;
-  const eligible = [...readyNodes].sort(byName).filter((n) => selector === undefined || matchesSelector(n.labels, selector)).map((n) => n.name);
+  const eligible = [...readyNodes].sort(byName).filter((n) => selector === undefined || labelsMatch(selector, n.labels)).map((n) => n.name);
   // A canary policy with neither count nor selector still means "try it somewhere first".
   const count = canary.count ?? (canary.selector === undefined ? 1 : eligible.length);
   return eligible.slice(0, Math.max(0, count));

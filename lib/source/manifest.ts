@@ -7,15 +7,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { namespaceAllowed, Policy } from '../config';
 import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
+import { canonicalJson, describeSelector, LabelSelector, selectorMatches } from '../k8s-values';
 import { checkManagedStrategy, parseRolloutAnnotations } from '../rollout/annotations';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
-
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
-}
 
 /** The parts of a DaemonSet this product reads; everything else passes through untouched. */
 export interface DaemonSetManifest {
@@ -129,40 +125,8 @@ function zodMessage(err: z.ZodError): string {
     .join('; ');
 }
 
-/** Whether a label set satisfies a selector, as the API server decides it. */
-export function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
-    const values = e.values ?? [];
-    if (e.operator === 'In' && !(has && values.includes(labels[e.key]))) return false;
-    if (e.operator === 'NotIn' && has && values.includes(labels[e.key])) return false;
-    if (e.operator === 'Exists' && !has) return false;
-    if (e.operator === 'DoesNotExist' && has) return false;
-  }
-  return true;
-}
-
-function describeSelector(selector: LabelSelector): string {
-  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  for (const e of selector.matchExpressions ?? []) parts.push(`${e.key} ${e.operator}${e.values ? ` (${e.values.join(',')})` : ''}`);
-  return parts.join(',') || '(empty)';
-}
-
 function describeLabels(labels: Record<string, string>): string {
   return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') || '(none)';
-}
-
-/** JSON with keys sorted at every level, so equal objects give equal text. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export function digestOf(manifest: unknown): string {

@@ -21,15 +21,10 @@
  * - A holder that learns it lost the lease stays lost: every later call throws the same
  *   LeaseLostError, and release() leaves the new holder's lease alone.
  */
+import { Clock, systemClock } from '../clock';
 import { LeaseHeldError, LeaseHolder, LeaseLostError, PreconditionFailedError, StoreError } from '../errors';
 import type { ObjectStore, StoredText, WriteCondition } from './object-store';
 import { LeaseRecord, leaseSchema } from './records';
-
-export interface Clock {
-  now(): Date;
-}
-
-export const systemClock: Clock = { now: () => new Date() };
 
 export interface AcquireOptions {
   /** Also take over a live lease whose holder marked it preemptible (an operator's rollback). */

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { PreconditionFailedError, SnapshotWriteError, StoreError } from '../errors';
 import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
-import { Clock, systemClock } from './lease';
+import { Clock, systemClock } from '../clock';
 import type { ObjectStore } from './object-store';
 import { StateIndex, StateIndexRecord, WRITER_MAX_MS } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';

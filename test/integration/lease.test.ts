@@ -3,7 +3,8 @@
  * what this module relies on, and only the real store shows them.
  */
 import { LeaseHeldError, LeaseLostError } from '../../lib/errors';
-import { Clock, Lease } from '../../lib/store/lease';
+import type { Clock } from '../../lib/clock';
+import { Lease } from '../../lib/store/lease';
 import { createS3Client, ObjectStore, S3ObjectStore, StoredText, WriteCondition } from '../../lib/store/object-store';
 import { leaseSchema } from '../../lib/store/records';
 import { stackEnv, uniqueName } from '../support/cluster';

@@ -8,15 +8,8 @@ import {
   ROLLOUT_ANNOTATION,
   USER_ANNOTATIONS,
 } from '../../lib/labels';
-import {
-  canonicalJson,
-  digestOf,
-  formatProblem,
-  imagesOf,
-  LabelSelector,
-  selectorMatches,
-  validateDocument,
-} from '../../lib/source/manifest';
+import { canonicalJson, LabelSelector, selectorMatches } from '../../lib/k8s-values';
+import { digestOf, formatProblem, imagesOf, validateDocument } from '../../lib/source/manifest';
 import { anyNamespace, daemonSetDoc } from './fixtures';
 
 const loc = { file: 'manifests/fluentd.yaml', document: 2 };
