@@ -19,7 +19,7 @@ import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
 import { DaemonSetManifest, SourceLocation, imagesOf } from './source/manifest';
-import type { Cause, DaemonSetState, Pin, RevisionSnapshot } from './store/records';
+import { Cause, DaemonSetState, Pin, RevisionSnapshot, stateAfterApply } from './store/records';
 
 export interface ApplyRequest {
   namespace: string;
@@ -163,22 +163,18 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
   const appliedAt = clock.now().toISOString();
   await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
   await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt);
-  const state = (await store.updateState(req.namespace, req.name, (cur) => ({
-    schema: 1,
+  const state = (await store.updateState(req.namespace, req.name, (cur) => stateAfterApply(cur, {
     namespace: req.namespace,
     name: req.name,
-    currentRevision: revision,
-    appliedDigest: req.digest,
+    revision,
+    digest: req.digest,
+    mode,
     generation: applied.metadata.generation,
+    at: appliedAt,
     gitDigest: req.gitDigest,
-    source: req.source ?? cur?.source,
-    commit: req.commit ?? cur?.commit,
-    lastHealthyRevision: cur?.lastHealthyRevision,
-    rollout: { revision, mode, phase: 'progressing', generation: applied.metadata.generation, startedAt: appliedAt, lastProgressAt: appliedAt },
+    source: req.source,
+    commit: req.commit,
     pin,
-    paused: cur?.paused,
-    lastAttempt: { at: appliedAt, revision, result: 'applied' },
-    updatedAt: appliedAt,
   })))!;
 
   const commitText = req.commit ? ` from commit ${req.commit.sha.slice(0, 7)} "${req.commit.subject}" by ${req.commit.author}` : '';
@@ -219,21 +215,18 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   }
   await settlePrevious(deps, snap.value, state?.currentRevision, now);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
-  return deps.store.updateState(namespace, name, (cur) => ({
-    schema: 1,
+  return deps.store.updateState(namespace, name, (cur) => stateAfterApply(cur, {
     namespace,
     name,
-    currentRevision: rev,
-    appliedDigest: snap.value.digest,
+    revision: rev,
+    digest: snap.value.digest,
+    mode: snap.value.rolloutMode,
     generation: live.metadata.generation,
+    at: now,
     gitDigest: cur?.gitDigest,
-    source: snap.value.source ?? cur?.source,
-    commit: snap.value.commit ?? cur?.commit,
-    lastHealthyRevision: cur?.lastHealthyRevision,
-    rollout: { revision: rev, mode: snap.value.rolloutMode, phase: 'progressing', generation: live.metadata.generation, startedAt: now, lastProgressAt: now },
+    source: snap.value.source,
+    commit: snap.value.commit,
     pin: snap.value.pin,
-    paused: cur?.paused,
-    lastAttempt: { at: now, revision: rev, result: 'applied', message: 'recorded after an interrupted run' },
-    updatedAt: now,
+    message: 'recorded after an interrupted run',
   }));
 }

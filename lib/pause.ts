@@ -6,7 +6,7 @@
 import { emitEvent } from './cluster/events';
 import type { Deps } from './deps';
 import { InvalidRequestError, NotFoundError } from './errors';
-import type { ManagedRecord } from './rollout/managed';
+import type { ManagedRecord } from './store/records';
 import type { WaveCheckpoint } from './rollout/wave';
 import type { DaemonSetState, RolloutState } from './store/records';
 
@@ -26,7 +26,7 @@ export interface PauseReport {
  */
 function restartStalled(rollout: RolloutState | undefined, now: string): RolloutState | undefined {
   if (rollout?.mode !== 'managed' || rollout.phase !== 'stalled') return undefined;
-  const managed = (rollout.managed ?? {}) as ManagedRecord;
+  const managed: ManagedRecord = rollout.managed ?? {};
   const cp = managed.checkpoint;
   if (!cp) return { ...rollout, phase: 'progressing', lastProgressAt: now };
   const accepted = new Set(cp.failed?.nodes ?? []);
@@ -36,7 +36,7 @@ function restartStalled(rollout: RolloutState | undefined, now: string): Rollout
     touched: cp.touched?.map((t) => (accepted.has(t.node) ? { ...t, readyAtDelete: false } : t)),
   };
   delete checkpoint.failed;
-  return { ...rollout, phase: 'progressing', lastProgressAt: now, message: `resumed after: ${rollout.message ?? 'a stall'}`, managed: { ...managed, checkpoint, wavePhase: 'progressing' } as Record<string, unknown> };
+  return { ...rollout, phase: 'progressing', lastProgressAt: now, message: `resumed after: ${rollout.message ?? 'a stall'}`, managed: { ...managed, checkpoint, wavePhase: 'progressing' } };
 }
 
 async function setPaused(deps: Deps, req: { namespace: string; name: string; reason?: string; by?: string }, paused: boolean): Promise<PauseReport> {
@@ -61,7 +61,7 @@ async function setPaused(deps: Deps, req: { namespace: string; name: string; rea
     await deps.store.setOutcome(req.namespace, req.name, state!.currentRevision, 'progressing', now, `resumed by ${req.by ?? 'an operator'} after it had stalled`);
   }
   const revision = state!.currentRevision;
-  const brokeNodes = Boolean((seen.rollout.managed as ManagedRecord | undefined)?.checkpoint?.failed);
+  const brokeNodes = Boolean(seen.rollout.managed?.checkpoint?.failed);
   const message = paused
     ? `paused${req.reason ? `: ${req.reason}` : ''}; no pod is deleted until it is resumed`
     : restarted

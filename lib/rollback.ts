@@ -17,7 +17,7 @@ import { canonicalJson } from './k8s-values';
 import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, Pin, RevisionSnapshot, RolloutState } from './store/records';
-import type { ManagedRecord } from './rollout/managed';
+import type { ManagedRecord } from './store/records';
 import type { WaveCheckpoint } from './rollout/wave';
 import { mapLimit } from './util';
 
@@ -85,7 +85,7 @@ async function waitUntilGone(deps: Deps, namespace: string, name: string): Promi
 async function seedManagedRollback(deps: Deps, revision: number, before: DaemonSetState | undefined): Promise<RolloutState | undefined> {
   const { namespace, name } = before ?? {};
   if (!namespace || !name) return undefined;
-  const failedRollout = before?.rollout?.mode === 'managed' ? (before.rollout.managed as ManagedRecord | undefined)?.checkpoint : undefined;
+  const failedRollout = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
   const repairNodes = (failedRollout?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
   const seeded = await deps.store.updateState(namespace, name, (cur) => {
     if (!cur || cur.currentRevision !== revision || cur.rollout?.mode !== 'managed' || cur.rollout.managed) return undefined;
@@ -93,7 +93,7 @@ async function seedManagedRollback(deps: Deps, revision: number, before: DaemonS
     const checkpoint: WaveCheckpoint = { startedAt: at, lastProgressAt: at, updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true };
     if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
     const managed: ManagedRecord = { checkpoint };
-    return { ...cur, rollout: { ...cur.rollout, managed: managed as Record<string, unknown> } };
+    return { ...cur, rollout: { ...cur.rollout, managed } };
   });
   return seeded?.currentRevision === revision ? seeded.rollout : undefined;
 }

@@ -47,7 +47,7 @@ export interface Cluster {
    */
   dryRunApply(manifest: object): Promise<LiveDaemonSet>;
   apply(manifest: object): Promise<LiveDaemonSet>;
-  deleteDaemonSet(namespace: string, name: string, options?: { orphanPods?: boolean }): Promise<void>;
+  deleteDaemonSet(namespace: string, name: string): Promise<void>;
   /** ControllerRevisions of a DaemonSet: { name, hash label, revision, owner uid }. */
   listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]>;
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
@@ -243,12 +243,12 @@ export class KubernetesCluster implements Cluster {
     return this.serverSideApply(manifest, false);
   }
 
-  async deleteDaemonSet(namespace: string, name: string, options: { orphanPods?: boolean } = {}): Promise<void> {
+  async deleteDaemonSet(namespace: string, name: string): Promise<void> {
     try {
       // No uid precondition: sent twice, the second could delete a DaemonSet created in between. Not repeated.
       await this.call(
         { what: `delete DaemonSet ${namespace}/${name}`, verb: 'delete', resource: 'daemonsets', group: 'apps', namespace, repeatable: false },
-        (callOptions) => this.apps.deleteNamespacedDaemonSet({ name, namespace, propagationPolicy: options.orphanPods ? 'Orphan' : 'Background' }, callOptions),
+        (callOptions) => this.apps.deleteNamespacedDaemonSet({ name, namespace, propagationPolicy: 'Background' }, callOptions),
       );
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return;

@@ -14,11 +14,11 @@ import { errorMessage, PreconditionFailedError } from '../errors';
 import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
 import { canonicalJson, selectorQuery } from '../k8s-values';
 import type { Lease } from '../store/lease';
-import type { DaemonSetState, RolloutState } from '../store/records';
+import type { DaemonSetState, ManagedRecord, RolloutState } from '../store/records';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
-import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, nextWave, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -32,17 +32,6 @@ export interface DriveOptions {
   marginMs?: number;
   /** The run only watches between waves: a rollback may take the lease over (the reason, for the lease record). */
   preemptible?: string;
-}
-
-/** What state.rollout.managed holds for a managed rollout. */
-export interface ManagedRecord {
-  checkpoint?: WaveCheckpoint;
-  wavePhase?: string;
-  reason?: string;
-  notReadyNodes?: string[];
-  brokenNodes?: string[];
-  readyNodesDone?: boolean;
-  paused?: boolean;
 }
 
 const MAX_WAIT_MS = 10_000;
@@ -136,7 +125,7 @@ function toRollout(previous: RolloutState | undefined, target: ManagedTarget, de
       available: c.available,
     },
     message: `${decision.phase === 'paused' ? 'paused: ' : decision.phase === 'canary-hold' ? 'canary: ' : ''}${decision.reason}${decision.checkpoint.waves ? ` (wave ${decision.checkpoint.waves})` : ''}`,
-    managed: managed as Record<string, unknown>,
+    managed,
   };
 }
 
@@ -226,7 +215,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const stored = await store.getState(namespace, name);
     const state = stored?.value;
     if (!state || state.currentRevision !== target.revision) return rollout; // a newer revision took over
-    const record = (state.rollout?.revision === target.revision ? state.rollout.managed : undefined) as ManagedRecord | undefined;
+    const record = state.rollout?.revision === target.revision ? state.rollout.managed : undefined;
     const ds = caches.daemonSet.items()[0];
     if (!ds) return rollout;
     if (!controllerCaughtUp(ds)) {
@@ -321,7 +310,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 /** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */
 function sameDecision(before: RolloutState | undefined, after: RolloutState): boolean {
   const essence = (r: RolloutState) => {
-    const m = r.managed as ManagedRecord | undefined;
+    const m = r.managed;
     return canonicalJson({ revision: r.revision, phase: r.phase, counts: r.counts, checkpoint: m?.checkpoint, wavePhase: m?.wavePhase, paused: m?.paused, finishedAt: r.finishedAt });
   };
   return before !== undefined && essence(before) === essence(after);

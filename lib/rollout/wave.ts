@@ -15,6 +15,9 @@
  * the clock.
  */
 import { labelsMatch, parseIntOrPercent } from '../k8s-values';
+import type { TouchedNode, WaveCheckpoint, WaveFailure } from '../store/records';
+
+export type { TouchedNode, WaveCheckpoint, WaveFailure };
 
 export interface WaveNode {
   name: string;
@@ -38,23 +41,6 @@ export interface WavePolicy {
   canary?: CanaryPolicy;
   paused: boolean;
   progressDeadlineSeconds: number;
-}
-/** A node whose pod this rollout deleted, and whether the node was Ready at that moment. */
-export interface TouchedNode { node: string; readyAtDelete: boolean; at: string }
-/** Evidence that the update breaks nodes: once set, the rollout deletes nothing more. */
-export interface WaveFailure { at: string; reason: string; nodes: string[] }
-export interface WaveCheckpoint {
-  startedAt: string;
-  canaryNodes?: string[];          // fixed at the first decision that finds canary nodes
-  canaryAvailableSince?: string;   // when every canary node last became updated+available
-  canaryPassed?: boolean;
-  lastProgressAt: string;
-  updatedAvailable: number;        // updated+available count at the last decision
-  waves: number;                   // decisions that deleted at least one pod
-  inFlight: { node: string; uid: string; deletedAt: string }[]; // pods this rollout deleted whose replacement is not yet seen
-  touched?: TouchedNode[];         // every node whose pod this rollout deleted (first deletion only)
-  repairNodes?: string[];          // a rollback's: nodes the replaced revision broke, whose old pods may go although NotReady
-  failed?: WaveFailure;
 }
 export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[] }
 /** `waiting`: nothing may be deleted for a reason outside the rollout (too many NotReady nodes, no canary node). */

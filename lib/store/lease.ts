@@ -58,12 +58,8 @@ export class Lease {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  get held(): boolean {
+  private get held(): boolean {
     return this.etag !== undefined;
-  }
-
-  get preemptible(): boolean {
-    return this.held && Boolean(this.record?.preemptible);
   }
 
   /**

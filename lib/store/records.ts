@@ -79,6 +79,49 @@ const countsSchema = z.object({
 });
 export type RolloutCounts = z.infer<typeof countsSchema>;
 
+/** A node whose pod a managed rollout deleted, and whether the node was Ready at that moment. */
+const touchedNodeSchema = z.object({ node: z.string(), readyAtDelete: z.boolean(), at: z.string() });
+export type TouchedNode = z.infer<typeof touchedNodeSchema>;
+
+/** Evidence that the update breaks nodes: once set, the rollout deletes nothing more. */
+const waveFailureSchema = z.object({ at: z.string(), reason: z.string(), nodes: z.array(z.string()) });
+export type WaveFailure = z.infer<typeof waveFailureSchema>;
+
+/** Where a managed rollout stands between decisions (rollout/wave.ts decides from and returns it). */
+export const waveCheckpointSchema = z.object({
+  startedAt: z.string(),
+  /** Fixed at the first decision that finds canary nodes. */
+  canaryNodes: z.array(z.string()).optional(),
+  /** When every canary node last became updated and available. */
+  canaryAvailableSince: z.string().optional(),
+  canaryPassed: z.boolean().optional(),
+  lastProgressAt: z.string(),
+  /** Updated and available nodes at the last decision. */
+  updatedAvailable: z.number().int(),
+  /** Decisions that deleted at least one pod. */
+  waves: z.number().int(),
+  /** Pods this rollout deleted whose replacement is not yet seen. */
+  inFlight: z.array(z.object({ node: z.string(), uid: z.string(), deletedAt: z.string() })),
+  /** Every node whose pod this rollout deleted (first deletion only). */
+  touched: z.array(touchedNodeSchema).optional(),
+  /** A rollback's: nodes the replaced revision broke, whose old pods may go although NotReady. */
+  repairNodes: z.array(z.string()).optional(),
+  failed: waveFailureSchema.optional(),
+});
+export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
+
+/** What state.rollout.managed holds for a managed rollout: the checkpoint and the last decision's summary. */
+export const managedRecordSchema = z.object({
+  checkpoint: waveCheckpointSchema.optional(),
+  wavePhase: z.string().optional(),
+  reason: z.string().optional(),
+  notReadyNodes: z.array(z.string()).optional(),
+  brokenNodes: z.array(z.string()).optional(),
+  readyNodesDone: z.boolean().optional(),
+  paused: z.boolean().optional(),
+});
+export type ManagedRecord = z.infer<typeof managedRecordSchema>;
+
 export const rolloutSchema = z.object({
   revision: z.number().int(),
   mode: z.enum(['native', 'managed']),
@@ -92,7 +135,7 @@ export const rolloutSchema = z.object({
   onDelete: z.boolean().optional(),
   message: z.string().optional(),
   /** Managed mode: where the driver stopped, so the next run resumes there. */
-  managed: z.record(z.string(), z.unknown()).optional(),
+  managed: managedRecordSchema.optional(),
 });
 export type RolloutState = z.infer<typeof rolloutSchema>;
 
@@ -146,3 +189,45 @@ export const leaseSchema = z.object({
   preemptibleReason: z.string().optional(),
 });
 export type LeaseRecord = z.infer<typeof leaseSchema>;
+
+/**
+ * The state of a DaemonSet whose revision `applied` was just applied (or found applied): that
+ * revision is current and rolling out from `at`. What the revision does not say (the last
+ * healthy revision, a pause, source and commit when it has none) is kept from `current`.
+ */
+export function stateAfterApply(
+  current: DaemonSetState | undefined,
+  applied: {
+    namespace: string;
+    name: string;
+    revision: number;
+    digest: string;
+    mode: RolloutState['mode'];
+    generation?: number;
+    at: string;
+    gitDigest?: string | null;
+    source?: DaemonSetState['source'];
+    commit?: DaemonSetState['commit'];
+    pin?: DaemonSetState['pin'];
+    message?: string;
+  },
+): DaemonSetState {
+  const { revision, at, generation } = applied;
+  return {
+    schema: 1,
+    namespace: applied.namespace,
+    name: applied.name,
+    currentRevision: revision,
+    appliedDigest: applied.digest,
+    generation,
+    gitDigest: applied.gitDigest,
+    source: applied.source ?? current?.source,
+    commit: applied.commit ?? current?.commit,
+    lastHealthyRevision: current?.lastHealthyRevision,
+    rollout: { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at },
+    pin: applied.pin,
+    paused: current?.paused,
+    lastAttempt: { at, revision, result: 'applied', ...(applied.message ? { message: applied.message } : {}) },
+    updatedAt: at,
+  };
+}
