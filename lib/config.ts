@@ -30,10 +30,25 @@ export interface Policy {
   autoRollback: boolean;
 }
 
+/** Sign in to Amazon EKS with the process's IAM identity instead of a kubeconfig. */
+export interface EksConfig {
+  clusterName: string;
+  region: string;
+  /** The API server's URL and CA (base64 PEM, as DescribeCluster returns it); asked of EKS when absent. */
+  endpoint?: string;
+  caData?: string;
+}
+
+export interface ClusterConfig {
+  name: string;
+  kubeconfig?: string;
+  eks?: EksConfig;
+}
+
 export interface Config {
   git: GitConfig;
   s3: S3Config;
-  cluster: { name: string; kubeconfig?: string };
+  cluster: ClusterConfig;
   policy: Policy;
   leaseSeconds: number;
   maxManifestBytes: number;
@@ -44,6 +59,8 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** EKS cluster names: 1-100 letters, digits, dashes and underscores, starting with a letter or digit. */
+const EKS_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 
 class Reader {
   readonly problems: string[] = [];
@@ -111,6 +128,12 @@ export function loadConfig(env: Env = process.env): Config {
     }
     if (allowed.length === 0) r.problems.push('ALLOWED_NAMESPACES is empty: list namespaces separated by commas, or * for any');
   }
+  const region = r.string('AWS_REGION', '', 'us-east-1');
+  const eks = eksConfig(r, region);
+  const kubeconfig = r.optional('KUBECONFIG');
+  if (eks && kubeconfig) {
+    r.problems.push('KUBECONFIG and EKS_CLUSTER_NAME are both set: keep EKS_CLUSTER_NAME to sign in with the IAM role, or KUBECONFIG to use that file, not both');
+  }
   const config: Config = {
     git: {
       url,
@@ -123,9 +146,9 @@ export function loadConfig(env: Env = process.env): Config {
       bucket: r.string('S3_BUCKET', 'the bucket that stores revisions, state and the lease'),
       prefix,
       endpoint,
-      region: r.string('AWS_REGION', '', 'us-east-1'),
+      region,
     },
-    cluster: { name: clusterName, kubeconfig: r.optional('KUBECONFIG') },
+    cluster: { name: clusterName, kubeconfig, ...(eks ? { eks } : {}) },
     policy: {
       allowedNamespaces: allowed,
       selfHeal: r.boolean('SELF_HEAL', true),
@@ -143,6 +166,42 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
   }
   return config;
+}
+
+function eksConfig(r: Reader, region: string): EksConfig | undefined {
+  const clusterName = r.optional('EKS_CLUSTER_NAME');
+  const endpoint = r.optional('EKS_CLUSTER_ENDPOINT');
+  const caData = r.optional('EKS_CLUSTER_CA');
+  if (!clusterName) {
+    if (endpoint || caData) r.problems.push('EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA are used only with EKS_CLUSTER_NAME: set the cluster\'s name too');
+    return undefined;
+  }
+  if (!EKS_NAME.test(clusterName)) {
+    r.problems.push(`EKS_CLUSTER_NAME=${clusterName} is not an EKS cluster name (letters, digits, - and _, at most 100, starting with a letter or digit)`);
+  }
+  if (Boolean(endpoint) !== Boolean(caData)) {
+    r.problems.push('EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA go together: set both (from aws eks describe-cluster: cluster.endpoint and cluster.certificateAuthority.data), or neither and the role may call eks:DescribeCluster');
+  }
+  if (endpoint && !/^https:\/\/[^/\s]+\/?$/.test(endpoint)) {
+    r.problems.push(`EKS_CLUSTER_ENDPOINT=${endpoint} must be the cluster's https:// endpoint, as aws eks describe-cluster prints it`);
+  }
+  if (caData && !isBase64Pem(caData)) {
+    r.problems.push('EKS_CLUSTER_CA must be the base64-encoded PEM certificate that aws eks describe-cluster prints as certificateAuthority.data');
+  }
+  return { clusterName, region, ...(endpoint && caData ? { endpoint: endpoint.replace(/\/$/, ''), caData } : {}) };
+}
+
+function isBase64Pem(value: string): boolean {
+  if (!/^[A-Za-z0-9+/=\s]+$/.test(value)) return false;
+  return Buffer.from(value, 'base64').toString('utf8').includes('-----BEGIN CERTIFICATE-----');
+}
+
+/** What `dsgitops eks-token` reads besides its flags: the default region and kubectl's exec info. */
+export function eksTokenEnvironment(env: Env = process.env): { region?: string; execInfo?: string } {
+  return {
+    region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined,
+    execInfo: env.KUBERNETES_EXEC_INFO || undefined,
+  };
 }
 
 /** Whether configuration for a real target is present, or the embedded local default applies. */

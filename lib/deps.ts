@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Cluster, KubernetesCluster } from './cluster/client';
+import { defaultCredentials, eksEndpoint, EksEndpoint } from './cluster/eks';
+import { EksTokenSource } from './cluster/eks-token';
 import type { Config } from './config';
 import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
@@ -43,11 +45,26 @@ export interface Clients {
   objects: ObjectStore;
 }
 
-export function createClients(config: Config): Clients {
-  return {
-    cluster: KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig),
-    objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket),
-  };
+/**
+ * Builds the clients. With EKS_CLUSTER_NAME the cluster client signs in with the process's
+ * IAM identity and needs the cluster's endpoint (`connect` finds it); otherwise it reads
+ * KUBECONFIG.
+ */
+export function createClients(config: Config, eks?: EksEndpoint): Clients {
+  let cluster: Cluster;
+  if (config.cluster.eks) {
+    if (!eks) throw new Error('createClients: an EKS cluster needs its endpoint; build the clients with connect()');
+    const { clusterName, region } = config.cluster.eks;
+    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()));
+  } else {
+    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig);
+  }
+  return { cluster, objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+}
+
+/** The clients, after finding an EKS cluster's endpoint (from the configuration or eks:DescribeCluster). */
+export async function connect(config: Config): Promise<Clients> {
+  return createClients(config, config.cluster.eks ? await eksEndpoint(config.cluster.eks) : undefined);
 }
 
 export interface DepsOptions {

@@ -135,11 +135,16 @@ export function execCredentialJson(token: EksToken, execInfo?: string): string {
 /** Sign again this long before the reported expiry. */
 export const REFRESH_BEFORE_EXPIRY_MS = 2 * 60_000;
 
+/** Where a cluster client gets the bearer token for its next request. */
+export interface BearerTokenSource {
+  token(): Promise<string>;
+}
+
 /**
  * A token for one cluster, signed when first needed and again once it is within
  * REFRESH_BEFORE_EXPIRY_MS of its expiry; concurrent requests share one signing.
  */
-export class EksTokenSource {
+export class EksTokenSource implements BearerTokenSource {
   private current?: EksToken;
   private pending?: Promise<EksToken>;
 

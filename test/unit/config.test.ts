@@ -200,3 +200,30 @@ describe('namespaceAllowed', () => {
     expect(namespaceAllowed({ allowedNamespaces }, namespace)).toBe(allowed);
   });
 });
+
+describe('loadConfig: EKS sign-in', () => {
+  const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
+
+  it('signs in to the named EKS cluster in AWS_REGION, asking EKS for its endpoint', () => {
+    const config = loadConfig({ ...required, EKS_CLUSTER_NAME: 'prod_eu-1', AWS_REGION: 'eu-west-1' });
+
+    expect(config.cluster.eks).toEqual({ clusterName: 'prod_eu-1', region: 'eu-west-1' });
+  });
+
+  it('takes the endpoint and CA from the environment when both are given', () => {
+    const config = loadConfig({ ...required, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABC.gr7.eu-west-1.eks.amazonaws.com/', EKS_CLUSTER_CA: ca });
+
+    expect(config.cluster.eks).toMatchObject({ endpoint: 'https://ABC.gr7.eu-west-1.eks.amazonaws.com', caData: ca });
+  });
+
+  it.each([
+    [{ EKS_CLUSTER_NAME: 'prod', KUBECONFIG: '/k' }, 'KUBECONFIG and EKS_CLUSTER_NAME are both set'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://x.eks.amazonaws.com' }, 'EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA go together'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'http://x', EKS_CLUSTER_CA: ca }, 'must be the cluster\'s https:// endpoint'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://x', EKS_CLUSTER_CA: 'bm90IGEgY2VydA==' }, 'EKS_CLUSTER_CA must be the base64-encoded PEM'],
+    [{ EKS_CLUSTER_NAME: '-bad name' }, 'EKS_CLUSTER_NAME=-bad name is not an EKS cluster name'],
+    [{ EKS_CLUSTER_CA: ca }, 'used only with EKS_CLUSTER_NAME'],
+  ])('refuses %j, naming the setting', (env, message) => {
+    expect(configError({ ...required, ...env }).message).toContain(message);
+  });
+});
