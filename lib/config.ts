@@ -5,12 +5,14 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors';
+import type { SecretSource } from './secrets';
 
 export interface GitConfig {
   url: string;
   ref: string;
   path: string;
-  token?: string;
+  /** The token for HTTPS remotes: GIT_TOKEN, GIT_TOKEN_PARAMETER or GIT_TOKEN_SECRET_ARN; read when a fetch needs it. */
+  token?: SecretSource;
   cacheDir: string;
 }
 
@@ -73,6 +75,36 @@ class Reader {
     if (fallback !== undefined) return fallback;
     this.problems.push(`${name} is required: ${help}`);
     return '';
+  }
+
+  /**
+   * A secret setting NAME: its value in NAME, or where to read it, in NAME_PARAMETER (an SSM
+   * parameter name or ARN) or NAME_SECRET_ARN (a Secrets Manager secret's ARN); one of them.
+   */
+  secret(name: string): SecretSource | undefined {
+    const value = this.optional(name);
+    const parameter = this.optional(`${name}_PARAMETER`);
+    const secretArn = this.optional(`${name}_SECRET_ARN`);
+    const given = [value && name, parameter && `${name}_PARAMETER`, secretArn && `${name}_SECRET_ARN`].filter(Boolean);
+    if (given.length > 1) {
+      this.problems.push(`${given.join(' and ')} are all set: keep one of them (the value itself, an SSM parameter, or a Secrets Manager secret)`);
+      return undefined;
+    }
+    if (parameter) {
+      if (!/^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/)?[A-Za-z0-9_.\-/]{1,2048}$/.test(parameter)) {
+        this.problems.push(`${name}_PARAMETER=${parameter} is not an SSM parameter name (for example /daemonset-gitops/git-token) or ARN`);
+        return undefined;
+      }
+      return { setting: `${name}_PARAMETER`, parameter };
+    }
+    if (secretArn) {
+      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(secretArn)) {
+        this.problems.push(`${name}_SECRET_ARN=${secretArn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-abcdef)`);
+        return undefined;
+      }
+      return { setting: `${name}_SECRET_ARN`, secretArn };
+    }
+    return value ? { setting: name, value } : undefined;
   }
 
   optional(name: string): string | undefined {
@@ -139,7 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
       url,
       ref: r.string('GIT_REF', '', 'main'),
       path: gitPath,
-      token: r.optional('GIT_TOKEN'),
+      token: r.secret('GIT_TOKEN'),
       cacheDir: r.string('GIT_CACHE_DIR', '', join(tmpdir(), 'daemonset-gitops', 'git')),
     },
     s3: {

@@ -14,6 +14,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { binaryPath, ensureAllBuilt, formatDuration } from './build';
+import { ensurePythonTool } from './python-tools';
 import { Component, components, startGroups } from './components';
 import { StackEnv, writeStackEnv } from './env';
 import { kubectl } from './kubectl';
@@ -41,7 +42,7 @@ async function waitHealthy(c: Component, pid: number): Promise<void> {
 }
 
 /** Starts the component unless it already runs healthy; returns true when this call started it. */
-async function ensureComponent(c: Component): Promise<boolean> {
+export async function ensureComponent(c: Component): Promise<boolean> {
   const spec = c.spec();
   let pid = runningPid(c.name);
   if (pid !== undefined && runningFingerprint(c.name) !== fingerprint(spec)) {
@@ -116,6 +117,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
   const t0 = Date.now();
   const ports = stackPorts();
   await ensureAllBuilt();
+  ensurePythonTool('moto', log);
   for (const d of [paths.data, paths.logs, paths.pids, paths.config, paths.gitRoot]) mkdirSync(d, { recursive: true });
   ensurePki();
   writeKubeconfigs(ports.apiserver);
@@ -155,6 +157,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     GIT_HTTP_TOKEN: gitToken,
     GIT_HTTP_ROOT: paths.gitRoot,
     GIT_HTTP_BASE: `http://127.0.0.1:${ports.git}`,
+    AWS_EMULATOR_ENDPOINT: `http://127.0.0.1:${ports.awsEmulator}`,
   };
   writeStackEnv(env);
   const seconds = (Date.now() - t0) / 1000;

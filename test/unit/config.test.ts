@@ -56,7 +56,7 @@ describe('loadConfig', () => {
     });
 
     expect(config).toEqual({
-      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: 'ghp_secret', cacheDir: '/var/cache/git' },
+      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: { setting: 'GIT_TOKEN', value: 'ghp_secret' }, cacheDir: '/var/cache/git' },
       s3: { bucket: 'dsgitops-state', prefix: 'gitops', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' },
       cluster: { name: 'prod-eu-1', kubeconfig: '/etc/kube/config' },
       policy: { allowedNamespaces: ['kube-system', 'logging'], selfHeal: false, prune: true, progressDeadlineSeconds: 300, autoRollback: true },
@@ -224,6 +224,24 @@ describe('loadConfig: EKS sign-in', () => {
     [{ EKS_CLUSTER_NAME: '-bad name' }, 'EKS_CLUSTER_NAME=-bad name is not an EKS cluster name'],
     [{ EKS_CLUSTER_CA: ca }, 'used only with EKS_CLUSTER_NAME'],
   ])('refuses %j, naming the setting', (env, message) => {
+    expect(configError({ ...required, ...env }).message).toContain(message);
+  });
+});
+
+describe('loadConfig: secrets kept in AWS', () => {
+  it.each([
+    [{ GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token' }, { setting: 'GIT_TOKEN_PARAMETER', parameter: '/daemonset-gitops/git-token' }],
+    [{ GIT_TOKEN_PARAMETER: 'arn:aws:ssm:eu-west-1:123456789012:parameter/dsg/token' }, { setting: 'GIT_TOKEN_PARAMETER', parameter: 'arn:aws:ssm:eu-west-1:123456789012:parameter/dsg/token' }],
+    [{ GIT_TOKEN_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dsg/git-AbCdEf' }, { setting: 'GIT_TOKEN_SECRET_ARN', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dsg/git-AbCdEf' }],
+  ])('reads where the Git token is kept from %j', (env, source) => {
+    expect(loadConfig({ ...required, ...env }).git.token).toEqual(source);
+  });
+
+  it.each([
+    [{ GIT_TOKEN: 'x', GIT_TOKEN_PARAMETER: '/p' }, 'GIT_TOKEN and GIT_TOKEN_PARAMETER are all set: keep one of them'],
+    [{ GIT_TOKEN_PARAMETER: 'has spaces' }, 'GIT_TOKEN_PARAMETER=has spaces is not an SSM parameter name'],
+    [{ GIT_TOKEN_SECRET_ARN: 'my-secret' }, 'GIT_TOKEN_SECRET_ARN=my-secret is not a Secrets Manager secret ARN'],
+  ])('refuses %j, naming the settings', (env, message) => {
     expect(configError({ ...required, ...env }).message).toContain(message);
   });
 });
