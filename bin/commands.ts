@@ -71,7 +71,7 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
   const deps = makeDeps
     ? makeDeps(waitSeconds * 1000, json, Boolean(values.verbose))
     : createDeps(config!, {
-      clients: await connect(config!),
+      clients: await connect(config!, { cluster: command !== 'history' }),
       budgetMs: waitSeconds * 1000 + 60_000,
       logger: json ? jsonLogger() : humanLogger((l) => io.err(l), Boolean(values.verbose)),
       onProgress: (line) => io.err(`  ${line}\n`),

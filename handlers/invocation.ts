@@ -17,10 +17,10 @@ const RESERVE_MS = 10_000;
 /** The clients of the last invocation: a warm container keeps them (and their open connections) while its configuration stays the same. */
 let warm: { config: string; clients: Promise<Clients> } | undefined;
 
-function clientsFor(config: ReturnType<typeof loadConfig>): Promise<Clients> {
-  const key = JSON.stringify([config.s3, config.cluster]);
+function clientsFor(config: ReturnType<typeof loadConfig>, cluster: boolean): Promise<Clients> {
+  const key = JSON.stringify([config.s3, config.cluster, cluster]);
   if (warm?.config !== key) {
-    const entry = { config: key, clients: connect(config) };
+    const entry = { config: key, clients: connect(config, { cluster }) };
     warm = entry;
     // Clients that could not be built are not kept: the next invocation tries again.
     entry.clients.catch(() => { if (warm === entry) warm = undefined; });
@@ -28,12 +28,13 @@ function clientsFor(config: ReturnType<typeof loadConfig>): Promise<Clients> {
   return warm.clients;
 }
 
-export async function depsFor(context: LambdaContext | undefined): Promise<Deps> {
+/** `cluster: false` for a function that only reads S3 (history): it connects to no cluster. */
+export async function depsFor(context: LambdaContext | undefined, options: { cluster?: boolean } = {}): Promise<Deps> {
   const config = loadConfig();
   const remaining = context?.getRemainingTimeInMillis?.() ?? 15 * 60_000;
   const runId = context?.awsRequestId ? `lambda-${context.awsRequestId}` : undefined;
   return createDeps(config, {
-    clients: await clientsFor(config),
+    clients: await clientsFor(config, options.cluster ?? true),
     budgetMs: Math.max(5_000, remaining - RESERVE_MS),
     runId,
     logger: jsonLogger({ cluster: config.cluster.name, ...(runId ? { runId } : {}) }),

@@ -62,9 +62,24 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
   return { cluster, objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
 }
 
-/** The clients, after finding an EKS cluster's endpoint (from the configuration or eks:DescribeCluster). */
-export async function connect(config: Config): Promise<Clients> {
+/**
+ * The clients, after finding an EKS cluster's endpoint (from the configuration or
+ * eks:DescribeCluster). A caller that never talks to the cluster (history) says so, and
+ * neither reads a kubeconfig nor asks EKS, so its role needs no access to either.
+ */
+export async function connect(config: Config, options: { cluster?: boolean } = {}): Promise<Clients> {
+  if (options.cluster === false) {
+    return { cluster: unusedCluster(), objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+  }
   return createClients(config, config.cluster.eks ? await eksEndpoint(config.cluster.eks) : undefined);
+}
+
+/** A cluster client for code that does not use one: any call is a programming error, said plainly. */
+function unusedCluster(): Cluster {
+  const known: Record<string | symbol, unknown> = { server: '(not connected)', requestCount: 0, then: undefined };
+  return new Proxy(known, {
+    get: (target, prop) => (prop in target ? target[prop] : () => Promise.reject(new Error(`cluster.${String(prop)}: this function was built without a cluster client`))),
+  }) as unknown as Cluster;
 }
 
 export interface DepsOptions {

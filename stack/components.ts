@@ -166,7 +166,7 @@ export function components(ports: StackPorts): Record<string, Component> {
       spec: () => ({
         name: 'aws-emulator',
         command: ensurePythonTool('moto'),
-        args: ['-m', pythonTools.moto.module, '-H', '127.0.0.1', '-p', String(ports.awsEmulator)],
+        args: [...pythonTools.moto.run, '-H', '127.0.0.1', '-p', String(ports.awsEmulator)],
       }),
       healthy: async () => (await probe(`http://127.0.0.1:${ports.awsEmulator}/moto-api/`))?.status === 200,
     },

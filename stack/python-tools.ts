@@ -7,8 +7,8 @@
  *   awscli    `aws eks get-token`, the reference for the EKS token test vector
  *
  * A venv is built under a temporary name and renamed into place when pip has finished, so an
- * interrupted install is never mistaken for a complete one. The programs are run as
- * `python -m <module>`, which works wherever the venv lies.
+ * interrupted install is never mistaken for a complete one. The programs are run by the
+ * venv's interpreter (`python <args>`), which works wherever the venv lies.
  *
  *   npx tsx stack/python-tools.ts [moto cfn-lint awscli]   install (default: moto and cfn-lint)
  */
@@ -22,15 +22,15 @@ export interface PythonTool {
   name: string;
   /** Exact pins handed to pip. */
   requirements: string[];
-  /** What `python -m` runs. */
-  module: string;
+  /** The interpreter's arguments that run the program (its own arguments follow). */
+  run: string[];
 }
 
 export const pythonTools = {
-  moto: { name: 'moto', requirements: ['moto[server]==5.2.5'], module: 'moto.server' },
-  'cfn-lint': { name: 'cfn-lint', requirements: ['cfn-lint==1.58.0'], module: 'cfnlint' },
+  moto: { name: 'moto', requirements: ['moto[server]==5.2.5'], run: ['-m', 'moto.server'] },
+  'cfn-lint': { name: 'cfn-lint', requirements: ['cfn-lint==1.58.0'], run: ['-c', 'import sys; from cfnlint.runner import main; sys.exit(main())'] },
   // awscli 1.46 carries its own copy of botocore (awscli.botocore), which `aws eks get-token` signs with.
-  awscli: { name: 'awscli', requirements: ['awscli==1.46.3'], module: 'awscli' },
+  awscli: { name: 'awscli', requirements: ['awscli==1.46.3'], run: ['-m', 'awscli'] },
 } satisfies Record<string, PythonTool>;
 
 export type PythonToolName = keyof typeof pythonTools;
@@ -92,6 +92,6 @@ if (require.main === module) {
       process.exit(2);
     }
     const interpreter = ensurePythonTool(name as PythonToolName, (l) => console.log(l));
-    console.log(`${name}: ${interpreter} -m ${pythonTools[name as PythonToolName].module}`);
+    console.log(`${name}: ${interpreter} ${pythonTools[name as PythonToolName].run.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
   }
 }

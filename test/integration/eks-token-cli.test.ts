@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { devNull } from 'node:os';
 import { promisify } from 'node:util';
 import { cliCommand, ensureCliBuilt } from '../support/cli-build';
-import { ensurePythonTool } from '../../stack/python-tools';
+import { ensurePythonTool, pythonTools } from '../../stack/python-tools';
 
 const run = promisify(execFile);
 
@@ -45,7 +45,7 @@ describe('dsgitops eks-token', () => {
     for (let attempt = 0; attempt < 6 && compared === 0; attempt++) {
       const [ours, theirs] = await Promise.all([
         run(process.execPath, [cliCommand, 'eks-token', '--cluster', 'prod-cluster', '--region', region], { env }),
-        run(python, ['-m', 'awscli', 'eks', 'get-token', '--cluster-name', 'prod-cluster', '--region', region], { env }),
+        run(python, [...pythonTools.awscli.run, 'eks', 'get-token', '--cluster-name', 'prod-cluster', '--region', region], { env }),
       ]);
       // The two processes start at slightly different moments: compare the runs that signed in the same second.
       if (signedAt(ours.stdout) !== signedAt(theirs.stdout)) continue;
