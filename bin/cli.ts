@@ -29,6 +29,9 @@ commands:
   pause NS/NAME [--reason TEXT]
                           pause a managed rollout: no pod is deleted until it is resumed
   resume NS/NAME          resume it; the running pass or the next one continues the waves
+  rbac [--namespaces NS,NS|'*'] [--user NAME] [--name NAME]
+                          the Kubernetes RBAC for ALLOWED_NAMESPACES (or --namespaces): reads
+                          cluster-wide, writes only in the allowed namespaces; kubectl apply -f -
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)
@@ -63,6 +66,9 @@ const options = {
   reason: { type: 'string' },
   recreate: { type: 'boolean' },
   cluster: { type: 'string' },
+  namespaces: { type: 'string' },
+  user: { type: 'string' },
+  name: { type: 'string' },
   region: { type: 'string' },
 } as const;
 
@@ -72,7 +78,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'eks-token'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'rbac', 'eks-token'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {

@@ -5,7 +5,8 @@
  */
 import { userInfo } from 'node:os';
 import type { CliIO, CliValues, Command } from './cli';
-import { eksTokenEnvironment, loadConfig } from '../lib/config';
+import { eksTokenEnvironment, loadConfig, parseAllowedNamespaces, rbacEnvironment } from '../lib/config';
+import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
 import { defaultCredentials } from '../lib/cluster/eks';
 import { execCredentialJson, signEksToken } from '../lib/cluster/eks-token';
 import { connect, createDeps, Deps } from '../lib/deps';
@@ -62,8 +63,23 @@ async function eksToken(values: CliValues, io: CliIO): Promise<number> {
   return 0;
 }
 
+/** The RBAC for a namespace policy: needs no cluster and nothing else of the configuration. */
+function rbac(values: CliValues, io: CliIO): number {
+  const problems: string[] = [];
+  const setting = values.namespaces !== undefined ? '--namespaces' : 'ALLOWED_NAMESPACES';
+  const allowedNamespaces = parseAllowedNamespaces(values.namespaces ?? rbacEnvironment().allowedNamespaces ?? '*', setting, problems);
+  const name = values.name ?? DEFAULT_RBAC_NAME;
+  const user = values.user ?? DEFAULT_RBAC_USER;
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) problems.push(`--name ${name} is not a Kubernetes object name`);
+  if (!user.trim()) problems.push('--user is empty: name the user the reconciler authenticates as');
+  if (problems.length > 0) throw new InvalidRequestError(problems.join('; '));
+  io.out(rbacYaml({ allowedNamespaces, user, name }));
+  return 0;
+}
+
 async function run(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
   if (command === 'eks-token') return eksToken(values, io);
+  if (command === 'rbac') return rbac(values, io);
   const json = Boolean(values.json);
   const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
   const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;

@@ -14,8 +14,9 @@ const { require: tsRequire } = require('tsx/cjs/api');
 
 const env = (name, fallback = '') => (process.env[name] ?? '').trim() || fallback;
 
-/** The Kubernetes user the functions' roles are mapped to; `dsgitops rbac` and deploy/rbac.yaml bind it. */
+/** The Kubernetes users the functions' roles are mapped to; `dsgitops rbac` and deploy/rbac.yaml bind them. */
 const KUBERNETES_USER = 'daemonset-gitops';
+const KUBERNETES_READER = 'daemonset-gitops-reader';
 
 /** What each function does, and so may do. */
 const FUNCTIONS = {
@@ -24,7 +25,7 @@ const FUNCTIONS = {
   unpin: { s3: 'write', cluster: true, git: false },
   pause: { s3: 'write', cluster: true, git: false },
   resume: { s3: 'write', cluster: true, git: false },
-  status: { s3: 'read', cluster: true, git: false },
+  status: { s3: 'read', cluster: true, git: false, clusterReadOnly: true },
   history: { s3: 'read', cluster: false, git: false },
 };
 
@@ -231,7 +232,7 @@ function accessEntries(s) {
     // authentication mode must be API or API_AND_CONFIG_MAP).
     resources[`${capitalised(fn)}AccessEntry`] = {
       Type: 'AWS::EKS::AccessEntry',
-      Properties: { ClusterName: s.eks, PrincipalArn: { 'Fn::GetAtt': [roleId(fn), 'Arn'] }, Username: KUBERNETES_USER, Type: 'STANDARD' },
+      Properties: { ClusterName: s.eks, PrincipalArn: { 'Fn::GetAtt': [roleId(fn), 'Arn'] }, Username: what.clusterReadOnly ? KUBERNETES_READER : KUBERNETES_USER, Type: 'STANDARD' },
     };
   }
   return resources;

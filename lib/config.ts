@@ -152,14 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (endpoint && !/^https?:\/\//.test(endpoint)) {
     r.problems.push(`S3_ENDPOINT=${endpoint} must be a URL such as http://127.0.0.1:9000`);
   }
-  const allowedRaw = r.string('ALLOWED_NAMESPACES', '', '*');
-  const allowed = allowedRaw === '*' ? '*' : allowedRaw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (allowed !== '*') {
-    for (const ns of allowed) {
-      if (!NAME.test(ns)) r.problems.push(`ALLOWED_NAMESPACES contains "${ns}", which is not a namespace name`);
-    }
-    if (allowed.length === 0) r.problems.push('ALLOWED_NAMESPACES is empty: list namespaces separated by commas, or * for any');
-  }
+  const allowed = parseAllowedNamespaces(r.string('ALLOWED_NAMESPACES', '', '*'), 'ALLOWED_NAMESPACES', r.problems);
   const region = r.string('AWS_REGION', '', 'us-east-1');
   const eks = eksConfig(r, region);
   const kubeconfig = r.optional('KUBECONFIG');
@@ -226,6 +219,22 @@ function eksConfig(r: Reader, region: string): EksConfig | undefined {
 function isBase64Pem(value: string): boolean {
   if (!/^[A-Za-z0-9+/=\s]+$/.test(value)) return false;
   return Buffer.from(value, 'base64').toString('utf8').includes('-----BEGIN CERTIFICATE-----');
+}
+
+/** A comma-separated namespace list, or `*`; problems name `setting`. */
+export function parseAllowedNamespaces(raw: string, setting: string, problems: string[]): Policy['allowedNamespaces'] {
+  if (raw.trim() === '*') return '*';
+  const allowed = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const ns of allowed) {
+    if (!NAME.test(ns)) problems.push(`${setting} contains "${ns}", which is not a namespace name`);
+  }
+  if (allowed.length === 0) problems.push(`${setting} is empty: list namespaces separated by commas, or * for any`);
+  return allowed;
+}
+
+/** What `dsgitops rbac` reads besides its flags. */
+export function rbacEnvironment(env: Env = process.env): { allowedNamespaces?: string } {
+  return { allowedNamespaces: env.ALLOWED_NAMESPACES?.trim() || undefined };
 }
 
 /** What `dsgitops eks-token` reads besides its flags: the default region and kubectl's exec info. */

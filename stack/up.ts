@@ -15,12 +15,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { binaryPath, ensureAllBuilt, formatDuration } from './build';
 import { ensurePythonTool } from './python-tools';
+import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
 import { Component, components, startGroups } from './components';
 import { StackEnv, writeStackEnv } from './env';
 import { kubectl } from './kubectl';
 import { log } from './log';
 import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
-import { paths, repoRoot } from './paths';
+import { paths } from './paths';
 import { ensurePki, kubeconfigPath, writeKubeconfigs } from './pki';
 import { fingerprint, logTail, runningFingerprint, runningPid, sleep, startProcess, stopProcess } from './processes';
 import { readSecret } from './secrets';
@@ -130,7 +131,8 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     const results = await Promise.all(group.map((name) => ensureComponent(all[name])));
     group.forEach((name, i) => results[i] && started.push(name));
     if (group.includes('kube-apiserver')) {
-      kubectl(['apply', '-f', join(repoRoot, 'deploy', 'rbac.yaml')]);
+      // Exactly what `dsgitops rbac` prints for the stack's policy (any namespace: tests make their own).
+      kubectl(['apply', '-f', '-'], rbacYaml({ allowedNamespaces: '*', user: DEFAULT_RBAC_USER, name: DEFAULT_RBAC_NAME }));
     }
   }
 

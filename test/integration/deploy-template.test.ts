@@ -112,10 +112,13 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
     expect(t.Resources.StatusLambdaFunction.Properties.Environment.Variables.GIT_TOKEN_PARAMETER).toBeUndefined();
   });
 
-  it('maps the roles that talk to the cluster to the Kubernetes user with access entries', () => {
+  it('maps the roles that talk to the cluster to the Kubernetes users with access entries (status to the reader)', () => {
     const entries = Object.values(t.Resources).filter((r) => r.Type === 'AWS::EKS::AccessEntry');
     expect(entries.map((e) => e.Properties.PrincipalArn['Fn::GetAtt'][0]).sort()).toEqual(['PauseRole', 'ReconcileRole', 'ResumeRole', 'RollbackRole', 'StatusRole', 'UnpinRole']);
-    for (const e of entries) expect(e.Properties).toMatchObject({ ClusterName: 'prod', Username: 'daemonset-gitops', Type: 'STANDARD' });
+    for (const e of entries) {
+      const reader = e.Properties.PrincipalArn['Fn::GetAtt'][0] === 'StatusRole';
+      expect(e.Properties).toMatchObject({ ClusterName: 'prod', Username: reader ? 'daemonset-gitops-reader' : 'daemonset-gitops', Type: 'STANDARD' });
+    }
   });
 
   it('creates a versioned, encrypted, private, TLS-only bucket whose old versions expire', () => {
