@@ -36,9 +36,11 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'build':
       await ensureAllBuilt();
-      // The Python programs: moto (a stack component) and cfn-lint (checks the packaged template).
+      // The Python programs: moto (a stack component), cfn-lint (checks the packaged template).
       ensurePythonTool('moto', console.log);
       ensurePythonTool('cfn-lint', console.log);
+      // The reference the EKS token is compared with (test/integration/eks-token-cli.test.ts).
+      ensurePythonTool('awscli', console.log);
       return 0;
     case 'component': {
       const [action, name] = rest;
