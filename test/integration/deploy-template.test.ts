@@ -140,13 +140,14 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
   });
 });
 
-describe('the packaged template: an existing bucket, a kubeconfig, the token in Secrets Manager', () => {
+describe('the packaged template: an existing bucket, a kubeconfig, the token in Secrets Manager, in a VPC', () => {
   const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dsg/git-token-AbCdEf';
   let t: Template;
   let file: string;
 
   beforeAll(async () => {
-    const p = await serverlessPackage({ ...base, S3_BUCKET: 'platform-state', S3_PREFIX: 'gitops', KUBECONFIG: 'kubeconfig.yaml', GIT_TOKEN_SECRET_ARN: secretArn, ALARM_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:oncall' });
+    const p = await serverlessPackage({ ...base, S3_BUCKET: 'platform-state', S3_PREFIX: 'gitops', KUBECONFIG: 'kubeconfig.yaml', GIT_TOKEN_SECRET_ARN: secretArn, ALARM_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:oncall',
+      VPC_SUBNET_IDS: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VPC_SECURITY_GROUP_IDS: 'sg-0123456789abcdef0' });
     dirs.push(p.dir);
     if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
     t = p.template;
@@ -164,6 +165,13 @@ describe('the packaged template: an existing bucket, a kubeconfig, the token in 
     const write = statements(t, 'ReconcileRole').find((s) => s.Action.includes('s3:PutObject'));
     expect(write?.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::platform-state' }, '/gitops/*']] });
     expect(t.Resources.ReconcileLambdaFunction.Properties.Environment.Variables.S3_BUCKET).toBe('platform-state');
+  });
+
+  it('puts every function in the VPC, with the permissions its network interfaces need', () => {
+    for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status']) {
+      expect(t.Resources[`${fn}LambdaFunction`].Properties.VpcConfig).toEqual({ SubnetIds: ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'], SecurityGroupIds: ['sg-0123456789abcdef0'] });
+      expect(t.Resources[`${fn}Role`].Properties.ManagedPolicyArns).toEqual([{ 'Fn::Sub': 'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole' }]);
+    }
   });
 
   it('lets only reconcile and rollback read the secret, and needs no EKS access', () => {
