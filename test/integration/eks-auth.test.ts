@@ -41,12 +41,12 @@ describe('KubernetesCluster.forEks', () => {
     const source = { current: tokens.a, asked: 0, async token() { this.asked += 1; return this.current; } };
     const cluster = KubernetesCluster.forEks(stackEndpoint(), source);
 
-    const first = cluster.listPods(namespace, 'app=x');
+    const first = cluster.getDaemonSet(namespace, 'any');
     await expect(first).rejects.toBeInstanceOf(PermissionDeniedError);
-    await expect(first).rejects.toThrow(`User "system:serviceaccount:${namespace}:signer-a" cannot list pods`);
+    await expect(first).rejects.toThrow(`User "system:serviceaccount:${namespace}:signer-a" cannot get daemonsets`);
 
     source.current = tokens.b;
-    await expect(cluster.listPods(namespace, 'app=x')).rejects.toThrow(`User "system:serviceaccount:${namespace}:signer-b" cannot list pods`);
+    await expect(cluster.getDaemonSet(namespace, 'any')).rejects.toThrow(`User "system:serviceaccount:${namespace}:signer-b" cannot get daemonsets`);
     expect(source.asked).toBeGreaterThanOrEqual(2);
   });
 
