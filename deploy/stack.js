@@ -45,6 +45,12 @@ function settings() {
   } catch (err) {
     problems.push(...String(err.message).split('\n').slice(1).map((l) => l.replace(/^\s*- /, '')));
   }
+  const building = process.argv.slice(2).some((a) => a === 'package' || a === 'deploy');
+  if (building && env('GIT_TOKEN')) {
+    // `serverless invoke local` may use a plain token; a deployment would write it into the
+    // template, the function's configuration and the packaged state.
+    problems.push('GIT_TOKEN would be written into the CloudFormation template and the functions\' configuration: keep the token in SSM Parameter Store (GIT_TOKEN_PARAMETER) or Secrets Manager (GIT_TOKEN_SECRET_ARN) and unset GIT_TOKEN');
+  }
   if (!env('EKS_CLUSTER_NAME') && !env('KUBECONFIG')) {
     problems.push('EKS_CLUSTER_NAME is required: the EKS cluster the functions sign in to with their IAM roles (or KUBECONFIG, a kubeconfig file packaged with the functions)');
   }

@@ -196,6 +196,16 @@ describe('serverless package with settings missing', () => {
       expect(p.output).toContain(missing);
     }
   }, 120_000);
+
+  it('refuses a plain GIT_TOKEN, which would end up in the template', async () => {
+    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', GIT_TOKEN: 'ghp_plain_token_value' });
+    dirs.push(p.dir);
+
+    expect(p.code).not.toBe(0);
+    expect(p.template).toBeUndefined();
+    expect(p.output).toContain('GIT_TOKEN would be written into the CloudFormation template');
+    expect(p.output).not.toContain('ghp_plain_token_value');
+  }, 120_000);
 });
 
 describe('the failed-pass metric filter', () => {
