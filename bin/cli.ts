@@ -29,6 +29,12 @@ commands:
   pause NS/NAME [--reason TEXT]
                           pause a managed rollout: no pod is deleted until it is resumed
   resume NS/NAME          resume it; the running pass or the next one continues the waves
+  rbac [--namespaces NS,NS|'*'] [--user NAME] [--name NAME]
+                          the Kubernetes RBAC for ALLOWED_NAMESPACES (or --namespaces): reads
+                          cluster-wide, writes only in the allowed namespaces; kubectl apply -f -
+  eks-token --cluster NAME [--region REGION]
+                          an EKS bearer token as an ExecCredential, as aws eks get-token prints
+                          it (signed with this machine's AWS credentials; a kubectl exec plugin)
 
 options for every command:
   --json                  machine-readable result on stdout
@@ -36,8 +42,8 @@ options for every command:
   -h, --help              this text
 
 configuration comes from the environment: GIT_URL, GIT_REF, GIT_PATH, GIT_TOKEN, S3_BUCKET,
-S3_PREFIX, S3_ENDPOINT, AWS_REGION, CLUSTER_NAME, KUBECONFIG, ALLOWED_NAMESPACES, SELF_HEAL,
-PRUNE, PROGRESS_DEADLINE_SECONDS, AUTO_ROLLBACK (see README.md).
+S3_PREFIX, S3_ENDPOINT, AWS_REGION, CLUSTER_NAME, KUBECONFIG or EKS_CLUSTER_NAME,
+ALLOWED_NAMESPACES, SELF_HEAL, PRUNE, PROGRESS_DEADLINE_SECONDS, AUTO_ROLLBACK (see README.md).
 `;
 
 export interface CliIO {
@@ -59,6 +65,11 @@ const options = {
   'to-revision': { type: 'string' },
   reason: { type: 'string' },
   recreate: { type: 'boolean' },
+  cluster: { type: 'string' },
+  namespaces: { type: 'string' },
+  user: { type: 'string' },
+  name: { type: 'string' },
+  region: { type: 'string' },
 } as const;
 
 function parse(argv: string[]) {
@@ -67,7 +78,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'rbac', 'eks-token'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {

@@ -5,8 +5,11 @@
  */
 import { userInfo } from 'node:os';
 import type { CliIO, CliValues, Command } from './cli';
-import { loadConfig } from '../lib/config';
-import { createDeps, Deps } from '../lib/deps';
+import { eksTokenEnvironment, loadConfig, parseAllowedNamespaces, rbacEnvironment } from '../lib/config';
+import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
+import { defaultCredentials } from '../lib/cluster/eks';
+import { execCredentialJson, signEksToken } from '../lib/cluster/eks-token';
+import { connect, createDeps, Deps } from '../lib/deps';
 import { ConfigError, DsGitopsError, errorMessage, InvalidRequestError } from '../lib/errors';
 import { historyEvent, parseEvent, reconcileEvent, rollbackEvent, targetEvent } from '../lib/events';
 import { formatHistory, history } from '../lib/history';
@@ -48,13 +51,43 @@ export async function runCommand(command: Command, arg: string | undefined, valu
   }
 }
 
+/** An EKS token for kubectl or a check by hand: needs AWS credentials and nothing of the reconciler's configuration. */
+async function eksToken(values: CliValues, io: CliIO): Promise<number> {
+  const env = eksTokenEnvironment();
+  const clusterName = values.cluster;
+  const region = values.region ?? env.region;
+  if (!clusterName) throw new InvalidRequestError('eks-token needs the cluster: dsgitops eks-token --cluster NAME [--region REGION]');
+  if (!region) throw new InvalidRequestError('eks-token needs a region: pass --region REGION or set AWS_REGION');
+  const token = await signEksToken({ clusterName, region, credentials: defaultCredentials(), now: new Date() });
+  io.out(execCredentialJson(token, env.execInfo));
+  return 0;
+}
+
+/** The RBAC for a namespace policy: needs no cluster and nothing else of the configuration. */
+function rbac(values: CliValues, io: CliIO): number {
+  const problems: string[] = [];
+  const setting = values.namespaces !== undefined ? '--namespaces' : 'ALLOWED_NAMESPACES';
+  const allowedNamespaces = parseAllowedNamespaces(values.namespaces ?? rbacEnvironment().allowedNamespaces ?? '*', setting, problems);
+  const name = values.name ?? DEFAULT_RBAC_NAME;
+  const user = values.user ?? DEFAULT_RBAC_USER;
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) problems.push(`--name ${name} is not a Kubernetes object name`);
+  if (!user.trim()) problems.push('--user is empty: name the user the reconciler authenticates as');
+  if (problems.length > 0) throw new InvalidRequestError(problems.join('; '));
+  io.out(rbacYaml({ allowedNamespaces, user, name }));
+  return 0;
+}
+
 async function run(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
+  if (command === 'eks-token') return eksToken(values, io);
+  if (command === 'rbac') return rbac(values, io);
   const json = Boolean(values.json);
   const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
   const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;
+  const config = makeDeps ? undefined : loadConfig();
   const deps = makeDeps
     ? makeDeps(waitSeconds * 1000, json, Boolean(values.verbose))
-    : createDeps(loadConfig(), {
+    : createDeps(config!, {
+      clients: await connect(config!, { cluster: command !== 'history' }),
       budgetMs: waitSeconds * 1000 + 60_000,
       logger: json ? jsonLogger() : humanLogger((l) => io.err(l), Boolean(values.verbose)),
       onProgress: (line) => io.err(`  ${line}\n`),

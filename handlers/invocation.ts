@@ -3,7 +3,7 @@
  * the invocation's remaining time. Errors leave as typed errors with a reason.
  */
 import { loadConfig } from '../lib/config';
-import { Clients, createClients, createDeps, Deps } from '../lib/deps';
+import { Clients, connect, createDeps, Deps } from '../lib/deps';
 import { jsonLogger } from '../lib/log';
 
 export interface LambdaContext {
@@ -15,20 +15,26 @@ export interface LambdaContext {
 const RESERVE_MS = 10_000;
 
 /** The clients of the last invocation: a warm container keeps them (and their open connections) while its configuration stays the same. */
-let warm: { config: string; clients: Clients } | undefined;
+let warm: { config: string; clients: Promise<Clients> } | undefined;
 
-function clientsFor(config: ReturnType<typeof loadConfig>): Clients {
-  const key = JSON.stringify([config.s3, config.cluster]);
-  if (warm?.config !== key) warm = { config: key, clients: createClients(config) };
+function clientsFor(config: ReturnType<typeof loadConfig>, cluster: boolean): Promise<Clients> {
+  const key = JSON.stringify([config.s3, config.cluster, cluster]);
+  if (warm?.config !== key) {
+    const entry = { config: key, clients: connect(config, { cluster }) };
+    warm = entry;
+    // Clients that could not be built are not kept: the next invocation tries again.
+    entry.clients.catch(() => { if (warm === entry) warm = undefined; });
+  }
   return warm.clients;
 }
 
-export function depsFor(context: LambdaContext | undefined): Deps {
+/** `cluster: false` for a function that only reads S3 (history): it connects to no cluster. */
+export async function depsFor(context: LambdaContext | undefined, options: { cluster?: boolean } = {}): Promise<Deps> {
   const config = loadConfig();
   const remaining = context?.getRemainingTimeInMillis?.() ?? 15 * 60_000;
   const runId = context?.awsRequestId ? `lambda-${context.awsRequestId}` : undefined;
   return createDeps(config, {
-    clients: clientsFor(config),
+    clients: await clientsFor(config, options.cluster ?? true),
     budgetMs: Math.max(5_000, remaining - RESERVE_MS),
     runId,
     logger: jsonLogger({ cluster: config.cluster.name, ...(runId ? { runId } : {}) }),

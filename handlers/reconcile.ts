@@ -7,6 +7,6 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<ReconcileReport> {
   const request = parseReconcileEvent(event);
-  const deps = depsFor(context);
+  const deps = await depsFor(context);
   return reconcile(deps, request, autoRollback);
 }

@@ -5,5 +5,5 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<StatusReport> {
   parseEvent(statusEvent, event, 'status', '{}');
-  return status(depsFor(context));
+  return status(await depsFor(context));
 }

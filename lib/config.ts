@@ -5,12 +5,14 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors';
+import type { SecretSource } from './secrets';
 
 export interface GitConfig {
   url: string;
   ref: string;
   path: string;
-  token?: string;
+  /** The token for HTTPS remotes: GIT_TOKEN, GIT_TOKEN_PARAMETER or GIT_TOKEN_SECRET_ARN; read when a fetch needs it. */
+  token?: SecretSource;
   cacheDir: string;
 }
 
@@ -30,10 +32,25 @@ export interface Policy {
   autoRollback: boolean;
 }
 
+/** Sign in to Amazon EKS with the process's IAM identity instead of a kubeconfig. */
+export interface EksConfig {
+  clusterName: string;
+  region: string;
+  /** The API server's URL and CA (base64 PEM, as DescribeCluster returns it); asked of EKS when absent. */
+  endpoint?: string;
+  caData?: string;
+}
+
+export interface ClusterConfig {
+  name: string;
+  kubeconfig?: string;
+  eks?: EksConfig;
+}
+
 export interface Config {
   git: GitConfig;
   s3: S3Config;
-  cluster: { name: string; kubeconfig?: string };
+  cluster: ClusterConfig;
   policy: Policy;
   leaseSeconds: number;
   maxManifestBytes: number;
@@ -44,6 +61,8 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** EKS cluster names: 1-100 letters, digits, dashes and underscores, starting with a letter or digit. */
+const EKS_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 
 class Reader {
   readonly problems: string[] = [];
@@ -56,6 +75,36 @@ class Reader {
     if (fallback !== undefined) return fallback;
     this.problems.push(`${name} is required: ${help}`);
     return '';
+  }
+
+  /**
+   * A secret setting NAME: its value in NAME, or where to read it, in NAME_PARAMETER (an SSM
+   * parameter name or ARN) or NAME_SECRET_ARN (a Secrets Manager secret's ARN); one of them.
+   */
+  secret(name: string): SecretSource | undefined {
+    const value = this.optional(name);
+    const parameter = this.optional(`${name}_PARAMETER`);
+    const secretArn = this.optional(`${name}_SECRET_ARN`);
+    const given = [value && name, parameter && `${name}_PARAMETER`, secretArn && `${name}_SECRET_ARN`].filter(Boolean);
+    if (given.length > 1) {
+      this.problems.push(`${given.join(' and ')} are all set: keep one of them (the value itself, an SSM parameter, or a Secrets Manager secret)`);
+      return undefined;
+    }
+    if (parameter) {
+      if (!/^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/)?[A-Za-z0-9_.\-/]{1,2048}$/.test(parameter)) {
+        this.problems.push(`${name}_PARAMETER=${parameter} is not an SSM parameter name (for example /daemonset-gitops/git-token) or ARN`);
+        return undefined;
+      }
+      return { setting: `${name}_PARAMETER`, parameter };
+    }
+    if (secretArn) {
+      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/.test(secretArn)) {
+        this.problems.push(`${name}_SECRET_ARN=${secretArn} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-abcdef)`);
+        return undefined;
+      }
+      return { setting: `${name}_SECRET_ARN`, secretArn };
+    }
+    return value ? { setting: name, value } : undefined;
   }
 
   optional(name: string): string | undefined {
@@ -103,29 +152,28 @@ export function loadConfig(env: Env = process.env): Config {
   if (endpoint && !/^https?:\/\//.test(endpoint)) {
     r.problems.push(`S3_ENDPOINT=${endpoint} must be a URL such as http://127.0.0.1:9000`);
   }
-  const allowedRaw = r.string('ALLOWED_NAMESPACES', '', '*');
-  const allowed = allowedRaw === '*' ? '*' : allowedRaw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (allowed !== '*') {
-    for (const ns of allowed) {
-      if (!NAME.test(ns)) r.problems.push(`ALLOWED_NAMESPACES contains "${ns}", which is not a namespace name`);
-    }
-    if (allowed.length === 0) r.problems.push('ALLOWED_NAMESPACES is empty: list namespaces separated by commas, or * for any');
+  const allowed = parseAllowedNamespaces(r.string('ALLOWED_NAMESPACES', '', '*'), 'ALLOWED_NAMESPACES', r.problems);
+  const region = r.string('AWS_REGION', '', 'us-east-1');
+  const eks = eksConfig(r, region);
+  const kubeconfig = r.optional('KUBECONFIG');
+  if (eks && kubeconfig) {
+    r.problems.push('KUBECONFIG and EKS_CLUSTER_NAME are both set: keep EKS_CLUSTER_NAME to sign in with the IAM role, or KUBECONFIG to use that file, not both');
   }
   const config: Config = {
     git: {
       url,
       ref: r.string('GIT_REF', '', 'main'),
       path: gitPath,
-      token: r.optional('GIT_TOKEN'),
+      token: r.secret('GIT_TOKEN'),
       cacheDir: r.string('GIT_CACHE_DIR', '', join(tmpdir(), 'daemonset-gitops', 'git')),
     },
     s3: {
       bucket: r.string('S3_BUCKET', 'the bucket that stores revisions, state and the lease'),
       prefix,
       endpoint,
-      region: r.string('AWS_REGION', '', 'us-east-1'),
+      region,
     },
-    cluster: { name: clusterName, kubeconfig: r.optional('KUBECONFIG') },
+    cluster: { name: clusterName, kubeconfig, ...(eks ? { eks } : {}) },
     policy: {
       allowedNamespaces: allowed,
       selfHeal: r.boolean('SELF_HEAL', true),
@@ -143,6 +191,58 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
   }
   return config;
+}
+
+function eksConfig(r: Reader, region: string): EksConfig | undefined {
+  const clusterName = r.optional('EKS_CLUSTER_NAME');
+  const endpoint = r.optional('EKS_CLUSTER_ENDPOINT');
+  const caData = r.optional('EKS_CLUSTER_CA');
+  if (!clusterName) {
+    if (endpoint || caData) r.problems.push('EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA are used only with EKS_CLUSTER_NAME: set the cluster\'s name too');
+    return undefined;
+  }
+  if (!EKS_NAME.test(clusterName)) {
+    r.problems.push(`EKS_CLUSTER_NAME=${clusterName} is not an EKS cluster name (letters, digits, - and _, at most 100, starting with a letter or digit)`);
+  }
+  if (Boolean(endpoint) !== Boolean(caData)) {
+    r.problems.push('EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA go together: set both (from aws eks describe-cluster: cluster.endpoint and cluster.certificateAuthority.data), or neither and the role may call eks:DescribeCluster');
+  }
+  if (endpoint && !/^https:\/\/[^/\s]+\/?$/.test(endpoint)) {
+    r.problems.push(`EKS_CLUSTER_ENDPOINT=${endpoint} must be the cluster's https:// endpoint, as aws eks describe-cluster prints it`);
+  }
+  if (caData && !isBase64Pem(caData)) {
+    r.problems.push('EKS_CLUSTER_CA must be the base64-encoded PEM certificate that aws eks describe-cluster prints as certificateAuthority.data');
+  }
+  return { clusterName, region, ...(endpoint && caData ? { endpoint: endpoint.replace(/\/$/, ''), caData } : {}) };
+}
+
+function isBase64Pem(value: string): boolean {
+  if (!/^[A-Za-z0-9+/=\s]+$/.test(value)) return false;
+  return Buffer.from(value, 'base64').toString('utf8').includes('-----BEGIN CERTIFICATE-----');
+}
+
+/** A comma-separated namespace list, or `*`; problems name `setting`. */
+export function parseAllowedNamespaces(raw: string, setting: string, problems: string[]): Policy['allowedNamespaces'] {
+  if (raw.trim() === '*') return '*';
+  const allowed = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const ns of allowed) {
+    if (!NAME.test(ns)) problems.push(`${setting} contains "${ns}", which is not a namespace name`);
+  }
+  if (allowed.length === 0) problems.push(`${setting} is empty: list namespaces separated by commas, or * for any`);
+  return allowed;
+}
+
+/** What `dsgitops rbac` reads besides its flags. */
+export function rbacEnvironment(env: Env = process.env): { allowedNamespaces?: string } {
+  return { allowedNamespaces: env.ALLOWED_NAMESPACES?.trim() || undefined };
+}
+
+/** What `dsgitops eks-token` reads besides its flags: the default region and kubectl's exec info. */
+export function eksTokenEnvironment(env: Env = process.env): { region?: string; execInfo?: string } {
+  return {
+    region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined,
+    execInfo: env.KUBERNETES_EXEC_INFO || undefined,
+  };
 }
 
 /** Whether configuration for a real target is present, or the embedded local default applies. */

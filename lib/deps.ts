@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Cluster, KubernetesCluster } from './cluster/client';
+import { defaultCredentials, eksEndpoint, EksEndpoint } from './cluster/eks';
+import { EksTokenSource } from './cluster/eks-token';
 import type { Config } from './config';
 import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
@@ -44,11 +46,41 @@ export interface Clients {
   objects: ObjectStore;
 }
 
-export function createClients(config: Config): Clients {
-  return {
-    cluster: KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig),
-    objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket),
-  };
+/**
+ * Builds the clients. With EKS_CLUSTER_NAME the cluster client signs in with the process's
+ * IAM identity and needs the cluster's endpoint (`connect` finds it); otherwise it reads
+ * KUBECONFIG.
+ */
+export function createClients(config: Config, eks?: EksEndpoint): Clients {
+  let cluster: Cluster;
+  if (config.cluster.eks) {
+    if (!eks) throw new Error('createClients: an EKS cluster needs its endpoint; build the clients with connect()');
+    const { clusterName, region } = config.cluster.eks;
+    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()));
+  } else {
+    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig);
+  }
+  return { cluster, objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+}
+
+/**
+ * The clients, after finding an EKS cluster's endpoint (from the configuration or
+ * eks:DescribeCluster). A caller that never talks to the cluster (history) says so, and
+ * neither reads a kubeconfig nor asks EKS, so its role needs no access to either.
+ */
+export async function connect(config: Config, options: { cluster?: boolean } = {}): Promise<Clients> {
+  if (options.cluster === false) {
+    return { cluster: unusedCluster(), objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+  }
+  return createClients(config, config.cluster.eks ? await eksEndpoint(config.cluster.eks) : undefined);
+}
+
+/** A cluster client for code that does not use one: any call is a programming error, said plainly. */
+function unusedCluster(): Cluster {
+  const known: Record<string | symbol, unknown> = { server: '(not connected)', requestCount: 0, then: undefined };
+  return new Proxy(known, {
+    get: (target, prop) => (prop in target ? target[prop] : () => Promise.reject(new Error(`cluster.${String(prop)}: this function was built without a cluster client`))),
+  }) as unknown as Cluster;
 }
 
 export interface DepsOptions {

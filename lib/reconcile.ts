@@ -27,6 +27,7 @@ import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
 import { Checkout, checkout, redact } from './source/git';
+import { givenValue } from './secrets';
 import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import type { Lease } from './store/lease';
@@ -68,7 +69,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     result: 'succeeded',
     startedAt: clock.now().toISOString(),
     finishedAt: '',
-    source: { url: redact(config.git.url, config.git.token), ref: config.git.ref, path: config.git.path },
+    source: { url: redact(config.git.url, givenValue(config.git.token)), ref: config.git.ref, path: config.git.path },
     summary: {},
     daemonSets: [],
     problems: [],

@@ -1,5 +1,8 @@
 /**
  * npm run stack:up | stack:down [-- --purge] | stack:nodes -- N | stack:status | stack:build
+ *
+ * One component alone (with STACK_DIR and STACK_PORT_BASE, e.g. to try a new one beside a
+ * running stack):  tsx stack/cli.ts component up|down NAME
  */
 // The stack runs on the Node.js this repository supports; the SDK's notice about future Node versions is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -7,8 +10,9 @@ import { ensureAllBuilt } from './build';
 import { components, startGroups } from './components';
 import { stackDown } from './down';
 import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
-import { runningPid } from './processes';
-import { stackUp } from './up';
+import { runningPid, stopProcess } from './processes';
+import { ensureComponent, stackUp } from './up';
+import { ensurePythonTool } from './python-tools';
 import { stackPorts } from './versions';
 
 async function status(): Promise<number> {
@@ -32,7 +36,24 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'build':
       await ensureAllBuilt();
+      // The Python programs: moto (a stack component), cfn-lint (checks the packaged template).
+      ensurePythonTool('moto', console.log);
+      ensurePythonTool('cfn-lint', console.log);
+      // The reference the EKS token is compared with (test/integration/eks-token-cli.test.ts).
+      ensurePythonTool('awscli', console.log);
       return 0;
+    case 'component': {
+      const [action, name] = rest;
+      const component = name ? components(stackPorts())[name] : undefined;
+      if (!component || (action !== 'up' && action !== 'down')) {
+        console.error(`usage: stack/cli.ts component up|down NAME (one of ${Object.keys(components(stackPorts())).join(', ')})`);
+        return 2;
+      }
+      if (action === 'up') await ensureComponent(component);
+      else await stopProcess(name);
+      console.log(`${name}: ${action === 'up' ? `pid ${runningPid(name)}` : 'stopped'}`);
+      return 0;
+    }
     case 'up':
       await stackUp();
       return 0;
@@ -52,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return status();
     default:
-      console.error('usage: stack/cli.ts build|up|down [--purge]|nodes N|status');
+      console.error('usage: stack/cli.ts build|up|down [--purge]|nodes N|status|component up|down NAME');
       return 2;
   }
 }

@@ -7,6 +7,7 @@ import { kubeconfigPath } from './pki';
 import { paths, repoRoot } from './paths';
 import { ProcessSpec } from './processes';
 import { probe } from './probe';
+import { ensurePythonTool, pythonTools } from './python-tools';
 import { StackPorts } from './versions';
 import { readSecret } from './secrets';
 
@@ -157,6 +158,18 @@ export function components(ports: StackPorts): Record<string, Component> {
       }),
       healthy: async () => (await probe(`http://127.0.0.1:${ports.minio}/minio/health/live`))?.status === 200,
     },
+    // moto in server mode: the AWS APIs the functions read secrets from (SSM Parameter Store,
+    // Secrets Manager), in memory; any credentials are accepted.
+    'aws-emulator': {
+      name: 'aws-emulator',
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: 'aws-emulator',
+        command: ensurePythonTool('moto'),
+        args: [...pythonTools.moto.run, '-H', '127.0.0.1', '-p', String(ports.awsEmulator)],
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.awsEmulator}/moto-api/`))?.status === 200,
+    },
     'git-server': {
       name: 'git-server',
       startTimeoutSeconds: 30,
@@ -174,7 +187,7 @@ export function components(ports: StackPorts): Record<string, Component> {
 
 /** Start order: a component starts once everything before it in its group is healthy. */
 export const startGroups: string[][] = [
-  ['etcd', 'minio', 'git-server'],
+  ['etcd', 'minio', 'git-server', 'aws-emulator'],
   ['kube-apiserver'],
   ['kube-controller-manager', 'kube-scheduler', 'kwok'],
 ];

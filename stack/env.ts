@@ -17,6 +17,8 @@ export interface StackEnv {
   GIT_HTTP_TOKEN: string;
   GIT_HTTP_ROOT: string;
   GIT_HTTP_BASE: string;
+  /** moto's server (SSM Parameter Store, Secrets Manager); absent from a stack brought up before it was a component. */
+  AWS_EMULATOR_ENDPOINT?: string;
 }
 
 function quote(value: string): string {

@@ -17,8 +17,8 @@ export interface Identity {
 
 /**
  * admin is system:masters (tests and people); each control-plane component has the identity
- * its bootstrap RBAC role expects; the reconciler gets only the ClusterRole in
- * stack/rbac.yaml, so the stack proves that role is enough to run the product.
+ * its bootstrap RBAC role expects; the reconciler gets only what `dsgitops rbac` prints
+ * (deploy/rbac.yaml), so the stack proves that role is enough to run the product.
  */
 export const identities: Identity[] = [
   { name: 'admin', commonName: 'admin', organization: 'system:masters' },

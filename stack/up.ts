@@ -14,12 +14,14 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { binaryPath, ensureAllBuilt, formatDuration } from './build';
+import { ensurePythonTool } from './python-tools';
+import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
 import { Component, components, startGroups } from './components';
 import { StackEnv, writeStackEnv } from './env';
 import { kubectl } from './kubectl';
 import { log } from './log';
 import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
-import { paths, repoRoot } from './paths';
+import { paths } from './paths';
 import { ensurePki, kubeconfigPath, writeKubeconfigs } from './pki';
 import { fingerprint, logTail, runningFingerprint, runningPid, sleep, startProcess, stopProcess } from './processes';
 import { readSecret } from './secrets';
@@ -41,7 +43,7 @@ async function waitHealthy(c: Component, pid: number): Promise<void> {
 }
 
 /** Starts the component unless it already runs healthy; returns true when this call started it. */
-async function ensureComponent(c: Component): Promise<boolean> {
+export async function ensureComponent(c: Component): Promise<boolean> {
   const spec = c.spec();
   let pid = runningPid(c.name);
   if (pid !== undefined && runningFingerprint(c.name) !== fingerprint(spec)) {
@@ -116,6 +118,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
   const t0 = Date.now();
   const ports = stackPorts();
   await ensureAllBuilt();
+  ensurePythonTool('moto', log);
   for (const d of [paths.data, paths.logs, paths.pids, paths.config, paths.gitRoot]) mkdirSync(d, { recursive: true });
   ensurePki();
   writeKubeconfigs(ports.apiserver);
@@ -128,7 +131,8 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     const results = await Promise.all(group.map((name) => ensureComponent(all[name])));
     group.forEach((name, i) => results[i] && started.push(name));
     if (group.includes('kube-apiserver')) {
-      kubectl(['apply', '-f', join(repoRoot, 'deploy', 'rbac.yaml')]);
+      // Exactly what `dsgitops rbac` prints for the stack's policy (any namespace: tests make their own).
+      kubectl(['apply', '-f', '-'], rbacYaml({ allowedNamespaces: '*', user: DEFAULT_RBAC_USER, name: DEFAULT_RBAC_NAME }));
     }
   }
 
@@ -155,6 +159,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     GIT_HTTP_TOKEN: gitToken,
     GIT_HTTP_ROOT: paths.gitRoot,
     GIT_HTTP_BASE: `http://127.0.0.1:${ports.git}`,
+    AWS_EMULATOR_ENDPOINT: `http://127.0.0.1:${ports.awsEmulator}`,
   };
   writeStackEnv(env);
   const seconds = (Date.now() - t0) / 1000;

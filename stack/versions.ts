@@ -20,6 +20,8 @@ export interface StackPorts {
   kwok: number;
   controllerManager: number;
   scheduler: number;
+  /** moto's server: SSM Parameter Store and Secrets Manager. */
+  awsEmulator: number;
 }
 
 export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
@@ -36,5 +38,6 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     kwok: base + 247,
     controllerManager: base + 257,
     scheduler: base + 259,
+    awsEmulator: base + 566,
   };
 }

@@ -8,6 +8,7 @@ import * as k8s from '@kubernetes/client-node';
 import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
+import type { BearerTokenSource } from './eks-token';
 import type { LiveDaemonSet, LiveNode, LivePod } from './types';
 import { Cache, ListWatch, WatchCache } from './watch-cache';
 
@@ -120,6 +121,9 @@ function cancellable(signal: AbortSignal, options?: k8s.ConfigurationOptions): k
   return { ...options, middleware: [...(options?.middleware ?? []), setSignal], middlewareMergeStrategy: 'append' };
 }
 
+/** The kubeconfig user whose requests carry an EKS token. */
+const EKS_USER = 'daemonset-gitops-eks-iam';
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -158,6 +162,27 @@ export class KubernetesCluster implements Cluster {
       throw new ClusterError(`kubeconfig ${path ?? '(default)'} has no current cluster: set current-context`, { retryable: false });
     }
     return new KubernetesCluster(kc);
+  }
+
+  /**
+   * Signs in to an EKS cluster with IAM: every request (and every watch opened) carries a
+   * bearer token from the source, which signs a new one before the current one expires.
+   */
+  static forEks(endpoint: { endpoint: string; caData: string }, tokens: BearerTokenSource, options: ClusterOptions = {}): KubernetesCluster {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'eks', server: endpoint.endpoint, caData: endpoint.caData, skipTLSVerify: false }],
+      users: [{ name: EKS_USER }],
+      contexts: [{ name: 'eks', cluster: 'eks', user: EKS_USER }],
+      currentContext: 'eks',
+    });
+    kc.addAuthenticator({
+      isAuthProvider: (user) => user.name === EKS_USER,
+      applyAuthentication: async (_user, opts) => {
+        opts.headers = { ...opts.headers, Authorization: `Bearer ${await tokens.token()}` };
+      },
+    });
+    return new KubernetesCluster(kc, options);
   }
 
   get requestCount(): number {

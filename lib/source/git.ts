@@ -13,6 +13,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { simpleGit, SimpleGit } from 'simple-git';
 import type { GitConfig } from '../config';
 import { SourceError } from '../errors';
+import { readOptionalSecret } from '../secrets';
 
 export interface GitCommit {
   sha: string;
@@ -49,9 +50,9 @@ export function redact(text: string, token?: string): string {
   return out;
 }
 
-function authConfig(git: GitConfig): string[] {
-  if (!git.token || !/^https?:\/\//.test(git.url)) return [];
-  const basic = Buffer.from(`x-access-token:${git.token}`).toString('base64');
+function authConfig(url: string, token: string | undefined): string[] {
+  if (!token || !/^https?:\/\//.test(url)) return [];
+  const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
   return [`http.extraHeader=Authorization: Basic ${basic}`];
 }
 
@@ -96,8 +97,8 @@ async function withDirLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function describeRef(config: GitConfig): string {
-  return `${redact(config.url, config.token)} at ${config.ref}`;
+function describeRef(config: GitConfig, token: string | undefined): string {
+  return `${redact(config.url, token)} at ${config.ref}`;
 }
 
 /**
@@ -115,6 +116,8 @@ export interface CheckoutOptions {
 
 export async function checkout(config: GitConfig, options: CheckoutOptions = {}): Promise<Checkout> {
   const url = normaliseUrl(config.url);
+  // Read only for a remote that uses it, so a local or file:// source needs no access to the secret store.
+  const token = /^https?:\/\//.test(url) ? await readOptionalSecret(config.token) : undefined;
   const dir = join(config.cacheDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
   mkdirSync(config.cacheDir, { recursive: true });
   return withDirLock(dir, async () => {
@@ -126,7 +129,7 @@ export async function checkout(config: GitConfig, options: CheckoutOptions = {})
       }
       const git: SimpleGit = simpleGit({
         baseDir: dir,
-        config: authConfig(config),
+        config: authConfig(url, token),
         timeout: { block: 120_000 },
         allowEnvironment: ['GIT_TERMINAL_PROMPT'],
       }).env(gitEnv());
@@ -147,8 +150,8 @@ export async function checkout(config: GitConfig, options: CheckoutOptions = {})
       await git.raw(['clean', '-ffdxq']);
       return remember(dir, { dir, commit: await headCommit(git) });
     } catch (err) {
-      const message = redact((err as Error).message ?? String(err), config.token).trim();
-      throw new SourceError(`git fetch of ${describeRef(config)} failed: ${explain(message)}`);
+      const message = redact((err as Error).message ?? String(err), token).trim();
+      throw new SourceError(`git fetch of ${describeRef(config, token)} failed: ${explain(message, config.token?.setting ?? 'GIT_TOKEN')}`);
     }
   });
 }
@@ -221,9 +224,9 @@ async function remoteHead(git: SimpleGit, ref: string): Promise<string | undefin
   return undefined;
 }
 
-function explain(message: string): string {
+function explain(message: string, tokenSetting: string): string {
   if (/Authentication failed|could not read Username|401|403/.test(message)) {
-    return `${message}\n(hint: check GIT_TOKEN; it must allow read access to the repository)`;
+    return `${message}\n(hint: check ${tokenSetting}; the token must allow read access to the repository)`;
   }
   if (/couldn't find remote ref|not our ref|no such remote ref/i.test(message)) {
     return `${message}\n(hint: GIT_REF names a branch, tag or commit that the remote does not have)`;

@@ -71,7 +71,8 @@ describe('serverless invoke local', () => {
     const out = mkdtempSync(join(tmpdir(), 'dsgitops-package-'));
     try {
       const code = await new Promise<number | null>((resolve) => {
-        const child = spawn(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['package', '--package', out], { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: 'ignore' });
+        // The settings a deploy needs (deploy/stack.js refuses to package without them).
+        const child = spawn(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['package', '--package', out], { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: 'ignore' });
         child.on('close', resolve);
       });
       expect(code).toBe(0);

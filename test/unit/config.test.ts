@@ -56,7 +56,7 @@ describe('loadConfig', () => {
     });
 
     expect(config).toEqual({
-      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: 'ghp_secret', cacheDir: '/var/cache/git' },
+      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: { setting: 'GIT_TOKEN', value: 'ghp_secret' }, cacheDir: '/var/cache/git' },
       s3: { bucket: 'dsgitops-state', prefix: 'gitops', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' },
       cluster: { name: 'prod-eu-1', kubeconfig: '/etc/kube/config' },
       policy: { allowedNamespaces: ['kube-system', 'logging'], selfHeal: false, prune: true, progressDeadlineSeconds: 300, autoRollback: true },
@@ -198,5 +198,50 @@ describe('namespaceAllowed', () => {
     [[], 'default', false],
   ])('with ALLOWED_NAMESPACES %j decides %s: %s', (allowedNamespaces, namespace, allowed) => {
     expect(namespaceAllowed({ allowedNamespaces }, namespace)).toBe(allowed);
+  });
+});
+
+describe('loadConfig: EKS sign-in', () => {
+  const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
+
+  it('signs in to the named EKS cluster in AWS_REGION, asking EKS for its endpoint', () => {
+    const config = loadConfig({ ...required, EKS_CLUSTER_NAME: 'prod_eu-1', AWS_REGION: 'eu-west-1' });
+
+    expect(config.cluster.eks).toEqual({ clusterName: 'prod_eu-1', region: 'eu-west-1' });
+  });
+
+  it('takes the endpoint and CA from the environment when both are given', () => {
+    const config = loadConfig({ ...required, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABC.gr7.eu-west-1.eks.amazonaws.com/', EKS_CLUSTER_CA: ca });
+
+    expect(config.cluster.eks).toMatchObject({ endpoint: 'https://ABC.gr7.eu-west-1.eks.amazonaws.com', caData: ca });
+  });
+
+  it.each([
+    [{ EKS_CLUSTER_NAME: 'prod', KUBECONFIG: '/k' }, 'KUBECONFIG and EKS_CLUSTER_NAME are both set'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://x.eks.amazonaws.com' }, 'EKS_CLUSTER_ENDPOINT and EKS_CLUSTER_CA go together'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'http://x', EKS_CLUSTER_CA: ca }, 'must be the cluster\'s https:// endpoint'],
+    [{ EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://x', EKS_CLUSTER_CA: 'bm90IGEgY2VydA==' }, 'EKS_CLUSTER_CA must be the base64-encoded PEM'],
+    [{ EKS_CLUSTER_NAME: '-bad name' }, 'EKS_CLUSTER_NAME=-bad name is not an EKS cluster name'],
+    [{ EKS_CLUSTER_CA: ca }, 'used only with EKS_CLUSTER_NAME'],
+  ])('refuses %j, naming the setting', (env, message) => {
+    expect(configError({ ...required, ...env }).message).toContain(message);
+  });
+});
+
+describe('loadConfig: secrets kept in AWS', () => {
+  it.each([
+    [{ GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token' }, { setting: 'GIT_TOKEN_PARAMETER', parameter: '/daemonset-gitops/git-token' }],
+    [{ GIT_TOKEN_PARAMETER: 'arn:aws:ssm:eu-west-1:123456789012:parameter/dsg/token' }, { setting: 'GIT_TOKEN_PARAMETER', parameter: 'arn:aws:ssm:eu-west-1:123456789012:parameter/dsg/token' }],
+    [{ GIT_TOKEN_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dsg/git-AbCdEf' }, { setting: 'GIT_TOKEN_SECRET_ARN', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dsg/git-AbCdEf' }],
+  ])('reads where the Git token is kept from %j', (env, source) => {
+    expect(loadConfig({ ...required, ...env }).git.token).toEqual(source);
+  });
+
+  it.each([
+    [{ GIT_TOKEN: 'x', GIT_TOKEN_PARAMETER: '/p' }, 'GIT_TOKEN and GIT_TOKEN_PARAMETER are all set: keep one of them'],
+    [{ GIT_TOKEN_PARAMETER: 'has spaces' }, 'GIT_TOKEN_PARAMETER=has spaces is not an SSM parameter name'],
+    [{ GIT_TOKEN_SECRET_ARN: 'my-secret' }, 'GIT_TOKEN_SECRET_ARN=my-secret is not a Secrets Manager secret ARN'],
+  ])('refuses %j, naming the settings', (env, message) => {
+    expect(configError({ ...required, ...env }).message).toContain(message);
   });
 });

@@ -1,0 +1,101 @@
+/**
+ * Secrets read from AWS instead of the environment: an SSM Parameter Store parameter
+ * (`<NAME>_PARAMETER`, SecureString decrypted) or a Secrets Manager secret
+ * (`<NAME>_SECRET_ARN`). Each is read once per process (a warm Lambda container reuses it)
+ * and only when first needed, so a function that never needs it never asks. A value is
+ * never logged and never part of an error message; errors name the setting and the fix.
+ *
+ * Local endpoints (an emulator) come from the SDK's own settings: AWS_ENDPOINT_URL_SSM,
+ * AWS_ENDPOINT_URL_SECRETS_MANAGER.
+ */
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ConfigError, DsGitopsError } from './errors';
+
+/** Where a secret is kept: a value given directly, a parameter, or a secret. */
+export type SecretSource =
+  | { setting: string; value: string }
+  | { setting: string; parameter: string }
+  | { setting: string; secretArn: string };
+
+export class SecretUnavailableError extends DsGitopsError {
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super('SecretUnavailable', message, options);
+  }
+}
+
+export interface SecretClients {
+  ssm: Pick<SSMClient, 'send'>;
+  secretsManager: Pick<SecretsManagerClient, 'send'>;
+}
+
+let defaultClients: SecretClients | undefined;
+
+/** The SDK's clients, in the region of the process (AWS_REGION, as in Lambda) unless a parameter's ARN names another. */
+function clients(): SecretClients {
+  defaultClients ??= { ssm: new SSMClient({}), secretsManager: new SecretsManagerClient({}) };
+  return defaultClients;
+}
+
+/** The value of a secret given directly in the environment (undefined for one kept in AWS). */
+export function givenValue(source: SecretSource | undefined): string | undefined {
+  return source && 'value' in source ? source.value : undefined;
+}
+
+/** Values read so far in this process, by where they came from. */
+const cache = new Map<string, Promise<string>>();
+
+/** The secret's value: given, or read (once per process) from SSM or Secrets Manager. */
+export function readSecret(source: SecretSource, options: { clients?: SecretClients } = {}): Promise<string> {
+  if ('value' in source) return Promise.resolve(source.value);
+  const key = 'parameter' in source ? `ssm:${source.parameter}` : `secretsmanager:${source.secretArn}`;
+  let pending = cache.get(key);
+  if (!pending) {
+    const c = options.clients ?? clients();
+    pending = 'parameter' in source ? fromParameter(source.setting, source.parameter, c) : fromSecretsManager(source.setting, source.secretArn, c);
+    cache.set(key, pending);
+    // A failed read is not remembered: the next invocation asks again.
+    pending.catch(() => cache.delete(key));
+  }
+  return pending;
+}
+
+/** Reads an optional secret: undefined when no source is configured. */
+export async function readOptionalSecret(source: SecretSource | undefined, options: { clients?: SecretClients } = {}): Promise<string | undefined> {
+  return source ? readSecret(source, options) : undefined;
+}
+
+function failure(setting: string, where: string, err: unknown, permission: string): DsGitopsError {
+  const name = (err as { name?: string }).name ?? 'Error';
+  if (/NotFound/.test(name)) return new ConfigError(`${setting}: ${where} does not exist (check the name and the region)`);
+  if (/AccessDenied|UnrecognizedClient|InvalidSignature|KMS/.test(name)) {
+    return new ConfigError(`${setting}: this identity may not read ${where} (${name}): grant it ${permission}`);
+  }
+  return new SecretUnavailableError(`${setting}: reading ${where} failed: ${name}: ${(err as Error).message ?? ''}`.trim(), { retryable: true, cause: err });
+}
+
+async function fromParameter(setting: string, parameter: string, c: SecretClients): Promise<string> {
+  const where = `SSM parameter ${parameter}`;
+  try {
+    const answer = await c.ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+    const value = answer.Parameter?.Value;
+    if (!value) throw new ConfigError(`${setting}: ${where} is empty`);
+    return value;
+  } catch (err) {
+    if (err instanceof DsGitopsError) throw err;
+    throw failure(setting, where, err, 'ssm:GetParameter on it (and kms:Decrypt on its key if that is a customer-managed key)');
+  }
+}
+
+async function fromSecretsManager(setting: string, secretArn: string, c: SecretClients): Promise<string> {
+  const where = `Secrets Manager secret ${secretArn}`;
+  try {
+    const answer = await c.secretsManager.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    const value = answer.SecretString;
+    if (!value) throw new ConfigError(`${setting}: ${where} has no string value (a binary secret cannot be used)`);
+    return value;
+  } catch (err) {
+    if (err instanceof DsGitopsError) throw err;
+    throw failure(setting, where, err, 'secretsmanager:GetSecretValue on it (and kms:Decrypt on its key if that is a customer-managed key)');
+  }
+}
