@@ -11,8 +11,6 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { GitConfig } from '../config';
 import type { Checkout } from './git-cache';
-import { checkoutWithGitBinary } from './git-cli';
-import { checkoutWithIsomorphicGit } from './git-js';
 
 export type { Checkout, GitCommit } from './git-cache';
 export { normaliseUrl, redact } from './git-cache';
@@ -42,7 +40,11 @@ export function gitImplementation(): GitImplementation {
   return chosen.implementation;
 }
 
-/** Fetches `config.ref` at depth 1 and checks it out, detached and clean. */
-export function checkout(config: GitConfig, implementation = gitImplementation()): Promise<Checkout> {
-  return implementation === 'git-binary' ? checkoutWithGitBinary(config) : checkoutWithIsomorphicGit(config);
+/**
+ * Fetches `config.ref` at depth 1 and checks it out, detached and clean. Only the
+ * implementation in use is loaded: a Lambda function does not start up the other.
+ */
+export async function checkout(config: GitConfig, implementation = gitImplementation()): Promise<Checkout> {
+  if (implementation === 'git-binary') return (await import('./git-cli')).checkoutWithGitBinary(config);
+  return (await import('./git-js')).checkoutWithIsomorphicGit(config);
 }
