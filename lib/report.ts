@@ -74,6 +74,19 @@ export function passFailed(items: DaemonSetReport[], problems: ManifestProblem[]
     problems.some((p) => p.severity === 'error');
 }
 
+/** One line that says why a pass failed: its error, or the DaemonSets that failed and why. */
+export function failureSummary(r: ReconcileReport): string {
+  const parts: string[] = [];
+  if (r.error) parts.push(`${r.error.reason}: ${r.error.message}`);
+  for (const d of r.daemonSets) {
+    if (d.action === 'failed' || d.action === 'invalid') parts.push(`${d.key} ${d.action}${d.error ? ` (${d.error.reason}: ${d.error.message})` : ''}`);
+    else if (d.rollout?.phase === 'stalled') parts.push(`${d.key} stalled at revision ${d.rollout.revision}`);
+  }
+  const errors = r.problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) parts.push(`${errors.length} manifest problem${errors.length === 1 ? '' : 's'} (${errors.map((p) => p.file).join(', ')})`);
+  return `reconcile pass ${r.runId} of cluster ${r.cluster} failed: ${parts.join('; ') || 'see the report in the log'}`;
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
