@@ -60,6 +60,8 @@ export interface ReconcileReport {
   error?: { reason: string; message: string };
   /** Set when a rollback took the lease over while this pass watched rollouts: it stopped watching there. */
   preempted?: string;
+  /** DaemonSets whose change was not started because the pass's time ran out (a Lambda invocation's remaining time); the next pass applies them. */
+  deferred?: string[];
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {
@@ -107,6 +109,7 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
   out.push(`${r.dryRun ? 'plan' : 'reconcile'} of cluster ${r.cluster}${commit ? ` at ${commit.sha.slice(0, 7)} "${commit.subject}"` : ''}: ${r.result}`);
   if (r.error) out.push(`error: ${r.error.message}`);
   if (r.preempted) out.push(`stopped watching rollouts: ${r.preempted}`);
+  if (r.deferred) out.push(`time ran out before changing ${r.deferred.join(', ')}: the next pass applies ${r.deferred.length === 1 ? 'it' : 'them'}`);
   if (r.daemonSets.length > 0) {
     out.push('');
     out.push(table(

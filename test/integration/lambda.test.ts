@@ -112,6 +112,24 @@ describe('the packaged functions in a Lambda-like environment (Node.js 24, aws-l
     expect(s.logs).not.toContain(env.GIT_HTTP_TOKEN);
   });
 
+  it('starts no change it has no time left to finish: it returns before its deadline with a report, and the next invocation applies it', async () => {
+    execFileSync('sh', ['-c', `cat > ${join(repo.work, 'late.yaml')}`], { input: dsYaml({ name: 'late', namespace: ns, image: 'registry.local/late:1.0' }) });
+    git(repo.work, ['add', '-A']);
+    git(repo.work, ['commit', '--quiet', '-m', 'late 1.0']);
+    git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+    const s = await sandbox('reconcile', functionEnv());
+    // 12 s left: the handler keeps 10 s for returning, and no apply starts with less than 5 s of the rest.
+    const short = await s.invoke(schedule, 12_000);
+    expect(short.ms).toBeLessThan(12_000);
+    expect(short).toMatchObject({ ok: true, result: { result: 'succeeded', deferred: [`${ns}/late`] } });
+    expect(((short as { result: { daemonSets: { key: string; applied: boolean; message: string }[] } }).result.daemonSets.find((d) => d.key === `${ns}/late`))).toMatchObject({ applied: false, message: expect.stringMatching(/not started: the pass's time ran out/) });
+    await expect(apps.readNamespacedDaemonSet({ name: 'late', namespace: ns })).rejects.toThrow();
+    const full = await s.invoke(schedule, 300_000);
+    expect(full).toMatchObject({ ok: true, result: { result: 'succeeded' } });
+    expect((full as { result: { deferred?: string[] } }).result.deferred).toBeUndefined();
+    expect((await apps.readNamespacedDaemonSet({ name: 'late', namespace: ns })).spec!.template.spec!.containers[0].image).toBe('registry.local/late:1.0');
+  });
+
   it('fails the invocation when the pass fails (wrong token), after logging the report, and never shows the token', async () => {
     const wrong = 'wrong-token-9e1f04';
     const s = await sandbox('reconcile', functionEnv({ GIT_TOKEN: wrong }));
