@@ -25,4 +25,16 @@ const clientNodeWithoutSideEffects = {
   },
 };
 
-module.exports = [clientNodeWithoutSideEffects];
+// client-node's URL library (whatwg-url, tr46) requires Node's built-in `punycode`, which
+// Node.js deprecates with a notice (DEP0040) on every cold start of code outside node_modules,
+// as a bundle is. The same code from npm (the `punycode` package) is bundled in its place.
+const punycodeFile = require.resolve('punycode/');
+
+const punycodeFromNpm = {
+  name: 'punycode-from-npm',
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?punycode$/ }, () => ({ path: punycodeFile }));
+  },
+};
+
+module.exports = [clientNodeWithoutSideEffects, punycodeFromNpm];

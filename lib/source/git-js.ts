@@ -9,7 +9,9 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as git from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
+// The client built on the fetch API, which Node.js has: the Node.js client uses url.parse(),
+// which Node.js 24 reports as deprecated at every cold start.
+import http from 'isomorphic-git/http/web';
 import type { GitConfig } from '../config';
 import { SourceError } from '../errors';
 import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchFailed, GitCommit, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
