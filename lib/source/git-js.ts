@@ -16,6 +16,8 @@ import type { GitConfig } from '../config';
 import { SourceError } from '../errors';
 import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchFailed, GitCommit, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
 
+const NO_LOCAL_REF = 'refs/dsgitops/none';
+
 export async function checkoutWithIsomorphicGit(config: GitConfig): Promise<Checkout> {
   const { url, dir } = cacheDirFor(config);
   if (!/^https?:\/\//i.test(url)) {
@@ -43,10 +45,11 @@ export async function checkoutWithIsomorphicGit(config: GitConfig): Promise<Chec
         return remember(dir, { dir, commit: await commitOf(dir, target.sha), reused: true });
       }
       const packsBefore = packs(dir);
-      await git.fetch({ fs, http, dir, url, ref: target.name, singleBranch: true, depth: 1, tags: false, headers });
+      // `ref` names no local ref, so the fetch sends no `have` lines (isomorphic-git offers the
+      // local `ref` as one) and its pack holds the whole commit: earlier packs are then only dead
+      // weight in a Lambda's small /tmp, and are removed.
+      await git.fetch({ fs, http, dir, url, ref: NO_LOCAL_REF, remoteRef: target.name, singleBranch: true, depth: 1, tags: false, headers });
       await writeTree(dir, target.sha);
-      // The fetch sent no `have` lines, so its pack holds the whole commit: earlier packs are
-      // only dead weight in a Lambda's small /tmp.
       for (const p of packsBefore) fs.rmSync(join(dir, '.git', 'objects', 'pack', p), { force: true });
       return remember(dir, { dir, commit: await commitOf(dir, target.sha) });
     } catch (err) {

@@ -180,6 +180,17 @@ describe.each(implementations)('git checkout with %s', (implementation) => {
     expectCheckoutOf(tree, repo, rewritten);
   });
 
+  it('follows HEAD, the default branch of the remote, from one commit to the next in the same cache', async () => {
+    const repo = served();
+    const first = repo.write('f.txt', 'one\n').write('keep.txt', 'kept\n').commit('one');
+    const config = configFor(repo, { ref: 'HEAD' });
+    expectCheckoutOf(await checkout(config, implementation), repo, first);
+    const second = repo.write('f.txt', 'two\n').commit('two');
+    expectCheckoutOf(await checkout(config, implementation), repo, second);
+    const third = repo.write('f.txt', 'three\n').commit('three');
+    expectCheckoutOf(await checkout(config, implementation), repo, third);
+  });
+
   it('fails with a wrong token, naming GIT_TOKEN and showing no form of the token', async () => {
     const repo = served();
     repo.write('f.txt', 'x\n').commit('x');
