@@ -1,12 +1,20 @@
-/** Scheduled (or manual) reconcile pass: returns the report. */
+/**
+ * Scheduled (or manual) reconcile pass: returns the report. A failed pass logs its report and
+ * fails the invocation (PassFailedError), so Lambda's Errors metric and alarms count it; the
+ * schedule does not retry it (serverless.yml), the next scheduled pass is the retry.
+ */
+import { PassFailedError } from '../lib/errors';
 import { parseReconcileEvent } from '../lib/events';
 import { reconcile } from '../lib/reconcile';
-import type { ReconcileReport } from '../lib/report';
+import { failureSummary, ReconcileReport } from '../lib/report';
 import { autoRollback } from '../lib/rollback';
 import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<ReconcileReport> {
   const request = parseReconcileEvent(event);
   const deps = await depsFor(context);
-  return reconcile(deps, request, autoRollback);
+  const report = await reconcile(deps, request, autoRollback);
+  if (report.result !== 'failed') return report;
+  deps.logger.log('error', 'pass report', { action: 'report', report });
+  throw new PassFailedError(failureSummary(report));
 }

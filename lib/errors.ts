@@ -164,3 +164,13 @@ export class RollbackRefusedError extends DsGitopsError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A reconcile pass that failed, thrown by the Lambda handler after it logged the whole report,
+ * so that the invocation counts in Lambda's Errors metric and its alarms.
+ */
+export class PassFailedError extends DsGitopsError {
+  constructor(message: string, options: { retryable?: boolean } = {}) {
+    super('PassFailed', message, options);
+  }
+}

@@ -48,6 +48,13 @@ export interface ReconcileRequest {
 export type StallHandler = (deps: Deps, lease: Lease, key: string, state: DaemonSetState) => Promise<string | undefined>;
 
 const STATE_READ_CONCURRENCY = 16;
+/**
+ * No apply starts with less than this left of the pass's time budget (a Lambda invocation's
+ * remaining time less what the handler keeps for returning): an apply writes a snapshot, the
+ * DaemonSet and its state, and must finish, not be killed between them. What is not started
+ * is listed in the report (`deferred`); the next pass plans it again.
+ */
+const APPLY_START_MARGIN_MS = 5_000;
 /** DaemonSets dry-run and applied at once: enough to keep a large fleet's first pass short, few enough for the API server. */
 const APPLY_CONCURRENCY = 8;
 
@@ -145,6 +152,11 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
         }
         return;
       }
+      if (deps.deadline - clock.now().getTime() < APPLY_START_MARGIN_MS) {
+        entry.message = `${entry.message}; not started: the pass's time ran out, the next pass applies it`;
+        (report.deferred ??= []).push(item.key);
+        return;
+      }
       try {
         // Proof of the lease just before each change (one conditional write shared by the workers waiting for it):
         // a lease lost to another run stops every worker here.
@@ -183,6 +195,10 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       }
     });
 
+    if (report.deferred) {
+      report.deferred.sort();
+      logger.log('warn', `time ran out before ${report.deferred.length} change(s) could start: ${report.deferred.join(', ')}; the next pass applies them`, { action: 'deferred', deferred: report.deferred });
+    }
     if (!acting) return finish();
 
     // 5. Track the rollouts (native: the controller rolls, this run watches).
@@ -234,7 +250,7 @@ interface Source {
 async function fetchSource(deps: Deps, report: ReconcileReport): Promise<Source> {
   const { config, logger } = deps;
   const { path } = config.git;
-  const tree = await checkout(config.git, { treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes) });
+  const tree = await checkout(config.git, undefined, { treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes) });
   report.source!.commit = tree.commit;
   logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
   const loaded = loadCheckout(tree, path, config.policy, config.maxManifestBytes);

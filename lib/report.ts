@@ -60,6 +60,8 @@ export interface ReconcileReport {
   error?: { reason: string; message: string };
   /** Set when a rollback took the lease over while this pass watched rollouts: it stopped watching there. */
   preempted?: string;
+  /** DaemonSets whose change was not started because the pass's time ran out (a Lambda invocation's remaining time); the next pass applies them. */
+  deferred?: string[];
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {
@@ -72,6 +74,19 @@ export function summarize(items: DaemonSetReport[]): Record<string, number> {
 export function passFailed(items: DaemonSetReport[], problems: ManifestProblem[]): boolean {
   return items.some((i) => i.action === 'failed' || i.action === 'invalid' || i.rollout?.phase === 'stalled') ||
     problems.some((p) => p.severity === 'error');
+}
+
+/** One line that says why a pass failed: its error, or the DaemonSets that failed and why. */
+export function failureSummary(r: ReconcileReport): string {
+  const parts: string[] = [];
+  if (r.error) parts.push(`${r.error.reason}: ${r.error.message}`);
+  for (const d of r.daemonSets) {
+    if (d.action === 'failed' || d.action === 'invalid') parts.push(`${d.key} ${d.action}${d.error ? ` (${d.error.reason}: ${d.error.message})` : ''}`);
+    else if (d.rollout?.phase === 'stalled') parts.push(`${d.key} stalled at revision ${d.rollout.revision}`);
+  }
+  const errors = r.problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) parts.push(`${errors.length} manifest problem${errors.length === 1 ? '' : 's'} (${errors.map((p) => p.file).join(', ')})`);
+  return `reconcile pass ${r.runId} of cluster ${r.cluster} failed: ${parts.join('; ') || 'see the report in the log'}`;
 }
 
 function pad(s: string, n: number): string {
@@ -94,6 +109,7 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
   out.push(`${r.dryRun ? 'plan' : 'reconcile'} of cluster ${r.cluster}${commit ? ` at ${commit.sha.slice(0, 7)} "${commit.subject}"` : ''}: ${r.result}`);
   if (r.error) out.push(`error: ${r.error.message}`);
   if (r.preempted) out.push(`stopped watching rollouts: ${r.preempted}`);
+  if (r.deferred) out.push(`time ran out before changing ${r.deferred.join(', ')}: the next pass applies ${r.deferred.length === 1 ? 'it' : 'them'}`);
   if (r.daemonSets.length > 0) {
     out.push('');
     out.push(table(

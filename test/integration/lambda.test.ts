@@ -1,0 +1,148 @@
+/**
+ * The packaged functions, run as Lambda runs them (test/support/lambda-sandbox.ts): each zip
+ * that `serverless package` builds is unpacked read-only and loaded by AWS's runtime interface
+ * client on Node.js 24, with Lambda's environment, no git binary, no HOME and only a temporary
+ * directory writable. The reconcile function reconciles the local stack from its HTTP git
+ * server with a token, and reuses its warm checkout on the next invocation.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { packageFunctions, PackagedFunction } from '../../scripts/lambda-package';
+import { adminClients, createNamespace, deleteNamespace, stackEnv } from '../support/cluster';
+import { git } from '../support/git';
+import { LambdaSandbox } from '../support/lambda-sandbox';
+import { dsYaml } from '../support/manifests';
+import { stackConfigEnv } from '../support/reconciler';
+
+jest.setTimeout(600_000);
+
+const env = stackEnv();
+const { core, apps } = adminClients();
+const schedule = { version: '0', id: 'e2b8', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '123456789012', time: new Date().toISOString(), region: 'us-east-1', resources: [], detail: {} };
+
+let packageDir: string;
+let functions: PackagedFunction[];
+let ns: string;
+let repo: { bare: string; work: string; url: string };
+let prefix: string;
+const sandboxes: LambdaSandbox[] = [];
+
+/** The function's environment as serverless.yml deploys it, pointed at the local stack. */
+function functionEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const e = stackConfigEnv({ GIT_URL: repo.url, GIT_TOKEN: env.GIT_HTTP_TOKEN, ALLOWED_NAMESPACES: ns, S3_PREFIX: prefix, ...overrides });
+  delete e.KUBECONFIG;
+  // serverless.yml sets GIT_CACHE_DIR to /tmp/daemonset-gitops/git; the default is the same place under the sandbox's own /tmp.
+  rmSync(e.GIT_CACHE_DIR, { recursive: true, force: true });
+  delete e.GIT_CACHE_DIR;
+  return e;
+}
+
+async function sandbox(name: string, environment: Record<string, string>): Promise<LambdaSandbox> {
+  const f = functions.find((x) => x.name === name)!;
+  const s = await LambdaSandbox.start({ functionName: `daemonset-gitops-dev-${name}`, handler: `handlers/${name}.handler`, zip: f.zip, environment, kubeconfig: env.RECONCILER_KUBECONFIG });
+  sandboxes.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  packageDir = mkdtempSync(join(tmpdir(), 'dsgitops-lambda-package-'));
+  functions = packageFunctions(packageDir);
+  ns = await createNamespace(core, 'lambda');
+  prefix = `lambda-it-${randomBytes(3).toString('hex')}`;
+  const name = `lambda-${randomBytes(4).toString('hex')}.git`;
+  repo = { bare: join(env.GIT_HTTP_ROOT, name), work: mkdtempSync(join(tmpdir(), 'dsgitops-lambda-repo-')), url: `${env.GIT_HTTP_BASE}/${name}` };
+  git(env.GIT_HTTP_ROOT, ['init', '--quiet', '--bare', '--initial-branch=main', repo.bare]);
+  git(repo.work, ['init', '--quiet', '--initial-branch=main']);
+  git(repo.work, ['remote', 'add', 'origin', repo.bare]);
+});
+
+afterAll(async () => {
+  for (const s of sandboxes) await s.stop();
+  if (ns) await deleteNamespace(core, ns);
+  if (repo) {
+    rmSync(repo.bare, { recursive: true, force: true });
+    rmSync(repo.work, { recursive: true, force: true });
+  }
+  rmSync(packageDir, { recursive: true, force: true });
+  const s3 = new S3Client({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+  for (;;) {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: `${prefix}/` }));
+    if (!listed.Contents?.length) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: env.S3_BUCKET, Delete: { Objects: listed.Contents.map((o) => ({ Key: o.Key! })) } }));
+  }
+  s3.destroy();
+});
+
+describe('the packaged functions in a Lambda-like environment (Node.js 24, aws-lambda-ric)', () => {
+  it('packages each function on its own, under 1 MB zipped, and each loads and refuses a malformed event', async () => {
+    expect(functions.map((f) => f.name)).toEqual(['history', 'pause', 'reconcile', 'resume', 'rollback', 'status', 'unpin']);
+    for (const f of functions) {
+      expect(f.bytes).toBeLessThanOrEqual(1024 * 1024);
+      const s = await sandbox(f.name, functionEnv());
+      const out = await s.invoke({ unexpected: true }, 30_000);
+      expect(out).toMatchObject({ ok: false, error: { errorType: 'InvalidRequestError', errorMessage: expect.stringMatching(new RegExp(`^invalid ${f.name} event`)) } });
+      await s.stop();
+      sandboxes.splice(sandboxes.indexOf(s), 1);
+    }
+  });
+
+  it('reconciles from the HTTP git server with the token and no git binary, and the warm environment reuses its checkout', async () => {
+    git(repo.work, ['commit', '--quiet', '--allow-empty', '-m', 'init']);
+    execFileSync('sh', ['-c', `cat > ${join(repo.work, 'ds.yaml')}`], { input: dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' }) });
+    git(repo.work, ['add', '-A'], { GIT_AUTHOR_NAME: 'a', GIT_AUTHOR_EMAIL: 'a@example.com', GIT_COMMITTER_NAME: 'a', GIT_COMMITTER_EMAIL: 'a@example.com' });
+    git(repo.work, ['commit', '--quiet', '-m', 'agent 1.0']);
+    git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+    const s = await sandbox('reconcile', functionEnv());
+    // No git binary where the function runs.
+    expect(readdirSync(s.path)).toEqual(['node']);
+
+    const cold = await s.invoke(schedule, 300_000);
+    expect(cold).toMatchObject({ ok: true, result: { kind: 'ReconcileReport', result: 'succeeded', daemonSets: [{ key: `${ns}/agent`, action: 'create', applied: true, revision: 1 }] } });
+    expect((await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).spec!.template.spec!.containers[0].image).toBe('registry.local/agent:1.0');
+    const warm = await s.invoke(schedule, 300_000);
+    expect(warm).toMatchObject({ ok: true, result: { result: 'succeeded', daemonSets: [{ action: 'unchanged' }] } });
+    const fetches = s.logLines().filter((l) => l.action === 'fetch');
+    expect(fetches.map((l) => l.reused)).toEqual([false, true]);
+    // The checkout is in the sandbox's /tmp, and nothing else was written.
+    expect(existsSync(join(s.tmp, 'daemonset-gitops', 'git'))).toBe(true);
+    expect(s.logs).not.toContain(env.GIT_HTTP_TOKEN);
+    // No notice that Node's built-in punycode is deprecated (the bundle carries npm's punycode);
+    // the one for url.parse() (DEP0169) comes from client-node's HTTP library, node-fetch 2.
+    expect(s.logs).not.toMatch(/DEP0040/);
+  });
+
+  it('starts no change it has no time left to finish: it returns before its deadline with a report, and the next invocation applies it', async () => {
+    execFileSync('sh', ['-c', `cat > ${join(repo.work, 'late.yaml')}`], { input: dsYaml({ name: 'late', namespace: ns, image: 'registry.local/late:1.0' }) });
+    git(repo.work, ['add', '-A']);
+    git(repo.work, ['commit', '--quiet', '-m', 'late 1.0']);
+    git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+    const s = await sandbox('reconcile', functionEnv());
+    // 12 s left: the handler keeps 10 s for returning, and no apply starts with less than 5 s of the rest.
+    const short = await s.invoke(schedule, 12_000);
+    expect(short.ms).toBeLessThan(12_000);
+    expect(short).toMatchObject({ ok: true, result: { result: 'succeeded', deferred: [`${ns}/late`] } });
+    expect(((short as { result: { daemonSets: { key: string; applied: boolean; message: string }[] } }).result.daemonSets.find((d) => d.key === `${ns}/late`))).toMatchObject({ applied: false, message: expect.stringMatching(/not started: the pass's time ran out/) });
+    await expect(apps.readNamespacedDaemonSet({ name: 'late', namespace: ns })).rejects.toThrow();
+    const full = await s.invoke(schedule, 300_000);
+    expect(full).toMatchObject({ ok: true, result: { result: 'succeeded' } });
+    expect((full as { result: { deferred?: string[] } }).result.deferred).toBeUndefined();
+    expect((await apps.readNamespacedDaemonSet({ name: 'late', namespace: ns })).spec!.template.spec!.containers[0].image).toBe('registry.local/late:1.0');
+  });
+
+  it('fails the invocation when the pass fails (wrong token), after logging the report, and never shows the token', async () => {
+    const wrong = 'wrong-token-9e1f04';
+    const s = await sandbox('reconcile', functionEnv({ GIT_TOKEN: wrong }));
+    const out = await s.invoke(schedule, 60_000);
+    expect(out).toMatchObject({ ok: false, error: { errorType: 'PassFailedError', errorMessage: expect.stringMatching(/failed: SourceUnavailable: git fetch of http:\/\/127\.0\.0\.1:\d+\/lambda-[0-9a-f]+\.git at main failed: .*hint: check GIT_TOKEN/s) } });
+    const report = s.logLines().find((l) => l.action === 'report') as { report?: { result: string; error: { reason: string } } } | undefined;
+    expect(report?.report).toMatchObject({ result: 'failed', error: { reason: 'SourceUnavailable' } });
+    for (const form of [wrong, Buffer.from(`x-access-token:${wrong}`).toString('base64')]) {
+      expect(s.logs).not.toContain(form);
+      expect(JSON.stringify(out)).not.toContain(form);
+    }
+  });
+});
