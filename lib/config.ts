@@ -153,3 +153,22 @@ export function hasTargetConfig(env: Env = process.env): boolean {
 export function namespaceAllowed(policy: Pick<Policy, 'allowedNamespaces'>, namespace: string): boolean {
   return policy.allowedNamespaces === '*' || policy.allowedNamespaces.includes(namespace);
 }
+
+/** The push webhook's settings (handlers/webhook.ts); the secret is read through lib/webhook/secret.ts. */
+export interface WebhookSettings {
+  secret?: string;
+  maxBodyBytes: number;
+  /** The reconcile function the webhook invokes asynchronously (AWS). */
+  reconcileFunction?: string;
+}
+
+export function loadWebhookSettings(env: Env = process.env): WebhookSettings {
+  const r = new Reader(env);
+  const settings: WebhookSettings = {
+    secret: r.optional('WEBHOOK_SECRET'),
+    maxBodyBytes: r.integer('WEBHOOK_MAX_BODY_BYTES', 1 << 20, 1024, 6 << 20),
+    reconcileFunction: r.optional('RECONCILE_FUNCTION_NAME'),
+  };
+  if (r.problems.length > 0) throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
+  return settings;
+}

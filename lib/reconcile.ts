@@ -96,6 +96,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       // 3. Lease: exactly one run acts on a cluster at a time.
       if (!(await takeLease(deps, lease, report))) return finish();
       acting = true;
+      report.leaseTaken = true;
       // Re-check under the lease what the plan was made from (another run may have acted
       // meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
       const first = { observation, planned };

@@ -60,6 +60,10 @@ export interface ReconcileReport {
   error?: { reason: string; message: string };
   /** Set when a rollback took the lease over while this pass watched rollouts: it stopped watching there. */
   preempted?: string;
+  /** This pass took the cluster's lease (it had something to write). */
+  leaseTaken?: boolean;
+  /** The pass run after this one for a push that arrived while this one held the lease. */
+  followUp?: ReconcileReport;
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {
