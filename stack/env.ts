@@ -17,6 +17,8 @@ export interface StackEnv {
   GIT_HTTP_TOKEN: string;
   GIT_HTTP_ROOT: string;
   GIT_HTTP_BASE: string;
+  /** The push webhook the demo repository's post-receive hook calls (absent in an env file written before it existed). */
+  WEBHOOK_URL?: string;
 }
 
 function quote(value: string): string {

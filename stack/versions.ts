@@ -20,6 +20,8 @@ export interface StackPorts {
   kwok: number;
   controllerManager: number;
   scheduler: number;
+  /** The push webhook (stack/webhook-server.ts), which the demo repository's post-receive hook calls. */
+  webhook: number;
 }
 
 export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
@@ -36,5 +38,6 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     kwok: base + 247,
     controllerManager: base + 257,
     scheduler: base + 259,
+    webhook: base + 80,
   };
 }
