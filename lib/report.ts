@@ -5,6 +5,7 @@
 import type { LeaseHolder } from './errors';
 import type { PlanAction } from './plan/plan';
 import type { GitCommit } from './source/git';
+import type { Verification } from './source/verify-commit';
 import type { ManifestProblem, SourceLocation } from './source/manifest';
 import type { Cause, Pin, RolloutCounts, RolloutPhase, RolloutState } from './store/records';
 
@@ -51,7 +52,7 @@ export interface ReconcileReport {
   finishedAt: string;
   /** Set when another run held the lease and this one did nothing. */
   lease?: LeaseHolder;
-  source?: { url: string; ref: string; path: string; commit?: GitCommit };
+  source?: { url: string; ref: string; path: string; commit?: GitCommit; verification?: Verification };
   summary: Record<string, number>;
   daemonSets: DaemonSetReport[];
   /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
