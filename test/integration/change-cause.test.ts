@@ -9,7 +9,8 @@ import { reconcile } from '../../lib/reconcile';
 import { rollback } from '../../lib/rollback';
 import { adminClients, stackEnv, waitFor } from '../support/cluster';
 import { dsYaml } from '../support/manifests';
-import { cleanupScenarios, scenario } from '../support/scenario';
+import { deleteStorePrefix } from '../support/reconciler';
+import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
@@ -40,7 +41,8 @@ async function changeCause(ns: string, name: string): Promise<string | undefined
 
 describe('kubernetes.io/change-cause', () => {
   it('names the commit of each revision in kubectl rollout history, and the rollback on the DaemonSet', async () => {
-    const { ns, git, deps } = await scenario('cause');
+    const { ns, git, deps, config } = await scenario('cause');
+    onCleanup(() => deleteStorePrefix(config));
     const sha1 = git.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('agent 1.0: first release');
     await reconcile(deps());
     const sha2 = git.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0' })).commit('agent 2.0\n\nA body that is not part of the cause.');
@@ -77,7 +79,8 @@ describe('kubernetes.io/change-cause', () => {
   });
 
   it('a pass after the stamp was added is still a no-op', async () => {
-    const { ns, git, deps } = await scenario('causenoop');
+    const { ns, git, deps, config } = await scenario('causenoop');
+    onCleanup(() => deleteStorePrefix(config));
     git.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns })).commit('agent');
     await reconcile(deps());
     // Someone restarts the rollout: the generation moves and the pass must dry-run; the change-cause must not show as a difference.

@@ -14,7 +14,7 @@ import { rollback } from '../../lib/rollback';
 import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
 import { git, TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
-import { stackConfig, stackDeps } from '../support/reconciler';
+import { deleteStorePrefix, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(300_000);
 
@@ -92,6 +92,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await deleteStorePrefix(config());
   await deleteNamespace(core, ns);
   repo?.cleanup();
   rmSync(home, { recursive: true, force: true });
