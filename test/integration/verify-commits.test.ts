@@ -42,6 +42,8 @@ function sshKey(name: string): string {
 let ns: string;
 let repo: TestRepo;
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
 function writeAgent(image: string): void {
   repo.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image }));
 }
@@ -75,8 +77,9 @@ beforeAll(async () => {
   alice = gpgKey('Alice <alice@example.com>');
   mallory = gpgKey('Mallory <mallory@example.com>');
   dave = gpgKey('Dave <dave@example.com>');
-  carol = gpgKey('Carol <carol@example.com>', 'seconds=15');
-  carolExpires = Date.now() + 15_000;
+  carol = gpgKey('Carol <carol@example.com>', 'seconds=20');
+  // When GnuPG says the key expires (field 7 of the pub record, seconds since the epoch).
+  carolExpires = Number(gpg(['--list-keys', '--with-colons', carol]).split('\n').find((l) => l.startsWith('pub:'))!.split(':')[6]) * 1000;
   bobSsh = sshKey('bob');
   eveSsh = sshKey('eve');
   writeAgent('registry.local/agent:0.1');
@@ -135,7 +138,7 @@ describe('VERIFY_COMMITS', () => {
     const refusals: [string, () => string, RegExp][] = [
       ['unsigned', () => { writeAgent('registry.local/agent:3.0'); return commit('agent 3.0, unsigned'); }, /is not signed: the commit is not signed\. VERIFY_COMMITS=true: nothing from it is applied\. Fix: push a commit signed by a trusted key/],
       ['an unknown OpenPGP key', () => { writeAgent('registry.local/agent:4.0'); return commit('agent 4.0, by mallory', { gpg: mallory }); }, new RegExp(`signed by OpenPGP key ${mallory.slice(-16)}: signed by a key that is not in TRUSTED_GPG_KEYS.*add that public key to TRUSTED_GPG_KEYS`)],
-      ['an unknown SSH key', () => { writeAgent('registry.local/agent:4.1'); return commit('agent 4.1, by eve', { ssh: eveSsh }); }, new RegExp(`signed by \\(SSH key ${fingerprint(eveSsh).replace('+', '\\+')}\\): signed by a key that is not in TRUSTED_SSH_KEYS`)],
+      ['an unknown SSH key', () => { writeAgent('registry.local/agent:4.1'); return commit('agent 4.1, by eve', { ssh: eveSsh }); }, new RegExp(`signed by \\(SSH key ${escapeRegExp(fingerprint(eveSsh))}\\): signed by a key that is not in TRUSTED_SSH_KEYS`)],
       ['a tampered commit', () => {
         writeAgent('registry.local/agent:5.0');
         const signed = commit('agent 5.0', { gpg: alice });
