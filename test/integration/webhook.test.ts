@@ -4,7 +4,7 @@
  * passes that change the cluster. Each provider's signature, each bad input, a replay, a
  * push to another branch, and a push that lands while a pass holds the lease.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { reconcileCatchingUp } from '../../lib/catch-up';
 import { loadConfig } from '../../lib/config';
@@ -14,8 +14,8 @@ import { adminClients, createNamespace, deleteNamespace, waitFor } from '../supp
 import { git, TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
 import { stackConfigEnv, stackDeps } from '../support/reconciler';
-import { Answer, giteaHeaders, githubHeaders, gitlabHeaders, post, pushBody, startWebhookServer, WebhookServer } from '../support/webhook';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { Answer, freePort, giteaHeaders, githubHeaders, gitlabHeaders, post, pushBody, startWebhookServer, WebhookServer } from '../support/webhook';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 jest.setTimeout(300_000);
@@ -67,21 +67,37 @@ function expectAnswer(a: Answer, status: number, result: string, reason?: RegExp
 }
 
 describe('push webhook', () => {
-  it('GitHub: a push to the git server runs its post-receive hook, whose signed event starts a pass that applies the commit', async () => {
-    const secretFile = join(mkdtempSync(join(tmpdir(), 'dsgitops-hook-')), 'secret');
+  it('GitHub: a push over HTTP to the stack\'s git server runs its post-receive hook, whose signed event starts a pass that applies the commit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dsgitops-hook-'));
+    const secretFile = join(dir, 'secret');
     writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'git-token'), 'test-git-token\n', { mode: 0o600 });
+    git(repo.bare, ['config', 'http.receivepack', 'true']);
     git(repo.bare, ['config', 'core.hooksPath', join(repoRoot, 'stack', 'hooks')]);
     git(repo.bare, ['config', 'dsgitops.webhookUrl', server.url]);
     git(repo.bare, ['config', 'dsgitops.webhookSecretFile', secretFile]);
+    // The stack's git server (git http-backend behind a token check), on its own port, serving this test's repository.
+    const port = await freePort();
+    const gitServer = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'stack', 'git-http-server.ts'), '--root', repo.root, '--port', String(port), '--token-file', join(dir, 'git-token')], { cwd: repoRoot, stdio: 'ignore' });
     try {
-      const sha = repo.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('agent 1.0');
+      await waitFor('the git server', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 30_000);
+      repo.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' }));
+      git(repo.work, ['add', '-A']);
+      git(repo.work, ['commit', '--quiet', '-m', 'agent 1.0']);
+      const pushed = spawnSync('git', ['-c', 'http.extraHeader=Authorization: Bearer test-git-token', 'push', `http://127.0.0.1:${port}/origin.git`, 'HEAD:main'], { cwd: repo.work, encoding: 'utf8' });
+      expect(pushed.status).toBe(0);
+      // The pusher sees the webhook's answer.
+      expect(pushed.stderr).toMatch(/remote: webhook http:\/\/127\.0\.0\.1:\d+\/: 202 \{"result":"started"/);
+      const sha = git(repo.work, ['rev-parse', 'HEAD']);
       await waitForImage('agent', 'registry.local/agent:1.0');
       const recorded = await deliveries();
       expect(recorded).toHaveLength(1);
       expect(recorded[0]).toMatch(/\/deliveries\/github-[0-9a-f-]{36}\.json$/);
       expect(server.log()).toContain(`"commit":"${sha}"`);
     } finally {
+      if (gitServer.pid) process.kill(gitServer.pid, 'SIGTERM');
       for (const k of ['core.hooksPath', 'dsgitops.webhookUrl', 'dsgitops.webhookSecretFile']) git(repo.bare, ['config', '--unset', k]);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
