@@ -7,7 +7,7 @@
 //
 // A function has either a handler (zip) or an image, never both: each function's entry in
 // serverless.yml takes both from here, and the unused one resolves to null.
-const FUNCTIONS = ['reconcile', 'rollback', 'history', 'unpin', 'pause', 'resume', 'status'];
+const FUNCTIONS = ['reconcile', 'rollback', 'history', 'unpin', 'pause', 'resume', 'status', 'webhook'];
 
 module.exports = async ({ resolveVariable }) => {
   const artifact = await resolveVariable("param:artifact, 'zip'");

@@ -27,6 +27,8 @@ const FUNCTIONS = {
   resume: { s3: 'write', cluster: true, git: false },
   status: { s3: 'read', cluster: true, git: false, clusterReadOnly: true },
   history: { s3: 'read', cluster: false, git: false },
+  // Records delivery ids (and removes one when it could not start the pass), starts reconcile.
+  webhook: { s3: 'write', cluster: false, git: false, webhook: true },
 };
 
 const capitalised = (name) => name[0].toUpperCase() + name.slice(1);
@@ -51,6 +53,9 @@ function settings() {
     // template, the function's configuration and the packaged state.
     problems.push('GIT_TOKEN would be written into the CloudFormation template and the functions\' configuration: keep the token in SSM Parameter Store (GIT_TOKEN_PARAMETER) or Secrets Manager (GIT_TOKEN_SECRET_ARN) and unset GIT_TOKEN');
   }
+  if (building && env('WEBHOOK_SECRET')) {
+    problems.push('WEBHOOK_SECRET would be written into the CloudFormation template and the webhook\'s configuration: keep it in SSM Parameter Store (WEBHOOK_SECRET_PARAMETER) or Secrets Manager (WEBHOOK_SECRET_SECRET_ARN) and unset WEBHOOK_SECRET');
+  }
   if (!env('EKS_CLUSTER_NAME') && !env('KUBECONFIG')) {
     problems.push('EKS_CLUSTER_NAME is required: the EKS cluster the functions sign in to with their IAM roles (or KUBECONFIG, a kubeconfig file packaged with the functions)');
   }
@@ -70,6 +75,8 @@ function settings() {
     eksEndpointGiven: Boolean(env('EKS_CLUSTER_ENDPOINT')),
     tokenParameter: env('GIT_TOKEN_PARAMETER'),
     tokenSecretArn: env('GIT_TOKEN_SECRET_ARN'),
+    webhookParameter: env('WEBHOOK_SECRET_PARAMETER'),
+    webhookSecretArn: env('WEBHOOK_SECRET_SECRET_ARN'),
     secretsKmsKey: env('SECRETS_KMS_KEY_ARN'),
     retentionDays: Number(env('STATE_VERSION_RETENTION_DAYS', '30')),
     alarmTopic: topic,
@@ -104,6 +111,13 @@ function roleStatements(fn, what, s) {
   if (what.git && s.tokenParameter) statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: parameterArn(s.tokenParameter) });
   if (what.git && s.tokenSecretArn) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: s.tokenSecretArn });
   if (what.git && s.secretsKmsKey && (s.tokenParameter || s.tokenSecretArn)) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey });
+  if (what.webhook) {
+    statements.push({ Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: { 'Fn::Join': ['', [bucketArn(s), `/${s.prefix}/webhook/*`]] } });
+    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: sub('arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-reconcile') });
+    if (s.webhookParameter) statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: parameterArn(s.webhookParameter) });
+    if (s.webhookSecretArn) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: s.webhookSecretArn });
+    if (s.secretsKmsKey && (s.webhookParameter || s.webhookSecretArn)) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey });
+  }
   if (what.cluster && s.eks && !s.eksEndpointGiven) {
     statements.push({ Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: sub(`arn:\${AWS::Partition}:eks:\${AWS::Region}:\${AWS::AccountId}:cluster/${s.eks}`) });
   }
@@ -114,7 +128,7 @@ function role(fn, what, s) {
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
-      Description: `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : 'reads'} its S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}`,
+      Description: `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : 'reads'} its S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? ', reads the webhook secret, starts reconcile' : ''}`,
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
         Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],

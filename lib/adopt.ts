@@ -12,6 +12,7 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import {
+  CHANGE_CAUSE_ANNOTATION,
   COMMIT_ANNOTATION,
   DECLARED_STRATEGY_ANNOTATION,
   DIGEST_ANNOTATION,
@@ -35,7 +36,7 @@ export interface Adoption {
 }
 
 /** The stamp `render` puts on every apply; it is put on again when an adopted revision is applied. */
-const STAMP_ANNOTATIONS = [REVISION_ANNOTATION, DIGEST_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, PINNED_ANNOTATION, DECLARED_STRATEGY_ANNOTATION];
+const STAMP_ANNOTATIONS = [CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION, DIGEST_ANNOTATION, COMMIT_ANNOTATION, SOURCE_ANNOTATION, PINNED_ANNOTATION, DECLARED_STRATEGY_ANNOTATION];
 /** Written by the API server and by kubectl's client-side apply, not part of any manifest. */
 const RECORD_ANNOTATIONS = ['deprecated.daemonset.template.generation', 'kubectl.kubernetes.io/last-applied-configuration'];
 

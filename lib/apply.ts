@@ -15,6 +15,7 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage } from './errors';
+import { changeCauseOf } from './plan/change-cause';
 import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
@@ -145,6 +146,7 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     digest: req.digest,
     sourcePath: req.source?.file,
     pinned: pinText(pin),
+    changeCause: changeCauseOf({ cause: req.cause, commit: req.commit, rollbackTo: req.rollbackTo, by: pin?.by, reason: req.reason }),
   }, mode);
   let applied: LiveDaemonSet;
   try {

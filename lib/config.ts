@@ -54,6 +54,8 @@ export interface Config {
   policy: Policy;
   leaseSeconds: number;
   maxManifestBytes: number;
+  /** VERIFY_COMMITS: only commits signed by a trusted key are applied (lib/source/trust.ts reads the keys). */
+  verify?: { commits: boolean; gpgKeys?: string; sshKeys?: string };
   /** Test-only fault injection: the process kills itself at that point of an apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply';
 }
@@ -184,6 +186,15 @@ export function loadConfig(env: Env = process.env): Config {
     leaseSeconds: r.integer('LEASE_SECONDS', 900, 5, 86400),
     maxManifestBytes: r.integer('MAX_MANIFEST_BYTES', 1 << 20, 1024, 64 << 20),
   };
+  const verifyCommits = r.boolean('VERIFY_COMMITS', false);
+  if (verifyCommits) {
+    config.verify = { commits: true, gpgKeys: r.optional('TRUSTED_GPG_KEYS'), sshKeys: r.optional('TRUSTED_SSH_KEYS') };
+    if (!config.verify.gpgKeys && !config.verify.sshKeys) {
+      r.problems.push('VERIFY_COMMITS=true needs trusted keys: put ASCII-armored OpenPGP public keys in TRUSTED_GPG_KEYS (gpg --armor --export KEYID) and/or SSH public keys, one per line, in TRUSTED_SSH_KEYS');
+    } else if (config.verify.gpgKeys && !config.verify.gpgKeys.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
+      r.problems.push('TRUSTED_GPG_KEYS holds no ASCII-armored public key: export it with gpg --armor --export KEYID');
+    }
+  }
   const fault = r.optional('DSGITOPS_FAULT');
   if (fault === 'kill-after-snapshot' || fault === 'kill-after-apply') config.fault = fault;
   else if (fault) r.problems.push(`DSGITOPS_FAULT=${fault} is not a known fault (kill-after-snapshot, kill-after-apply)`);
@@ -252,4 +263,24 @@ export function hasTargetConfig(env: Env = process.env): boolean {
 
 export function namespaceAllowed(policy: Pick<Policy, 'allowedNamespaces'>, namespace: string): boolean {
   return policy.allowedNamespaces === '*' || policy.allowedNamespaces.includes(namespace);
+}
+
+/** The push webhook's settings (handlers/webhook.ts); the secret is read through lib/webhook/secret.ts. */
+export interface WebhookSettings {
+  /** WEBHOOK_SECRET, WEBHOOK_SECRET_PARAMETER or WEBHOOK_SECRET_SECRET_ARN; read at the first request. */
+  secret?: SecretSource;
+  maxBodyBytes: number;
+  /** The reconcile function the webhook invokes asynchronously (AWS). */
+  reconcileFunction?: string;
+}
+
+export function loadWebhookSettings(env: Env = process.env): WebhookSettings {
+  const r = new Reader(env);
+  const settings: WebhookSettings = {
+    secret: r.secret('WEBHOOK_SECRET'),
+    maxBodyBytes: r.integer('WEBHOOK_MAX_BODY_BYTES', 1 << 20, 1024, 6 << 20),
+    reconcileFunction: r.optional('RECONCILE_FUNCTION_NAME'),
+  };
+  if (r.problems.length > 0) throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
+  return settings;
 }

@@ -17,6 +17,8 @@ export const reconcileEvent = z.object({
   dryRun: z.boolean().optional(),
   only: z.array(z.string().regex(KEY, 'must be namespace/name')).optional(),
   wait: z.boolean().optional(),
+  /** Set by the webhook: the push that started this pass (for the logs). */
+  push: z.object({ commit: z.string(), ref: z.string(), provider: z.string(), delivery: z.string(), receivedAt: z.string() }).optional(),
 }).strict();
 export type ReconcileEvent = z.infer<typeof reconcileEvent>;
 

@@ -11,6 +11,12 @@ export const COMMIT_ANNOTATION = `${PREFIX}git-commit`;
 export const SOURCE_ANNOTATION = `${PREFIX}source-path`;
 export const DIGEST_ANNOTATION = `${PREFIX}manifest-digest`;
 export const PINNED_ANNOTATION = `${PREFIX}pinned`;
+/**
+ * Kubernetes' own record of why a revision exists: the DaemonSet controller copies the
+ * DaemonSet's annotations into each ControllerRevision it creates, and `kubectl rollout
+ * history` prints this one as CHANGE-CAUSE.
+ */
+export const CHANGE_CAUSE_ANNOTATION = 'kubernetes.io/change-cause';
 /** Managed rollouts: the strategy Git declared, kept while the live object runs OnDelete. */
 export const DECLARED_STRATEGY_ANNOTATION = `${PREFIX}declared-strategy`;
 

@@ -30,6 +30,9 @@ import { Checkout, checkout, redact } from './source/git';
 import { givenValue } from './secrets';
 import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
+import { untrustedMessage, verifyCheckout } from './source/trust';
+import type { Verification } from './source/verify-commit';
+import type { GitCommit } from './source/git';
 import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import type { StateIndexRecord } from './store/state-index';
@@ -105,11 +108,20 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     // 2. Observe and plan, reading only: a pass with nothing to write ends without the lease.
     let observation = await observe(deps, source, req, { record: false, listed, index });
     let planned = await plan(deps, observation, source);
+
+    // 2b. Trust (VERIFY_COMMITS): nothing from a commit without a trusted signature is applied.
+    const verdict = await verifyCheckout(config, source.tree);
+    if (verdict) report.source!.verification = verdict;
+    if (verdict && !verdict.trusted && !dryRun) {
+      await refuseUntrusted(deps, report, observation, planned, source.tree.commit, verdict);
+      return finish();
+    }
     const writes = dryRun ? new Set<string>() : keysToWrite(observation, planned);
     if (writes.size > 0) {
       // 3. Lease: exactly one run acts on a cluster at a time.
       if (!(await takeLease(deps, lease, report))) return finish();
       acting = true;
+      report.leaseTaken = true;
       // Re-check under the lease what the plan was made from (another run may have acted
       // meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
       const first = { observation, planned };
@@ -493,4 +505,41 @@ async function prune(deps: Deps, o: Observed): Promise<void> {
   }));
   await deps.cluster.deleteDaemonSet(o.namespace, o.name);
   deps.logger.log('info', 'pruned: no longer in Git (PRUNE=true)', { daemonSet: o.key, action: 'prune' });
+}
+
+/** DaemonSets already told (by an Event) that this commit is not applied to them: a warm process says it once. */
+const announcedUntrusted = new Set<string>();
+
+/**
+ * Step, when the commit is not trusted: the pass writes nothing. The report names the
+ * commit, the signer and the fix, and so does a Warning Event on each DaemonSet the commit
+ * would have changed.
+ */
+async function refuseUntrusted(deps: Deps, report: ReconcileReport, observation: Observation, planned: Planned, commit: GitCommit, verdict: Verification): Promise<void> {
+  const message = untrustedMessage(commit, verdict);
+  report.error = { reason: 'CommitUntrusted', message };
+  deps.logger.log('error', message, { action: 'commit-untrusted', commit: commit.sha, signer: verdict.signer ?? null });
+  report.daemonSets = planned.items.map((item): DaemonSetReport => {
+    const o = observation.byKey.get(item.key)!;
+    const entry: DaemonSetReport = {
+      key: item.key,
+      namespace: item.namespace,
+      name: item.name,
+      action: item.action,
+      applied: false,
+      revision: o.state?.currentRevision ?? liveRevision(o.live),
+      source: o.desired?.source,
+      message: item.message,
+      problems: item.problems.length ? item.problems : undefined,
+      pin: o.state?.pin,
+    };
+    return item.apply ? { ...entry, action: 'failed', cause: item.cause, error: { reason: 'CommitUntrusted', message }, message: `not applied (${item.message}): ${message}` } : entry;
+  });
+  for (const item of planned.items.filter((i) => i.apply)) {
+    const o = observation.byKey.get(item.key)!;
+    const seen = `${deps.config.cluster.name} ${item.key} ${commit.sha}`;
+    if (!o.live || announcedUntrusted.has(seen)) continue;
+    announcedUntrusted.add(seen);
+    await emitEvent(deps, { namespace: o.namespace, name: o.name, uid: o.live.metadata.uid }, 'Warning', 'UntrustedCommit', message);
+  }
 }

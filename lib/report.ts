@@ -5,6 +5,7 @@
 import type { LeaseHolder } from './errors';
 import type { PlanAction } from './plan/plan';
 import type { GitCommit } from './source/git';
+import type { Verification } from './source/verify-commit';
 import type { ManifestProblem, SourceLocation } from './source/manifest';
 import type { Cause, Pin, RolloutCounts, RolloutPhase, RolloutState } from './store/records';
 
@@ -51,7 +52,7 @@ export interface ReconcileReport {
   finishedAt: string;
   /** Set when another run held the lease and this one did nothing. */
   lease?: LeaseHolder;
-  source?: { url: string; ref: string; path: string; commit?: GitCommit };
+  source?: { url: string; ref: string; path: string; commit?: GitCommit; verification?: Verification };
   summary: Record<string, number>;
   daemonSets: DaemonSetReport[];
   /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
@@ -62,6 +63,10 @@ export interface ReconcileReport {
   preempted?: string;
   /** DaemonSets whose change was not started because the pass's time ran out (a Lambda invocation's remaining time); the next pass applies them. */
   deferred?: string[];
+  /** This pass took the cluster's lease (it had something to write). */
+  leaseTaken?: boolean;
+  /** The pass run after this one for a push that arrived while this one held the lease. */
+  followUp?: ReconcileReport;
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {

@@ -39,6 +39,8 @@ export interface RollbackReport {
   recreated: boolean;
   pin: Pin;
   rollout?: RolloutReport;
+  /** With VERIFY_COMMITS: why this rollback was not checked against the trusted keys. */
+  verification?: string;
   message: string;
 }
 
@@ -172,6 +174,10 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     const r = tracked.rollouts.get(key);
     if (r) rollout = toRolloutReport(r);
   }
+  const verification = deps.config.verify?.commits
+    ? `not checked against VERIFY_COMMITS: a rollback restores revision ${target.revision} as stored in S3${target.commit ? ` (commit ${target.commit.sha.slice(0, 7)})` : ''}, whose commit was checked when it was applied`
+    : undefined;
+  if (verification) deps.logger.log('info', verification, { daemonSet: key, action: 'rollback-verification' });
   return {
     kind: 'RollbackReport',
     namespace,
@@ -182,6 +188,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     recreated,
     pin,
     rollout,
+    verification,
     message: `${key} rolled back from revision ${state?.currentRevision ?? '(none)'} to revision ${target.revision} (recorded as revision ${out.revision}) and pinned`,
   };
 }

@@ -10,6 +10,7 @@ import { probe } from './probe';
 import { ensurePythonTool, pythonTools } from './python-tools';
 import { StackPorts } from './versions';
 import { readSecret } from './secrets';
+import { demoTargetEnv } from './demo-target';
 
 export interface Component {
   name: string;
@@ -182,6 +183,24 @@ export function components(ports: StackPorts): Record<string, Component> {
       }),
       healthy: async () => (await probe(`http://127.0.0.1:${ports.git}/healthz`))?.status === 200,
     },
+    webhook: {
+      name: 'webhook',
+      startTimeoutSeconds: 30,
+      spec: () => ({
+        name: 'webhook',
+        command: process.execPath,
+        args: ['--import', 'tsx', join(repoRoot, 'stack', 'webhook-server.ts'), '--port', String(ports.webhook)],
+        cwd: repoRoot,
+        // Passes for pushes to the demo repository, with the demo's configuration.
+        env: {
+          ...demoTargetEnv(ports),
+          WEBHOOK_SECRET: readSecret('webhook-secret'),
+          GIT_CACHE_DIR: join(paths.data, 'webhook-git-cache'),
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        },
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${ports.webhook}/healthz`))?.status === 200,
+    },
   };
 }
 
@@ -189,5 +208,5 @@ export function components(ports: StackPorts): Record<string, Component> {
 export const startGroups: string[][] = [
   ['etcd', 'minio', 'git-server', 'aws-emulator'],
   ['kube-apiserver'],
-  ['kube-controller-manager', 'kube-scheduler', 'kwok'],
+  ['kube-controller-manager', 'kube-scheduler', 'kwok', 'webhook'],
 ];

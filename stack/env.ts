@@ -19,6 +19,8 @@ export interface StackEnv {
   GIT_HTTP_BASE: string;
   /** moto's server (SSM Parameter Store, Secrets Manager); absent from a stack brought up before it was a component. */
   AWS_EMULATOR_ENDPOINT?: string;
+  /** The push webhook the demo repository's post-receive hook calls (absent in an env file written before it existed). */
+  WEBHOOK_URL?: string;
 }
 
 function quote(value: string): string {

@@ -21,14 +21,14 @@ import { StackEnv, writeStackEnv } from './env';
 import { kubectl } from './kubectl';
 import { log } from './log';
 import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
-import { paths } from './paths';
+import { paths, repoRoot } from './paths';
 import { ensurePki, kubeconfigPath, writeKubeconfigs } from './pki';
 import { fingerprint, logTail, runningFingerprint, runningPid, sleep, startProcess, stopProcess } from './processes';
 import { readSecret } from './secrets';
-import { stackPorts } from './versions';
+import { StackPorts, stackPorts } from './versions';
+import { BUCKET, SERVED_REPO, webhookSecretFile } from './demo-target';
 
-export const BUCKET = 'daemonset-gitops';
-export const SERVED_REPO = 'demo.git';
+export { BUCKET, SERVED_REPO } from './demo-target';
 
 async function waitHealthy(c: Component, pid: number): Promise<void> {
   const deadline = Date.now() + c.startTimeoutSeconds * 1000;
@@ -97,13 +97,16 @@ async function ensureBucket(endpoint: string, accessKeyId: string, secretAccessK
   }
 }
 
-function ensureServedRepo(): string {
+function ensureServedRepo(ports: StackPorts): string {
   const dir = join(paths.gitRoot, SERVED_REPO);
   if (!existsSync(join(dir, 'HEAD'))) {
     mkdirSync(dir, { recursive: true });
     execFileSync('git', ['init', '--quiet', '--bare', '--initial-branch=main', dir]);
     execFileSync('git', ['-C', dir, 'config', 'http.receivepack', 'true']);
   }
+  // Every push calls the stack's webhook, signed, as GitHub would (stack/hooks/post-receive).
+  const config = { 'core.hooksPath': join(repoRoot, 'stack', 'hooks'), 'dsgitops.webhookUrl': `http://127.0.0.1:${ports.webhook}/`, 'dsgitops.webhookSecretFile': webhookSecretFile() };
+  for (const [key, value] of Object.entries(config)) execFileSync('git', ['-C', dir, 'config', key, value]);
   return dir;
 }
 
@@ -143,7 +146,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
 
   const s3Endpoint = `http://127.0.0.1:${ports.minio}`;
   await ensureBucket(s3Endpoint, 'dsgitops', minioPassword);
-  ensureServedRepo();
+  ensureServedRepo(ports);
 
   const env: StackEnv = {
     KUBECONFIG: kubeconfigPath('admin'),
@@ -160,6 +163,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     GIT_HTTP_ROOT: paths.gitRoot,
     GIT_HTTP_BASE: `http://127.0.0.1:${ports.git}`,
     AWS_EMULATOR_ENDPOINT: `http://127.0.0.1:${ports.awsEmulator}`,
+    WEBHOOK_URL: `http://127.0.0.1:${ports.webhook}/`,
   };
   writeStackEnv(env);
   const seconds = (Date.now() - t0) / 1000;

@@ -22,6 +22,8 @@ export interface StackPorts {
   scheduler: number;
   /** moto's server: SSM Parameter Store and Secrets Manager. */
   awsEmulator: number;
+  /** The push webhook (stack/webhook-server.ts), which the demo repository's post-receive hook calls. */
+  webhook: number;
 }
 
 export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
@@ -39,5 +41,6 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     controllerManager: base + 257,
     scheduler: base + 259,
     awsEmulator: base + 566,
+    webhook: base + 80,
   };
 }

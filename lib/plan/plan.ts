@@ -9,7 +9,7 @@
 import { stringify } from 'yaml';
 import { namespaceAllowed, Policy } from '../config';
 import type { LiveDaemonSet } from '../cluster/types';
-import { COMMIT_ANNOTATION, REVISION_ANNOTATION } from '../labels';
+import { CHANGE_CAUSE_ANNOTATION, COMMIT_ANNOTATION, REVISION_ANNOTATION } from '../labels';
 import { canonicalJson } from '../k8s-values';
 import { DesiredDaemonSet, ManifestProblem, where } from '../source/manifest';
 import type { Cause, DaemonSetState } from '../store/records';
@@ -115,11 +115,14 @@ export function triage(o: Observed, ctx: TriageContext): Triage {
   ) {
     return decided('unchanged', `revision ${s.currentRevision} is applied`);
   }
+  // Stamped as the live object is stamped (revision, commit, change-cause), so that only what
+  // Git changes shows as a difference: a pass whose commit moved but not this manifest is a no-op.
   return {
     key: o.key,
     dryRun: render(d.manifest, {
       revision: liveRevision(o.live) ?? 0,
       commit: o.live?.metadata.annotations?.[COMMIT_ANNOTATION],
+      changeCause: o.live?.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION],
       digest: d.digest,
       sourcePath: d.source.file,
     }),

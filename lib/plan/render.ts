@@ -4,6 +4,7 @@
  * strategy recorded beside it. Pure.
  */
 import {
+  CHANGE_CAUSE_ANNOTATION,
   COMMIT_ANNOTATION,
   DECLARED_STRATEGY_ANNOTATION,
   DIGEST_ANNOTATION,
@@ -25,6 +26,8 @@ export interface Stamp {
   sourcePath?: string;
   /** Set while the DaemonSet is pinned by a rollback: "revision N: reason". */
   pinned?: string;
+  /** `kubernetes.io/change-cause`: which commit (or rollback) made this revision. */
+  changeCause?: string;
 }
 
 export function rolloutModeOf(manifest: Pick<DaemonSetManifest, 'metadata'>): RolloutMode {
@@ -58,6 +61,7 @@ export function render(manifest: DaemonSetManifest, stamp: Stamp, mode: RolloutM
   if (stamp.commit) annotations[COMMIT_ANNOTATION] = stamp.commit;
   if (stamp.sourcePath) annotations[SOURCE_ANNOTATION] = stamp.sourcePath;
   if (stamp.pinned) annotations[PINNED_ANNOTATION] = stamp.pinned;
+  if (stamp.changeCause) annotations[CHANGE_CAUSE_ANNOTATION] = stamp.changeCause;
   if (mode === 'managed') {
     // Managed rollouts: the reconciler replaces pods itself, so the controller must not.
     annotations[DECLARED_STRATEGY_ANNOTATION] = JSON.stringify(declaredStrategy(manifest));

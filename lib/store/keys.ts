@@ -35,6 +35,16 @@ export class StoreKeys {
     return `${this.daemonSet(namespace, name)}state.json`;
   }
 
+  /** One object per webhook delivery received, created with If-None-Match: a delivery seen before is a replay. */
+  webhookDelivery(id: string): string {
+    return `${this.root}/webhook/deliveries/${id}.json`;
+  }
+
+  /** The last push the webhook accepted: a pass that held the lease meanwhile runs again for it. */
+  pushRequest(): string {
+    return `${this.root}/webhook/push.json`;
+  }
+
   /** The revision number in a revision key, or undefined for any other key. */
   static revisionNumber(key: string): number | undefined {
     const m = /\/revisions\/(\d+)\.json$/.exec(key);

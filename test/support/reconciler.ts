@@ -61,6 +61,12 @@ export function stackDeps(config: Config, options: { logger?: Logger; budgetMs?:
   return createDeps(config, { logger: options.logger ?? captureLog().logger, budgetMs: options.budgetMs ?? 120_000, runId: options.runId, onProgress: options.onProgress });
 }
 
+/** Deletes what a configuration's runs wrote to S3 (its cluster's prefix). */
+export async function deleteStorePrefix(config: Config): Promise<void> {
+  const deps = stackDeps(config);
+  for (const key of await deps.objects.list(`${deps.store.keys.root}/`)) await deps.objects.delete(key);
+}
+
 export interface CliRun {
   code: number | null;
   signal: NodeJS.Signals | null;

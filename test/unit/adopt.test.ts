@@ -40,7 +40,7 @@ describe('adoptedManifest', () => {
   it('applied again under the live revision\'s stamp, changes nothing the plan compares', () => {
     const live = fromServer(liveOf(desired, { revision: 4, generation: 7, commit: 'c0ffee' }));
 
-    const again = render(adoptedManifest(live), { revision: 4, commit: 'c0ffee', digest: desired.digest, sourcePath: desired.source.file });
+    const again = render(adoptedManifest(live), { revision: 4, commit: 'c0ffee', digest: desired.digest, sourcePath: desired.source.file, changeCause: 'c0ffee fixture commit' });
 
     expect(comparable(again as unknown as LiveDaemonSet)).toEqual(comparable(live));
   });

@@ -68,7 +68,7 @@ export function desiredOf(doc: unknown, source: SourceLocation = { file: 'manife
 
 /** What the cluster returns after applying `desired` as `revision`, at `generation`. */
 export function liveOf(desired: DesiredDaemonSet, { revision, generation, commit = 'c0ffee' }: { revision: number; generation: number; commit?: string }): LiveDaemonSet {
-  const applied = render(desired.manifest, { revision, commit, digest: desired.digest, sourcePath: desired.source.file });
+  const applied = render(desired.manifest, { revision, commit, digest: desired.digest, sourcePath: desired.source.file, changeCause: `${commit.slice(0, 7)} fixture commit` });
   return {
     ...applied,
     metadata: { ...applied.metadata, uid: 'uid-1', generation, resourceVersion: '100' },

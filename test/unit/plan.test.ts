@@ -1,5 +1,5 @@
 import type { LiveDaemonSet } from '../../lib/cluster/types';
-import { COMMIT_ANNOTATION, DIGEST_ANNOTATION, REVISION_ANNOTATION, SOURCE_ANNOTATION } from '../../lib/labels';
+import { CHANGE_CAUSE_ANNOTATION, COMMIT_ANNOTATION, DIGEST_ANNOTATION, REVISION_ANNOTATION, SOURCE_ANNOTATION } from '../../lib/labels';
 import { decide, DryRunResult, Observed, PlanItem, triage, Triage, TriageContext } from '../../lib/plan/plan';
 import type { DesiredDaemonSet, ManifestProblem } from '../../lib/source/manifest';
 import type { DaemonSetState, Pin } from '../../lib/store/records';
@@ -97,6 +97,17 @@ describe('triage', () => {
       [DIGEST_ANNOTATION]: v17.digest,
       [SOURCE_ANNOTATION]: 'manifests/fluentd.yaml',
     });
+  });
+
+  it('dry-runs with the live change-cause, so a commit that left this manifest alone is no difference', () => {
+    const live = liveOf(v16, { revision: 3, generation: 8 });
+    const o = observed({ desired: v16, live, state: stateOf(v16) });
+
+    const sent = dryRunOf(triage(o, complete));
+    const item = decide(o, { ok: true, object: { ...live, ...sent, metadata: { ...live.metadata, annotations: sent.metadata.annotations } } }, policy());
+
+    expect(sent.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION]).toBe('c0ffee fixture commit');
+    expect(item).toMatchObject({ action: 'unchanged', apply: false, acceptGeneration: 8 });
   });
 
   it('dry-runs a DaemonSet that is not in the cluster yet as revision 0', () => {

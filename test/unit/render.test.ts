@@ -1,4 +1,5 @@
 import {
+  CHANGE_CAUSE_ANNOTATION,
   COMMIT_ANNOTATION,
   DECLARED_STRATEGY_ANNOTATION,
   DIGEST_ANNOTATION,
@@ -44,6 +45,12 @@ describe('render', () => {
       [SOURCE_ANNOTATION]: 'manifests/fluentd.yaml',
       [PINNED_ANNOTATION]: 'revision 11: bad image',
     });
+  });
+
+  it('stamps kubernetes.io/change-cause, which the DaemonSet controller copies into its ControllerRevision', () => {
+    const out = render(manifest(), { revision: 2, digest, changeCause: '0a1b2c3 fluentd 1.17' });
+
+    expect(out.metadata.annotations?.[CHANGE_CAUSE_ANNOTATION]).toBe('0a1b2c3 fluentd 1.17');
   });
 
   it('leaves out the commit, source path and pin annotations when there are none', () => {

@@ -1,0 +1,19 @@
+/** Push webhook (function URL): verify, then start a reconcile pass with an asynchronous invoke. */
+import { ConfigError } from '../lib/errors';
+import { loadConfig, loadWebhookSettings } from '../lib/config';
+import { createS3Client, S3ObjectStore } from '../lib/store/object-store';
+import { jsonLogger } from '../lib/log';
+import { answerFunctionUrl, webhookContext } from '../lib/webhook/endpoint';
+import type { FunctionUrlResult } from '../lib/webhook/function-url';
+import { lambdaStarter } from '../lib/webhook/starters';
+
+export async function handler(event: unknown): Promise<FunctionUrlResult> {
+  const logger = jsonLogger({ function: 'webhook' });
+  return answerFunctionUrl(event, async () => {
+    const config = loadConfig();
+    const settings = loadWebhookSettings();
+    if (!settings.reconcileFunction) throw new ConfigError('RECONCILE_FUNCTION_NAME is not set: name the reconcile function the webhook invokes (serverless.yml sets it)');
+    const objects = new S3ObjectStore(createS3Client(config.s3), config.s3.bucket);
+    return webhookContext(config, settings, objects, lambdaStarter(settings.reconcileFunction, config.s3.region), logger);
+  }, logger);
+}

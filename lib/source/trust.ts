@@ -1,0 +1,36 @@
+/**
+ * VERIFY_COMMITS: the verdict on the commit a pass would apply, and the one place the
+ * trusted keys are read (asynchronous, so a secret store can stand behind it).
+ */
+import type { Config } from '../config';
+import type { Checkout, GitCommit } from './git';
+import { readCommitObject, TrustedKeys, Verification, verifyCommitObject } from './verify-commit';
+
+export async function trustedKeys(config: Config): Promise<TrustedKeys> {
+  return { gpg: config.verify?.gpgKeys, ssh: config.verify?.sshKeys };
+}
+
+/** Verdicts by commit and keys: a warm process checks a commit again only after a while (a key may expire or be revoked meanwhile). */
+const verdicts = new Map<string, { verdict: Verification; at: number }>();
+const VERDICT_TTL_MS = 10 * 60_000;
+
+/** Undefined when VERIFY_COMMITS is off. */
+export async function verifyCheckout(config: Config, tree: Checkout): Promise<Verification | undefined> {
+  if (!config.verify?.commits) return undefined;
+  const keys = await trustedKeys(config);
+  const cacheKey = JSON.stringify([tree.commit.sha, keys.gpg, keys.ssh]);
+  const known = verdicts.get(cacheKey);
+  if (known && Date.now() - known.at < VERDICT_TTL_MS) return known.verdict;
+  const verdict = await verifyCommitObject(readCommitObject(tree.dir, tree.commit.sha), keys);
+  verdicts.set(cacheKey, { verdict, at: Date.now() });
+  return verdict;
+}
+
+/** What the report, the logs and the Events say about a commit that is not trusted, with the fix. */
+export function untrustedMessage(commit: GitCommit, v: Verification): string {
+  const who = v.signer ? `signed by ${v.signer}` : 'not signed';
+  const fix = v.signer && /not in TRUSTED_/.test(v.problem ?? '')
+    ? `if ${v.signer} may change the cluster, add that public key to ${v.format === 'ssh' ? 'TRUSTED_SSH_KEYS' : 'TRUSTED_GPG_KEYS'}; otherwise push a commit signed by a trusted key`
+    : 'push a commit signed by a trusted key (git commit -S, or git commit --amend -S and push)';
+  return `commit ${commit.sha.slice(0, 7)} "${commit.subject}" by ${commit.author} is ${who}: ${v.problem ?? 'not trusted'}. VERIFY_COMMITS=true: nothing from it is applied. Fix: ${fix}`;
+}

@@ -1,0 +1,70 @@
+/**
+ * The webhook's records in S3:
+ *
+ *   <prefix>/<cluster>/webhook/deliveries/<provider>-<id>.json   one per delivery, created with If-None-Match: *
+ *   <prefix>/<cluster>/webhook/push.json                         the last push accepted (commit, ref, delivery)
+ *
+ * Why push.json: a pass started by a push finds the lease held when another pass is at
+ * work, and ends without doing anything. The webhook writes push.json before it starts the
+ * pass; a pass that held the lease reads it after releasing the lease, and runs again when
+ * it names a commit other than the one it applied. Either the started pass takes the lease
+ * (it was free), or the holder releases it later than the push.json write and so sees it:
+ * the push is applied by one of them, not left for the next scheduled pass.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { PreconditionFailedError } from '../errors';
+import type { ObjectStore } from '../store/object-store';
+import type { StoreKeys } from '../store/keys';
+import type { Provider } from './verify';
+
+export const pushRequestSchema = z.object({
+  commit: z.string(),
+  ref: z.string(),
+  provider: z.string(),
+  delivery: z.string(),
+  receivedAt: z.string(),
+});
+export type PushRequest = z.infer<typeof pushRequestSchema>;
+
+/** A delivery id as it goes into a key: the provider's own when it is a plain token, else a digest of it (or of the body, when there is none). */
+export function deliveryKeyId(provider: Provider, delivery: string | undefined, body: Buffer): string {
+  if (delivery && /^[A-Za-z0-9._-]{1,128}$/.test(delivery)) return `${provider}-${delivery}`;
+  const digest = createHash('sha256').update(delivery ?? body).digest('hex');
+  return `${provider}-${delivery ? 'id' : 'body'}-${digest}`;
+}
+
+/** Records a delivery; false when it was recorded before (a replay). */
+export async function recordDelivery(objects: ObjectStore, keys: StoreKeys, id: string, record: Record<string, unknown>): Promise<boolean> {
+  try {
+    await objects.put(keys.webhookDelivery(id), JSON.stringify(record), { ifNoneMatch: '*' });
+    return true;
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) return false;
+    throw err;
+  }
+}
+
+export async function readPushRequest(objects: ObjectStore, keys: StoreKeys): Promise<{ value: PushRequest; etag: string } | undefined> {
+  const text = await objects.get(keys.pushRequest());
+  if (!text) return undefined;
+  try {
+    const parsed = pushRequestSchema.safeParse(JSON.parse(text.body));
+    return parsed.success ? { value: parsed.data, etag: text.etag } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes push.json, conditionally on what was read (a concurrent delivery may write it too: the later write wins, none is lost unseen). */
+export async function writePushRequest(objects: ObjectStore, keys: StoreKeys, request: PushRequest): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    const current = await objects.get(keys.pushRequest());
+    try {
+      await objects.put(keys.pushRequest(), JSON.stringify(request), current ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
+      return;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError) || attempt === 3) throw err;
+    }
+  }
+}
