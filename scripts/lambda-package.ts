@@ -14,10 +14,16 @@ export interface PackagedFunction {
 }
 
 /** Runs `serverless package --package outDir` (offline) and lists the function zips it wrote. */
+/**
+ * The settings `serverless package` checks before it builds (deploy/stack.js): the bundles do not
+ * depend on them (they are the functions' environment in the template), so any valid ones do.
+ */
+const PACKAGE_SETTINGS = { GIT_URL: 'https://git.example.com/platform/node-agents.git', CLUSTER_NAME: 'bundle', EKS_CLUSTER_NAME: 'bundle' };
+
 export function packageFunctions(outDir: string): PackagedFunction[] {
   const run = spawnSync(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['package', '--package', outDir], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...PACKAGE_SETTINGS },
     encoding: 'utf8',
   });
   if (run.status !== 0) throw new Error(`serverless package failed (exit ${run.status}):\n${run.stdout}\n${run.stderr}`);

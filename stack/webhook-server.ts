@@ -20,7 +20,7 @@ import { jsonLogger } from '../lib/log';
 import { autoRollback } from '../lib/rollback';
 import { answerFunctionUrl, webhookContext } from '../lib/webhook/endpoint';
 import type { FunctionUrlEvent } from '../lib/webhook/function-url';
-import { inProcessStarter } from '../lib/webhook/starters';
+import { inProcessStarter } from '../lib/webhook/in-process-starter';
 
 function portArg(): number {
   const i = process.argv.indexOf('--port');

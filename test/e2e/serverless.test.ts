@@ -78,7 +78,7 @@ describe('serverless invoke local', () => {
       expect(code).toBe(0);
       const files = readdirSync(out);
       // One artifact per function.
-      expect(files.filter((f) => f.endsWith('.zip')).sort()).toEqual(['history.zip', 'pause.zip', 'reconcile.zip', 'resume.zip', 'rollback.zip', 'status.zip', 'unpin.zip']);
+      expect(files.filter((f) => f.endsWith('.zip')).sort()).toEqual(['history.zip', 'pause.zip', 'reconcile.zip', 'resume.zip', 'rollback.zip', 'status.zip', 'unpin.zip', 'webhook.zip']);
       expect(files).toContain('cloudformation-template-update-stack.json');
       expect(existsSync(join(out, 'reconcile.zip'))).toBe(true);
     } finally {

@@ -83,13 +83,20 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
   }, 120_000);
 
   it('gives each function its own role, and only the writers may write', () => {
-    for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status']) {
+    for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status', 'Webhook']) {
       expect(t.Resources[`${fn}LambdaFunction`].Properties.Role).toEqual({ 'Fn::Sub': `\${${fn}Role.Arn}` });
     }
     for (const role of writers) expect(actions(t, role)).toContain('s3:PutObject');
     expect(actions(t, 'HistoryRole')).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
     expect(actions(t, 'StatusRole')).toEqual(['eks:DescribeCluster', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
-    expect(JSON.stringify(t)).not.toContain('s3:DeleteObject');
+    // Only the webhook deletes, and only its own delivery records (one it could not act on).
+    for (const [id, r] of Object.entries(t.Resources)) {
+      if (r.Type === 'AWS::IAM::Role' && id !== 'WebhookRole') expect(JSON.stringify(r)).not.toContain('s3:DeleteObject');
+    }
+    const deletes = statements(t, 'WebhookRole').filter((st) => [st.Action].flat().includes('s3:DeleteObject'));
+    expect(deletes).toHaveLength(1);
+    expect(JSON.stringify(deletes[0].Resource)).toContain('/daemonset-gitops/webhook/*');
+    expect(actions(t, 'WebhookRole')).toContain('lambda:InvokeFunction');
     expect(t.Resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
@@ -222,8 +229,8 @@ describe('the failed-pass metric filter', () => {
     }) as typeof process.stderr.write;
     Object.assign(process.env, settings);
     try {
-      const report = await handler({}, { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'metric-filter-test' });
-      expect(report.result).toBe('failed');
+      // A failed pass fails the invocation (for Lambda's Errors metric too), after logging its report.
+      await expect(handler({}, { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'metric-filter-test' })).rejects.toThrow(/failed: SourceUnavailable/);
     } finally {
       process.stderr.write = write;
       for (const k of Object.keys(settings)) if (!(k in saved)) delete process.env[k];
