@@ -17,7 +17,7 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';
-import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseHolder, LeaseLostError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
@@ -68,185 +68,308 @@ function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | 
   return { ...counts, phase: 'complete', mode: 'native', revision: revision ?? 0 };
 }
 
+/** What each step of a pass came to; a pass that stops early has the steps up to there. The report is built from it. */
+interface PassSteps {
+  source?: Source;
+  look?: Look;
+  verdict?: Verification;
+  untrusted?: { message: string };
+  lease?: LeaseStep;
+  applied?: Map<string, ApplyResult>;
+  tracked?: { rollouts: Map<string, RolloutState>; preemptedBy?: string };
+  rolledBack?: Map<string, string>;
+  error?: { reason: string; message: string };
+}
+
+/**
+ * One pass: source -> observe + plan -> trust -> lease (only to write; then observe + plan
+ * again) -> snapshot + apply -> track -> roll back stalled -> release. Each step returns what
+ * it came to; the first that fails ends the pass with its reason, and the report is built
+ * from the steps' results.
+ */
 export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?: StallHandler): Promise<ReconcileReport> {
-  const { config, cluster, store, clock, logger } = deps;
-  const dryRun = Boolean(req.dryRun);
+  const started = { at: deps.clock.now().toISOString(), requests: deps.cluster.requestCount };
+  const lease = clusterLease(deps);
+  const steps: PassSteps = {};
+  try {
+    const reads = startReads(deps);
+    steps.source = await fetchSource(deps);
+    steps.look = await lookAndPlan(deps, steps.source, req, reads);
+    steps.verdict = await verifyCheckout(deps.config, steps.source.tree);
+    if (steps.verdict && !steps.verdict.trusted && !req.dryRun) {
+      steps.untrusted = await refuseUntrusted(deps, steps.look, steps.source.tree.commit, steps.verdict);
+      return passReport(deps, req, started, steps);
+    }
+    steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
+    if (!steps.lease.acting) return passReport(deps, req, started, steps);
+    steps.look = steps.lease.look;
+    const applying = await applyPlanned(deps, lease, steps.source, steps.look);
+    steps.applied = applying.results;
+    if (applying.stoppedBy) throw applying.stoppedBy;
+    steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
+    steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
+  } catch (err) {
+    steps.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
+    deps.logger.log('error', steps.error.message, { action: 'pass-failed', reason: steps.error.reason });
+  } finally {
+    if (steps.lease?.acting) await releaseLease(deps, lease);
+  }
+  return passReport(deps, req, started, steps);
+}
+
+/** Step: the reads that need nothing from Git (the managed DaemonSets, the state index), started while Git is asked. */
+function startReads(deps: Deps): Reads {
+  const listed = deps.cluster.listManagedDaemonSets(MANAGED_SELECTOR);
+  const index = deps.store.index.read();
+  // Awaited by the observation; a pass whose source fails reports that instead.
+  for (const p of [listed, index]) p.catch(() => undefined);
+  return { listed, index };
+}
+
+interface Reads {
+  listed: Promise<{ items: LiveDaemonSet[] }>;
+  index: Promise<StateIndexRecord | undefined>;
+}
+
+/** What the pass saw and decided: the observation and the plan made from it. */
+interface Look {
+  observation: Observation;
+  planned: Planned;
+}
+
+/** Step: observe and plan, reading only. */
+async function lookAndPlan(deps: Deps, source: Source, req: ReconcileRequest, reads: Reads): Promise<Look> {
+  const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
+  return { observation, planned: await plan(deps, observation, source) };
+}
+
+type LeaseStep =
+  | { acting: true; look: Look }
+  /** Nothing to write (or a dry run), another run holds the lease, or it could not be taken. */
+  | { acting: false; heldBy?: LeaseHolder; error?: { reason: string; message: string } };
+
+/**
+ * Step: the lease, only when the plan writes: exactly one run acts on a cluster at a time.
+ * Under it, what the plan was made from is looked at again (another run may have acted
+ * meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
+ */
+async function leaseToWrite(deps: Deps, lease: Lease, source: Source, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
+  const writes = req.dryRun ? new Set<string>() : keysToWrite(look.observation, look.planned);
+  if (writes.size === 0) return { acting: false };
+  try {
+    await lease.acquire('reconcile');
+  } catch (err) {
+    if (err instanceof LeaseHeldError) {
+      deps.logger.log('info', err.message, { action: 'lease-held', holder: err.current.holder, expiresAt: err.current.expiresAt });
+      return { acting: false, heldBy: err.current };
+    }
+    return { acting: false, error: { reason: (err as DsGitopsError).reason ?? 'StoreUnavailable', message: errorMessage(err) } };
+  }
+  try {
+    const observation = await observe(deps, source, req, { record: true, fresh: writes });
+    const again = { observation, planned: await plan(deps, observation, source, look) };
+    const { byKey } = again.observation;
+    await mapLimit(again.planned.items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
+    return { acting: true, look: again };
+  } catch (err) {
+    await releaseLease(deps, lease); // the pass ends here; the lease is not left to expire
+    throw err;
+  }
+}
+
+async function releaseLease(deps: Deps, lease: Lease): Promise<void> {
+  try {
+    await lease.release();
+  } catch (err) {
+    deps.logger.log('warn', `could not release the lease (it expires by itself): ${errorMessage(err)}`);
+  }
+}
+
+/** What became of one planned DaemonSet under the lease. */
+type ApplyResult =
+  | { kind: 'unapplied'; track?: TrackTarget }
+  | { kind: 'deferred' }
+  | { kind: 'pruned' }
+  | { kind: 'applied'; revision: number; previousRevision?: number; pin?: DaemonSetState['pin']; rollout: RolloutReport; track: TrackTarget }
+  | { kind: 'failed'; error: { reason: string; message: string } };
+
+/**
+ * Step: snapshot, then apply, each planned change; one DaemonSet's failure blocks no other.
+ * A lost lease stops every worker (`stoppedBy`); what was done before is in the results.
+ */
+async function applyPlanned(deps: Deps, lease: Lease, source: Source, look: Look): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
+  const results = new Map<string, ApplyResult>();
+  const { byKey } = look.observation;
+  try {
+    await mapLimit(look.planned.items, APPLY_CONCURRENCY, async (item) => {
+      results.set(item.key, await applyOne(deps, lease, source, item, byKey.get(item.key)!));
+    });
+  } catch (err) {
+    return { results, stoppedBy: err };
+  }
+  const deferred = [...results].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
+  if (deferred.length > 0) {
+    deps.logger.log('warn', `time ran out before ${deferred.length} change(s) could start: ${deferred.join(', ')}; the next pass applies them`, { action: 'deferred', deferred });
+  }
+  return { results };
+}
+
+async function applyOne(deps: Deps, lease: Lease, source: Source, item: PlanItem, o: Observed): Promise<ApplyResult> {
+  if (!item.apply) {
+    await noteUnapplied(deps, item, o);
+    if (!tracksRollout(o)) return { kind: 'unapplied' };
+    return { kind: 'unapplied', track: { namespace: o.namespace, name: o.name, revision: o.state!.currentRevision, previous: o.state!.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds } };
+  }
+  if (deps.deadline - deps.clock.now().getTime() < APPLY_START_MARGIN_MS) return { kind: 'deferred' };
+  try {
+    // Proof of the lease just before each change (one conditional write shared by the workers waiting for it):
+    // a lease lost to another run stops every worker here.
+    await lease.confirm();
+    if (item.prune) {
+      await prune(deps, o);
+      return { kind: 'pruned' };
+    }
+    const d = o.desired!;
+    const out = await applyRevision(deps, {
+      namespace: o.namespace,
+      name: o.name,
+      manifest: d.manifest,
+      digest: d.digest,
+      source: d.source,
+      commit: source.tree.commit,
+      cause: item.cause!,
+      live: o.live,
+      state: o.state,
+      gitDigest: d.digest,
+      pin: item.releasesPin ? null : undefined,
+    });
+    return {
+      kind: 'applied',
+      revision: out.revision,
+      previousRevision: o.state?.currentRevision,
+      pin: out.state.pin,
+      rollout: { ...countsOf(out.applied), phase: 'progressing', mode: out.state.rollout!.mode, revision: out.revision },
+      track: { namespace: o.namespace, name: o.name, revision: out.revision, previous: out.state.rollout, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds },
+    };
+  } catch (err) {
+    if (err instanceof LeaseLostError) throw err;
+    const error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
+    deps.logger.log('error', error.message, { daemonSet: item.key, action: 'apply-failed', reason: error.reason });
+    return { kind: 'failed', error };
+  }
+}
+
+/**
+ * Step: track the rollouts (native: the controller rolls, this run watches; managed: this run
+ * drives the waves). Only watching from here on: a manual rollback may take the lease over,
+ * and this pass then stops at its next look.
+ */
+async function trackApplied(deps: Deps, lease: Lease, req: ReconcileRequest, look: Look, applied: Map<string, ApplyResult>): Promise<PassSteps['tracked']> {
+  const targets = look.planned.items.flatMap((item) => {
+    const r = applied.get(item.key);
+    const track = r && (r.kind === 'applied' || r.kind === 'unapplied') ? r.track : undefined;
+    return track ? [track] : [];
+  });
+  if (targets.length === 0) return undefined;
+  const tracked = await trackRollouts(deps, targets, { wait: req.wait ?? true, lease, preemptible: 'watching rollouts' });
+  return { rollouts: tracked.rollouts, preemptedBy: tracked.preemptedBy };
+}
+
+/** Step: a stalled rollout whose DaemonSet (or the policy) asks for it is rolled back, through `onStall`. */
+async function rollBackStalled(deps: Deps, lease: Lease, look: Look, tracked: PassSteps['tracked'], onStall?: StallHandler): Promise<Map<string, string>> {
+  const done = new Map<string, string>();
+  if (!tracked || !onStall || tracked.preemptedBy) return done;
+  for (const item of look.planned.items) {
+    const r = tracked.rollouts.get(item.key);
+    const o = look.observation.byKey.get(item.key);
+    const auto = (o ? rolloutOptions(o).autoRollback : undefined) ?? deps.config.policy.autoRollback;
+    if (r?.phase !== 'stalled' || !auto) continue;
+    const s = (await deps.store.getState(item.namespace, item.name))?.value;
+    const rolled = s ? await onStall(deps, lease, item.key, s) : undefined;
+    if (rolled) done.set(item.key, rolled);
+  }
+  return done;
+}
+
+/** The report of a pass, from what its steps came to. */
+function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; requests: number }, steps: PassSteps): ReconcileReport {
+  const { config, clock, cluster, logger } = deps;
+  const leaseError = steps.lease?.acting === false ? steps.lease.error : undefined;
+  const error = steps.error ?? leaseError ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message });
+  // A pass that could not take the lease it needed did nothing: it reports no DaemonSet.
+  const leaseRefused = steps.lease?.acting === false && (steps.lease.heldBy !== undefined || steps.lease.error !== undefined);
+  const daemonSets = steps.look && !leaseRefused ? steps.look.planned.items.map((item) => daemonSetReport(steps, item)) : [];
+  const problems = steps.source?.problems ?? [];
+  const skipped = !steps.error && steps.lease?.acting === false && steps.lease.heldBy !== undefined;
+  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
+  const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
     kind: 'ReconcileReport',
     runId: deps.runId,
     cluster: config.cluster.name,
-    dryRun,
-    result: 'succeeded',
-    startedAt: clock.now().toISOString(),
-    finishedAt: '',
-    source: { url: redact(config.git.url, givenValue(config.git.token)), ref: config.git.ref, path: config.git.path },
-    summary: {},
-    daemonSets: [],
-    problems: [],
-    kubernetesRequests: 0,
+    dryRun: Boolean(req.dryRun),
+    result,
+    startedAt: started.at,
+    finishedAt: clock.now().toISOString(),
+    ...(skipped && steps.lease?.acting === false ? { lease: steps.lease.heldBy } : {}),
+    source: {
+      url: redact(config.git.url, givenValue(config.git.token)),
+      ref: config.git.ref,
+      path: config.git.path,
+      ...(steps.source ? { commit: steps.source.tree.commit } : {}),
+      ...(steps.verdict ? { verification: steps.verdict } : {}),
+    },
+    summary: summarize(daemonSets),
+    daemonSets,
+    problems,
+    kubernetesRequests: cluster.requestCount - started.requests,
+    ...(error ? { error } : {}),
+    ...(steps.tracked?.preemptedBy ? { preempted: steps.tracked.preemptedBy } : {}),
+    ...(deferred.length > 0 ? { deferred } : {}),
+    ...(steps.lease?.acting ? { leaseTaken: true } : {}),
   };
-  const requestsBefore = cluster.requestCount;
-  const finish = (): ReconcileReport => {
-    report.finishedAt = clock.now().toISOString();
-    report.summary = summarize(report.daemonSets);
-    report.kubernetesRequests = cluster.requestCount - requestsBefore;
-    if (report.result !== 'skipped') report.result = report.error || passFailed(report.daemonSets, report.problems) ? 'failed' : 'succeeded';
-    logger.log(report.result === 'failed' ? 'error' : 'info', `pass ${report.result}`, { action: 'pass', result: report.result, summary: report.summary, kubernetesRequests: report.kubernetesRequests });
-    return report;
+  logger.log(result === 'failed' ? 'error' : 'info', `pass ${result}`, { action: 'pass', result, summary: report.summary, kubernetesRequests: report.kubernetesRequests });
+  return report;
+}
+
+/** One DaemonSet's entry: what the plan said, then what the apply, the tracking and a rollback made of it. */
+function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
+  const look = steps.look!;
+  const o = look.observation.byKey.get(item.key)!;
+  const refused = look.planned.refused.get(item.key);
+  const adoption = look.observation.adoptions.get(item.key);
+  const entry: DaemonSetReport = {
+    key: item.key,
+    namespace: item.namespace,
+    name: item.name,
+    action: refused ? 'failed' : item.action,
+    error: refused && { reason: refused.reason, message: refused.message },
+    cause: item.cause,
+    applied: false,
+    revision: o.state?.currentRevision ?? liveRevision(o.live),
+    source: o.desired?.source,
+    message: adoption ? `${adoption}; ${item.message}` : item.message,
+    diff: item.diff || undefined,
+    problems: item.problems.length ? item.problems : undefined,
+    pin: o.state?.pin,
   };
-
-  const lease = clusterLease(deps);
-  let acting = false;
-  try {
-    // 1. Source; the cluster's managed DaemonSets and the state index are read meanwhile (neither needs Git).
-    const listed = cluster.listManagedDaemonSets(MANAGED_SELECTOR);
-    const index = store.index.read();
-    // Awaited by the observation below; a pass whose source fails reports that instead.
-    for (const p of [listed, index]) p.catch(() => undefined);
-    const source = await fetchSource(deps, report);
-
-    // 2. Observe and plan, reading only: a pass with nothing to write ends without the lease.
-    let observation = await observe(deps, source, req, { record: false, listed, index });
-    let planned = await plan(deps, observation, source);
-
-    // 2b. Trust (VERIFY_COMMITS): nothing from a commit without a trusted signature is applied.
-    const verdict = await verifyCheckout(config, source.tree);
-    if (verdict) report.source!.verification = verdict;
-    if (verdict && !verdict.trusted && !dryRun) {
-      await refuseUntrusted(deps, report, observation, planned, source.tree.commit, verdict);
-      return finish();
-    }
-    const writes = dryRun ? new Set<string>() : keysToWrite(observation, planned);
-    if (writes.size > 0) {
-      // 3. Lease: exactly one run acts on a cluster at a time.
-      if (!(await takeLease(deps, lease, report))) return finish();
-      acting = true;
-      report.leaseTaken = true;
-      // Re-check under the lease what the plan was made from (another run may have acted
-      // meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
-      const first = { observation, planned };
-      observation = await observe(deps, source, req, { record: true, fresh: writes });
-      planned = await plan(deps, observation, source, first);
-    }
-    const { byKey, adoptions } = observation;
-    const { items, refused } = planned;
-    if (acting) await mapLimit(items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
-
-    // 4. Snapshot, then apply; one DaemonSet's failure blocks no other.
-    const trackTargets: TrackTarget[] = [];
-    report.daemonSets = items.map((item): DaemonSetReport => {
-      const o = byKey.get(item.key)!;
-      const failure = refused.get(item.key);
-      return {
-        key: item.key,
-        namespace: item.namespace,
-        name: item.name,
-        action: failure ? 'failed' : item.action,
-        error: failure && { reason: failure.reason, message: failure.message },
-        cause: item.cause,
-        applied: false,
-        revision: o.state?.currentRevision ?? liveRevision(o.live),
-        source: o.desired?.source,
-        message: adoptions.has(item.key) ? `${adoptions.get(item.key)}; ${item.message}` : item.message,
-        diff: item.diff || undefined,
-        problems: item.problems.length ? item.problems : undefined,
-        pin: o.state?.pin,
-      };
-    });
-    await mapLimit(items, APPLY_CONCURRENCY, async (item, index) => {
-      const o = byKey.get(item.key)!;
-      const entry = report.daemonSets[index];
-      if (!acting || !item.apply) {
-        entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
-        if (acting) await noteUnapplied(deps, item, o);
-        if (acting && tracksRollout(o)) {
-          trackTargets.push({ namespace: o.namespace, name: o.name, revision: o.state!.currentRevision, previous: o.state!.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
-        }
-        return;
-      }
-      if (deps.deadline - clock.now().getTime() < APPLY_START_MARGIN_MS) {
-        entry.message = `${entry.message}; not started: the pass's time ran out, the next pass applies it`;
-        (report.deferred ??= []).push(item.key);
-        return;
-      }
-      try {
-        // Proof of the lease just before each change (one conditional write shared by the workers waiting for it):
-        // a lease lost to another run stops every worker here.
-        await lease.confirm();
-        if (item.prune) {
-          await prune(deps, o);
-          entry.action = 'pruned';
-          entry.applied = true;
-          return;
-        }
-        const d = o.desired!;
-        const out = await applyRevision(deps, {
-          namespace: o.namespace,
-          name: o.name,
-          manifest: d.manifest,
-          digest: d.digest,
-          source: d.source,
-          commit: source.tree.commit,
-          cause: item.cause!,
-          live: o.live,
-          state: o.state,
-          gitDigest: d.digest,
-          pin: item.releasesPin ? null : undefined,
-        });
-        entry.applied = true;
-        entry.previousRevision = o.state?.currentRevision;
-        entry.revision = out.revision;
-        entry.pin = out.state.pin;
-        entry.rollout = { ...countsOf(out.applied), phase: 'progressing', mode: out.state.rollout!.mode, revision: out.revision };
-        trackTargets.push({ namespace: o.namespace, name: o.name, revision: out.revision, previous: out.state.rollout, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds });
-      } catch (err) {
-        if (err instanceof LeaseLostError) throw err;
-        entry.action = 'failed';
-        entry.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
-        logger.log('error', entry.error.message, { daemonSet: item.key, action: 'apply-failed', reason: entry.error.reason });
-      }
-    });
-
-    if (report.deferred) {
-      report.deferred.sort();
-      logger.log('warn', `time ran out before ${report.deferred.length} change(s) could start: ${report.deferred.join(', ')}; the next pass applies them`, { action: 'deferred', deferred: report.deferred });
-    }
-    if (!acting) return finish();
-
-    // 5. Track the rollouts (native: the controller rolls, this run watches).
-    if (trackTargets.length > 0) {
-      // Only watching from here on: a manual rollback may take the lease over, and this pass then stops at its next look.
-      const tracked = await trackRollouts(deps, trackTargets, { wait: req.wait ?? true, lease, preemptible: 'watching rollouts' });
-      if (tracked.preemptedBy) report.preempted = tracked.preemptedBy;
-      for (const entry of report.daemonSets) {
-        const r = tracked.rollouts.get(entry.key);
-        if (!r) continue;
-        entry.rollout = toRolloutReport(r);
-        const o = byKey.get(entry.key);
-        const auto = (o ? rolloutOptions(o).autoRollback : undefined) ?? config.policy.autoRollback;
-        if (r.phase === 'stalled' && onStall && auto && !tracked.preemptedBy) {
-          const s = (await store.getState(entry.namespace, entry.name))?.value;
-          if (s) {
-            const rolled = await onStall(deps, lease, entry.key, s);
-            if (rolled) entry.message = `${entry.message}; ${rolled}`;
-          }
-        }
-      }
-    }
-  } catch (err) {
-    const e = err as DsGitopsError;
-    report.error = { reason: e.reason ?? 'Error', message: errorMessage(err) };
-    logger.log('error', report.error.message, { action: 'pass-failed', reason: report.error.reason });
-  } finally {
-    if (acting) {
-      try {
-        await lease.release();
-      } catch (err) {
-        logger.log('warn', `could not release the lease (it expires by itself): ${errorMessage(err)}`);
-      }
-    }
+  if (steps.untrusted) {
+    const message = steps.untrusted.message;
+    const plain = { ...entry, action: item.action, error: undefined, diff: undefined, cause: undefined, message: item.message };
+    return item.apply ? { ...plain, action: 'failed', cause: item.cause, error: { reason: 'CommitUntrusted', message }, message: `not applied (${item.message}): ${message}` } : plain;
   }
-  return finish();
+  const applied = steps.applied?.get(item.key);
+  const acted = steps.lease?.acting === true;
+  if (!acted || !item.apply || applied?.kind === 'unapplied') entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
+  if (applied?.kind === 'deferred') entry.message = `${entry.message}; not started: the pass's time ran out, the next pass applies it`;
+  if (applied?.kind === 'pruned') Object.assign(entry, { action: 'pruned', applied: true });
+  if (applied?.kind === 'failed') Object.assign(entry, { action: 'failed', error: applied.error });
+  if (applied?.kind === 'applied') Object.assign(entry, { applied: true, previousRevision: applied.previousRevision, revision: applied.revision, pin: applied.pin, rollout: applied.rollout });
+  const tracked = steps.tracked?.rollouts.get(item.key);
+  if (tracked) entry.rollout = toRolloutReport(tracked);
+  const rolled = steps.rolledBack?.get(item.key);
+  if (rolled) entry.message = `${entry.message}; ${rolled}`;
+  return entry;
 }
 
 interface Source {
@@ -254,43 +377,29 @@ interface Source {
   loaded: LoadResult;
   /** False when some file could not be read: what it held is unknown, so nothing is pruned. */
   sourceComplete: boolean;
-  /** Problems of one DaemonSet, by namespace/name (the others are in the report's problems). */
+  /** Problems of one DaemonSet, by namespace/name. */
   keyed: Map<string, ManifestProblem[]>;
+  /** Problems that belong to no single DaemonSet (unreadable files, other kinds). */
+  problems: ManifestProblem[];
 }
 
 /** Step: Git's tree at the ref (reused while the remote head has not moved) and its manifests. */
-async function fetchSource(deps: Deps, report: ReconcileReport): Promise<Source> {
+async function fetchSource(deps: Deps): Promise<Source> {
   const { config, logger } = deps;
   const { path } = config.git;
   const tree = await checkout(config.git, undefined, { treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes) });
-  report.source!.commit = tree.commit;
-  logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${report.source!.url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
+  const url = redact(config.git.url, givenValue(config.git.token));
+  logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
   const loaded = loadCheckout(tree, path, config.policy, config.maxManifestBytes);
   const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
   const keyed = new Map<string, ManifestProblem[]>();
+  const problems: ManifestProblem[] = [];
   for (const p of loaded.problems) {
     if (p.key) keyed.set(p.key, [...(keyed.get(p.key) ?? []), p]);
-    else report.problems.push(p);
+    else problems.push(p);
   }
-  for (const p of report.problems) logger.log(p.severity === 'error' ? 'error' : 'info', `${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`, { action: 'manifest-problem', code: p.code });
-  return { tree, loaded, sourceComplete, keyed };
-}
-
-/** Step: takes the cluster lease; false (and the report says who holds it, or why not) when this run may not act. */
-async function takeLease(deps: Deps, lease: Lease, report: ReconcileReport): Promise<boolean> {
-  try {
-    await lease.acquire('reconcile');
-    return true;
-  } catch (err) {
-    if (err instanceof LeaseHeldError) {
-      report.result = 'skipped';
-      report.lease = err.current;
-      deps.logger.log('info', err.message, { action: 'lease-held', holder: err.current.holder, expiresAt: err.current.expiresAt });
-      return false;
-    }
-    report.error = { reason: (err as DsGitopsError).reason ?? 'StoreUnavailable', message: errorMessage(err) };
-    return false;
-  }
+  for (const p of problems) logger.log(p.severity === 'error' ? 'error' : 'info', `${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`, { action: 'manifest-problem', code: p.code });
+  return { tree, loaded, sourceComplete, keyed, problems };
 }
 
 interface Observation {
@@ -515,31 +624,15 @@ const announcedUntrusted = new Set<string>();
  * commit, the signer and the fix, and so does a Warning Event on each DaemonSet the commit
  * would have changed.
  */
-async function refuseUntrusted(deps: Deps, report: ReconcileReport, observation: Observation, planned: Planned, commit: GitCommit, verdict: Verification): Promise<void> {
+async function refuseUntrusted(deps: Deps, look: Look, commit: GitCommit, verdict: Verification): Promise<{ message: string }> {
   const message = untrustedMessage(commit, verdict);
-  report.error = { reason: 'CommitUntrusted', message };
   deps.logger.log('error', message, { action: 'commit-untrusted', commit: commit.sha, signer: verdict.signer ?? null });
-  report.daemonSets = planned.items.map((item): DaemonSetReport => {
-    const o = observation.byKey.get(item.key)!;
-    const entry: DaemonSetReport = {
-      key: item.key,
-      namespace: item.namespace,
-      name: item.name,
-      action: item.action,
-      applied: false,
-      revision: o.state?.currentRevision ?? liveRevision(o.live),
-      source: o.desired?.source,
-      message: item.message,
-      problems: item.problems.length ? item.problems : undefined,
-      pin: o.state?.pin,
-    };
-    return item.apply ? { ...entry, action: 'failed', cause: item.cause, error: { reason: 'CommitUntrusted', message }, message: `not applied (${item.message}): ${message}` } : entry;
-  });
-  for (const item of planned.items.filter((i) => i.apply)) {
-    const o = observation.byKey.get(item.key)!;
+  for (const item of look.planned.items.filter((i) => i.apply)) {
+    const o = look.observation.byKey.get(item.key)!;
     const seen = `${deps.config.cluster.name} ${item.key} ${commit.sha}`;
     if (!o.live || announcedUntrusted.has(seen)) continue;
     announcedUntrusted.add(seen);
     await emitEvent(deps, { namespace: o.namespace, name: o.name, uid: o.live.metadata.uid }, 'Warning', 'UntrustedCommit', message);
   }
+  return { message };
 }

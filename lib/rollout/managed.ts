@@ -18,7 +18,7 @@ import type { DaemonSetState, ManagedRecord, RolloutState } from '../store/recor
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
-import { chooseCanaryNodes, describeCanary, nextWave, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -199,7 +199,6 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
 async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState | undefined, options: DriveOptions, opened: RolloutCaches, reopened: (c: RolloutCaches) => void): Promise<RolloutState | undefined> {
   const { cluster, store, clock, config } = deps;
   const { namespace, name } = target;
-  const key = `${namespace}/${name}`;
   let rollout = previous?.revision === target.revision ? previous : undefined;
   let lastLine = '';
   const margin = options.marginMs ?? 15_000;
@@ -237,27 +236,10 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const annotations = parseRolloutAnnotations(ds.metadata.annotations);
-    const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
-    const templateGeneration = ds.metadata.annotations?.['deprecated.daemonset.template.generation'];
-    const pods = caches.pods.items()
-      .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
-      .sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0))
-      .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, revisions!.currentHash)));
-    const template = ds.spec.template.spec as PlacementSpec;
-    const waveNodes = caches.nodes.items()
-      .sort((x, y) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0))
-      .map((n) => toWaveNode(n, template));
-    const paused = a.paused || Boolean(state.paused);
-    const policy: WavePolicy = {
-      maxUnavailable: declaredMaxUnavailable(ds),
-      minReadySeconds: ds.spec.minReadySeconds ?? 0,
-      canary: a.canary,
-      paused,
-      progressDeadlineSeconds: a.progressDeadlineSeconds ?? config.policy.progressDeadlineSeconds,
-    };
+    const { pods, nodes, policy } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
+    const paused = policy.paused;
     const now = clock.now();
-    const decision = nextWave({ nodes: waveNodes, pods }, policy, record?.checkpoint, now);
+    const decision = nextWave({ nodes, pods }, policy, record?.checkpoint, now);
     const seen = versionsOf(caches.all);
 
     // Record the decision before acting on it: a run killed between the two leaves the
@@ -268,31 +250,8 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
-    const deleted = new Set<string>();
-    if (decision.podsToDelete.length > 0) {
-      // Proof that this run still holds the lease, just before it deletes (a preempted run stops here).
-      if (options.lease) await options.lease.confirm();
-      for (const p of decision.podsToDelete) {
-        try {
-          await cluster.deletePod(namespace, p.name, p.uid);
-          deleted.add(p.uid);
-        } catch (err) {
-          deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: key });
-        }
-      }
-      if (options.lease && options.preemptible) await options.lease.markPreemptible(options.preemptible);
-    }
-    const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
-    if (line !== lastLine) {
-      deps.onProgress?.(line);
-      if (decision.podsToDelete.length) {
-        deps.logger.log('info', `wave ${decision.checkpoint.waves}: deleting ${decision.podsToDelete.map((p) => `${p.name} on ${p.node}`).join(', ')}`, { daemonSet: key, action: 'wave', revision: target.revision });
-      }
-      if (decision.checkpoint.failed && !record?.checkpoint?.failed) {
-        deps.logger.log('error', `revision ${target.revision}: ${decision.checkpoint.failed.reason}`, { daemonSet: key, action: 'rollout-failed', revision: target.revision, nodes: decision.checkpoint.failed.nodes });
-      }
-      lastLine = line;
-    }
+    const deleted = await deleteWave(deps, target, decision, options);
+    lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
 
     if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
     if (!options.wait) return rollout;
@@ -305,6 +264,61 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     await waitUntil(current.all, () => changedSince(current.all, seen) && deletionsSeen(current.pods, deleted), timeout, SETTLE_MS);
     if (options.lease) await options.lease.renewIfDue();
   }
+}
+
+/** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy } {
+  const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
+  const annotations = parseRolloutAnnotations(ds.metadata.annotations);
+  const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
+  const templateGeneration = ds.metadata.annotations?.['deprecated.daemonset.template.generation'];
+  const pods = caches.pods.items()
+    .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
+    .sort(byName)
+    .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
+  const template = ds.spec.template.spec as PlacementSpec;
+  const nodes = caches.nodes.items().sort(byName).map((n) => toWaveNode(n, template));
+  const policy: WavePolicy = {
+    maxUnavailable: declaredMaxUnavailable(ds),
+    minReadySeconds: ds.spec.minReadySeconds ?? 0,
+    canary: a.canary,
+    paused: a.paused || pausedByHand,
+    progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
+  };
+  return { pods, nodes, policy };
+}
+
+/** Deletes the decision's pods, after proving the lease is still held; returns the uids deleted. */
+async function deleteWave(deps: Deps, target: ManagedTarget, decision: WaveDecision, options: DriveOptions): Promise<Set<string>> {
+  const deleted = new Set<string>();
+  if (decision.podsToDelete.length === 0) return deleted;
+  // Proof that this run still holds the lease, just before it deletes (a preempted run stops here).
+  if (options.lease) await options.lease.confirm();
+  for (const p of decision.podsToDelete) {
+    try {
+      await deps.cluster.deletePod(target.namespace, p.name, p.uid);
+      deleted.add(p.uid);
+    } catch (err) {
+      deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
+    }
+  }
+  if (options.lease && options.preemptible) await options.lease.markPreemptible(options.preemptible);
+  return deleted;
+}
+
+/** Progress and logs for a decision that says something new; returns the line said. */
+function tellDecision(deps: Deps, target: ManagedTarget, decision: WaveDecision, before: WaveCheckpoint | undefined, lastLine: string): string {
+  const key = `${target.namespace}/${target.name}`;
+  const line = `${key}: revision ${target.revision} ${decision.phase}: ${decision.reason}`;
+  if (line === lastLine) return line;
+  deps.onProgress?.(line);
+  if (decision.podsToDelete.length) {
+    deps.logger.log('info', `wave ${decision.checkpoint.waves}: deleting ${decision.podsToDelete.map((p) => `${p.name} on ${p.node}`).join(', ')}`, { daemonSet: key, action: 'wave', revision: target.revision });
+  }
+  if (decision.checkpoint.failed && !before?.failed) {
+    deps.logger.log('error', `revision ${target.revision}: ${decision.checkpoint.failed.reason}`, { daemonSet: key, action: 'rollout-failed', revision: target.revision, nodes: decision.checkpoint.failed.nodes });
+  }
+  return line;
 }
 
 /** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */

@@ -287,6 +287,121 @@ function sortedBy<T>(items: T[], key: (t: T) => string): T[] {
   return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
+/** What `phaseOf` decides from: the facts of one decision, as `nextWave` assessed them. */
+interface PhaseInputs {
+  policy: WavePolicy;
+  k: number;
+  nowMs: number;
+  failed: WaveFailure | undefined;
+  complete: boolean;
+  tooManyNotReady: boolean;
+  readyNodesDone: boolean;
+  canary: CanaryState;
+  members: string[];
+  deadlinePassed: boolean;
+  idleMs: number;
+  counted: NodeFacts[];
+  skippedOutside: NodeFacts[];
+  pendingSkipped: string[];
+  unavailable: number;
+  exposed: number;
+  free: PodRef[];
+  costly: PodRef[];
+  freeNow: PodRef[];
+  budget: number;
+}
+
+/** The phase of a decision, the pods it deletes (only while progressing) and the sentence that says why. */
+function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; reason: string } {
+  const { policy, k, failed, canary, members, counted, unavailable } = x;
+  const unavailableNodes = counted.filter((f) => f.availablePods.length === 0).map((f) => f.name);
+  const unavailableText = `${unavailable} unavailable${unavailableNodes.length > 0 ? ` (${nameList(unavailableNodes)})` : ''}`;
+  const progressText = `${counted.filter((f) => f.updatedAvailable).length}/${counted.length} nodes updated and available, ${unavailableText}`;
+  if (failed) return { phase: 'stalled', podsToDelete: [], reason: `stopped: ${failed.reason}; deleting nothing more (${progressText})` };
+  if (x.complete) {
+    return { phase: 'complete', podsToDelete: [], reason: `complete: ${plural(counted.length, 'node runs', 'nodes run')} the updated template and ${counted.length === 1 ? 'is' : 'are'} available` };
+  }
+  if (policy.paused) return { phase: 'paused', podsToDelete: [], reason: `paused: deleting nothing (${progressText})` };
+  if (x.tooManyNotReady) {
+    return { phase: 'waiting', podsToDelete: [], reason: `waiting: ${plural(x.skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(x.skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})` };
+  }
+  if (x.readyNodesDone) {
+    return { phase: 'progressing', podsToDelete: [], reason: `every Ready node is updated and available; waiting for NotReady ${x.pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(x.pendingSkipped)} to take the new template` };
+  }
+  if (canary.kind === 'unmatched') {
+    return { phase: 'waiting', podsToDelete: [], reason: `waiting: the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing` };
+  }
+  if (canary.kind === 'holding') {
+    const leftS = Math.ceil((canary.until - x.nowMs) / SECOND_MS);
+    return { phase: 'canary-hold', podsToDelete: [], reason: `canary ${nameList(members)} updated and available; holding ${leftS}s more of ${policy.canary?.holdSeconds ?? 0}s` };
+  }
+  if (x.deadlinePassed) {
+    return { phase: 'stalled', podsToDelete: [], reason: `stalled: no progress for ${Math.round(x.idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s); deleting nothing (${progressText})` };
+  }
+  const { free, costly, freeNow, budget, exposed } = x;
+  const podsToDelete = [...freeNow, ...costly.slice(0, budget)];
+  const scope = canary.kind === 'rolling' ? 'canary: ' : '';
+  if (podsToDelete.length > 0) {
+    const freeText = freeNow.length > 0 ? `${freeNow.length} already unavailable, ` : '';
+    return { phase: 'progressing', podsToDelete, reason: `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable)` };
+  }
+  if (free.length + costly.length > 0) {
+    const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being available yet` : unavailableText;
+    return { phase: 'progressing', podsToDelete, reason: `${scope}waiting: budget 0 of maxUnavailable ${k} with ${held}; ${plural(free.length + costly.length, 'old pod waits', 'old pods wait')}` };
+  }
+  return { phase: 'progressing', podsToDelete, reason: `${scope}waiting for replacements to become available (${progressText})` };
+}
+
+/** The checkpoint a decision leaves for the next one: what it deleted, which nodes it reached, how the canary stands. */
+function nextCheckpoint(x: {
+  checkpoint: WaveCheckpoint | undefined;
+  at: string;
+  facts: NodeFacts[];
+  touched: Map<string, TouchedNode>;
+  inFlightKept: WaveCheckpoint['inFlight'];
+  podsToDelete: PodRef[];
+  lastProgressAt: string;
+  updatedAvailable: number;
+  failed: WaveFailure | undefined;
+  canary: CanaryState;
+  canaryNodes: string[] | undefined;
+  canaryPassed: boolean;
+}): WaveCheckpoint {
+  const { checkpoint, at, facts, touched, podsToDelete, canary } = x;
+  const readyByNode = new Map(facts.map((f) => [f.name, f.ready]));
+  const inFlight = sortedBy([
+    ...x.inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
+    ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
+  ], (e) => e.node);
+  // A Ready node with no pod at all gets the update from the controller, not from a deletion:
+  // it is reached by the update while Ready all the same.
+  const reachedWithoutDelete = facts.filter((f) => f.ready && !touched.has(f.name) && f.outdated.length === 0 && !f.hasUpdated && !f.hasTerminating && f.inFlightUid === undefined);
+  const touchedNext = sortedBy([
+    ...touched.values(),
+    ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
+    ...reachedWithoutDelete.map((f) => ({ node: f.name, readyAtDelete: true, at })),
+  ], (t) => t.node);
+
+  const next: WaveCheckpoint = {
+    startedAt: checkpoint?.startedAt ?? at,
+    lastProgressAt: x.lastProgressAt,
+    updatedAvailable: x.updatedAvailable,
+    waves: (checkpoint?.waves ?? 0) + (podsToDelete.length > 0 ? 1 : 0),
+    inFlight,
+  };
+  if (touchedNext.length > 0) next.touched = touchedNext;
+  if (checkpoint?.repairNodes?.length) next.repairNodes = [...checkpoint.repairNodes];
+  if (x.failed) next.failed = x.failed;
+  if (x.canaryNodes !== undefined) next.canaryNodes = [...x.canaryNodes];
+  // Kept once the canary has passed: it records when the canary proved itself.
+  const canarySince = canary.kind === 'holding' || canary.kind === 'passed-now' ? canary.since
+    : canary.kind === 'none' ? checkpoint?.canaryAvailableSince
+    : undefined;
+  if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
+  if (x.canaryPassed) next.canaryPassed = true;
+  return next;
+}
+
 /**
  * Decides the next wave of a managed rollout.
  *
@@ -382,87 +497,15 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const idleMs = nowMs - Date.parse(progressAt);
   const deadlinePassed = !cannotStall && idleMs > policy.progressDeadlineSeconds * SECOND_MS;
 
-  let phase: WavePhase;
-  let podsToDelete: PodRef[] = [];
-  let reason: string;
   const counts = { desired: facts.length, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget, skipped: skipped.length };
-  const unavailableNodes = counted.filter((f) => f.availablePods.length === 0).map((f) => f.name);
-  const unavailableText = `${unavailable} unavailable${unavailableNodes.length > 0 ? ` (${nameList(unavailableNodes)})` : ''}`;
-  const progressText = `${updatedAvailable}/${counted.length} nodes updated and available, ${unavailableText}`;
-
-  if (failed) {
-    phase = 'stalled';
-    reason = `stopped: ${failed.reason}; deleting nothing more (${progressText})`;
-  } else if (complete) {
-    phase = 'complete';
-    reason = `complete: ${plural(counted.length, 'node runs', 'nodes run')} the updated template and ${counted.length === 1 ? 'is' : 'are'} available`;
-  } else if (policy.paused) {
-    phase = 'paused';
-    reason = `paused: deleting nothing (${progressText})`;
-  } else if (tooManyNotReady) {
-    phase = 'waiting';
-    reason = `waiting: ${plural(skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})`;
-  } else if (readyNodesDone) {
-    phase = 'progressing';
-    reason = `every Ready node is updated and available; waiting for NotReady ${pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(pendingSkipped)} to take the new template`;
-  } else if (canary.kind === 'unmatched') {
-    phase = 'waiting';
-    reason = `waiting: the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing`;
-  } else if (canary.kind === 'holding') {
-    phase = 'canary-hold';
-    const leftS = Math.ceil((canary.until - nowMs) / SECOND_MS);
-    reason = `canary ${nameList(members)} updated and available; holding ${leftS}s more of ${policy.canary?.holdSeconds ?? 0}s`;
-  } else if (deadlinePassed) {
-    phase = 'stalled';
-    reason = `stalled: no progress for ${Math.round(idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s); deleting nothing (${progressText})`;
-  } else {
-    phase = 'progressing';
-    podsToDelete = [...freeNow, ...costly.slice(0, budget)];
-    const scope = canary.kind === 'rolling' ? 'canary: ' : '';
-    if (podsToDelete.length > 0) {
-      const freeText = freeNow.length > 0 ? `${freeNow.length} already unavailable, ` : '';
-      reason = `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable)`;
-    } else if (free.length + costly.length > 0) {
-      const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being available yet` : unavailableText;
-      reason = `${scope}waiting: budget 0 of maxUnavailable ${k} with ${held}; ${plural(free.length + costly.length, 'old pod waits', 'old pods wait')}`;
-    } else {
-      reason = `${scope}waiting for replacements to become available (${progressText})`;
-    }
-  }
+  const { phase, podsToDelete, reason } = phaseOf({
+    policy, k, nowMs, failed, complete, tooManyNotReady, readyNodesDone, canary, members, deadlinePassed, idleMs,
+    counted, skippedOutside, pendingSkipped, unavailable, exposed, free, costly, freeNow, budget,
+  });
 
   const deletedNow = podsToDelete.length > 0;
   const lastProgressAt = deletedNow ? at : progressAt;
-  const readyByNode = new Map(facts.map((f) => [f.name, f.ready]));
-  const inFlight = sortedBy([
-    ...inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
-    ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
-  ], (e) => e.node);
-  // A Ready node with no pod at all gets the update from the controller, not from a deletion:
-  // it is reached by the update while Ready all the same.
-  const reachedWithoutDelete = facts.filter((f) => f.ready && !touched.has(f.name) && f.outdated.length === 0 && !f.hasUpdated && !f.hasTerminating && f.inFlightUid === undefined);
-  const touchedNext = sortedBy([
-    ...touched.values(),
-    ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
-    ...reachedWithoutDelete.map((f) => ({ node: f.name, readyAtDelete: true, at })),
-  ], (t) => t.node);
-
-  const next: WaveCheckpoint = {
-    startedAt: checkpoint?.startedAt ?? at,
-    lastProgressAt,
-    updatedAvailable,
-    waves: (checkpoint?.waves ?? 0) + (deletedNow ? 1 : 0),
-    inFlight,
-  };
-  if (touchedNext.length > 0) next.touched = touchedNext;
-  if (checkpoint?.repairNodes?.length) next.repairNodes = [...checkpoint.repairNodes];
-  if (failed) next.failed = failed;
-  if (canaryNodes !== undefined) next.canaryNodes = [...canaryNodes];
-  // Kept once the canary has passed: it records when the canary proved itself.
-  const canarySince = canary.kind === 'holding' || canary.kind === 'passed-now' ? canary.since
-    : canary.kind === 'none' ? checkpoint?.canaryAvailableSince
-    : undefined;
-  if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
-  if (canaryPassed) next.canaryPassed = true;
+  const next = nextCheckpoint({ checkpoint, at, facts, touched, inFlightKept, podsToDelete, lastProgressAt, updatedAvailable, failed, canary, canaryNodes, canaryPassed });
 
   const wakeAt = failed ? undefined : earliestWake({
     nowMs,

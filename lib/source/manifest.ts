@@ -138,6 +138,48 @@ export type ValidationResult =
   | { ok: false; problem: ManifestProblem };
 
 /**
+ * What is wrong with a DaemonSet that has the right shape: its selector, its namespace,
+ * reserved labels and annotations, its rollout annotations and strategy. Undefined: nothing.
+ */
+function contentProblem(manifest: DaemonSetManifest, policy: Pick<Policy, 'allowedNamespaces'>): { code: string; message: string } | undefined {
+  const namespace = manifest.metadata.namespace!;
+  const { selector, template } = manifest.spec;
+  if (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0) {
+    return { code: 'schema', message: 'spec.selector is empty: add matchLabels that match spec.template.metadata.labels' };
+  }
+  if (!selectorMatches(selector, template.metadata.labels)) {
+    return { code: 'selector-mismatch', message: `spec.selector does not match spec.template.metadata.labels (${describeSelector(selector)} vs ${describeLabels(template.metadata.labels)})` };
+  }
+  if (!namespaceAllowed(policy, namespace)) {
+    const allowed = policy.allowedNamespaces === '*' ? '*' : policy.allowedNamespaces.join(', ');
+    return { code: 'namespace-not-allowed', message: `namespace ${namespace} is not in ALLOWED_NAMESPACES (${allowed}): move the DaemonSet to an allowed namespace or add ${namespace} to ALLOWED_NAMESPACES` };
+  }
+  for (const [where, map] of [['metadata.labels', manifest.metadata.labels], ['spec.template.metadata.labels', template.metadata.labels]] as const) {
+    for (const k of Object.keys(map ?? {})) {
+      if (k.startsWith(PREFIX) && k !== MANAGED_BY_LABEL) {
+        return { code: 'reserved-key', message: `${where} ${k} uses the reserved prefix ${PREFIX}: remove it; daemonset-gitops sets its own labels` };
+      }
+    }
+  }
+  for (const k of Object.keys(manifest.metadata.annotations ?? {})) {
+    if (k.startsWith(PREFIX) && !USER_ANNOTATIONS.has(k)) {
+      return { code: 'reserved-key', message: `metadata.annotations ${k} is reserved: daemonset-gitops writes it; the annotations a manifest may set are ${[...USER_ANNOTATIONS].join(', ')}` };
+    }
+  }
+  const rollout = parseRolloutAnnotations(manifest.metadata.annotations);
+  if (!rollout.ok) return { code: 'rollout-annotation', message: rollout.message };
+  if (rollout.value.mode === 'managed') {
+    const strategy = manifest.spec.updateStrategy;
+    if (strategy?.type === 'OnDelete') {
+      return { code: 'rollout-annotation', message: 'a managed rollout drives the update itself: declare updateStrategy RollingUpdate (with maxUnavailable), not OnDelete' };
+    }
+    const problem = checkManagedStrategy(strategy?.rollingUpdate?.maxUnavailable, strategy?.rollingUpdate?.maxSurge);
+    if (problem) return { code: 'rollout-annotation', message: `spec.updateStrategy.rollingUpdate: ${problem}` };
+  }
+  return undefined;
+}
+
+/**
  * Validates one parsed YAML document. `doc` is untrusted: anything may be in it.
  */
 export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick<Policy, 'allowedNamespaces'>): ValidationResult {
@@ -179,51 +221,8 @@ export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick
 
   const manifest = structuredClone(doc) as DaemonSetManifest;
   manifest.metadata.namespace = namespace;
-  const { selector, template } = manifest.spec;
-  if (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0) {
-    return fail('schema', 'spec.selector is empty: add matchLabels that match spec.template.metadata.labels', key);
-  }
-  if (!selectorMatches(selector, template.metadata.labels)) {
-    return fail(
-      'selector-mismatch',
-      `spec.selector does not match spec.template.metadata.labels (${describeSelector(selector)} vs ${describeLabels(template.metadata.labels)})`,
-      key,
-    );
-  }
-  if (!namespaceAllowed(policy, namespace)) {
-    const allowed = policy.allowedNamespaces === '*' ? '*' : policy.allowedNamespaces.join(', ');
-    return fail(
-      'namespace-not-allowed',
-      `namespace ${namespace} is not in ALLOWED_NAMESPACES (${allowed}): move the DaemonSet to an allowed namespace or add ${namespace} to ALLOWED_NAMESPACES`,
-      key,
-    );
-  }
-  for (const [where, map] of [['metadata.labels', manifest.metadata.labels], ['spec.template.metadata.labels', template.metadata.labels]] as const) {
-    for (const k of Object.keys(map ?? {})) {
-      if (k.startsWith(PREFIX) && k !== MANAGED_BY_LABEL) {
-        return fail('reserved-key', `${where} ${k} uses the reserved prefix ${PREFIX}: remove it; daemonset-gitops sets its own labels`, key);
-      }
-    }
-  }
-  for (const k of Object.keys(manifest.metadata.annotations ?? {})) {
-    if (k.startsWith(PREFIX) && !USER_ANNOTATIONS.has(k)) {
-      return fail(
-        'reserved-key',
-        `metadata.annotations ${k} is reserved: daemonset-gitops writes it; the annotations a manifest may set are ${[...USER_ANNOTATIONS].join(', ')}`,
-        key,
-      );
-    }
-  }
-  const rollout = parseRolloutAnnotations(manifest.metadata.annotations);
-  if (!rollout.ok) return fail('rollout-annotation', rollout.message, key);
-  if (rollout.value.mode === 'managed') {
-    const strategy = manifest.spec.updateStrategy;
-    if (strategy?.type === 'OnDelete') {
-      return fail('rollout-annotation', 'a managed rollout drives the update itself: declare updateStrategy RollingUpdate (with maxUnavailable), not OnDelete', key);
-    }
-    const problem = checkManagedStrategy(strategy?.rollingUpdate?.maxUnavailable, strategy?.rollingUpdate?.maxSurge);
-    if (problem) return fail('rollout-annotation', `spec.updateStrategy.rollingUpdate: ${problem}`, key);
-  }
+  const problem = contentProblem(manifest, policy);
+  if (problem) return fail(problem.code, problem.message, key);
   return {
     ok: true,
     desired: { key: key!, namespace, name: manifest.metadata.name, source: loc, manifest, digest: digestOf(manifest) },
