@@ -69,6 +69,24 @@ export interface ReconcileReport {
   followUp?: ReconcileReport;
 }
 
+/**
+ * The entry of a DaemonSet whose record in S3 cannot be read: it is `failed`, with the key
+ * and the repair in its error, and the pass touches nothing of it.
+ */
+export function unreadableRecordEntry(key: string, error: { reason: string; message: string; key: string }, revision: number | undefined): DaemonSetReport {
+  const [namespace, name] = key.split('/');
+  return {
+    key,
+    namespace,
+    name,
+    action: 'failed',
+    applied: false,
+    revision,
+    message: `left alone: its record ${error.key} cannot be read`,
+    error: { reason: error.reason, message: error.message },
+  };
+}
+
 export function summarize(items: DaemonSetReport[]): Record<string, number> {
   const out: Record<string, number> = { total: items.length };
   for (const i of items) out[i.action] = (out[i.action] ?? 0) + 1;

@@ -5,6 +5,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -37,6 +38,24 @@ export interface ObjectStore {
   /** Every key under the prefix, in lexical order. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+}
+
+/** One stored version of an object (a bucket with versioning on keeps every write). */
+export interface ObjectVersion {
+  versionId: string;
+  lastModified?: Date;
+  isLatest: boolean;
+}
+
+/** A store that keeps earlier versions of its objects and can read them. */
+export interface VersionedObjectStore extends ObjectStore {
+  /** The versions of exactly this key, newest first; delete markers are left out. */
+  versions(key: string): Promise<ObjectVersion[]>;
+  getVersion(key: string, versionId: string): Promise<StoredText | undefined>;
+}
+
+export function keepsVersions(store: ObjectStore): store is VersionedObjectStore {
+  return typeof (store as Partial<VersionedObjectStore>).versions === 'function';
 }
 
 export function createS3Client(config: S3Config): S3Client {
@@ -79,7 +98,7 @@ function captureServerTime(command: GetObjectCommand): { at?: Date } {
   return answered;
 }
 
-export class S3ObjectStore implements ObjectStore {
+export class S3ObjectStore implements VersionedObjectStore {
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
@@ -138,6 +157,40 @@ export class S3ObjectStore implements ObjectStore {
       throw new StoreError(`listing s3://${this.bucket}/${prefix} failed: ${describe(err)}`, err);
     }
     return keys.sort();
+  }
+
+  async versions(key: string): Promise<ObjectVersion[]> {
+    const out: ObjectVersion[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: key, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+        );
+        for (const v of page.Versions ?? []) {
+          // An unversioned bucket answers with the one object, version "null": there is nothing earlier to read.
+          if (v.Key === key && v.VersionId) out.push({ versionId: v.VersionId, lastModified: v.LastModified, isLatest: Boolean(v.IsLatest) });
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+      } while (keyMarker);
+    } catch (err) {
+      throw new StoreError(`listing the versions of s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+    return out.sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0) || Number(b.isLatest) - Number(a.isLatest));
+  }
+
+  async getVersion(key: string, versionId: string): Promise<StoredText | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, VersionId: versionId }));
+      const body = (await out.Body?.transformToString('utf8')) ?? '';
+      return { body, etag: out.ETag ?? '', lastModified: out.LastModified };
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404 || (err as Error)?.name === 'NoSuchKey' || (err as Error)?.name === 'NoSuchVersion') return undefined;
+      throw new StoreError(`reading version ${versionId} of s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
   }
 
   async delete(key: string): Promise<void> {

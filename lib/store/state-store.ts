@@ -5,7 +5,7 @@
  * state index (state-index.ts), so a pass reads all the states it needs in one GET.
  */
 import type { z } from 'zod';
-import { PreconditionFailedError, SnapshotWriteError, StoreError } from '../errors';
+import { PreconditionFailedError, RecordUnreadableError, SnapshotWriteError, StoreError } from '../errors';
 import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
 import { Clock, systemClock } from '../clock';
@@ -25,8 +25,26 @@ const STATE_READ_CONCURRENCY = 16;
 
 export interface StatesRead {
   states: Map<string, Versioned<DaemonSetState> | undefined>;
+  /** Keys whose state.json is there but cannot be read as a state: absent from `states`, and never repaired or written. */
+  unreadable: Map<string, RecordUnreadableError>;
   /** Keys read from their state.json because the index could not vouch for them. */
   unvouched: string[];
+}
+
+/** A record's text parsed and checked against its schema, or what is wrong with it. */
+export function parseRecord<T>(body: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, problem: `not valid JSON: ${(err as Error).message}` };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, problem: `not the expected shape: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}` };
+  }
+  return { ok: true, value: parsed.data };
 }
 
 export class StateStore {
@@ -43,17 +61,9 @@ export class StateStore {
   private async read<T>(key: string, schema: z.ZodType<T>): Promise<Versioned<T> | undefined> {
     const got = await this.objects.get(key);
     if (!got) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(got.body);
-    } catch (err) {
-      throw new StoreError(`s3 object ${key} is not valid JSON (was it edited by hand?): ${(err as Error).message}`, err);
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      throw new StoreError(`s3 object ${key} does not have the expected shape: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-    }
-    return { value: parsed.data, etag: got.etag };
+    const parsed = parseRecord(got.body, schema);
+    if (!parsed.ok) throw new RecordUnreadableError(key, parsed.problem, this.keys.daemonSetOf(key));
+    return { value: parsed.value, etag: got.etag };
   }
 
   // ---- per-DaemonSet state ------------------------------------------------------------
@@ -101,6 +111,7 @@ export class StateStore {
     const now = this.clock.now().getTime();
     const states = new Map<string, Versioned<DaemonSetState> | undefined>();
     const unvouched: string[] = [];
+    const unreadable = new Map<string, RecordUnreadableError>();
     const repairs: { key: string; stale: string[] }[] = [];
     await mapLimit(keys, STATE_READ_CONCURRENCY, async (key) => {
       const entry = index?.entries[key];
@@ -109,7 +120,14 @@ export class StateStore {
         return;
       }
       const [namespace, name] = key.split('/');
-      const read = await this.getState(namespace, name);
+      let read: Versioned<DaemonSetState> | undefined;
+      try {
+        read = await this.getState(namespace, name);
+      } catch (err) {
+        if (!(err instanceof RecordUnreadableError)) throw err;
+        unreadable.set(key, err);
+        return;
+      }
       states.set(key, read);
       if (!entry || entry.pending) unvouched.push(key);
       const tokens = Object.entries(entry?.pending ?? {});
@@ -122,7 +140,7 @@ export class StateStore {
         return this.settleIndex(namespace, name, undefined, r.stale);
       }));
     }
-    return { states, unvouched: unvouched.sort() };
+    return { states, unreadable, unvouched: unvouched.sort() };
   }
 
   /**
