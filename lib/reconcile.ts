@@ -17,10 +17,10 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';
-import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseLostError, RecordUnreadableError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
-import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
+import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport, unreadableRecordEntry } from './report';
 import { countsOf } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
 import { canaryProblem } from './rollout/managed';
@@ -207,6 +207,9 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
       }
     });
 
+    // A DaemonSet whose record cannot be read is failed alone, and nothing of it is touched.
+    for (const [key, err] of observation.unreadable) report.daemonSets.push(unreadableRecordEntry(key, err, liveRevision(observation.live.get(key))));
+
     if (report.deferred) {
       report.deferred.sort();
       logger.log('warn', `time ran out before ${report.deferred.length} change(s) could start: ${report.deferred.join(', ')}; the next pass applies them`, { action: 'deferred', deferred: report.deferred });
@@ -301,6 +304,9 @@ interface Observation {
   basis: Map<string, string>;
   /** Running DaemonSets whose record lags the cluster (a run stopped early, a new store): recording them writes. */
   unrecorded: Set<string>;
+  /** DaemonSets whose state or revision record in S3 cannot be read: left out of the plan, reported failed. */
+  unreadable: Map<string, RecordUnreadableError>;
+  live: Map<string, LiveDaemonSet>;
 }
 
 /**
@@ -323,6 +329,8 @@ async function observe(
   let keys = [...new Set([...desired.keys(), ...source.keyed.keys(), ...inScope])].sort();
   if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
   const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun, index: options.index });
+  const unreadable = new Map(recorded.unreadable);
+  keys = keys.filter((k) => !unreadable.has(k));
   const states = new Map<string, DaemonSetState | undefined>();
   const basis = new Map<string, string>();
   const adoptions = new Map<string, string>();
@@ -335,16 +343,24 @@ async function observe(
     const lags = l && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0);
     if (l && (lags || !s) && namespaceAllowed(config.policy, namespace)) unrecorded.add(k);
     if (!options.record || !l) return states.set(k, s);
-    if (lags) s = await repairFromLive(deps, l, s);
-    // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
-    if (!s && namespaceAllowed(config.policy, namespace)) {
-      const adopted = await adoptLive(deps, l);
-      if (adopted) adoptions.set(k, adopted.message);
-      s = adopted?.state;
+    try {
+      if (lags) s = await repairFromLive(deps, l, s);
+      // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
+      if (!s && namespaceAllowed(config.policy, namespace)) {
+        const adopted = await adoptLive(deps, l);
+        if (adopted) adoptions.set(k, adopted.message);
+        s = adopted?.state;
+      }
+    } catch (err) {
+      if (!(err instanceof RecordUnreadableError)) throw err;
+      unreadable.set(k, err);
+      return;
     }
     if (s !== recorded.states.get(k)?.value) basis.set(k, 'recorded now');
     states.set(k, s);
   });
+  keys = keys.filter((k) => !unreadable.has(k));
+  for (const [k, err] of unreadable) deps.logger.log('error', err.message, { daemonSet: k, action: 'record-unreadable', reason: err.reason, key: err.key });
   // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
   for (const k of keys) {
     if (desired.has(k) && !live.has(k)) {
@@ -357,7 +373,7 @@ async function observe(
     const [namespace, name] = k.split('/');
     return { key: k, namespace, name, desired: desired.get(k), problems: source.keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
   });
-  return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded };
+  return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded, unreadable, live };
 }
 
 interface Planned {
