@@ -13,7 +13,7 @@ import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
 import { Clock, systemClock } from './clock';
 import { Lease } from './store/lease';
-import { createS3Client, ObjectStore, S3ObjectStore } from './store/object-store';
+import { ObjectStore, S3ObjectStore, s3ObjectStore } from './store/object-store';
 import { StateStore } from './store/state-store';
 
 export interface Deps {
@@ -60,7 +60,7 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
   } else {
     cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig);
   }
-  return { cluster, objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+  return { cluster, objects: s3ObjectStore(config.s3) };
 }
 
 /**
@@ -70,7 +70,7 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
  */
 export async function connect(config: Config, options: { cluster?: boolean } = {}): Promise<Clients> {
   if (options.cluster === false) {
-    return { cluster: unusedCluster(), objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+    return { cluster: unusedCluster(), objects: s3ObjectStore(config.s3) };
   }
   return createClients(config, config.cluster.eks ? await eksEndpoint(config.cluster.eks) : undefined);
 }
@@ -95,9 +95,12 @@ export interface DepsOptions {
 }
 
 export function createDeps(config: Config, options: DepsOptions = {}): Deps {
-  const { cluster, objects } = options.clients ?? createClients(config);
+  const { cluster, objects: shared } = options.clients ?? createClients(config);
   const runId = options.runId ?? newRunId();
   const clock = options.clock ?? systemClock;
+  const deadline = clock.now().getTime() + (options.budgetMs ?? 10 * 60_000);
+  // No S3 call of this run outlasts its deadline (the client itself is shared by the runs of a warm process).
+  const objects = shared instanceof S3ObjectStore ? shared.forDeadline(deadline) : shared;
   return {
     config,
     cluster,
@@ -106,7 +109,7 @@ export function createDeps(config: Config, options: DepsOptions = {}): Deps {
     clock,
     logger: options.logger ?? jsonLogger({ runId, cluster: config.cluster.name }),
     runId,
-    deadline: clock.now().getTime() + (options.budgetMs ?? 10 * 60_000),
+    deadline,
     onProgress: options.onProgress,
   };
 }
