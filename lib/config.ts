@@ -48,6 +48,8 @@ export interface EksConfig {
 export interface ClusterConfig {
   name: string;
   kubeconfig?: string;
+  /** KUBE_TIMEOUT_SECONDS: the longest one API request may wait for its answer; then it is cancelled (its connection closed). */
+  requestTimeoutSeconds?: number;
   eks?: EksConfig;
 }
 
@@ -181,7 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
       region,
       timeoutSeconds: r.integer('S3_TIMEOUT_SECONDS', 20, 1, 900),
     },
-    cluster: { name: clusterName, kubeconfig, ...(eks ? { eks } : {}) },
+    cluster: { name: clusterName, kubeconfig, requestTimeoutSeconds: r.integer('KUBE_TIMEOUT_SECONDS', 30, 1, 600), ...(eks ? { eks } : {}) },
     policy: {
       allowedNamespaces: allowed,
       selfHeal: r.boolean('SELF_HEAL', true),

@@ -46,6 +46,11 @@ export interface Clients {
   objects: ObjectStore;
 }
 
+function clusterOptions(config: Config): { requestTimeoutMs?: number } {
+  const seconds = config.cluster.requestTimeoutSeconds;
+  return seconds === undefined ? {} : { requestTimeoutMs: seconds * 1000 };
+}
+
 /**
  * Builds the clients. With EKS_CLUSTER_NAME the cluster client signs in with the process's
  * IAM identity and needs the cluster's endpoint (`connect` finds it); otherwise it reads
@@ -56,9 +61,9 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
   if (config.cluster.eks) {
     if (!eks) throw new Error('createClients: an EKS cluster needs its endpoint; build the clients with connect()');
     const { clusterName, region } = config.cluster.eks;
-    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()));
+    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()), clusterOptions(config));
   } else {
-    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig);
+    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig, clusterOptions(config));
   }
   return { cluster, objects: s3ObjectStore(config.s3) };
 }

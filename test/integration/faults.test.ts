@@ -32,6 +32,7 @@ jest.setTimeout(300_000);
 
 const S3_TIMEOUT_SECONDS = 4;
 const GIT_TIMEOUT_SECONDS = 4;
+const KUBE_TIMEOUT_SECONDS = 4;
 const NAMES = ['node-agent-1', 'node-agent-2', 'node-agent-3', 'node-agent-4', 'node-agent-5'];
 const { apps } = adminClients();
 const env = stackEnv();
@@ -136,7 +137,7 @@ function reasons(report: ReconcileReport): string[] {
 }
 
 beforeAll(async () => {
-  s = await scenario('faults', { LEASE_SECONDS: '5', S3_TIMEOUT_SECONDS: String(S3_TIMEOUT_SECONDS), GIT_TIMEOUT_SECONDS: String(GIT_TIMEOUT_SECONDS) });
+  s = await scenario('faults', { LEASE_SECONDS: '5', S3_TIMEOUT_SECONDS: String(S3_TIMEOUT_SECONDS), GIT_TIMEOUT_SECONDS: String(GIT_TIMEOUT_SECONDS), KUBE_TIMEOUT_SECONDS: String(KUBE_TIMEOUT_SECONDS) });
   onCleanup(() => deleteStorePrefix(s.config));
   for (const name of NAMES) s.git.write(`${name}.yaml`, dsYaml({ name, namespace: s.ns, image: `registry.local/${name}:1.0` }));
   s.git.commit('agents 1.0');
@@ -277,6 +278,46 @@ describe('the git server stops answering (SIGSTOP)', () => {
 
     const next = await reconcile(stackDeps(httpConfig()), { wait: false });
     expect(next.result).toBe('succeeded');
+  });
+});
+
+describe('the API server stops answering (SIGSTOP) between the snapshots and the applies', () => {
+  it('each apply is cancelled at KUBE_TIMEOUT_SECONDS: ClusterUnavailable within the bound, the lease released; the next pass converges', async () => {
+    const version = bump();
+    const apiserver = pidOf('kube-apiserver');
+    let stopped = false;
+    const deps = withFaultPoint(s.deps(), {
+      after: (key) => {
+        if (!stopped && isSnapshot(key)) {
+          stopped = true;
+          process.kill(apiserver, 'SIGSTOP');
+        }
+      },
+    });
+    let run: { report: ReconcileReport; seconds: number };
+    try {
+      run = await timed(() => reconcile(deps, { wait: false }));
+    } finally {
+      process.kill(apiserver, 'SIGCONT');
+      // The controllers may have lost their leader election while it was stopped: bring back whatever exited.
+      await stackUp();
+    }
+    const { report, seconds } = run;
+    expect(stopped).toBe(true);
+    expect(report.result).toBe('failed');
+    expect(reasons(report)).toEqual(['ClusterUnavailable']);
+    for (const d of report.daemonSets.filter((e) => e.error)) {
+      expect(d.error!.message).toMatch(new RegExp(`no answer from the API server at \\S+ within ${KUBE_TIMEOUT_SECONDS}s: the request was cancelled`));
+    }
+    // Applies run concurrently and an apply is not repeated after a timeout: about one bound, and the lease released.
+    expect(seconds).toBeLessThan(3 * KUBE_TIMEOUT_SECONDS + 5);
+    expect((await leaseRecord())?.released).toBe(true);
+    await assertEverythingLiveHasItsSnapshot();
+    measured.push(`| kube-apiserver SIGSTOP after the first snapshot | ${report.result}, ${reasons(report).join(', ')} | ${seconds.toFixed(1)} s | ${report.daemonSets.filter((d) => d.applied).length} |`);
+
+    const next = await reconcileOnceLeaseFree(s.config, 60_000);
+    expect(next.result).toBe('succeeded');
+    await assertConvergedTo(version);
   });
 });
 
