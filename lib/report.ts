@@ -63,6 +63,8 @@ export interface ReconcileReport {
   preempted?: string;
   /** DaemonSets whose change was not started because the pass's time ran out (a Lambda invocation's remaining time); the next pass applies them. */
   deferred?: string[];
+  /** Why the pass stopped starting work before it was done (its deadline), and what the next pass does about it. */
+  stopped?: { reason: 'DeadlineReached'; message: string };
   /** This pass took the cluster's lease (it had something to write). */
   leaseTaken?: boolean;
   /** The pass run after this one for a push that arrived while this one held the lease. */

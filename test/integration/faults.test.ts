@@ -230,6 +230,25 @@ describe('S3 stops answering (MinIO stopped with SIGSTOP)', () => {
   });
 });
 
+describe('the pass runs out of time', () => {
+  it('starts no apply, says why, releases the lease and returns before its deadline; the next pass applies what it left', async () => {
+    const version = bump();
+    // Less than the margin an apply needs (5 s): the pass plans, takes the lease and starts nothing.
+    const budgetMs = 4_500;
+    const { report, seconds } = await timed(() => reconcile(stackDeps(s.config, { budgetMs }), { wait: false }));
+    expect(seconds).toBeLessThan(budgetMs / 1000);
+    expect(report.stopped?.reason).toBe('DeadlineReached');
+    expect(report.deferred).toEqual(NAMES.map((n) => `${s.ns}/${n}`));
+    expect(report.daemonSets.filter((d) => d.applied)).toEqual([]);
+    expect((await leaseRecord())?.released).toBe(true);
+    measured.push(`| pass deadline (4.5 s budget, 5 changes) | ${report.result}, stopped: ${report.stopped?.reason}, ${report.deferred?.length} deferred | ${seconds.toFixed(1)} s | 0 |`);
+
+    const next = await reconcile(s.deps(), { wait: false });
+    expect(next.result).toBe('succeeded');
+    await assertConvergedTo(version);
+  });
+});
+
 describe('the git server stops answering (SIGSTOP)', () => {
   const served = `${uniqueName('faults')}.git`;
   beforeAll(() => {
