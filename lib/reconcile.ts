@@ -212,6 +212,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
 
     if (report.deferred) {
       report.deferred.sort();
+      report.stopped = { reason: 'DeadlineReached', message: `the pass's time ran out at ${new Date(deps.deadline).toISOString()} before ${report.deferred.length} change(s) could start; the next pass applies them` };
       logger.log('warn', `time ran out before ${report.deferred.length} change(s) could start: ${report.deferred.join(', ')}; the next pass applies them`, { action: 'deferred', deferred: report.deferred });
     }
     if (!acting) return finish();
