@@ -9,7 +9,7 @@ import { PreconditionFailedError, RecordUnreadableError, SnapshotWriteError, Sto
 import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
 import { Clock, systemClock } from '../clock';
-import type { ObjectStore } from './object-store';
+import type { ObjectStore, WriteCondition } from './object-store';
 import { StateIndex, StateIndexRecord, WRITER_MAX_MS } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
@@ -83,12 +83,30 @@ export class StateStore {
     await this.index.mark(ds, token, this.clock.now().toISOString());
     let written: string;
     try {
-      written = await this.objects.put(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
+      written = await this.putConditional(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
     } finally {
       // A settle that fails leaves the token: the entry is then read from state.json until a pass repairs it.
       await this.settleIndex(state.namespace, state.name, token).catch(() => undefined);
     }
     return written;
+  }
+
+  /**
+   * A conditional write that tells a refusal from its own retry: the SDK retries a write whose
+   * answer was lost (a connection reset), and the retry then meets the write it repeats and is
+   * refused. When what the key holds is exactly this body, the write was ours and it stands;
+   * a revision is never claimed twice for one snapshot. (Each body names its run and time, so
+   * another writer's body is never equal.)
+   */
+  private async putConditional(key: string, body: string, condition: WriteCondition): Promise<string> {
+    try {
+      return await this.objects.put(key, body, condition);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      const there = await this.objects.get(key);
+      if (there?.body === body) return there.etag;
+      throw err;
+    }
   }
 
   /** Copies state.json as it is now into the index, removing `token` and the tokens of writers long dead. */
@@ -216,7 +234,7 @@ export class StateStore {
   async claimRevisionAt(snapshot: RevisionSnapshot): Promise<boolean> {
     const key = this.keys.revision(snapshot.namespace, snapshot.name, snapshot.revision);
     try {
-      await this.objects.put(key, `${JSON.stringify(snapshot, null, 2)}\n`, { ifNoneMatch: '*' });
+      await this.putConditional(key, `${JSON.stringify(snapshot, null, 2)}\n`, { ifNoneMatch: '*' });
       return true;
     } catch (err) {
       if (err instanceof PreconditionFailedError) return false;
@@ -238,7 +256,7 @@ export class StateStore {
         appliedAt: appliedAt ?? current.value.appliedAt,
       };
       try {
-        await this.objects.put(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });
+        await this.putConditional(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });
         return;
       } catch (err) {
         if (err instanceof PreconditionFailedError && attempt < UPDATE_ATTEMPTS) continue;
