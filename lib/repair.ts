@@ -130,7 +130,7 @@ export async function repair(deps: Deps, req: RepairRequest): Promise<RepairRepo
         etag: got.etag,
         repair: {
           key, record: 'revision', problem: parsed.problem, fix: 'none', written: false,
-          message: 'no earlier version of this object parses: restore it from a backup, or remove it by hand once nothing needs this revision (history and rollback skip it meanwhile)',
+          message: 'no earlier version of this object parses: restore it from a backup, or remove it by hand once no rollback needs this revision (history reads it, and fails, until then)',
         },
       });
     }

@@ -6,6 +6,7 @@
  */
 import { reconcile } from '../../lib/reconcile';
 import { repair } from '../../lib/repair';
+import { status } from '../../lib/status';
 import type { ReconcileReport } from '../../lib/report';
 import { dsYaml } from '../support/manifests';
 import { deleteStorePrefix, runCliProcess, stackConfigEnv } from '../support/reconciler';
@@ -73,6 +74,11 @@ describe('a state.json that is not JSON', () => {
     const again = await reconcile(s.deps(), { wait: false });
     expect(entry(again, 'agent-b').error?.reason).toBe('RecordUnreadable');
     expect((await deps.objects.get(key))!.etag).toBe(corruptEtag);
+
+    // status shows it as unreadable, and every other DaemonSet as usual.
+    const mine = (await status(s.deps())).daemonSets.filter((d) => d.namespace === s.ns);
+    expect(mine.find((d) => d.name === 'agent-b')!.unreadable?.key).toBe(key);
+    expect(mine.filter((d) => !d.unreadable && d.revision === 2).map((d) => d.name)).toEqual(NAMES.filter((n) => n !== 'agent-b'));
 
     // repair shows the last version that parses, writes nothing without --yes ...
     const shown = await repair(s.deps(), { namespace: s.ns, name: 'agent-b' });
