@@ -19,7 +19,7 @@ export const DEFAULT_S3_CALL_TIMEOUT_MS = 20_000;
 /** Opening a connection to S3 takes milliseconds; a server that does not accept one in this long is not there. */
 const CONNECT_TIMEOUT_MS = 3_000;
 /** A call made after the run's deadline (releasing the lease) still gets this long, within what the handler keeps for returning. */
-const AFTER_DEADLINE_MS = 2_000;
+const AFTER_DEADLINE_MS = 5_000;
 
 export interface StoredText {
   body: string;
