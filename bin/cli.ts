@@ -29,6 +29,10 @@ commands:
   pause NS/NAME [--reason TEXT]
                           pause a managed rollout: no pod is deleted until it is resumed
   resume NS/NAME          resume it; the running pass or the next one continues the waves
+  repair NS/NAME [--yes] [--rebuild]
+                          records of a DaemonSet in S3 that cannot be read, and what restores
+                          each (the newest version that parses, or a state rebuilt from the
+                          live DaemonSet with --rebuild or when none parses); --yes writes it
   rbac [--namespaces NS,NS|'*'] [--user NAME] [--name NAME]
                           the Kubernetes RBAC for ALLOWED_NAMESPACES (or --namespaces): reads
                           cluster-wide, writes only in the allowed namespaces; kubectl apply -f -
@@ -65,6 +69,8 @@ const options = {
   'to-revision': { type: 'string' },
   reason: { type: 'string' },
   recreate: { type: 'boolean' },
+  yes: { type: 'boolean' },
+  rebuild: { type: 'boolean' },
   cluster: { type: 'string' },
   namespaces: { type: 'string' },
   user: { type: 'string' },
@@ -78,7 +84,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'rbac', 'eks-token'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {

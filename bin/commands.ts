@@ -19,6 +19,7 @@ import { unpin } from '../lib/pins';
 import { reconcile } from '../lib/reconcile';
 import { formatReconcileReport } from '../lib/report';
 import { autoRollback, rollback } from '../lib/rollback';
+import { formatRepair, repair } from '../lib/repair';
 import { formatStatus, status } from '../lib/status';
 
 export type MakeDeps = (budgetMs: number, json: boolean, verbose: boolean) => Deps;
@@ -132,6 +133,12 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
       const report = await unpin(deps, request);
       print(report, `${report.message}\n`);
       return 0;
+    }
+    case 'repair': {
+      const t = target(arg, 'repair');
+      const report = await repair(deps, { ...t, yes: Boolean(values.yes), rebuild: Boolean(values.rebuild) });
+      print(report, formatRepair(report));
+      return report.records.some((r) => r.fix === 'none' || (report.applied && !r.written)) ? 1 : 0;
     }
     case 'pause':
     case 'resume': {

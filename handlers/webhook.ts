@@ -1,7 +1,7 @@
 /** Push webhook (function URL): verify, then start a reconcile pass with an asynchronous invoke. */
 import { ConfigError } from '../lib/errors';
 import { loadConfig, loadWebhookSettings } from '../lib/config';
-import { createS3Client, S3ObjectStore } from '../lib/store/object-store';
+import { s3ObjectStore } from '../lib/store/object-store';
 import { jsonLogger } from '../lib/log';
 import { answerFunctionUrl, webhookContext } from '../lib/webhook/endpoint';
 import type { FunctionUrlResult } from '../lib/webhook/function-url';
@@ -13,7 +13,7 @@ export async function handler(event: unknown): Promise<FunctionUrlResult> {
     const config = loadConfig();
     const settings = loadWebhookSettings();
     if (!settings.reconcileFunction) throw new ConfigError('RECONCILE_FUNCTION_NAME is not set: name the reconcile function the webhook invokes (serverless.yml sets it)');
-    const objects = new S3ObjectStore(createS3Client(config.s3), config.s3.bucket);
+    const objects = s3ObjectStore(config.s3);
     return webhookContext(config, settings, objects, lambdaStarter(settings.reconcileFunction, config.s3.region), logger);
   }, logger);
 }

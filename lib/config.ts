@@ -14,6 +14,8 @@ export interface GitConfig {
   /** The token for HTTPS remotes: GIT_TOKEN, GIT_TOKEN_PARAMETER or GIT_TOKEN_SECRET_ARN; read when a fetch needs it. */
   token?: SecretSource;
   cacheDir: string;
+  /** GIT_TIMEOUT_SECONDS: the longest a fetch (listing the remote's refs included) may take; then it is abandoned. */
+  timeoutSeconds?: number;
 }
 
 export interface S3Config {
@@ -21,6 +23,8 @@ export interface S3Config {
   prefix: string;
   endpoint?: string;
   region: string;
+  /** S3_TIMEOUT_SECONDS: the longest one S3 call may take, the SDK's retries included; then it is abandoned. */
+  timeoutSeconds?: number;
 }
 
 export interface Policy {
@@ -44,6 +48,8 @@ export interface EksConfig {
 export interface ClusterConfig {
   name: string;
   kubeconfig?: string;
+  /** KUBE_TIMEOUT_SECONDS: the longest one API request may wait for its answer; then it is cancelled (its connection closed). */
+  requestTimeoutSeconds?: number;
   eks?: EksConfig;
 }
 
@@ -168,14 +174,16 @@ export function loadConfig(env: Env = process.env): Config {
       path: gitPath,
       token: r.secret('GIT_TOKEN'),
       cacheDir: r.string('GIT_CACHE_DIR', '', join(tmpdir(), 'daemonset-gitops', 'git')),
+      timeoutSeconds: r.integer('GIT_TIMEOUT_SECONDS', 120, 1, 900),
     },
     s3: {
       bucket: r.string('S3_BUCKET', 'the bucket that stores revisions, state and the lease'),
       prefix,
       endpoint,
       region,
+      timeoutSeconds: r.integer('S3_TIMEOUT_SECONDS', 20, 1, 900),
     },
-    cluster: { name: clusterName, kubeconfig, ...(eks ? { eks } : {}) },
+    cluster: { name: clusterName, kubeconfig, requestTimeoutSeconds: r.integer('KUBE_TIMEOUT_SECONDS', 30, 1, 600), ...(eks ? { eks } : {}) },
     policy: {
       allowedNamespaces: allowed,
       selfHeal: r.boolean('SELF_HEAL', true),

@@ -13,7 +13,7 @@ import { Logger, jsonLogger } from './log';
 import { StoreKeys } from './store/keys';
 import { Clock, systemClock } from './clock';
 import { Lease } from './store/lease';
-import { createS3Client, ObjectStore, S3ObjectStore } from './store/object-store';
+import { ObjectStore, S3ObjectStore, s3ObjectStore } from './store/object-store';
 import { StateStore } from './store/state-store';
 
 export interface Deps {
@@ -46,6 +46,11 @@ export interface Clients {
   objects: ObjectStore;
 }
 
+function clusterOptions(config: Config): { requestTimeoutMs?: number } {
+  const seconds = config.cluster.requestTimeoutSeconds;
+  return seconds === undefined ? {} : { requestTimeoutMs: seconds * 1000 };
+}
+
 /**
  * Builds the clients. With EKS_CLUSTER_NAME the cluster client signs in with the process's
  * IAM identity and needs the cluster's endpoint (`connect` finds it); otherwise it reads
@@ -56,11 +61,11 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
   if (config.cluster.eks) {
     if (!eks) throw new Error('createClients: an EKS cluster needs its endpoint; build the clients with connect()');
     const { clusterName, region } = config.cluster.eks;
-    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()));
+    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()), clusterOptions(config));
   } else {
-    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig);
+    cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig, clusterOptions(config));
   }
-  return { cluster, objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+  return { cluster, objects: s3ObjectStore(config.s3) };
 }
 
 /**
@@ -70,7 +75,7 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
  */
 export async function connect(config: Config, options: { cluster?: boolean } = {}): Promise<Clients> {
   if (options.cluster === false) {
-    return { cluster: unusedCluster(), objects: new S3ObjectStore(createS3Client(config.s3), config.s3.bucket) };
+    return { cluster: unusedCluster(), objects: s3ObjectStore(config.s3) };
   }
   return createClients(config, config.cluster.eks ? await eksEndpoint(config.cluster.eks) : undefined);
 }
@@ -95,9 +100,12 @@ export interface DepsOptions {
 }
 
 export function createDeps(config: Config, options: DepsOptions = {}): Deps {
-  const { cluster, objects } = options.clients ?? createClients(config);
+  const { cluster, objects: shared } = options.clients ?? createClients(config);
   const runId = options.runId ?? newRunId();
   const clock = options.clock ?? systemClock;
+  const deadline = clock.now().getTime() + (options.budgetMs ?? 10 * 60_000);
+  // No S3 call of this run outlasts its deadline (the client itself is shared by the runs of a warm process).
+  const objects = shared instanceof S3ObjectStore ? shared.forDeadline(deadline) : shared;
   return {
     config,
     cluster,
@@ -106,7 +114,7 @@ export function createDeps(config: Config, options: DepsOptions = {}): Deps {
     clock,
     logger: options.logger ?? jsonLogger({ runId, cluster: config.cluster.name }),
     runId,
-    deadline: clock.now().getTime() + (options.budgetMs ?? 10 * 60_000),
+    deadline,
     onProgress: options.onProgress,
   };
 }

@@ -101,6 +101,30 @@ export class StoreError extends DsGitopsError {
   }
 }
 
+/**
+ * A record of one DaemonSet (its state.json, a revision snapshot) is in S3 but cannot be
+ * read as one: not JSON, or not the expected shape. Only that DaemonSet is blocked, and
+ * nothing is written over the record: `dsgitops repair NS/NAME` shows what can restore it.
+ */
+export class RecordUnreadableError extends DsGitopsError {
+  readonly key: string;
+  /** The DaemonSet the record belongs to, as namespace/name. */
+  readonly daemonSet?: string;
+
+  constructor(key: string, problem: string, daemonSet?: string, cause?: unknown) {
+    super(
+      'RecordUnreadable',
+      `s3 object ${key} cannot be read as a record (was it edited by hand or truncated?): ${problem}; ` +
+        (daemonSet
+          ? `nothing was written over it and ${daemonSet} is left alone until it is repaired: \`dsgitops repair ${daemonSet}\` shows the last version that parses (the bucket is versioned) or a state rebuilt from the live DaemonSet, and --yes restores it`
+          : 'nothing was written over it'),
+      { retryable: false, cause },
+    );
+    this.key = key;
+    this.daemonSet = daemonSet;
+  }
+}
+
 export class SnapshotWriteError extends DsGitopsError {
   constructor(message: string, cause?: unknown) {
     super('SnapshotWriteFailed', message, { retryable: true, cause });

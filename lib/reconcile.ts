@@ -17,10 +17,10 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
 import { clusterLease, Deps } from './deps';
-import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseHolder, LeaseLostError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseHolder, LeaseLostError, RecordUnreadableError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
-import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport } from './report';
+import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport, unreadableRecordEntry } from './report';
 import { countsOf } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
 import { canaryProblem } from './rollout/managed';
@@ -298,7 +298,12 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
   const error = steps.error ?? leaseError ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message });
   // A pass that could not take the lease it needed did nothing: it reports no DaemonSet.
   const leaseRefused = steps.lease?.acting === false && (steps.lease.heldBy !== undefined || steps.lease.error !== undefined);
-  const daemonSets = steps.look && !leaseRefused ? steps.look.planned.items.map((item) => daemonSetReport(steps, item)) : [];
+  const reported = steps.look && !leaseRefused ? steps.look : undefined;
+  const daemonSets = reported ? [
+    ...reported.planned.items.map((item) => daemonSetReport(steps, item)),
+    // A DaemonSet whose record cannot be read is failed alone, and nothing of it is touched.
+    ...(steps.untrusted ? [] : [...reported.observation.unreadable].map(([key, err]) => unreadableRecordEntry(key, err, liveRevision(reported.observation.live.get(key))))),
+  ] : [];
   const problems = steps.source?.problems ?? [];
   const skipped = !steps.error && steps.lease?.acting === false && steps.lease.heldBy !== undefined;
   const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
@@ -325,7 +330,10 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     kubernetesRequests: cluster.requestCount - started.requests,
     ...(error ? { error } : {}),
     ...(steps.tracked?.preemptedBy ? { preempted: steps.tracked.preemptedBy } : {}),
-    ...(deferred.length > 0 ? { deferred } : {}),
+    ...(deferred.length > 0 ? {
+      deferred,
+      stopped: { reason: 'DeadlineReached', message: `the pass's time ran out at ${new Date(deps.deadline).toISOString()} before ${deferred.length} change(s) could start; the next pass applies them` },
+    } : {}),
     ...(steps.lease?.acting ? { leaseTaken: true } : {}),
   };
   logger.log(result === 'failed' ? 'error' : 'info', `pass ${result}`, { action: 'pass', result, summary: report.summary, kubernetesRequests: report.kubernetesRequests });
@@ -410,6 +418,9 @@ interface Observation {
   basis: Map<string, string>;
   /** Running DaemonSets whose record lags the cluster (a run stopped early, a new store): recording them writes. */
   unrecorded: Set<string>;
+  /** DaemonSets whose state or revision record in S3 cannot be read: left out of the plan, reported failed. */
+  unreadable: Map<string, RecordUnreadableError>;
+  live: Map<string, LiveDaemonSet>;
 }
 
 /**
@@ -432,6 +443,8 @@ async function observe(
   let keys = [...new Set([...desired.keys(), ...source.keyed.keys(), ...inScope])].sort();
   if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
   const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun, index: options.index });
+  const unreadable = new Map(recorded.unreadable);
+  keys = keys.filter((k) => !unreadable.has(k));
   const states = new Map<string, DaemonSetState | undefined>();
   const basis = new Map<string, string>();
   const adoptions = new Map<string, string>();
@@ -444,16 +457,24 @@ async function observe(
     const lags = l && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0);
     if (l && (lags || !s) && namespaceAllowed(config.policy, namespace)) unrecorded.add(k);
     if (!options.record || !l) return states.set(k, s);
-    if (lags) s = await repairFromLive(deps, l, s);
-    // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
-    if (!s && namespaceAllowed(config.policy, namespace)) {
-      const adopted = await adoptLive(deps, l);
-      if (adopted) adoptions.set(k, adopted.message);
-      s = adopted?.state;
+    try {
+      if (lags) s = await repairFromLive(deps, l, s);
+      // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
+      if (!s && namespaceAllowed(config.policy, namespace)) {
+        const adopted = await adoptLive(deps, l);
+        if (adopted) adoptions.set(k, adopted.message);
+        s = adopted?.state;
+      }
+    } catch (err) {
+      if (!(err instanceof RecordUnreadableError)) throw err;
+      unreadable.set(k, err);
+      return;
     }
     if (s !== recorded.states.get(k)?.value) basis.set(k, 'recorded now');
     states.set(k, s);
   });
+  keys = keys.filter((k) => !unreadable.has(k));
+  for (const [k, err] of unreadable) deps.logger.log('error', err.message, { daemonSet: k, action: 'record-unreadable', reason: err.reason, key: err.key });
   // A DaemonSet in Git that is not (yet) managed may still exist: created by hand, or before adoption.
   for (const k of keys) {
     if (desired.has(k) && !live.has(k)) {
@@ -466,7 +487,7 @@ async function observe(
     const [namespace, name] = k.split('/');
     return { key: k, namespace, name, desired: desired.get(k), problems: source.keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
   });
-  return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded };
+  return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded, unreadable, live };
 }
 
 interface Planned {

@@ -63,10 +63,30 @@ export interface ReconcileReport {
   preempted?: string;
   /** DaemonSets whose change was not started because the pass's time ran out (a Lambda invocation's remaining time); the next pass applies them. */
   deferred?: string[];
+  /** Why the pass stopped starting work before it was done (its deadline), and what the next pass does about it. */
+  stopped?: { reason: 'DeadlineReached'; message: string };
   /** This pass took the cluster's lease (it had something to write). */
   leaseTaken?: boolean;
   /** The pass run after this one for a push that arrived while this one held the lease. */
   followUp?: ReconcileReport;
+}
+
+/**
+ * The entry of a DaemonSet whose record in S3 cannot be read: it is `failed`, with the key
+ * and the repair in its error, and the pass touches nothing of it.
+ */
+export function unreadableRecordEntry(key: string, error: { reason: string; message: string; key: string }, revision: number | undefined): DaemonSetReport {
+  const [namespace, name] = key.split('/');
+  return {
+    key,
+    namespace,
+    name,
+    action: 'failed',
+    applied: false,
+    revision,
+    message: `left alone: its record ${error.key} cannot be read`,
+    error: { reason: error.reason, message: error.message },
+  };
 }
 
 export function summarize(items: DaemonSetReport[]): Record<string, number> {

@@ -2,6 +2,7 @@
  * Per-DaemonSet rollout status: what S3 records joined with one LIST of the cluster.
  */
 import type { Deps } from './deps';
+import { RecordUnreadableError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { liveRevision } from './plan/plan';
 import { table } from './report';
@@ -23,6 +24,8 @@ export interface StatusEntry extends Partial<RolloutCounts> {
   pin?: Pin;
   commit?: GitCommit;
   paused?: boolean;
+  /** Its state.json cannot be read: the key and the repair. */
+  unreadable?: { key: string; message: string };
 }
 
 export interface StatusReport {
@@ -37,7 +40,15 @@ export async function status(deps: Deps): Promise<StatusReport> {
   const keys = [...new Set([...live.keys(), ...tracked.map((t) => `${t.namespace}/${t.name}`)])].sort();
   const entries = await mapLimit(keys, 16, async (key): Promise<StatusEntry> => {
     const [namespace, name] = key.split('/');
-    const state = (await deps.store.getState(namespace, name))?.value;
+    let state;
+    try {
+      state = (await deps.store.getState(namespace, name))?.value;
+    } catch (err) {
+      // One unreadable record hides no other DaemonSet's status.
+      if (!(err instanceof RecordUnreadableError)) throw err;
+      const ds = live.get(key);
+      return { key, namespace, name, inCluster: Boolean(ds), revision: liveRevision(ds), ...(ds ? countsOf(ds) : {}), message: `record unreadable: dsgitops repair ${key}`, unreadable: { key: err.key, message: err.message } };
+    }
     const ds = live.get(key);
     const revision = state?.currentRevision ?? liveRevision(ds);
     const entry: StatusEntry = { key, namespace, name, inCluster: Boolean(ds), revision, lastHealthyRevision: state?.lastHealthyRevision, pin: state?.pin, commit: state?.commit };
@@ -65,7 +76,7 @@ export function formatStatus(s: StatusReport): string {
       String(d.ready ?? '-'),
       String(d.upToDate ?? '-'),
       String(d.available ?? '-'),
-      d.inCluster ? `${d.phase}${d.mode === 'managed' ? ' (managed)' : ''}${d.paused ? ' paused' : ''}` : d.message ?? 'not in the cluster',
+      d.unreadable ? (d.message ?? 'record unreadable') : d.inCluster ? `${d.phase}${d.mode === 'managed' ? ' (managed)' : ''}${d.paused ? ' paused' : ''}` : d.message ?? 'not in the cluster',
       d.pin ? `revision ${d.pin.revision}: ${d.pin.reason}` : '-',
       d.commit ? `${d.commit.sha.slice(0, 7)} ${d.commit.subject}` : '-',
     ]),

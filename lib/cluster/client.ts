@@ -150,7 +150,7 @@ export class KubernetesCluster implements Cluster {
   }
 
   /** Loads KUBECONFIG (a path), or the default chain (~/.kube/config, in-cluster). */
-  static fromKubeconfig(path?: string): KubernetesCluster {
+  static fromKubeconfig(path?: string, options: ClusterOptions = {}): KubernetesCluster {
     const kc = new k8s.KubeConfig();
     try {
       if (path) kc.loadFromFile(path);
@@ -161,7 +161,7 @@ export class KubernetesCluster implements Cluster {
     if (!kc.getCurrentCluster()) {
       throw new ClusterError(`kubeconfig ${path ?? '(default)'} has no current cluster: set current-context`, { retryable: false });
     }
-    return new KubernetesCluster(kc);
+    return new KubernetesCluster(kc, options);
   }
 
   /**

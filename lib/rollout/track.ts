@@ -8,7 +8,7 @@ import { emitEvent } from '../cluster/events';
 import type { LiveDaemonSet } from '../cluster/types';
 import { Cache, changedSince, versionsOf, waitUntil } from '../cluster/watch-cache';
 import type { Deps } from '../deps';
-import { errorMessage, LeaseLostError } from '../errors';
+import { errorMessage, LeaseLostError, RecordUnreadableError } from '../errors';
 import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
 import type { Lease } from '../store/lease';
 import { canonicalJson } from '../k8s-values';
@@ -176,7 +176,15 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   }
 
   // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
-  for (const [key, rollout] of results) await record(deps, byKey.get(key)!, rollout, lastSeen.get(key));
+  for (const [key, rollout] of results) {
+    try {
+      await record(deps, byKey.get(key)!, rollout, lastSeen.get(key));
+    } catch (err) {
+      // One DaemonSet's unreadable record blocks no other's: it is reported, and written over by no one.
+      if (!(err instanceof RecordUnreadableError)) throw err;
+      deps.logger.log('error', err.message, { daemonSet: key, action: 'record-unreadable', reason: err.reason, key: err.key });
+    }
+  }
   return preemptedBy ? { rollouts: results, preemptedBy } : { rollouts: results };
 }
 

@@ -169,6 +169,20 @@ function explain(message: string, tokenSetting: string): string {
 }
 
 /** A failed fetch as the one error both implementations raise: the token redacted, a hint for the usual causes. */
+/** GIT_TIMEOUT_SECONDS when a configuration does not say. */
+export const DEFAULT_GIT_TIMEOUT_SECONDS = 120;
+
+/** A signal that aborts this fetch when GIT_TIMEOUT_SECONDS have passed, and that bound. */
+export function fetchBound(config: GitConfig): { signal: AbortSignal; ms: number } {
+  const ms = (config.timeoutSeconds ?? DEFAULT_GIT_TIMEOUT_SECONDS) * 1000;
+  return { signal: AbortSignal.timeout(ms), ms };
+}
+
+/** The fetch was abandoned at its bound (the git process stopped, the HTTP request aborted). */
+export function fetchTimedOut(config: GitConfig, access: GitAccess, ms: number): SourceError {
+  return new SourceError(`git fetch of ${redact(config.url, access.token)} at ${config.ref}: no answer within ${ms / 1000}s (GIT_TIMEOUT_SECONDS), so it was abandoned; is the git server up and reachable from here?`);
+}
+
 export function fetchFailed(config: GitConfig, access: GitAccess, err: unknown): SourceError {
   if (err instanceof SourceError) return err;
   const message = redact((err as Error)?.message ?? String(err), access.token).trim();

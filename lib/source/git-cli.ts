@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { simpleGit, SimpleGit } from 'simple-git';
 import type { GitConfig } from '../config';
 import type { CheckoutOptions } from './git';
-import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchFailed, GitAccess, GitCommit, keptCommit, remember, remembered, remoteIs, resolveAdvertised, withDirLock } from './git-cache';
+import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, keptCommit, remember, remembered, remoteIs, resolveAdvertised, withDirLock } from './git-cache';
 
 /**
  * The environment git runs with: what it needs to find itself and its libraries (a layer or
@@ -31,6 +31,8 @@ function gitEnv(): Record<string, string> {
 export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess, options: CheckoutOptions = {}): Promise<Checkout> {
   const { url, dir } = cacheDirFor(config);
   return withDirLock(dir, async () => {
+    // Every git process of this fetch is killed when the bound passes (simple-git's abort).
+    const bound = fetchBound(config);
     try {
       if (!existsSync(join(dir, '.git'))) {
         rmSync(dir, { recursive: true, force: true });
@@ -41,7 +43,8 @@ export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess
       const git: SimpleGit = simpleGit({
         baseDir: dir,
         config: header ? [`http.extraHeader=Authorization: ${header}`] : [],
-        timeout: { block: 120_000 },
+        timeout: { block: bound.ms },
+        abort: bound.signal,
         allowEnvironment: ['GIT_TERMINAL_PROMPT'],
       }).env(gitEnv());
       if (!remembered(dir) && !remoteIs(dir, url)) await git.remote(['set-url', 'origin', url]);
@@ -61,6 +64,7 @@ export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess
       await git.raw(['clean', '-ffdxq']);
       return remember(dir, { dir, commit: await headCommit(git) });
     } catch (err) {
+      if (bound.signal.aborted) throw fetchTimedOut(config, access, bound.ms);
       throw fetchFailed(config, access, err);
     }
   });

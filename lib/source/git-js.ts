@@ -9,12 +9,13 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as git from 'isomorphic-git';
+import type { HttpClient } from 'isomorphic-git';
 // The client built on the fetch API, which Node.js has: the Node.js client uses url.parse(),
 // which Node.js 24 reports as deprecated at every cold start.
 import http from 'isomorphic-git/http/web';
 import type { GitConfig } from '../config';
 import { SourceError } from '../errors';
-import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchFailed, GitAccess, GitCommit, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
+import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
 
 const NO_LOCAL_REF = 'refs/dsgitops/none';
 
@@ -26,6 +27,9 @@ export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAc
   const header = authorization(url, access);
   const headers: Record<string, string> = header ? { Authorization: header } : {};
   return withDirLock(dir, async () => {
+    // Every HTTP request of this fetch (refs, pack) is aborted when the bound passes.
+    const bound = fetchBound(config);
+    const bounded: HttpClient = { request: (request) => http.request({ ...request, signal: bound.signal }) };
     try {
       if (!fs.existsSync(join(dir, '.git'))) {
         fs.rmSync(dir, { recursive: true, force: true });
@@ -35,7 +39,7 @@ export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAc
       } else if (!remembered(dir)) {
         await git.setConfig({ fs, dir, path: 'remote.origin.url', value: url });
       }
-      const target = isCommitSha(config.ref) ? resolveAdvertised(config.ref, new Map()) : await remoteRef(url, headers, config.ref);
+      const target = isCommitSha(config.ref) ? resolveAdvertised(config.ref, new Map()) : await remoteRef(bounded, url, headers, config.ref);
       if (!target) throw new Error(`couldn't find remote ref ${config.ref}`);
       if (target.sha === checkedOutSha(dir)) {
         const known = remembered(dir);
@@ -48,18 +52,19 @@ export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAc
       // `ref` names no local ref, so the fetch sends no `have` lines (isomorphic-git offers the
       // local `ref` as one) and its pack holds the whole commit: earlier packs are then only dead
       // weight in a Lambda's small /tmp, and are removed.
-      await git.fetch({ fs, http, dir, url, ref: NO_LOCAL_REF, remoteRef: target.name, singleBranch: true, depth: 1, tags: false, headers });
+      await git.fetch({ fs, http: bounded, dir, url, ref: NO_LOCAL_REF, remoteRef: target.name, singleBranch: true, depth: 1, tags: false, headers });
       await writeTree(dir, target.sha);
       for (const p of packsBefore) fs.rmSync(join(dir, '.git', 'objects', 'pack', p), { force: true });
       return remember(dir, { dir, commit: await commitOf(dir, target.sha) });
     } catch (err) {
+      if (bound.signal.aborted) throw fetchTimedOut(config, access, bound.ms);
       throw fetchFailed(config, access, err);
     }
   });
 }
 
 /** The advertised refs, as `git ls-remote` prints them (a tag's peeled commit as `name^{}`), resolved as git resolves a short name. */
-async function remoteRef(url: string, headers: Record<string, string>, ref: string): Promise<{ name: string; sha: string } | undefined> {
+async function remoteRef(http: HttpClient, url: string, headers: Record<string, string>, ref: string): Promise<{ name: string; sha: string } | undefined> {
   const advertised = new Map<string, string>();
   for (const r of await git.listServerRefs({ http, url, headers, protocolVersion: 1, peelTags: true })) {
     advertised.set(r.ref, r.oid);

@@ -45,6 +45,14 @@ export class StoreKeys {
     return `${this.root}/webhook/push.json`;
   }
 
+  /** The namespace/name whose record `key` is, or undefined for a key outside daemonsets/. */
+  daemonSetOf(key: string): string | undefined {
+    const prefix = this.daemonSets();
+    if (!key.startsWith(prefix)) return undefined;
+    const m = /^([^/]+)\/([^/]+)\//.exec(key.slice(prefix.length));
+    return m ? `${m[1]}/${m[2]}` : undefined;
+  }
+
   /** The revision number in a revision key, or undefined for any other key. */
   static revisionNumber(key: string): number | undefined {
     const m = /\/revisions\/(\d+)\.json$/.exec(key);

@@ -5,6 +5,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectVersionsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -12,6 +13,13 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3Config } from '../config';
 import { PreconditionFailedError, StoreError } from '../errors';
+
+/** S3_TIMEOUT_SECONDS when a configuration does not say. */
+export const DEFAULT_S3_CALL_TIMEOUT_MS = 20_000;
+/** Opening a connection to S3 takes milliseconds; a server that does not accept one in this long is not there. */
+const CONNECT_TIMEOUT_MS = 3_000;
+/** A call made after the run's deadline (releasing the lease) still gets this long, within what the handler keeps for returning. */
+const AFTER_DEADLINE_MS = 5_000;
 
 export interface StoredText {
   body: string;
@@ -39,8 +47,30 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
 }
 
+/** One stored version of an object (a bucket with versioning on keeps every write). */
+export interface ObjectVersion {
+  versionId: string;
+  lastModified?: Date;
+  isLatest: boolean;
+}
+
+/** A store that keeps earlier versions of its objects and can read them. */
+export interface VersionedObjectStore extends ObjectStore {
+  /** The versions of exactly this key, newest first; delete markers are left out. */
+  versions(key: string): Promise<ObjectVersion[]>;
+  getVersion(key: string, versionId: string): Promise<StoredText | undefined>;
+}
+
+export function keepsVersions(store: ObjectStore): store is VersionedObjectStore {
+  return typeof (store as Partial<VersionedObjectStore>).versions === 'function';
+}
+
 export function createS3Client(config: S3Config): S3Client {
+  const callMs = (config.timeoutSeconds ?? DEFAULT_S3_CALL_TIMEOUT_MS / 1000) * 1000;
   return new S3Client({
+    // Each attempt: a connection within CONNECT_TIMEOUT_MS, and no socket idle for longer than
+    // the whole call may take. The whole call, retries included, is bounded by S3ObjectStore.
+    requestHandler: { connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, callMs), requestTimeout: callMs },
     region: config.region,
     endpoint: config.endpoint,
     forcePathStyle: Boolean(config.endpoint),
@@ -79,20 +109,81 @@ function captureServerTime(command: GetObjectCommand): { at?: Date } {
   return answered;
 }
 
-export class S3ObjectStore implements ObjectStore {
+/** The S3 store of a configuration: its client, bucket and call bound. */
+export function s3ObjectStore(config: S3Config): S3ObjectStore {
+  return new S3ObjectStore(createS3Client(config), config.bucket, { callTimeoutMs: (config.timeoutSeconds ?? DEFAULT_S3_CALL_TIMEOUT_MS / 1000) * 1000 });
+}
+
+export interface S3StoreOptions {
+  /** The longest one call may take, retries included (S3_TIMEOUT_SECONDS). */
+  callTimeoutMs?: number;
+  /** Epoch milliseconds by which the run using this store must have returned: no call outlasts it by more than AFTER_DEADLINE_MS. */
+  deadline?: number;
+}
+
+/** A call abandoned because S3 did not answer in time: which call, and how long it waited. */
+export class StoreTimeoutError extends StoreError {
+  constructor(readonly call: string, readonly waitedMs: number, readonly boundMs: number, bound: string) {
+    super(`${call}: no answer from S3 within ${(waitedMs / 1000).toFixed(1)}s (${bound}); the call was abandoned`);
+  }
+}
+
+export class S3ObjectStore implements VersionedObjectStore {
+  private readonly callTimeoutMs: number;
+
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
-  ) {}
+    private readonly options: S3StoreOptions = {},
+  ) {
+    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_S3_CALL_TIMEOUT_MS;
+  }
+
+  /** The same client and bucket, for one run that must return by `deadline`. */
+  forDeadline(deadline: number): S3ObjectStore {
+    return new S3ObjectStore(this.client, this.bucket, { ...this.options, deadline });
+  }
+
+  /**
+   * Runs one call (the SDK's retries and reading the body included) within its bound: the
+   * call's signal is aborted when the bound passes, and the call is abandoned then even if
+   * the SDK does not stop at once, so a server that accepts connections and never answers
+   * (a stopped process) costs at most the bound.
+   */
+  private async bounded<T>(call: string, run: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    const untilDeadline = this.options.deadline === undefined ? Infinity : Math.max(AFTER_DEADLINE_MS, this.options.deadline - started);
+    const boundMs = Math.min(this.callTimeoutMs, untilDeadline);
+    const bound = boundMs < this.callTimeoutMs ? `the run's deadline` : `S3_TIMEOUT_SECONDS=${this.callTimeoutMs / 1000}`;
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new StoreTimeoutError(call, Date.now() - started, boundMs, bound));
+      }, boundMs);
+    });
+    try {
+      return await Promise.race([run(controller.signal), expired]);
+    } catch (err) {
+      if (controller.signal.aborted && !(err instanceof StoreTimeoutError)) throw new StoreTimeoutError(call, Date.now() - started, boundMs, bound);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   async get(key: string): Promise<StoredText | undefined> {
     try {
-      const command = new GetObjectCommand({ Bucket: this.bucket, Key: key });
-      const answered = captureServerTime(command);
-      const out = await this.client.send(command);
-      const body = (await out.Body?.transformToString('utf8')) ?? '';
-      return { body, etag: out.ETag ?? '', lastModified: out.LastModified, serverTime: answered.at };
+      return await this.bounded(`reading s3://${this.bucket}/${key}`, async (abortSignal) => {
+        const command = new GetObjectCommand({ Bucket: this.bucket, Key: key });
+        const answered = captureServerTime(command);
+        const out = await this.client.send(command, { abortSignal });
+        const body = (await out.Body?.transformToString('utf8')) ?? '';
+        return { body, etag: out.ETag ?? '', lastModified: out.LastModified, serverTime: answered.at };
+      });
     } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
       const status = statusOf(err);
       if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
       throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
@@ -101,7 +192,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: string, condition: WriteCondition = {}): Promise<string> {
     try {
-      const out = await this.client.send(
+      const out = await this.bounded(`writing s3://${this.bucket}/${key}`, (abortSignal) => this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
@@ -110,9 +201,11 @@ export class S3ObjectStore implements ObjectStore {
           IfNoneMatch: condition.ifNoneMatch,
           IfMatch: condition.ifMatch,
         }),
-      );
+        { abortSignal },
+      ));
       return out.ETag ?? '';
     } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
       const status = statusOf(err);
       // 412: the condition did not hold. 409: S3's ConditionalRequestConflict (a concurrent
       // conditional write to the same key won); both mean "someone else wrote first".
@@ -128,22 +221,64 @@ export class S3ObjectStore implements ObjectStore {
     let token: string | undefined;
     try {
       do {
-        const out = await this.client.send(
+        const out = await this.bounded(`listing s3://${this.bucket}/${prefix}`, (abortSignal) => this.client.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-        );
+          { abortSignal },
+        ));
         for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
       throw new StoreError(`listing s3://${this.bucket}/${prefix} failed: ${describe(err)}`, err);
     }
     return keys.sort();
   }
 
+  async versions(key: string): Promise<ObjectVersion[]> {
+    const out: ObjectVersion[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    try {
+      do {
+        const page = await this.bounded(`listing the versions of s3://${this.bucket}/${key}`, (abortSignal) => this.client.send(
+          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: key, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
+          { abortSignal },
+        ));
+        for (const v of page.Versions ?? []) {
+          // An unversioned bucket answers with the one object, version "null": there is nothing earlier to read.
+          if (v.Key === key && v.VersionId) out.push({ versionId: v.VersionId, lastModified: v.LastModified, isLatest: Boolean(v.IsLatest) });
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+      } while (keyMarker);
+    } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
+      throw new StoreError(`listing the versions of s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+    return out.sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0) || Number(b.isLatest) - Number(a.isLatest));
+  }
+
+  async getVersion(key: string, versionId: string): Promise<StoredText | undefined> {
+    try {
+      return await this.bounded(`reading version ${versionId} of s3://${this.bucket}/${key}`, async (abortSignal) => {
+        const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, VersionId: versionId }), { abortSignal });
+        const body = (await out.Body?.transformToString('utf8')) ?? '';
+        return { body, etag: out.ETag ?? '', lastModified: out.LastModified };
+      });
+    } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
+      const status = statusOf(err);
+      if (status === 404 || (err as Error)?.name === 'NoSuchKey' || (err as Error)?.name === 'NoSuchVersion') return undefined;
+      throw new StoreError(`reading version ${versionId} of s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.bounded(`deleting s3://${this.bucket}/${key}`, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }));
     } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
       throw new StoreError(`deleting s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
     }
   }

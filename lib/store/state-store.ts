@@ -5,11 +5,11 @@
  * state index (state-index.ts), so a pass reads all the states it needs in one GET.
  */
 import type { z } from 'zod';
-import { PreconditionFailedError, SnapshotWriteError, StoreError } from '../errors';
+import { PreconditionFailedError, RecordUnreadableError, SnapshotWriteError, StoreError } from '../errors';
 import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
 import { Clock, systemClock } from '../clock';
-import type { ObjectStore } from './object-store';
+import type { ObjectStore, WriteCondition } from './object-store';
 import { StateIndex, StateIndexRecord, WRITER_MAX_MS } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
@@ -25,8 +25,26 @@ const STATE_READ_CONCURRENCY = 16;
 
 export interface StatesRead {
   states: Map<string, Versioned<DaemonSetState> | undefined>;
+  /** Keys whose state.json is there but cannot be read as a state: absent from `states`, and never repaired or written. */
+  unreadable: Map<string, RecordUnreadableError>;
   /** Keys read from their state.json because the index could not vouch for them. */
   unvouched: string[];
+}
+
+/** A record's text parsed and checked against its schema, or what is wrong with it. */
+export function parseRecord<T>(body: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, problem: `not valid JSON: ${(err as Error).message}` };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, problem: `not the expected shape: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}` };
+  }
+  return { ok: true, value: parsed.data };
 }
 
 export class StateStore {
@@ -43,17 +61,9 @@ export class StateStore {
   private async read<T>(key: string, schema: z.ZodType<T>): Promise<Versioned<T> | undefined> {
     const got = await this.objects.get(key);
     if (!got) return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(got.body);
-    } catch (err) {
-      throw new StoreError(`s3 object ${key} is not valid JSON (was it edited by hand?): ${(err as Error).message}`, err);
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      throw new StoreError(`s3 object ${key} does not have the expected shape: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-    }
-    return { value: parsed.data, etag: got.etag };
+    const parsed = parseRecord(got.body, schema);
+    if (!parsed.ok) throw new RecordUnreadableError(key, parsed.problem, this.keys.daemonSetOf(key));
+    return { value: parsed.value, etag: got.etag };
   }
 
   // ---- per-DaemonSet state ------------------------------------------------------------
@@ -73,12 +83,30 @@ export class StateStore {
     await this.index.mark(ds, token, this.clock.now().toISOString());
     let written: string;
     try {
-      written = await this.objects.put(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
+      written = await this.putConditional(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
     } finally {
       // A settle that fails leaves the token: the entry is then read from state.json until a pass repairs it.
       await this.settleIndex(state.namespace, state.name, token).catch(() => undefined);
     }
     return written;
+  }
+
+  /**
+   * A conditional write that tells a refusal from its own retry: the SDK retries a write whose
+   * answer was lost (a connection reset), and the retry then meets the write it repeats and is
+   * refused. When what the key holds is exactly this body, the write was ours and it stands;
+   * a revision is never claimed twice for one snapshot. (Each body names its run and time, so
+   * another writer's body is never equal.)
+   */
+  private async putConditional(key: string, body: string, condition: WriteCondition): Promise<string> {
+    try {
+      return await this.objects.put(key, body, condition);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      const there = await this.objects.get(key);
+      if (there?.body === body) return there.etag;
+      throw err;
+    }
   }
 
   /** Copies state.json as it is now into the index, removing `token` and the tokens of writers long dead. */
@@ -101,6 +129,7 @@ export class StateStore {
     const now = this.clock.now().getTime();
     const states = new Map<string, Versioned<DaemonSetState> | undefined>();
     const unvouched: string[] = [];
+    const unreadable = new Map<string, RecordUnreadableError>();
     const repairs: { key: string; stale: string[] }[] = [];
     await mapLimit(keys, STATE_READ_CONCURRENCY, async (key) => {
       const entry = index?.entries[key];
@@ -109,7 +138,14 @@ export class StateStore {
         return;
       }
       const [namespace, name] = key.split('/');
-      const read = await this.getState(namespace, name);
+      let read: Versioned<DaemonSetState> | undefined;
+      try {
+        read = await this.getState(namespace, name);
+      } catch (err) {
+        if (!(err instanceof RecordUnreadableError)) throw err;
+        unreadable.set(key, err);
+        return;
+      }
       states.set(key, read);
       if (!entry || entry.pending) unvouched.push(key);
       const tokens = Object.entries(entry?.pending ?? {});
@@ -122,7 +158,7 @@ export class StateStore {
         return this.settleIndex(namespace, name, undefined, r.stale);
       }));
     }
-    return { states, unvouched: unvouched.sort() };
+    return { states, unreadable, unvouched: unvouched.sort() };
   }
 
   /**
@@ -198,7 +234,7 @@ export class StateStore {
   async claimRevisionAt(snapshot: RevisionSnapshot): Promise<boolean> {
     const key = this.keys.revision(snapshot.namespace, snapshot.name, snapshot.revision);
     try {
-      await this.objects.put(key, `${JSON.stringify(snapshot, null, 2)}\n`, { ifNoneMatch: '*' });
+      await this.putConditional(key, `${JSON.stringify(snapshot, null, 2)}\n`, { ifNoneMatch: '*' });
       return true;
     } catch (err) {
       if (err instanceof PreconditionFailedError) return false;
@@ -220,7 +256,7 @@ export class StateStore {
         appliedAt: appliedAt ?? current.value.appliedAt,
       };
       try {
-        await this.objects.put(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });
+        await this.putConditional(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });
         return;
       } catch (err) {
         if (err instanceof PreconditionFailedError && attempt < UPDATE_ATTEMPTS) continue;

@@ -25,9 +25,9 @@ describe('loadConfig', () => {
     const config = loadConfig(required);
 
     expect(config).toEqual({
-      git: { url: required.GIT_URL, ref: 'main', path: '.', token: undefined, cacheDir: join(tmpdir(), 'daemonset-gitops', 'git') },
-      s3: { bucket: 'dsgitops-state', prefix: 'daemonset-gitops', endpoint: undefined, region: 'us-east-1' },
-      cluster: { name: 'prod-eu-1', kubeconfig: undefined },
+      git: { url: required.GIT_URL, ref: 'main', path: '.', token: undefined, cacheDir: join(tmpdir(), 'daemonset-gitops', 'git'), timeoutSeconds: 120 },
+      s3: { bucket: 'dsgitops-state', prefix: 'daemonset-gitops', endpoint: undefined, region: 'us-east-1', timeoutSeconds: 20 },
+      cluster: { name: 'prod-eu-1', kubeconfig: undefined, requestTimeoutSeconds: 30 },
       policy: { allowedNamespaces: '*', selfHeal: true, prune: false, progressDeadlineSeconds: 600, autoRollback: false },
       leaseSeconds: 900,
       maxManifestBytes: 1048576,
@@ -52,13 +52,16 @@ describe('loadConfig', () => {
       AUTO_ROLLBACK: 'true',
       LEASE_SECONDS: '60',
       MAX_MANIFEST_BYTES: '2048',
+      S3_TIMEOUT_SECONDS: '15',
+      GIT_TIMEOUT_SECONDS: '45',
+      KUBE_TIMEOUT_SECONDS: '10',
       DSGITOPS_FAULT: 'kill-after-apply',
     });
 
     expect(config).toEqual({
-      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: { setting: 'GIT_TOKEN', value: 'ghp_secret' }, cacheDir: '/var/cache/git' },
-      s3: { bucket: 'dsgitops-state', prefix: 'gitops', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1' },
-      cluster: { name: 'prod-eu-1', kubeconfig: '/etc/kube/config' },
+      git: { url: required.GIT_URL, ref: 'release-1.2', path: 'clusters/prod', token: { setting: 'GIT_TOKEN', value: 'ghp_secret' }, cacheDir: '/var/cache/git', timeoutSeconds: 45 },
+      s3: { bucket: 'dsgitops-state', prefix: 'gitops', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', timeoutSeconds: 15 },
+      cluster: { name: 'prod-eu-1', kubeconfig: '/etc/kube/config', requestTimeoutSeconds: 10 },
       policy: { allowedNamespaces: ['kube-system', 'logging'], selfHeal: false, prune: true, progressDeadlineSeconds: 300, autoRollback: true },
       leaseSeconds: 60,
       maxManifestBytes: 2048,

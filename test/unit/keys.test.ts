@@ -24,6 +24,14 @@ describe('StoreKeys', () => {
     expect(keys.state('kube-system', 'fluentd').startsWith(keys.revisions('kube-system', 'fluentd'))).toBe(false);
   });
 
+  it('names the DaemonSet a key of its records belongs to, and none for the cluster\'s own objects', () => {
+    expect(keys.daemonSetOf(keys.state('kube-system', 'fluentd'))).toBe('kube-system/fluentd');
+    expect(keys.daemonSetOf(keys.revision('logging', 'fluent-bit', 3))).toBe('logging/fluent-bit');
+    expect(keys.daemonSetOf(keys.lease())).toBeUndefined();
+    expect(keys.daemonSetOf(keys.index())).toBeUndefined();
+    expect(keys.daemonSetOf(new StoreKeys('other', 'prod-eu-1').state('kube-system', 'fluentd'))).toBeUndefined();
+  });
+
   it('starts at the cluster when the prefix is empty', () => {
     expect(new StoreKeys('', 'dev').lease()).toBe('dev/lease.json');
   });
