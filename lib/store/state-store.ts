@@ -102,7 +102,9 @@ export class StateStore {
     try {
       return await this.objects.put(key, body, condition);
     } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
+      // Only a write the SDK sent more than once can have been refused by itself: a refusal at the
+      // first attempt is another writer's, even when it wrote the same bytes.
+      if (!(err instanceof PreconditionFailedError) || !sentMoreThanOnce(err)) throw err;
       const there = await this.objects.get(key);
       if (there?.body === body) return there.etag;
       throw err;
@@ -264,4 +266,10 @@ export class StateStore {
       }
     }
   }
+}
+
+/** Whether the SDK sent the refused request more than once (its metadata counts the attempts). */
+function sentMoreThanOnce(err: PreconditionFailedError): boolean {
+  const attempts = (err.cause as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts;
+  return attempts !== undefined && attempts > 1;
 }

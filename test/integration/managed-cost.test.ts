@@ -72,6 +72,7 @@ describe('the cost of a managed rollout', () => {
 
     expect(result.daemonSets[0].rollout).toMatchObject({ mode: 'managed', phase: 'complete', upToDate: n, available: n });
     expect(watcher.maxUnavailableSeen).toBeGreaterThanOrEqual(1);
+    if (watcher.maxUnavailableSeen > k) console.log(watcher.worst);
     expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(k);
     expect(deleted).toBe(n);
     expect(waves).toBeGreaterThanOrEqual(Math.ceil(n / k));
