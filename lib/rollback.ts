@@ -3,6 +3,7 @@
  * and apply path as a reconcile, track its rollout the same way, and pin the DaemonSet so
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
+import type { LiveDaemonSet } from './cluster/types';
 import { applyPending, ApplyRequest, writeAhead } from './apply';
 import { emitEvent } from './cluster/events';
 import { clusterLease, Deps } from './deps';
@@ -100,38 +101,28 @@ async function seedManagedRollback(deps: Deps, revision: number, before: DaemonS
   return seeded?.currentRevision === revision ? seeded.rollout : undefined;
 }
 
-/**
- * The rollback itself, with the lease already held. Shared by the manual invoke and by the
- * automatic rollback of a stalled rollout.
- */
-async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, state: DaemonSetState | undefined): Promise<RollbackReport> {
-  const { namespace, name } = req;
-  const key = `${namespace}/${name}`;
-  const revisions = await loadRevisions(deps, namespace, name);
+/** The revision a rollback restores: the one asked for, or the last healthy one before the current. */
+async function rollbackTarget(deps: Deps, req: RollbackRequest, state: DaemonSetState | undefined): Promise<RevisionSnapshot> {
+  const key = `${req.namespace}/${req.name}`;
+  const revisions = await loadRevisions(deps, req.namespace, req.name);
   if (revisions.length === 0) {
     throw new NotFoundError(`no revisions of ${key} are stored for cluster ${deps.config.cluster.name} (check the namespace, the name and CLUSTER_NAME)`);
   }
-  let target: RevisionSnapshot | undefined;
   if (req.toRevision !== undefined) {
-    target = revisions.find((r) => r.revision === req.toRevision);
-    if (!target) {
-      throw new NotFoundError(`revision ${req.toRevision} of ${key} does not exist; stored revisions: ${describeRevisions(revisions.map((r) => r.revision))}`);
-    }
-  } else {
-    target = previousHealthy(revisions, state?.currentRevision);
-    if (!target) {
-      throw new RollbackRefusedError(`${key} has no earlier healthy revision to roll back to (current: ${state?.currentRevision ?? 'none'}); pass toRevision to choose one of ${describeRevisions(revisions.map((r) => r.revision))}`);
-    }
+    const asked = revisions.find((r) => r.revision === req.toRevision);
+    if (!asked) throw new NotFoundError(`revision ${req.toRevision} of ${key} does not exist; stored revisions: ${describeRevisions(revisions.map((r) => r.revision))}`);
+    return asked;
   }
-  const manifest = target.manifest as unknown as DaemonSetManifest;
-  const live = await deps.cluster.getDaemonSet(namespace, name);
-  const recreated = live !== undefined && canonicalJson(live.spec.selector) !== canonicalJson(manifest.spec.selector);
-  if (recreated && !req.recreate) {
-    throw new RollbackRefusedError(
-      `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
-    );
+  const healthy = previousHealthy(revisions, state?.currentRevision);
+  if (!healthy) {
+    throw new RollbackRefusedError(`${key} has no earlier healthy revision to roll back to (current: ${state?.currentRevision ?? 'none'}); pass toRevision to choose one of ${describeRevisions(revisions.map((r) => r.revision))}`);
   }
-  const gitDigest = await gitDigestNow(deps, key);
+  return healthy;
+}
+
+/** The apply of `target` as a rollback: pinned (against Git's digest now), with its reason and who asked. */
+async function pinnedRequest(deps: Deps, req: RollbackRequest, target: RevisionSnapshot, live: LiveDaemonSet | undefined, state: DaemonSetState | undefined): Promise<{ request: ApplyRequest; pin: Pin }> {
+  const gitDigest = await gitDigestNow(deps, `${req.namespace}/${req.name}`);
   const reason = req.reason ?? `rollback to revision ${target.revision}`;
   const pin: Pin = {
     revision: target.revision,
@@ -141,9 +132,9 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     gitDigest: gitDigest === undefined ? state?.gitDigest ?? null : gitDigest,
   };
   const request: ApplyRequest = {
-    namespace,
-    name,
-    manifest,
+    namespace: req.namespace,
+    name: req.name,
+    manifest: target.manifest as unknown as DaemonSetManifest,
     digest: target.digest,
     source: target.source,
     commit: target.commit,
@@ -155,6 +146,27 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     gitDigest: pin.gitDigest,
     pin,
   };
+  return { request, pin };
+}
+
+/**
+ * The rollback itself, with the lease already held. Shared by the manual invoke and by the
+ * automatic rollback of a stalled rollout.
+ */
+async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, state: DaemonSetState | undefined): Promise<RollbackReport> {
+  const { namespace, name } = req;
+  const key = `${namespace}/${name}`;
+  const target = await rollbackTarget(deps, req, state);
+  const manifest = target.manifest as unknown as DaemonSetManifest;
+  const live = await deps.cluster.getDaemonSet(namespace, name);
+  const recreated = live !== undefined && canonicalJson(live.spec.selector) !== canonicalJson(manifest.spec.selector);
+  if (recreated && !req.recreate) {
+    throw new RollbackRefusedError(
+      `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
+    );
+  }
+  const { request, pin } = await pinnedRequest(deps, req, target, live, state);
+  const reason = pin.reason;
   // Write-ahead before the delete: from the moment the DaemonSet is gone, the revision that
   // replaces it (with its pin, and the deleted object as what it replaced) is in S3.
   const pending = await writeAhead(deps, request);

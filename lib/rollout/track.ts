@@ -120,7 +120,6 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
 
   for (const t of targets) if (t.live) observe(t, t.live);
 
-  const margin = options.marginMs ?? 15_000;
   const observeCache = (items: LiveDaemonSet[]) => {
     const seen = new Set<string>();
     for (const ds of items) {
@@ -132,8 +131,21 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     for (const key of [...pending]) if (!seen.has(key)) pending.delete(key);
   };
 
+  const preemptedBy = await followRollouts(deps, options, pending, observeCache);
+
+  // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
+  await recordAll(deps, results, byKey, lastSeen);
+  return preemptedBy ? { rollouts: results, preemptedBy } : { rollouts: results };
+}
+
+/**
+ * Looks at the managed DaemonSets through one LIST+WATCH cache until nothing is `pending`, the
+ * time is up or the lease is taken over (returns by whom); `look` gets every DaemonSet at each
+ * change, and at least every WATCH_SLICE_MS (a rollout with no progress must still stall).
+ */
+async function followRollouts(deps: Deps, options: TrackOptions, pending: Set<string>, look: (items: LiveDaemonSet[]) => void): Promise<string | undefined> {
+  const margin = options.marginMs ?? 15_000;
   let cache: Cache<LiveDaemonSet> | undefined;
-  let preemptedBy: string | undefined;
   try {
     while (pending.size > 0) {
       if (!cache) {
@@ -143,11 +155,10 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
           deps.logger.log('warn', `watching rollouts failed, will look again: ${errorMessage(err)}`);
         }
       }
-      // Time passes without events too: a rollout with no progress must still become stalled.
-      if (cache && !cache.failure) observeCache(cache.items());
-      if (!options.wait || pending.size === 0) break;
-      const left = deps.deadline - clock.now().getTime() - margin;
-      if (left <= 0) break;
+      if (cache && !cache.failure) look(cache.items());
+      if (!options.wait || pending.size === 0) return undefined;
+      const left = deps.deadline - deps.clock.now().getTime() - margin;
+      if (left <= 0) return undefined;
       const slice = Math.max(1_000, Math.min(WATCH_SLICE_MS, left));
       if (cache && !cache.failure) {
         const seen = versionsOf([cache]);
@@ -166,16 +177,17 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
           await options.lease.renewIfDue();
         } catch (err) {
           if (!(err instanceof LeaseLostError)) throw err;
-          preemptedBy = err.message;
-          break;
+          return err.message;
         }
       }
     }
+    return undefined;
   } finally {
     cache?.stop();
   }
+}
 
-  // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
+async function recordAll(deps: Deps, results: Map<string, RolloutState>, byKey: Map<string, TrackTarget>, lastSeen: Map<string, LiveDaemonSet>): Promise<void> {
   for (const [key, rollout] of results) {
     try {
       await record(deps, byKey.get(key)!, rollout, lastSeen.get(key));
@@ -185,7 +197,6 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
       deps.logger.log('error', err.message, { daemonSet: key, action: 'record-unreadable', reason: err.reason, key: err.key });
     }
   }
-  return preemptedBy ? { rollouts: results, preemptedBy } : { rollouts: results };
 }
 
 async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: LiveDaemonSet | undefined, stored = false): Promise<void> {

@@ -37,67 +37,51 @@ function lineOf(text: string, offset: number): number {
   return line;
 }
 
-export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
-  const base = join(repoDir, gitPath);
+/** The DaemonSets of one file's documents, and the problem of each document that is not one. */
+function readDocuments(file: string, text: string, policy: Pick<Policy, 'allowedNamespaces'>): { desired: DesiredDaemonSet[]; problems: ManifestProblem[] } {
+  const desired: DesiredDaemonSet[] = [];
   const problems: ManifestProblem[] = [];
-  const candidates: DesiredDaemonSet[] = [];
-  const files: string[] = [];
-  const st = lstatSync(base, { throwIfNoEntry: false });
-  if (!st || !st.isDirectory()) {
-    problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` });
-    return { desired: [], problems, files };
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    return { desired, problems: [{ file, code: 'yaml-syntax', severity: 'error', message: `YAML could not be parsed: ${(err as Error).message}` }] };
   }
-  const paths: string[] = [];
-  listYamlFiles(base, base, paths);
-  for (const full of paths) {
-    const file = relative(repoDir, full).split(sep).join('/');
-    files.push(file);
-    const size = lstatSync(full).size;
-    if (size > maxBytes) {
-      problems.push({ file, code: 'too-large', severity: 'error', message: `the file is ${size} bytes, over the ${maxBytes}-byte limit (MAX_MANIFEST_BYTES): split it into smaller files` });
-      continue;
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, i) => {
+    const loc = { file, document: i + 1 };
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0];
+      const line = e.linePos?.[0]?.line ?? lineOf(text, e.pos[0]);
+      problems.push({ ...loc, code: 'yaml-syntax', severity: 'error', message: `YAML syntax error at line ${line}: ${e.message.split('\n')[0]}` });
+      return;
     }
-    const text = readFileSync(full, 'utf8');
-    let docs;
+    let value: unknown;
     try {
-      docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
+      value = doc.toJS({ maxAliasCount: MAX_ALIASES });
     } catch (err) {
-      problems.push({ file, code: 'yaml-syntax', severity: 'error', message: `YAML could not be parsed: ${(err as Error).message}` });
-      continue;
+      const msg = (err as Error).message;
+      const code = /alias/i.test(msg) ? 'alias-limit' : 'yaml-syntax';
+      problems.push({
+        ...loc,
+        code,
+        severity: 'error',
+        message: code === 'alias-limit'
+          ? `YAML aliases expand past the limit of ${MAX_ALIASES} (an "alias bomb"): write the values out instead of nesting aliases`
+          : `YAML could not be read: ${msg}`,
+      });
+      return;
     }
-    const list = Array.isArray(docs) ? docs : [docs];
-    list.forEach((doc, i) => {
-      const loc = { file, document: i + 1 };
-      if (doc.errors.length > 0) {
-        const e = doc.errors[0];
-        const line = e.linePos?.[0]?.line ?? lineOf(text, e.pos[0]);
-        problems.push({ ...loc, code: 'yaml-syntax', severity: 'error', message: `YAML syntax error at line ${line}: ${e.message.split('\n')[0]}` });
-        return;
-      }
-      let value: unknown;
-      try {
-        value = doc.toJS({ maxAliasCount: MAX_ALIASES });
-      } catch (err) {
-        const msg = (err as Error).message;
-        const code = /alias/i.test(msg) ? 'alias-limit' : 'yaml-syntax';
-        problems.push({
-          ...loc,
-          code,
-          severity: 'error',
-          message: code === 'alias-limit'
-            ? `YAML aliases expand past the limit of ${MAX_ALIASES} (an "alias bomb"): write the values out instead of nesting aliases`
-            : `YAML could not be read: ${msg}`,
-        });
-        return;
-      }
-      if (value === null || value === undefined) return; // an empty document, e.g. a trailing ---
-      const result = validateDocument(value, loc, policy);
-      if (result.ok) candidates.push(result.desired);
-      else problems.push(result.problem);
-    });
-  }
+    if (value === null || value === undefined) return; // an empty document, e.g. a trailing ---
+    const result = validateDocument(value, loc, policy);
+    if (result.ok) desired.push(result.desired);
+    else problems.push(result.problem);
+  });
+  return { desired, problems };
+}
 
-  // The same namespace/name twice: neither is applied, since either could be the intended one.
+/** The same namespace/name twice: neither is applied, since either could be the intended one (each copy gets a problem). */
+function withoutDuplicates(candidates: DesiredDaemonSet[], problems: ManifestProblem[]): DesiredDaemonSet[] {
   const byKey = new Map<string, DesiredDaemonSet[]>();
   for (const d of candidates) byKey.set(d.key, [...(byKey.get(d.key) ?? []), d]);
   const desired: DesiredDaemonSet[] = [];
@@ -118,6 +102,35 @@ export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Pol
       });
     }
   }
+  return desired;
+}
+
+export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
+  const base = join(repoDir, gitPath);
+  const problems: ManifestProblem[] = [];
+  const candidates: DesiredDaemonSet[] = [];
+  const files: string[] = [];
+  const st = lstatSync(base, { throwIfNoEntry: false });
+  if (!st || !st.isDirectory()) {
+    problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` });
+    return { desired: [], problems, files };
+  }
+  const paths: string[] = [];
+  listYamlFiles(base, base, paths);
+  for (const full of paths) {
+    const file = relative(repoDir, full).split(sep).join('/');
+    files.push(file);
+    const size = lstatSync(full).size;
+    if (size > maxBytes) {
+      problems.push({ file, code: 'too-large', severity: 'error', message: `the file is ${size} bytes, over the ${maxBytes}-byte limit (MAX_MANIFEST_BYTES): split it into smaller files` });
+      continue;
+    }
+    const read = readDocuments(file, readFileSync(full, 'utf8'), policy);
+    candidates.push(...read.desired);
+    problems.push(...read.problems);
+  }
+
+  const desired = withoutDuplicates(candidates, problems);
   return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), problems, files };
 }
 
