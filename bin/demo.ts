@@ -13,6 +13,7 @@ import { loadConfig } from '../lib/config';
 import { createDeps } from '../lib/deps';
 import { silentLogger } from '../lib/log';
 import { status } from '../lib/status';
+import { leaseSchema } from '../lib/store/records';
 import { DEMO_CLUSTER, DEMO_NAMESPACES } from '../stack/demo-target';
 import { kubectl } from '../stack/kubectl';
 import { paths, repoRoot } from '../stack/paths';
@@ -90,6 +91,28 @@ async function watchPushedRollout(key: string, before: number | undefined): Prom
   }
 }
 
+/**
+ * Waits (up to 3 minutes) until no run holds the cluster's lease, saying once who does. A pass
+ * that a push started through the webhook holds it until its rollouts are done.
+ */
+async function leaseFree(): Promise<void> {
+  const deps = createDeps(loadConfig(), { logger: silentLogger });
+  const key = deps.store.keys.lease();
+  const started = Date.now();
+  let said = false;
+  // The hook's request may still be on its way: look for a held lease for a moment first.
+  await new Promise((r) => setTimeout(r, 1_000));
+  for (;;) {
+    const got = await deps.objects.get(key);
+    const lease = got ? leaseSchema.safeParse(JSON.parse(got.body)) : undefined;
+    const held = lease?.success && !lease.data.released && Date.parse(lease.data.expiresAt) > Date.now();
+    if (!held || Date.now() - started > 180_000) return;
+    if (!said) process.stdout.write(`    the pass the push started through the webhook holds the lease (${lease!.data!.holder}): waiting for it to finish\n`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
 export async function runDemo(): Promise<number> {
   say('no cluster configured (GIT_URL, S3_BUCKET and CLUSTER_NAME are unset): running the demo on the local stack');
   process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see README: about 10-25 minutes); later runs start in seconds\n');
@@ -132,7 +155,10 @@ export async function runDemo(): Promise<number> {
     ALLOWED_NAMESPACES: DEMO_NAMESPACES.join(','),
   });
 
-  say('reconcile: Git -> diff -> snapshot in S3 -> apply -> rollout');
+  say('reconcile: Git -> diff -> snapshot in S3 -> apply -> rollout (the push also reached the webhook: a pass it started goes first)');
+  // The push above also called the stack's webhook, and the pass it started may hold the lease
+  // (it then applies the same commit): this pass starts once that one is done.
+  await leaseFree();
   let code = await runCli(['reconcile']);
   if (code !== 0) return code;
 
