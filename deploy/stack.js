@@ -190,6 +190,26 @@ function bucketResources(s) {
   };
 }
 
+/** An alarm that goes off when the metric counts one or more in 15 minutes, and clears when it counts none. */
+function anyCountAlarm(description, namespace, metricName, dimensions, actions) {
+  return {
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: description,
+      Namespace: namespace,
+      MetricName: metricName,
+      Dimensions: dimensions,
+      Statistic: 'Sum',
+      Period: 900,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      ...actions,
+    },
+  };
+}
+
 function alarmResources(s) {
   const resources = {};
   let topic = s.alarmTopic || undefined;
@@ -208,38 +228,14 @@ function alarmResources(s) {
       MetricTransformations: [{ MetricNamespace: 'daemonset-gitops', MetricName: 'FailedPasses', MetricValue: '1', Dimensions: [{ Key: 'Cluster', Value: '$.cluster' }] }],
     },
   };
-  resources.FailedPassesAlarm = {
-    Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: `daemonset-gitops: a reconcile pass of cluster ${s.clusterName} failed (its report and log say why)`,
-      Namespace: 'daemonset-gitops',
-      MetricName: 'FailedPasses',
-      Dimensions: [{ Name: 'Cluster', Value: s.clusterName }],
-      Statistic: 'Sum',
-      Period: 900,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      ...actions,
-    },
-  };
-  resources.ReconcileErrorsAlarm = {
-    Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: `daemonset-gitops: the reconcile function of cluster ${s.clusterName} ended in an error (configuration, timeout, crash)`,
-      Namespace: 'AWS/Lambda',
-      MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ReconcileLambdaFunction' } }],
-      Statistic: 'Sum',
-      Period: 900,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      ...actions,
-    },
-  };
+  resources.FailedPassesAlarm = anyCountAlarm(
+    `daemonset-gitops: a reconcile pass of cluster ${s.clusterName} failed (its report and log say why)`,
+    'daemonset-gitops', 'FailedPasses', [{ Name: 'Cluster', Value: s.clusterName }], actions,
+  );
+  resources.ReconcileErrorsAlarm = anyCountAlarm(
+    `daemonset-gitops: the reconcile function of cluster ${s.clusterName} ended in an error (configuration, timeout, crash)`,
+    'AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: 'ReconcileLambdaFunction' } }], actions,
+  );
   return resources;
 }
 

@@ -294,18 +294,17 @@ async function rollBackStalled(deps: Deps, lease: Lease, look: Look, tracked: Pa
 /** The report of a pass, from what its steps came to. */
 function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; requests: number }, steps: PassSteps): ReconcileReport {
   const { config, clock, cluster, logger } = deps;
-  const leaseError = steps.lease?.acting === false ? steps.lease.error : undefined;
-  const error = steps.error ?? leaseError ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message });
+  const notTaken = steps.lease?.acting === false ? steps.lease : undefined;
+  const error = steps.error ?? notTaken?.error ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message });
   // A pass that could not take the lease it needed did nothing: it reports no DaemonSet.
-  const leaseRefused = steps.lease?.acting === false && (steps.lease.heldBy !== undefined || steps.lease.error !== undefined);
-  const reported = steps.look && !leaseRefused ? steps.look : undefined;
+  const reported = steps.look && !notTaken?.heldBy && !notTaken?.error ? steps.look : undefined;
   const daemonSets = reported ? [
     ...reported.planned.items.map((item) => daemonSetReport(steps, item)),
     // A DaemonSet whose record cannot be read is failed alone, and nothing of it is touched.
     ...(steps.untrusted ? [] : [...reported.observation.unreadable].map(([key, err]) => unreadableRecordEntry(key, err, liveRevision(reported.observation.live.get(key))))),
   ] : [];
   const problems = steps.source?.problems ?? [];
-  const skipped = !steps.error && steps.lease?.acting === false && steps.lease.heldBy !== undefined;
+  const skipped = !steps.error && notTaken?.heldBy !== undefined;
   const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
   const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
@@ -316,7 +315,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     result,
     startedAt: started.at,
     finishedAt: clock.now().toISOString(),
-    ...(skipped && steps.lease?.acting === false ? { lease: steps.lease.heldBy } : {}),
+    ...(skipped ? { lease: notTaken!.heldBy } : {}),
     source: {
       url: redact(config.git.url, givenValue(config.git.token)),
       ref: config.git.ref,
