@@ -37,4 +37,59 @@ const punycodeFromNpm = {
   },
 };
 
-module.exports = [clientNodeWithoutSideEffects, punycodeFromNpm];
+// node-fetch 2 (client-node's HTTP library) requires whatwg-url at load, but only uses its URL
+// where Node has none (`Url.URL || whatwgUrl.URL`). Every Node this runs on has one, so the
+// package is replaced by Node's own URL: its Unicode tables (tr46, about 0.3 MB) are then not
+// parsed at every cold start.
+const whatwgUrlFromNode = {
+  name: 'whatwg-url-from-node',
+  setup(build) {
+    build.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: 'whatwg-url', namespace: 'node-url' }));
+    build.onLoad({ filter: /.*/, namespace: 'node-url' }, () => ({ contents: 'module.exports = { URL: globalThis.URL, URLSearchParams: globalThis.URLSearchParams };', loader: 'js' }));
+  },
+};
+
+// openpgp.js (0.4 MB minified) is used only to verify OpenPGP-signed commits (VERIFY_COMMITS).
+// It is bundled on its own and kept in the bundle as text, compiled when first required,
+// instead of being parsed with the rest at every start: a JavaScript parser skips a string far
+// faster than it pre-parses the code in it. lib/source/verify-commit.ts imports it dynamically,
+// so nothing requires it at load. What it requires at run time is Node's built-ins only.
+const lazyPackages = ['openpgp'];
+
+const packagesAsText = {
+  name: 'packages-as-text',
+  setup(build) {
+    const names = new Set(lazyPackages);
+    build.onResolve({ filter: /^openpgp$/ }, (args) =>
+      (names.has(args.path) ? { path: args.path, namespace: 'package-as-text' } : undefined));
+    build.onLoad({ filter: /.*/, namespace: 'package-as-text' }, async (args) => {
+      const o = build.initialOptions;
+      const inner = await build.esbuild.build({
+        stdin: { contents: `module.exports = require(${JSON.stringify(args.path)});`, resolveDir: __dirname, loader: 'js' },
+        bundle: true,
+        write: false,
+        platform: 'node',
+        format: 'cjs',
+        target: o.target,
+        minify: o.minify,
+        minifyWhitespace: o.minifyWhitespace,
+        minifySyntax: o.minifySyntax,
+        minifyIdentifiers: o.minifyIdentifiers,
+        keepNames: o.keepNames,
+        legalComments: 'none',
+        charset: 'ascii',
+        plugins: [punycodeFromNpm, whatwgUrlFromNode],
+        logLevel: 'silent',
+      });
+      const code = `(function (exports, require, module) {${inner.outputFiles[0].text}\n})`;
+      const filename = `${args.path.replace(/\//g, '_')}.js`;
+      return {
+        contents: `require('node:vm').runInThisContext(${JSON.stringify(code)}, { filename: ${JSON.stringify(filename)} })(exports, require, module);`,
+        loader: 'js',
+        resolveDir: __dirname,
+      };
+    });
+  },
+};
+
+module.exports = [clientNodeWithoutSideEffects, punycodeFromNpm, whatwgUrlFromNode, packagesAsText];

@@ -8,8 +8,8 @@
  * Local endpoints (an emulator) come from the SDK's own settings: AWS_ENDPOINT_URL_SSM,
  * AWS_ENDPOINT_URL_SECRETS_MANAGER.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigError, DsGitopsError } from './errors';
 
 /** Where a secret is kept: a value given directly, a parameter, or a secret. */
@@ -29,12 +29,25 @@ export interface SecretClients {
   secretsManager: Pick<SecretsManagerClient, 'send'>;
 }
 
-let defaultClients: SecretClients | undefined;
+// The SDK's modules are loaded when a secret is first read: most runs keep no secret in AWS,
+// and evaluating them is a good part of a cold start.
+const ssmModule = () => import('@aws-sdk/client-ssm');
+const secretsManagerModule = () => import('@aws-sdk/client-secrets-manager');
+
+let defaultSsm: SecretClients['ssm'] | undefined;
+let defaultSecretsManager: SecretClients['secretsManager'] | undefined;
 
 /** The SDK's clients, in the region of the process (AWS_REGION, as in Lambda) unless a parameter's ARN names another. */
-function clients(): SecretClients {
-  defaultClients ??= { ssm: new SSMClient({}), secretsManager: new SecretsManagerClient({}) };
-  return defaultClients;
+async function ssmClient(given?: SecretClients): Promise<SecretClients['ssm']> {
+  if (given) return given.ssm;
+  defaultSsm ??= new (await ssmModule()).SSMClient({});
+  return defaultSsm;
+}
+
+async function secretsManagerClient(given?: SecretClients): Promise<SecretClients['secretsManager']> {
+  if (given) return given.secretsManager;
+  defaultSecretsManager ??= new (await secretsManagerModule()).SecretsManagerClient({});
+  return defaultSecretsManager;
 }
 
 /** The value of a secret given directly in the environment (undefined for one kept in AWS). */
@@ -51,7 +64,7 @@ export function readSecret(source: SecretSource, options: { clients?: SecretClie
   const key = 'parameter' in source ? `ssm:${source.parameter}` : `secretsmanager:${source.secretArn}`;
   let pending = cache.get(key);
   if (!pending) {
-    const c = options.clients ?? clients();
+    const c = options.clients;
     pending = 'parameter' in source ? fromParameter(source.setting, source.parameter, c) : fromSecretsManager(source.setting, source.secretArn, c);
     cache.set(key, pending);
     // A failed read is not remembered: the next invocation asks again.
@@ -74,10 +87,11 @@ function failure(setting: string, where: string, err: unknown, permission: strin
   return new SecretUnavailableError(`${setting}: reading ${where} failed: ${name}: ${(err as Error).message ?? ''}`.trim(), { retryable: true, cause: err });
 }
 
-async function fromParameter(setting: string, parameter: string, c: SecretClients): Promise<string> {
+async function fromParameter(setting: string, parameter: string, c: SecretClients | undefined): Promise<string> {
   const where = `SSM parameter ${parameter}`;
   try {
-    const answer = await c.ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+    const { GetParameterCommand } = await ssmModule();
+    const answer = await (await ssmClient(c)).send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
     const value = answer.Parameter?.Value;
     if (!value) throw new ConfigError(`${setting}: ${where} is empty`);
     return value;
@@ -87,10 +101,11 @@ async function fromParameter(setting: string, parameter: string, c: SecretClient
   }
 }
 
-async function fromSecretsManager(setting: string, secretArn: string, c: SecretClients): Promise<string> {
+async function fromSecretsManager(setting: string, secretArn: string, c: SecretClients | undefined): Promise<string> {
   const where = `Secrets Manager secret ${secretArn}`;
   try {
-    const answer = await c.secretsManager.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    const { GetSecretValueCommand } = await secretsManagerModule();
+    const answer = await (await secretsManagerClient(c)).send(new GetSecretValueCommand({ SecretId: secretArn }));
     const value = answer.SecretString;
     if (!value) throw new ConfigError(`${setting}: ${where} has no string value (a binary secret cannot be used)`);
     return value;

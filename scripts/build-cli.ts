@@ -11,6 +11,9 @@ import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'nod
 import { basename, join, relative } from 'node:path';
 import type { Plugin } from 'esbuild';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const lambdaBundlePlugins = require('../deploy/esbuild-plugins.js') as Plugin[];
+
 const root = join(__dirname, '..');
 
 const dist = join(root, 'dist');
@@ -65,7 +68,7 @@ export async function buildCli(): Promise<{ bytes: number }> {
     entryPoints: { dsgitops: join(root, 'bin', 'dsgitops.ts'), commands: join(root, 'bin', 'commands.ts') },
     outdir: dist,
     outExtension: { '.js': '.cjs' },
-    plugins: [commandsApart],
+    plugins: [commandsApart, ...lambdaBundlePlugins],
     bundle: true,
     platform: 'node',
     target: 'node20',

@@ -2,14 +2,21 @@
  * The cluster adapter: the only module that imports @kubernetes/client-node. It talks to
  * the API server as kubectl does (server-side apply with one field manager, dry runs,
  * label-selected lists, watches, events) and hands back plain wire-format objects.
+ *
+ * client-node is used for what a kubeconfig means (credentials, TLS, proxies, auth plugins)
+ * and for watches; the few REST calls are made here directly, as JSON in and out, rather than
+ * through its generated API classes and model serializer: those are most of its code, and a
+ * cold start parses every byte of a bundle.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { hostname } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { BearerTokenSource } from './eks-token';
-import type { LiveDaemonSet, LiveNode, LivePod } from './types';
+import type { LiveDaemonSet, LiveNode, LivePod, ObjectMeta } from './types';
 import { Cache, ListWatch, WatchCache } from './watch-cache';
 
 export interface ObjectRef {
@@ -82,13 +89,54 @@ export interface ClusterOptions {
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; error: DsGitopsError; timedOut: boolean };
 
-/**
- * client-node's models are classes whose property names equal the wire names for the
- * objects read here (DaemonSets, pods, nodes), with Date objects for timestamps. A JSON
- * round trip turns them into plain objects with ISO timestamp strings.
- */
-function plain<T>(obj: unknown, _type: 'V1DaemonSet' | 'V1Pod' | 'V1Node'): T {
-  return JSON.parse(JSON.stringify(obj)) as T;
+/** One REST call: the path under the server, the query, and a JSON body. */
+interface RestCall {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | boolean | undefined>;
+  body?: unknown;
+  /** The body's media type: JSON unless said (server-side apply sends application/apply-patch+yaml). */
+  contentType?: string;
+}
+
+/** The API server answered with a status other than 2xx. */
+class HttpAnswer extends Error {
+  constructor(readonly answer: ApiAnswer) {
+    super(`HTTP ${answer.status}`);
+  }
+}
+
+function queryString(query: RestCall['query']): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) params.set(key, String(value));
+  const q = params.toString();
+  return q ? `?${q}` : '';
+}
+
+/** An answer's body: JSON when it parses (a metav1.Status, an object, a list), else the text. */
+function bodyOf(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+const segment = encodeURIComponent;
+
+/** A list as the API server sends it. */
+interface WireList<T> {
+  metadata?: { resourceVersion?: string };
+  items: T[];
+}
+
+function daemonSetPath(namespace: string, name: string): string {
+  return `/apis/apps/v1/namespaces/${segment(namespace)}/daemonsets/${segment(name)}`;
+}
+
+/** List items carry no apiVersion and kind: they are set, as on a single object. */
+function asDaemonSet(d: unknown): LiveDaemonSet {
+  return { ...(d as LiveDaemonSet), apiVersion: 'apps/v1', kind: 'DaemonSet' };
 }
 
 /** Why a request that got no HTTP answer failed, in words (the network error under node-fetch's wrapper). */
@@ -97,28 +145,9 @@ function failureText(err: unknown): string {
   return e?.cause?.message ?? e?.message ?? String(err);
 }
 
-/** The HTTP answer a failed call got, if it got one: client-node throws an ApiException carrying it. */
+/** The HTTP answer a failed call got, if it got one. */
 function answerOf(err: unknown): ApiAnswer | undefined {
-  if (!(err instanceof k8s.ApiException)) return undefined;
-  const headers = (err.headers ?? {}) as Record<string, string | undefined>;
-  return { status: err.code, body: err.body as unknown, retryAfter: headers['retry-after'] };
-}
-
-/**
- * Request options that hand the request an AbortSignal: client-node 1.4 passes a signal set
- * on the RequestContext to fetch, so aborting it closes the connection instead of leaving a
- * request that the API server may still carry out after the caller gave up on it.
- */
-function cancellable(signal: AbortSignal, options?: k8s.ConfigurationOptions): k8s.ConfigurationOptions {
-  const setSignal: k8s.ObservableMiddleware = {
-    pre: (context) => {
-      context.setSignal(signal);
-      context.setHeaderParam('User-Agent', USER_AGENT);
-      return new k8s.Observable(Promise.resolve(context));
-    },
-    post: (response) => new k8s.Observable(Promise.resolve(response)),
-  };
-  return { ...options, middleware: [...(options?.middleware ?? []), setSignal], middlewareMergeStrategy: 'append' };
+  return err instanceof HttpAnswer ? err.answer : undefined;
 }
 
 /** The kubeconfig user whose requests carry an EKS token. */
@@ -131,8 +160,7 @@ function sleep(ms: number): Promise<void> {
 export class KubernetesCluster implements Cluster {
   readonly server: string;
   private requests = 0;
-  private readonly apps: k8s.AppsV1Api;
-  private readonly core: k8s.CoreV1Api;
+  private readonly kc: k8s.KubeConfig;
   private readonly requestTimeoutMs: number;
   private readonly retry: RetryPolicy;
 
@@ -145,8 +173,7 @@ export class KubernetesCluster implements Cluster {
     this.watchConfig.applyToFetchOptions = (opts) => kc.applyToFetchOptions({ ...opts, headers: { ...opts.headers, 'User-Agent': USER_AGENT } });
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.apps = kc.makeApiClient(k8s.AppsV1Api);
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.kc = kc;
   }
 
   /** Loads KUBECONFIG (a path), or the default chain (~/.kube/config, in-cluster). */
@@ -194,9 +221,9 @@ export class KubernetesCluster implements Cluster {
    * to repeat, only after overload, a server failure or no answer). Throws the typed error
    * of the last attempt.
    */
-  private async call<T>(req: ApiRequest, send: (options: k8s.ConfigurationOptions) => Promise<T>): Promise<T> {
+  private async call<T>(req: ApiRequest, rest: RestCall): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.attempt(req, send);
+      const outcome = await this.attempt<T>(req, rest);
       if (outcome.ok) return outcome.value;
       const wait = retryDelayMs({ error: outcome.error, attempt, repeatable: req.repeatable, timedOut: outcome.timedOut }, this.retry, Math.random);
       if (wait === undefined) throw outcome.error;
@@ -205,12 +232,12 @@ export class KubernetesCluster implements Cluster {
   }
 
   /** One request, cancelled (its connection closed) if no answer comes within the timeout. */
-  private async attempt<T>(req: ApiRequest, send: (options: k8s.ConfigurationOptions) => Promise<T>): Promise<Attempt<T>> {
+  private async attempt<T>(req: ApiRequest, rest: RestCall): Promise<Attempt<T>> {
     this.requests++;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.requestTimeoutMs);
     try {
-      return { ok: true, value: await send(cancellable(controller.signal)) };
+      return { ok: true, value: await this.send(rest, controller.signal) as T };
     } catch (err) {
       if (controller.signal.aborted) return { ok: false, error: errorForTimeout(req, this.server, this.requestTimeoutMs, err), timedOut: true };
       const answer = answerOf(err);
@@ -221,24 +248,63 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
+  /**
+   * Sends one call with the kubeconfig's credentials and TLS settings (as watches do) and
+   * reads the JSON answer. Aborting the signal closes the connection, so a request the
+   * caller gave up on is not left for the API server to carry out later.
+   */
+  private async send(rest: RestCall, signal: AbortSignal): Promise<unknown> {
+    const url = new URL(`${this.server.replace(/\/+$/, '')}${rest.path}${queryString(rest.query)}`);
+    const body = rest.body === undefined ? undefined : JSON.stringify(rest.body);
+    const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
+    if (body !== undefined) {
+      headers['Content-Type'] = rest.contentType ?? 'application/json';
+      headers['Content-Length'] = Buffer.byteLength(body);
+    }
+    const options: https.RequestOptions = { method: rest.method, headers };
+    await this.kc.applyToHTTPSOptions(options);
+    const request = url.protocol === 'http:' ? http.request : https.request;
+    return new Promise((resolve, reject) => {
+      const req = request(url, { ...options, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status > 299) {
+            const retryAfter = res.headers['retry-after'];
+            reject(new HttpAnswer({ status, body: bodyOf(text), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter }));
+            return;
+          }
+          const parsed = text ? bodyOf(text) : undefined;
+          if (typeof parsed === 'string') reject(new Error(`the answer (HTTP ${status}) is not JSON: ${text.slice(0, 200)}`));
+          else resolve(parsed);
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   async listManagedDaemonSets(labelSelector: string): Promise<{ items: LiveDaemonSet[]; resourceVersion: string }> {
-    const list = await this.call(
+    const list = await this.call<WireList<LiveDaemonSet>>(
       { what: 'list DaemonSets', verb: 'list', resource: 'daemonsets', group: 'apps', repeatable: true },
-      (options) => this.apps.listDaemonSetForAllNamespaces({ labelSelector }, options),
+      { method: 'GET', path: '/apis/apps/v1/daemonsets', query: { labelSelector } },
     );
     return {
-      items: list.items.map((d) => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(d, 'V1DaemonSet') })),
+      items: list.items.map(asDaemonSet),
       resourceVersion: list.metadata?.resourceVersion ?? '',
     };
   }
 
   async getDaemonSet(namespace: string, name: string): Promise<LiveDaemonSet | undefined> {
     try {
-      const ds = await this.call(
+      const ds = await this.call<LiveDaemonSet>(
         { what: `get DaemonSet ${namespace}/${name}`, verb: 'get', resource: 'daemonsets', group: 'apps', namespace, repeatable: true },
-        (options) => this.apps.readNamespacedDaemonSet({ name, namespace }, options),
+        { method: 'GET', path: daemonSetPath(namespace, name) },
       );
-      return { apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(ds, 'V1DaemonSet') };
+      return asDaemonSet(ds);
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return undefined;
       throw err;
@@ -250,14 +316,18 @@ export class KubernetesCluster implements Cluster {
     const m = manifest as { metadata: { name: string; namespace: string } };
     const { name, namespace } = m.metadata;
     const object = `DaemonSet ${namespace}/${name}${dryRun ? ' (dry run)' : ''}`;
-    const out = await this.call(
+    const out = await this.call<LiveDaemonSet>(
       { what: `apply ${object}`, verb: 'patch', resource: 'daemonsets', group: 'apps', namespace, manifest: object, repeatable: true },
-      (options) => this.apps.patchNamespacedDaemonSet(
-        { name, namespace, body: manifest, fieldManager: FIELD_MANAGER, force: true, dryRun: dryRun ? 'All' : undefined },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.ServerSideApply, options),
-      ),
+      {
+        method: 'PATCH',
+        path: daemonSetPath(namespace, name),
+        query: { fieldManager: FIELD_MANAGER, force: true, dryRun: dryRun ? 'All' : undefined },
+        // JSON is YAML: the apply patch is the manifest as JSON.
+        body: manifest,
+        contentType: 'application/apply-patch+yaml',
+      },
     );
-    return { apiVersion: 'apps/v1', kind: 'DaemonSet', ...plain<LiveDaemonSet>(out, 'V1DaemonSet') };
+    return asDaemonSet(out);
   }
 
   dryRunApply(manifest: object): Promise<LiveDaemonSet> {
@@ -273,7 +343,7 @@ export class KubernetesCluster implements Cluster {
       // No uid precondition: sent twice, the second could delete a DaemonSet created in between. Not repeated.
       await this.call(
         { what: `delete DaemonSet ${namespace}/${name}`, verb: 'delete', resource: 'daemonsets', group: 'apps', namespace, repeatable: false },
-        (callOptions) => this.apps.deleteNamespacedDaemonSet({ name, namespace, propagationPolicy: 'Background' }, callOptions),
+        { method: 'DELETE', path: daemonSetPath(namespace, name), query: { propagationPolicy: 'Background' } },
       );
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return;
@@ -282,9 +352,9 @@ export class KubernetesCluster implements Cluster {
   }
 
   async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
-    const list = await this.call(
+    const list = await this.call<WireList<{ metadata?: ObjectMeta; revision: number }>>(
       { what: `list controllerrevisions in ${namespace}`, verb: 'list', resource: 'controllerrevisions', group: 'apps', namespace, repeatable: true },
-      (options) => this.apps.listNamespacedControllerRevision({ namespace, labelSelector }, options),
+      { method: 'GET', path: `/apis/apps/v1/namespaces/${segment(namespace)}/controllerrevisions`, query: { labelSelector } },
     );
     return list.items.map((r) => ({
       hash: r.metadata?.labels?.['controller-revision-hash'],
@@ -298,7 +368,7 @@ export class KubernetesCluster implements Cluster {
       // The uid precondition makes a repeat harmless: it can only delete this very pod.
       await this.call(
         { what: `delete pod ${namespace}/${name}`, verb: 'delete', resource: 'pods', group: '', namespace, repeatable: true },
-        (options) => this.core.deleteNamespacedPod({ name, namespace, body: { preconditions: { uid } } }, options),
+        { method: 'DELETE', path: `/api/v1/namespaces/${segment(namespace)}/pods/${segment(name)}`, body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid } } },
       );
     } catch (err) {
       // Gone already, or replaced by a pod of the same name: either way this pod is not there.
@@ -308,21 +378,24 @@ export class KubernetesCluster implements Cluster {
   }
 
   async listNodes(): Promise<LiveNode[]> {
-    const list = await this.call(
+    const list = await this.call<WireList<LiveNode>>(
       { what: 'list nodes', verb: 'list', resource: 'nodes', group: '', repeatable: true },
-      (options) => this.core.listNode({}, options),
+      { method: 'GET', path: '/api/v1/nodes' },
     );
-    return list.items.map((n) => plain<LiveNode>(n, 'V1Node'));
+    return list.items;
   }
 
   async createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void> {
-    const now = new Date();
+    const now = new Date().toISOString();
     // Each create makes one more Event: not repeated.
     await this.call(
       { what: `create event on ${target.namespace}/${target.name}`, verb: 'create', resource: 'events', group: '', namespace: target.namespace, repeatable: false },
-      (options) => this.core.createNamespacedEvent({
-        namespace: target.namespace,
+      {
+        method: 'POST',
+        path: `/api/v1/namespaces/${segment(target.namespace)}/events`,
         body: {
+          apiVersion: 'v1',
+          kind: 'Event',
           metadata: { generateName: `${target.name}.`, namespace: target.namespace },
           involvedObject: { apiVersion: 'apps/v1', kind: 'DaemonSet', namespace: target.namespace, name: target.name, uid: target.uid },
           type,
@@ -335,7 +408,7 @@ export class KubernetesCluster implements Cluster {
           lastTimestamp: now,
           count: 1,
         },
-      }, options),
+      },
     );
   }
 
@@ -350,11 +423,11 @@ export class KubernetesCluster implements Cluster {
       if (!namespace) throw new ClusterError('a pod cache needs a namespace', { retryable: false });
       return {
         list: async () => {
-          const list = await this.call(
+          const list = await this.call<WireList<LivePod>>(
             { what: `list pods${where}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
-            (options) => this.core.listNamespacedPod({ namespace, labelSelector, fieldSelector }, options),
+            { method: 'GET', path: `/api/v1/namespaces/${segment(namespace)}/pods`, query: { labelSelector, fieldSelector } },
           );
-          return { items: list.items.map((p) => plain<LivePod>(p, 'V1Pod')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
         },
         watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
       };
@@ -362,25 +435,22 @@ export class KubernetesCluster implements Cluster {
     if (kind === 'nodes') {
       return {
         list: async () => {
-          const list = await this.call(
+          const list = await this.call<WireList<LiveNode>>(
             { what: 'list nodes', verb: 'list', resource: 'nodes', group: '', repeatable: true },
-            (options) => this.core.listNode({ labelSelector, fieldSelector }, options),
+            { method: 'GET', path: '/api/v1/nodes', query: { labelSelector, fieldSelector } },
           );
-          return { items: list.items.map((n) => plain<LiveNode>(n, 'V1Node')), resourceVersion: list.metadata?.resourceVersion ?? '' };
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
         },
         watch: (rv, onEvent, onEnd) => this.openWatch('/api/v1/nodes', { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
       };
     }
-    const asDaemonSet = (d: unknown): LiveDaemonSet => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', ...(d as LiveDaemonSet) });
     return {
       list: async () => {
-        const list = await this.call(
+        const list = await this.call<WireList<LiveDaemonSet>>(
           { what: `list DaemonSets${where}`, verb: 'list', resource: 'daemonsets', group: 'apps', namespace, repeatable: true },
-          (options) => namespace
-            ? this.apps.listNamespacedDaemonSet({ namespace, labelSelector, fieldSelector }, options)
-            : this.apps.listDaemonSetForAllNamespaces({ labelSelector, fieldSelector }, options),
+          { method: 'GET', path: namespace ? `/apis/apps/v1/namespaces/${segment(namespace)}/daemonsets` : '/apis/apps/v1/daemonsets', query: { labelSelector, fieldSelector } },
         );
-        return { items: list.items.map((d) => asDaemonSet(plain<LiveDaemonSet>(d, 'V1DaemonSet'))), resourceVersion: list.metadata?.resourceVersion ?? '' };
+        return { items: list.items.map(asDaemonSet), resourceVersion: list.metadata?.resourceVersion ?? '' };
       },
       watch: (rv, onEvent, onEnd) => this.openWatch(
         namespace ? `/apis/apps/v1/namespaces/${namespace}/daemonsets` : '/apis/apps/v1/daemonsets',
