@@ -54,14 +54,11 @@ const whatwgUrlFromNode = {
 // instead of being parsed with the rest at every start: a JavaScript parser skips a string far
 // faster than it pre-parses the code in it. lib/source/verify-commit.ts imports it dynamically,
 // so nothing requires it at load. What it requires at run time is Node's built-ins only.
-const lazyPackages = ['openpgp'];
-
+// (test/integration/bundle-plugins.test.ts signs and verifies with a bundle so built.)
 const packagesAsText = {
   name: 'packages-as-text',
   setup(build) {
-    const names = new Set(lazyPackages);
-    build.onResolve({ filter: /^openpgp$/ }, (args) =>
-      (names.has(args.path) ? { path: args.path, namespace: 'package-as-text' } : undefined));
+    build.onResolve({ filter: /^openpgp$/ }, (args) => ({ path: args.path, namespace: 'package-as-text' }));
     build.onLoad({ filter: /.*/, namespace: 'package-as-text' }, async (args) => {
       const o = build.initialOptions;
       const inner = await build.esbuild.build({
@@ -81,10 +78,10 @@ const packagesAsText = {
         plugins: [punycodeFromNpm, whatwgUrlFromNode],
         logLevel: 'silent',
       });
-      const code = `(function (exports, require, module) {${inner.outputFiles[0].text}\n})`;
+      const code = `(function (exports, require, module, __filename, __dirname) {${inner.outputFiles[0].text}\n})`;
       const filename = `${args.path.replace(/\//g, '_')}.js`;
       return {
-        contents: `require('node:vm').runInThisContext(${JSON.stringify(code)}, { filename: ${JSON.stringify(filename)} })(exports, require, module);`,
+        contents: `require('node:vm').runInThisContext(${JSON.stringify(code)}, { filename: ${JSON.stringify(filename)} })(exports, require, module, __filename, __dirname);`,
         loader: 'js',
         resolveDir: __dirname,
       };

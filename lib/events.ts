@@ -2,49 +2,50 @@
  * Schemas of the handlers' events. Payloads are untrusted: each is validated here and a
  * malformed one is refused with a message that says what is expected.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './schema';
 import { InvalidRequestError } from './errors';
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const KEY = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 const target = {
-  namespace: z.string().regex(NAME, 'must be a namespace name'),
-  name: z.string().regex(NAME, 'must be a DaemonSet name'),
+  namespace: z.string().check(z.regex(NAME, 'must be a namespace name')),
+  name: z.string().check(z.regex(NAME, 'must be a DaemonSet name')),
 };
 
-export const reconcileEvent = z.object({
-  dryRun: z.boolean().optional(),
-  only: z.array(z.string().regex(KEY, 'must be namespace/name')).optional(),
-  wait: z.boolean().optional(),
+export const reconcileEvent = z.strictObject({
+  dryRun: z.optional(z.boolean()),
+  only: z.optional(z.array(z.string().check(z.regex(KEY, 'must be namespace/name')))),
+  wait: z.optional(z.boolean()),
   /** Set by the webhook: the push that started this pass (for the logs). */
-  push: z.object({ commit: z.string(), ref: z.string(), provider: z.string(), delivery: z.string(), receivedAt: z.string() }).optional(),
-}).strict();
+  push: z.optional(z.object({ commit: z.string(), ref: z.string(), provider: z.string(), delivery: z.string(), receivedAt: z.string() })),
+});
 export type ReconcileEvent = z.infer<typeof reconcileEvent>;
 
-export const rollbackEvent = z.object({
+export const rollbackEvent = z.strictObject({
   ...target,
-  toRevision: z.number().int().positive().optional(),
-  reason: z.string().max(500).optional(),
-  recreate: z.boolean().optional(),
-  wait: z.boolean().optional(),
-}).strict();
+  toRevision: z.optional(z.int().check(z.positive())),
+  reason: z.optional(z.string().check(z.maxLength(500))),
+  recreate: z.optional(z.boolean()),
+  wait: z.optional(z.boolean()),
+});
 export type RollbackEvent = z.infer<typeof rollbackEvent>;
 
-export const historyEvent = z.object({ ...target, limit: z.number().int().positive().max(1000).optional() }).strict();
+export const historyEvent = z.strictObject({ ...target, limit: z.optional(z.int().check(z.positive(), z.lte(1000))) });
 export type HistoryEvent = z.infer<typeof historyEvent>;
 
-export const targetEvent = z.object({ ...target, reason: z.string().max(500).optional() }).strict();
+export const targetEvent = z.strictObject({ ...target, reason: z.optional(z.string().check(z.maxLength(500))) });
 export type TargetEvent = z.infer<typeof targetEvent>;
 
-export const statusEvent = z.object({}).strict();
+export const statusEvent = z.strictObject({});
 
 /** EventBridge schedule events carry these; a scheduled reconcile takes no options. */
 function isScheduleEvent(e: unknown): boolean {
   return Boolean(e && typeof e === 'object' && ((e as Record<string, unknown>).source === 'aws.events' || 'detail-type' in (e as object)));
 }
 
-export function parseEvent<T>(schema: z.ZodType<T>, event: unknown, what: string, example: string): T {
+export function parseEvent<T>(schema: z.ZodMiniType<T>, event: unknown, what: string, example: string): T {
   const input = event === undefined || event === null || event === '' ? {} : event;
   const parsed = schema.safeParse(input);
   if (!parsed.success) {

@@ -4,7 +4,8 @@
  * DesiredDaemonSet with a digest, or a list of problems that each say what to fix.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../schema';
 import { namespaceAllowed, Policy } from '../config';
 import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
 import { canonicalJson, describeSelector, LabelSelector, selectorMatches } from '../k8s-values';
@@ -83,42 +84,42 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 const stringMap = z.record(z.string(), z.string());
 
-const schema = z.object({
-  metadata: z.object({
-    name: z.string().min(1).max(63).regex(DNS_SUBDOMAIN, 'must be lower-case letters, digits, "-" and "."'),
-    namespace: z.string().max(63).regex(DNS_LABEL, 'must be a lower-case DNS label').optional(),
-    labels: stringMap.optional(),
-    annotations: stringMap.optional(),
-  }).loose(),
-  spec: z.object({
+const schema = z.looseObject({
+  metadata: z.looseObject({
+    name: z.string().check(z.minLength(1), z.maxLength(63), z.regex(DNS_SUBDOMAIN, 'must be lower-case letters, digits, "-" and "."')),
+    namespace: z.optional(z.string().check(z.maxLength(63), z.regex(DNS_LABEL, 'must be a lower-case DNS label'))),
+    labels: z.optional(stringMap),
+    annotations: z.optional(stringMap),
+  }),
+  spec: z.looseObject({
     selector: z.object({
-      matchLabels: stringMap.optional(),
-      matchExpressions: z.array(z.object({
+      matchLabels: z.optional(stringMap),
+      matchExpressions: z.optional(z.array(z.object({
         key: z.string(),
         operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-        values: z.array(z.string()).optional(),
-      })).optional(),
+        values: z.optional(z.array(z.string())),
+      }))),
     }, { error: 'spec.selector is required in apps/v1 (add matchLabels that match the pod template labels)' }),
-    template: z.object({
-      metadata: z.object({
+    template: z.looseObject({
+      metadata: z.looseObject({
         labels: z.record(z.string(), z.string(), { error: 'spec.template.metadata.labels is required (the selector must match them)' }),
-      }, { error: 'spec.template.metadata.labels is required (the selector must match them)' }).loose(),
-      spec: z.object({
-        containers: z.array(z.object({ name: z.string().min(1), image: z.string().optional() }).loose()).min(1, 'needs at least one container'),
-      }).loose(),
-    }).loose(),
-    updateStrategy: z.object({
-      type: z.enum(['RollingUpdate', 'OnDelete']).optional(),
-      rollingUpdate: z.object({
-        maxUnavailable: z.union([z.number().int(), z.string()]).optional(),
-        maxSurge: z.union([z.number().int(), z.string()]).optional(),
-      }).loose().optional(),
-    }).loose().optional(),
-    minReadySeconds: z.number().int().min(0).optional(),
-  }, { error: 'spec is required' }).loose(),
-}).loose();
+      }, { error: 'spec.template.metadata.labels is required (the selector must match them)' }),
+      spec: z.looseObject({
+        containers: z.array(z.looseObject({ name: z.string().check(z.minLength(1)), image: z.optional(z.string()) })).check(z.minLength(1, 'needs at least one container')),
+      }),
+    }),
+    updateStrategy: z.optional(z.looseObject({
+      type: z.optional(z.enum(['RollingUpdate', 'OnDelete'])),
+      rollingUpdate: z.optional(z.looseObject({
+        maxUnavailable: z.optional(z.union([z.int(), z.string()])),
+        maxSurge: z.optional(z.union([z.int(), z.string()])),
+      })),
+    })),
+    minReadySeconds: z.optional(z.int().check(z.gte(0))),
+  }, { error: 'spec is required' }),
+});
 
-function zodMessage(err: z.ZodError): string {
+function zodMessage(err: z.core.$ZodError): string {
   return err.issues
     .slice(0, 3)
     .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)

@@ -2,7 +2,8 @@
  * The records kept in S3, and their schemas. Everything read back from S3 is validated:
  * a hand-edited or truncated object is reported, never trusted.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../schema';
 
 /** adopted: found running in the cluster, stamped by this tool, with no record in this store (a new bucket, prefix or CLUSTER_NAME). */
 export const CAUSES = ['create', 'git-change', 'drift-correction', 'rollback', 'adopted'] as const;
@@ -24,15 +25,15 @@ const commitSchema = z.object({
   subject: z.string(),
 });
 
-const sourceSchema = z.object({ file: z.string(), document: z.number().int() });
+const sourceSchema = z.object({ file: z.string(), document: z.int() });
 
 export const pinSchema = z.object({
-  revision: z.number().int(),
+  revision: z.int(),
   reason: z.string(),
-  by: z.string().optional(),
+  by: z.optional(z.string()),
   at: z.string(),
   /** Git's digest of this DaemonSet when the pin was set; a different digest in Git releases the pin. */
-  gitDigest: z.string().nullable(),
+  gitDigest: z.nullable(z.string()),
 });
 export type Pin = z.infer<typeof pinSchema>;
 
@@ -41,29 +42,29 @@ export const revisionSchema = z.object({
   cluster: z.string(),
   namespace: z.string(),
   name: z.string(),
-  revision: z.number().int().positive(),
+  revision: z.int().check(z.positive()),
   cause: z.enum(CAUSES),
   /** For cause rollback: the revision whose manifest this one restores. */
-  rollbackTo: z.number().int().positive().optional(),
-  reason: z.string().optional(),
+  rollbackTo: z.optional(z.int().check(z.positive())),
+  reason: z.optional(z.string()),
   manifest: z.record(z.string(), z.unknown()),
   digest: z.string(),
-  rolloutMode: z.enum(['native', 'managed']).default('native'),
-  source: sourceSchema.optional(),
-  commit: commitSchema.optional(),
+  rolloutMode: z._default(z.enum(['native', 'managed']), 'native'),
+  source: z.optional(sourceSchema),
+  commit: z.optional(commitSchema),
   /** The live object this revision replaced (managedFields dropped), or null when it created or adopted the DaemonSet. */
-  replaced: z.record(z.string(), z.unknown()).nullable(),
+  replaced: z.nullable(z.record(z.string(), z.unknown())),
   runId: z.string(),
   createdAt: z.string(),
-  appliedAt: z.string().optional(),
+  appliedAt: z.optional(z.string()),
   outcome: z.enum(OUTCOMES),
   outcomeAt: z.string(),
-  outcomeReason: z.string().optional(),
+  outcomeReason: z.optional(z.string()),
   /**
    * The pin this revision is applied under (a rollback's), written ahead with the rest, so a
    * run killed between the apply and the state write leaves the pin where the next run finds it.
    */
-  pin: pinSchema.optional(),
+  pin: z.optional(pinSchema),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 
@@ -71,11 +72,11 @@ export const PHASES = ['progressing', 'complete', 'stalled'] as const;
 export type RolloutPhase = (typeof PHASES)[number];
 
 const countsSchema = z.object({
-  desired: z.number().int(),
-  current: z.number().int(),
-  ready: z.number().int(),
-  upToDate: z.number().int(),
-  available: z.number().int(),
+  desired: z.int(),
+  current: z.int(),
+  ready: z.int(),
+  upToDate: z.int(),
+  available: z.int(),
 });
 export type RolloutCounts = z.infer<typeof countsSchema>;
 
@@ -91,51 +92,51 @@ export type WaveFailure = z.infer<typeof waveFailureSchema>;
 export const waveCheckpointSchema = z.object({
   startedAt: z.string(),
   /** Fixed at the first decision that finds canary nodes. */
-  canaryNodes: z.array(z.string()).optional(),
+  canaryNodes: z.optional(z.array(z.string())),
   /** When every canary node last became updated and available. */
-  canaryAvailableSince: z.string().optional(),
-  canaryPassed: z.boolean().optional(),
+  canaryAvailableSince: z.optional(z.string()),
+  canaryPassed: z.optional(z.boolean()),
   lastProgressAt: z.string(),
   /** Updated and available nodes at the last decision. */
-  updatedAvailable: z.number().int(),
+  updatedAvailable: z.int(),
   /** Decisions that deleted at least one pod. */
-  waves: z.number().int(),
+  waves: z.int(),
   /** Pods this rollout deleted whose replacement is not yet seen. */
   inFlight: z.array(z.object({ node: z.string(), uid: z.string(), deletedAt: z.string() })),
   /** Every node whose pod this rollout deleted (first deletion only). */
-  touched: z.array(touchedNodeSchema).optional(),
+  touched: z.optional(z.array(touchedNodeSchema)),
   /** A rollback's: nodes the replaced revision broke, whose old pods may go although NotReady. */
-  repairNodes: z.array(z.string()).optional(),
-  failed: waveFailureSchema.optional(),
+  repairNodes: z.optional(z.array(z.string())),
+  failed: z.optional(waveFailureSchema),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
 /** What state.rollout.managed holds for a managed rollout: the checkpoint and the last decision's summary. */
 export const managedRecordSchema = z.object({
-  checkpoint: waveCheckpointSchema.optional(),
-  wavePhase: z.string().optional(),
-  reason: z.string().optional(),
-  notReadyNodes: z.array(z.string()).optional(),
-  brokenNodes: z.array(z.string()).optional(),
-  readyNodesDone: z.boolean().optional(),
-  paused: z.boolean().optional(),
+  checkpoint: z.optional(waveCheckpointSchema),
+  wavePhase: z.optional(z.string()),
+  reason: z.optional(z.string()),
+  notReadyNodes: z.optional(z.array(z.string())),
+  brokenNodes: z.optional(z.array(z.string())),
+  readyNodesDone: z.optional(z.boolean()),
+  paused: z.optional(z.boolean()),
 });
 export type ManagedRecord = z.infer<typeof managedRecordSchema>;
 
 export const rolloutSchema = z.object({
-  revision: z.number().int(),
+  revision: z.int(),
   mode: z.enum(['native', 'managed']),
   phase: z.enum(PHASES),
   /** The DaemonSet generation this rollout is for. */
-  generation: z.number().int().optional(),
+  generation: z.optional(z.int()),
   startedAt: z.string(),
   lastProgressAt: z.string(),
-  finishedAt: z.string().optional(),
-  counts: countsSchema.optional(),
-  onDelete: z.boolean().optional(),
-  message: z.string().optional(),
+  finishedAt: z.optional(z.string()),
+  counts: z.optional(countsSchema),
+  onDelete: z.optional(z.boolean()),
+  message: z.optional(z.string()),
   /** Managed mode: where the driver stopped, so the next run resumes there. */
-  managed: managedRecordSchema.optional(),
+  managed: z.optional(managedRecordSchema),
 });
 export type RolloutState = z.infer<typeof rolloutSchema>;
 
@@ -144,32 +145,28 @@ export const stateSchema = z.object({
   namespace: z.string(),
   name: z.string(),
   /** The revision that is in the cluster. */
-  currentRevision: z.number().int(),
+  currentRevision: z.int(),
   /** Digest of currentRevision's manifest. */
   appliedDigest: z.string(),
   /** The DaemonSet's metadata.generation as this tool last left or accepted it. */
-  generation: z.number().int().optional(),
+  generation: z.optional(z.int()),
   /** Git's digest the last time a pass read it (null: not in Git). */
-  gitDigest: z.string().nullable().optional(),
-  source: sourceSchema.optional(),
-  commit: commitSchema.optional(),
-  lastHealthyRevision: z.number().int().optional(),
-  rollout: rolloutSchema.optional(),
-  pin: pinSchema.optional(),
+  gitDigest: z.optional(z.nullable(z.string())),
+  source: z.optional(sourceSchema),
+  commit: z.optional(commitSchema),
+  lastHealthyRevision: z.optional(z.int()),
+  rollout: z.optional(rolloutSchema),
+  pin: z.optional(pinSchema),
   /** Managed rollouts: paused by hand (pause/resume); no pod is deleted while set. */
-  paused: z.object({ at: z.string(), by: z.string().optional(), reason: z.string().optional() }).optional(),
+  paused: z.optional(z.object({ at: z.string(), by: z.optional(z.string()), reason: z.optional(z.string()) })),
   /** Set when the DaemonSet was pruned: the live object as it was just before the delete. */
-  deleted: z
-    .object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })
-    .optional(),
-  lastAttempt: z
-    .object({
-      at: z.string(),
-      revision: z.number().int().optional(),
-      result: z.enum(['applied', 'failed', 'unchanged']),
-      message: z.string().optional(),
-    })
-    .optional(),
+  deleted: z.optional(z.object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })),
+  lastAttempt: z.optional(z.object({
+    at: z.string(),
+    revision: z.optional(z.int()),
+    result: z.enum(['applied', 'failed', 'unchanged']),
+    message: z.optional(z.string()),
+  })),
   updatedAt: z.string(),
 });
 export type DaemonSetState = z.infer<typeof stateSchema>;
@@ -181,12 +178,12 @@ export const leaseSchema = z.object({
   renewedAt: z.string(),
   /** For people, by the holder's clock. Runs judge expiry by the store's clock (lease.ts). */
   expiresAt: z.string(),
-  released: z.boolean().default(false),
+  released: z._default(z.boolean(), false),
   /** The holder's LEASE_SECONDS: its lease is judged by its duration, not the reader's. */
-  seconds: z.number().int().positive().optional(),
+  seconds: z.optional(z.int().check(z.positive())),
   /** The holder is only watching rollouts: an operator's rollback may take the lease over. */
-  preemptible: z.boolean().default(false),
-  preemptibleReason: z.string().optional(),
+  preemptible: z._default(z.boolean(), false),
+  preemptibleReason: z.optional(z.string()),
 });
 export type LeaseRecord = z.infer<typeof leaseSchema>;
 

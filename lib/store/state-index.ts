@@ -22,7 +22,8 @@
  *   settles of every state write waiting for it.
  */
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../schema';
 import { PreconditionFailedError } from '../errors';
 import type { ObjectStore } from './object-store';
 import { DaemonSetState, stateSchema } from './records';
@@ -33,10 +34,10 @@ const WRITE_ATTEMPTS = 20;
 
 const entrySchema = z.object({
   /** The ETag of state.json as copied; absent with `state`: there was no state.json. */
-  etag: z.string().optional(),
-  state: stateSchema.optional(),
+  etag: z.optional(z.string()),
+  state: z.optional(stateSchema),
   /** Writers between their mark and their settle: token -> when it marked (ISO, its clock). */
-  pending: z.record(z.string(), z.string()).optional(),
+  pending: z.optional(z.record(z.string(), z.string())),
 });
 export type IndexEntry = z.infer<typeof entrySchema>;
 

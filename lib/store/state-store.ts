@@ -4,7 +4,7 @@
  * object is conditional on the ETag that was read. Every state write also goes through the
  * state index (state-index.ts), so a pass reads all the states it needs in one GET.
  */
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { PreconditionFailedError, RecordUnreadableError, SnapshotWriteError, StoreError } from '../errors';
 import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
@@ -32,7 +32,7 @@ export interface StatesRead {
 }
 
 /** A record's text parsed and checked against its schema, or what is wrong with it. */
-export function parseRecord<T>(body: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problem: string } {
+export function parseRecord<T>(body: string, schema: z.ZodMiniType<T>): { ok: true; value: T } | { ok: false; problem: string } {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -58,7 +58,7 @@ export class StateStore {
     this.index = new StateIndex(objects, keys.index());
   }
 
-  private async read<T>(key: string, schema: z.ZodType<T>): Promise<Versioned<T> | undefined> {
+  private async read<T>(key: string, schema: z.ZodMiniType<T>): Promise<Versioned<T> | undefined> {
     const got = await this.objects.get(key);
     if (!got) return undefined;
     const parsed = parseRecord(got.body, schema);

@@ -2,7 +2,8 @@
  * What a verified webhook body says: a push to a ref, or something this tool ignores. Pure.
  * The three providers' push payloads share the fields used here (ref, before, after).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../schema';
 import type { Provider } from './verify';
 
 export interface Push {
@@ -23,12 +24,12 @@ export type Parsed =
 const SHA = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
 
 const pushSchema = z.object({
-  ref: z.string().min(1).max(1024),
-  after: z.string().regex(SHA, 'must be a commit id'),
-  before: z.string().optional(),
-  repository: z.object({ clone_url: z.string().optional(), git_http_url: z.string().optional(), html_url: z.string().optional() }).passthrough().optional(),
-  pusher: z.object({ name: z.string().optional(), login: z.string().optional(), username: z.string().optional() }).passthrough().optional(),
-  user_username: z.string().optional(),
+  ref: z.string().check(z.minLength(1), z.maxLength(1024)),
+  after: z.string().check(z.regex(SHA, 'must be a commit id')),
+  before: z.optional(z.string()),
+  repository: z.optional(z.looseObject({ clone_url: z.optional(z.string()), git_http_url: z.optional(z.string()), html_url: z.optional(z.string()) })),
+  pusher: z.optional(z.looseObject({ name: z.optional(z.string()), login: z.optional(z.string()), username: z.optional(z.string()) })),
+  user_username: z.optional(z.string()),
 });
 
 /** The event names each provider gives a branch or tag push. */

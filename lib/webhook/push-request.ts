@@ -12,7 +12,8 @@
  * the push is applied by one of them, not left for the next scheduled pass.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../schema';
 import { PreconditionFailedError } from '../errors';
 import type { ObjectStore } from '../store/object-store';
 import type { StoreKeys } from '../store/keys';
