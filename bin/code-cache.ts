@@ -36,6 +36,17 @@ function writeCache(cacheFile: string, key: string, data: Buffer): void {
   }
 }
 
+/**
+ * Caches to write. They are written when the process ends, not when the file is loaded: the
+ * cache then also holds the functions the command compiled while it ran (its requests, the
+ * SDK's middleware), not only the bundle's top level, and the next start compiles neither.
+ */
+const pending: { cacheFile: string; key: string; script: Script }[] = [];
+
+export function writePendingCodeCaches(): void {
+  for (const { cacheFile, key, script } of pending.splice(0)) writeCache(cacheFile, key, script.createCachedData());
+}
+
 /** require(file), compiled from the code cache when it holds this version of the file. */
 export function requireWithCodeCache(file: string): unknown {
   const { size, mtimeMs } = statSync(file);
@@ -51,6 +62,9 @@ export function requireWithCodeCache(file: string): unknown {
   moduleFunction.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
   module.loaded = true;
   require.cache[file] = module;
-  if (!cachedData || script.cachedDataRejected) writeCache(cacheFile, key, script.createCachedData());
+  if (!cachedData || script.cachedDataRejected) {
+    if (pending.length === 0) process.once('exit', writePendingCodeCaches);
+    pending.push({ cacheFile, key, script });
+  }
   return module.exports;
 }

@@ -46,7 +46,7 @@ export function bundlesOutOfDate(): string | undefined {
 /**
  * bin/cli.ts requires ./commands once it has a command to run. In the build that is the other
  * bundle, read with a V8 code cache (bin/code-cache.ts) so that every start after the first
- * skips compiling its 4 MiB.
+ * skips compiling its 3 MiB.
  */
 const commandsApart: Plugin = {
   name: 'commands-apart',
