@@ -17,19 +17,28 @@ export function cacheFileOf(file: string): string {
   return `${file}.v8cache`;
 }
 
-function readCache(cacheFile: string, key: string): Buffer | undefined {
+/** A cache's header: which build it is for, and the uses (commands) whose code it holds. */
+interface Header {
+  key: string;
+  uses: string[];
+}
+
+function readCache(cacheFile: string, key: string): { data: Buffer; uses: string[] } | undefined {
   try {
-    const data = readFileSync(cacheFile);
-    return data.subarray(0, key.length).toString('latin1') === key ? data.subarray(key.length) : undefined;
+    const file = readFileSync(cacheFile);
+    const end = file.indexOf(0x0a);
+    if (end < 0) return undefined;
+    const [fileKey, uses = ''] = file.subarray(0, end).toString('latin1').split('\t');
+    return fileKey === key ? { data: file.subarray(end + 1), uses: uses.split(',').filter(Boolean) } : undefined;
   } catch {
     return undefined;
   }
 }
 
-function writeCache(cacheFile: string, key: string, data: Buffer): void {
+function writeCache(cacheFile: string, header: Header, data: Buffer): void {
   const partial = `${cacheFile}.${process.pid}.tmp`;
   try {
-    writeFileSync(partial, Buffer.concat([Buffer.from(key, 'latin1'), data]));
+    writeFileSync(partial, Buffer.concat([Buffer.from(`${header.key}\t${header.uses.join(',')}\n`, 'latin1'), data]));
     renameSync(partial, cacheFile);
   } catch {
     // Read-only or full: the next start compiles again.
@@ -39,32 +48,41 @@ function writeCache(cacheFile: string, key: string, data: Buffer): void {
 /**
  * Caches to write. They are written when the process ends, not when the file is loaded: the
  * cache then also holds the functions the command compiled while it ran (its requests, the
- * SDK's middleware), not only the bundle's top level, and the next start compiles neither.
+ * SDK's middleware), not only the bundle's top level. A cache is written again by the first
+ * process of each use (command) it does not hold yet, so it grows to hold the code of every
+ * command run since the build: a cache created by loading the file holds what was compiled
+ * from it as well as what this process compiled.
  */
-const pending: { cacheFile: string; key: string; script: Script }[] = [];
+const pending: { cacheFile: string; header: Header; script: Script }[] = [];
 
 export function writePendingCodeCaches(): void {
-  for (const { cacheFile, key, script } of pending.splice(0)) writeCache(cacheFile, key, script.createCachedData());
+  for (const { cacheFile, header, script } of pending.splice(0)) writeCache(cacheFile, header, script.createCachedData());
 }
 
-/** require(file), compiled from the code cache when it holds this version of the file. */
-export function requireWithCodeCache(file: string): unknown {
+/**
+ * require(file), compiled from the code cache when it holds this version of the file. `use`
+ * names what the process will run (the command): a cache that does not hold it yet is
+ * written again when the process ends.
+ */
+export function requireWithCodeCache(file: string, use = ''): unknown {
   const { size, mtimeMs } = statSync(file);
-  const key = `${process.version} ${process.arch} ${size} ${mtimeMs}\n`;
+  const key = `${process.version} ${process.arch} ${size} ${mtimeMs}`;
   const cacheFile = cacheFileOf(file);
-  const cachedData = readCache(cacheFile, key);
+  const cached = readCache(cacheFile, key);
   // The same wrapper as Node's own, on the first line, so stack traces keep their line numbers.
   const source = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, 'utf8')}\n});`;
-  const script = new Script(source, { filename: file, cachedData });
+  const script = new Script(source, { filename: file, cachedData: cached?.data });
   const module = new Module(file);
   module.filename = file;
   const moduleFunction = script.runInThisContext() as (...args: unknown[]) => void;
   moduleFunction.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
   module.loaded = true;
   require.cache[file] = module;
-  if (!cachedData || script.cachedDataRejected) {
+  const usable = cached && !script.cachedDataRejected;
+  const uses = usable ? cached.uses : [];
+  if (!usable || (use && !uses.includes(use))) {
     if (pending.length === 0) process.once('exit', writePendingCodeCaches);
-    pending.push({ cacheFile, key, script });
+    pending.push({ cacheFile, header: { key, uses: use && !uses.includes(use) ? [...uses, use] : uses }, script });
   }
   return module.exports;
 }

@@ -54,8 +54,11 @@ const commandsApart: Plugin = {
     build.onResolve({ filter: /^\.\/commands$/ }, (args) =>
       (args.importer === join(root, 'bin', 'cli.ts') ? { path: 'commands', namespace: 'commands-bundle' } : undefined));
     build.onLoad({ filter: /.*/, namespace: 'commands-bundle' }, () => ({
+      // The command word names the use, so that the cache comes to hold every command's code
+      // (a value of an option before the command would only name another use: never wrong code).
       contents: `const { requireWithCodeCache } = require('./code-cache');
-module.exports = requireWithCodeCache(require('node:path').join(__dirname, ${JSON.stringify(basename(cliBundles[1]))}));`,
+const use = process.argv.slice(2).find((a) => !a.startsWith('-')) || '';
+module.exports = requireWithCodeCache(require('node:path').join(__dirname, ${JSON.stringify(basename(cliBundles[1]))}), use);`,
       resolveDir: join(root, 'bin'),
       loader: 'js',
     }));

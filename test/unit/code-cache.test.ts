@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheFileOf, requireWithCodeCache, writePendingCodeCaches } from '../../bin/code-cache';
@@ -23,6 +23,27 @@ describe('requireWithCodeCache', () => {
 
     expect(first).toEqual({ dir, file, sep: '/', answer: 42 });
     expect(second).toEqual(first);
+  });
+
+  it('is written again by the first process of a use it does not hold yet, and not by the next', () => {
+    const file = join(dir, 'bundle.cjs');
+    writeFileSync(file, `exports.a = () => 1; exports.b = () => 2;`);
+    (requireWithCodeCache(file, 'status') as { a: () => number }).a();
+    writePendingCodeCaches();
+    const header = () => readFileSync(cacheFileOf(file)).toString('latin1').split('\n')[0].split('\t')[1];
+    expect(header()).toBe('status');
+
+    // A new process (here: the module cache left aside) of another use adds it.
+    delete require.cache[file];
+    (requireWithCodeCache(file, 'reconcile') as { b: () => number }).b();
+    writePendingCodeCaches();
+    expect(header()).toBe('status,reconcile');
+
+    const before = statSync(cacheFileOf(file)).mtimeMs;
+    delete require.cache[file];
+    requireWithCodeCache(file, 'status');
+    writePendingCodeCaches();
+    expect(statSync(cacheFileOf(file)).mtimeMs).toBe(before);
   });
 
   it('never runs the code cached for an earlier build of the same length', () => {
