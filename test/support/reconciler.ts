@@ -4,7 +4,7 @@
  * MinIO, and real git repositories.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { USER_AGENT } from '../../lib/cluster/client';
@@ -106,6 +106,24 @@ export function runCliProcess(args: string[], env: Record<string, string>, timeo
  * Counts the API requests the reconciler identity made while `fn` ran, from the API
  * server's own audit log (one entry per request; watches are counted once).
  */
+/** A file's bytes from an offset on (the audit log grows to hundreds of MB: never read it whole). */
+function readFrom(file: string, offset: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const length = Math.max(0, fstatSync(fd).size - offset);
+    const buf = Buffer.alloc(length);
+    let read = 0;
+    while (read < length) {
+      const n = readSync(fd, buf, read, length - read, offset + read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buf.subarray(0, read).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function countApiRequests<T>(
   fn: () => Promise<T>,
   options: { thisProcess?: boolean } = {},
@@ -114,7 +132,7 @@ export async function countApiRequests<T>(
   const before = statSync(log).size;
   const result = await fn();
   // The log backend writes in blocking mode: an entry is on disk before its response is sent.
-  const text = readFileSync(log).subarray(before).toString('utf8');
+  const text = readFrom(log, before);
   const seen = new Set<string>();
   const verbs: string[] = [];
   const userAgents: string[] = [];
