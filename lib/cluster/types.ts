@@ -1,6 +1,6 @@
 /**
  * Plain wire-format shapes of the objects read from the cluster, the parts this product
- * reads. The cluster module converts client-node's models into these, so nothing above it
+ * reads: the API server's JSON as it comes, so nothing above the cluster module
  * depends on the client library.
  */
 export interface ObjectMeta {
