@@ -265,10 +265,16 @@ export class KubernetesCluster implements Cluster {
     await this.kc.applyToHTTPSOptions(options);
     const request = url.protocol === 'http:' ? http.request : https.request;
     return new Promise((resolve, reject) => {
+      // Settled whatever the socket does: an abort (the timeout) or a connection closed in the
+      // middle of the answer fails the call instead of leaving it waiting.
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
       const req = request(url, { ...options, signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
+        res.on('close', () => {
+          if (!res.complete) reject(new Error(`the connection closed before the whole answer (HTTP ${res.statusCode}) arrived`));
+        });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;

@@ -1,8 +1,9 @@
 /**
  * The cluster adapter's own request handling, over real HTTP to a server on 127.0.0.1 that
  * plays the API server badly: it never answers, answers 503 or 429, or refuses. What is
- * tested is the client (client-node, node-fetch and this adapter): its timeout cancels the
- * request, and it repeats only what is safe to repeat.
+ * tested is the adapter's own HTTP calls (the kubeconfig applied by client-node): its timeout
+ * cancels the request, an answer cut off fails the call, and it repeats only what is safe to
+ * repeat.
  */
 import { createServer as createHttpServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo, createServer as createTcpServer, Socket } from 'node:net';
@@ -103,6 +104,33 @@ describe('a request that gets no answer', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(sockets).toHaveLength(1);
     expect(cluster.requestCount).toBe(1);
+  });
+});
+
+describe('an answer cut off in the middle', () => {
+  it('fails the call as one without an answer (and repeats a read), instead of waiting for the rest', async () => {
+    // Sends the headers and the start of a 1000-byte body, then closes the connection.
+    const server = createTcpServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"kind":"NodeList",');
+        setTimeout(() => socket.destroy(), 20);
+      });
+      socket.on('error', () => undefined);
+    });
+    const port = await listen(server);
+    try {
+      const cluster = clusterAt(port, { requestTimeoutMs: 10_000, retry: fastRetry });
+      const started = Date.now();
+      const err = await cluster.listNodes().then(() => undefined, (e: unknown) => e);
+
+      expect(err).toBeInstanceOf(ClusterError);
+      expect((err as ClusterError).message).toMatch(new RegExp(`^list nodes: cannot reach the API server at http://127.0.0.1:${port}: `));
+      expect(cluster.requestCount).toBe(fastRetry.attempts);
+      // Failed at once, not at the 10 s timeout.
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
