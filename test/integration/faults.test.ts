@@ -133,6 +133,34 @@ async function timed(run: () => Promise<ReconcileReport>): Promise<{ report: Rec
   return { report, seconds: (performance.now() - started) / 1000 };
 }
 
+interface Fault {
+  /** The stack process the signal goes to. */
+  pid: number;
+  signal: 'SIGSTOP' | 'SIGKILL';
+  /** Sent the first time this says yes, before or after an S3 call on the key. */
+  before?: (key: string) => boolean;
+  after?: (key: string) => boolean;
+  /** Brings the process back, whatever the pass did. */
+  resume: () => unknown;
+}
+
+/** A timed pass whose S3 calls send a fault's signal at the point it names; `fired` says whether it came. */
+async function passWithFault(fault: Fault, pass: (deps: Deps) => Promise<ReconcileReport>): Promise<{ report: ReconcileReport; seconds: number; fired: boolean }> {
+  let fired = false;
+  const fireIf = (when?: (key: string) => boolean) => (key: string) => {
+    if (!fired && when?.(key)) {
+      fired = true;
+      process.kill(fault.pid, fault.signal);
+    }
+  };
+  const deps = withFaultPoint(s.deps(), { before: fireIf(fault.before), after: fireIf(fault.after) });
+  try {
+    return { ...(await timed(() => pass(deps))), fired };
+  } finally {
+    await fault.resume();
+  }
+}
+
 function reasons(report: ReconcileReport): string[] {
   return [...new Set([...(report.error ? [report.error.reason] : []), ...report.daemonSets.filter((d) => d.error).map((d) => d.error!.reason)])].sort();
 }
@@ -156,23 +184,11 @@ describe('S3 stops answering (MinIO stopped with SIGSTOP)', () => {
   it('just before the first snapshot write: StoreUnavailable naming the call and the wait, within the bound; nothing applied; the next pass converges', async () => {
     const version = bump();
     const minio = pidOf('minio');
-    let stopped = false;
-    const deps = withFaultPoint(s.deps(), {
-      before: (key) => {
-        if (!stopped && isSnapshot(key)) {
-          stopped = true;
-          process.kill(minio, 'SIGSTOP');
-        }
-      },
-    });
-    let run: { report: ReconcileReport; seconds: number };
-    try {
-      run = await timed(() => reconcile(deps, { wait: false }));
-    } finally {
-      process.kill(minio, 'SIGCONT');
-    }
-    const { report, seconds } = run;
-    expect(stopped).toBe(true);
+    const { report, seconds, fired } = await passWithFault(
+      { pid: minio, signal: 'SIGSTOP', before: isSnapshot, resume: () => process.kill(minio, 'SIGCONT') },
+      (deps) => reconcile(deps, { wait: false }),
+    );
+    expect(fired).toBe(true);
     expect(report.result).toBe('failed');
     expect(report.daemonSets.filter((d) => d.applied)).toEqual([]);
     const failed = report.daemonSets.filter((d) => d.action === 'failed');
@@ -196,26 +212,20 @@ describe('S3 stops answering (MinIO stopped with SIGSTOP)', () => {
     const version = bump();
     const minio = pidOf('minio');
     let snapshots = 0;
-    let stopped = false;
-    const deps = withFaultPoint(s.deps(), {
-      after: (key) => {
-        if (isSnapshot(key)) snapshots += 1;
+    const { report, seconds, fired } = await passWithFault(
+      {
+        pid: minio,
+        signal: 'SIGSTOP',
+        after: (key) => {
+          if (isSnapshot(key)) snapshots += 1;
+          return false;
+        },
+        before: (key) => snapshots > 0 && isStateWrite(key),
+        resume: () => process.kill(minio, 'SIGCONT'),
       },
-      before: (key) => {
-        if (!stopped && snapshots > 0 && isStateWrite(key)) {
-          stopped = true;
-          process.kill(minio, 'SIGSTOP');
-        }
-      },
-    });
-    let run: { report: ReconcileReport; seconds: number };
-    try {
-      run = await timed(() => reconcile(deps, { wait: false }));
-    } finally {
-      process.kill(minio, 'SIGCONT');
-    }
-    const { report, seconds } = run;
-    expect(stopped).toBe(true);
+      (deps) => reconcile(deps, { wait: false }),
+    );
+    expect(fired).toBe(true);
     expect(report.result).toBe('failed');
     expect(reasons(report).every((r) => ['StoreUnavailable', 'SnapshotWriteFailed', 'LeaseLost'].includes(r))).toBe(true);
     expect(seconds).toBeLessThan(4 * S3_TIMEOUT_SECONDS + 5);
@@ -250,26 +260,17 @@ describe('S3 stops answering during a managed wave', () => {
     s.git.write(`${WAVE}.yaml`, waveYaml('2.0')).commit(`${WAVE} 2.0`);
     const minio = pidOf('minio');
     let checkpoints = 0;
-    let stopped = false;
-    const deps = withFaultPoint(s.deps(), {
-      before: (key) => {
-        if (!key.endsWith(`/${WAVE}/state.json`)) return;
-        checkpoints += 1;
+    const { report, seconds, fired } = await passWithFault(
+      {
+        pid: minio,
+        signal: 'SIGSTOP',
         // 1: the apply's state; 2: the first wave's decision (it deletes one pod); 3: the decision after it.
-        if (!stopped && checkpoints === 3) {
-          stopped = true;
-          process.kill(minio, 'SIGSTOP');
-        }
+        before: (key) => key.endsWith(`/${WAVE}/state.json`) && ++checkpoints === 3,
+        resume: () => process.kill(minio, 'SIGCONT'),
       },
-    });
-    let run: { report: ReconcileReport; seconds: number };
-    try {
-      run = await timed(() => reconcile(deps, { only: [`${s.ns}/${WAVE}`] }));
-    } finally {
-      process.kill(minio, 'SIGCONT');
-    }
-    const { report, seconds } = run;
-    expect(stopped).toBe(true);
+      (deps) => reconcile(deps, { only: [`${s.ns}/${WAVE}`] }),
+    );
+    expect(fired).toBe(true);
     expect(report.result).toBe('failed');
     expect(reasons(report)).toEqual(['StoreUnavailable']);
     expect(seconds).toBeLessThan(60);
@@ -365,25 +366,20 @@ describe('the API server stops answering (SIGSTOP) between the snapshots and the
   it('each apply is cancelled at KUBE_TIMEOUT_SECONDS: ClusterUnavailable within the bound, the lease released; the next pass converges', async () => {
     const version = bump();
     const apiserver = pidOf('kube-apiserver');
-    let stopped = false;
-    const deps = withFaultPoint(s.deps(), {
-      after: (key) => {
-        if (!stopped && isSnapshot(key)) {
-          stopped = true;
-          process.kill(apiserver, 'SIGSTOP');
-        }
+    const { report, seconds, fired } = await passWithFault(
+      {
+        pid: apiserver,
+        signal: 'SIGSTOP',
+        after: isSnapshot,
+        resume: async () => {
+          process.kill(apiserver, 'SIGCONT');
+          // The controllers may have lost their leader election while it was stopped: bring back whatever exited.
+          await stackUp();
+        },
       },
-    });
-    let run: { report: ReconcileReport; seconds: number };
-    try {
-      run = await timed(() => reconcile(deps, { wait: false }));
-    } finally {
-      process.kill(apiserver, 'SIGCONT');
-      // The controllers may have lost their leader election while it was stopped: bring back whatever exited.
-      await stackUp();
-    }
-    const { report, seconds } = run;
-    expect(stopped).toBe(true);
+      (deps) => reconcile(deps, { wait: false }),
+    );
+    expect(fired).toBe(true);
     expect(report.result).toBe('failed');
     expect(reasons(report)).toEqual(['ClusterUnavailable']);
     for (const d of report.daemonSets.filter((e) => e.error)) {
@@ -405,24 +401,19 @@ describe('the API server is killed (SIGKILL) between the snapshots and the appli
   it('ClusterUnavailable, nothing applied without its snapshot; after the restart the next pass converges, reusing the pending snapshots', async () => {
     const version = bump();
     const apiserver = pidOf('kube-apiserver');
-    let killed = false;
-    const deps = withFaultPoint(s.deps(), {
-      after: (key) => {
-        if (!killed && isSnapshot(key)) {
-          killed = true;
-          process.kill(apiserver, 'SIGKILL');
-        }
+    const { report, seconds, fired } = await passWithFault(
+      {
+        pid: apiserver,
+        signal: 'SIGKILL',
+        after: isSnapshot,
+        resume: async () => {
+          await stackUp();
+          await waitFor('the API server to answer again', async () => (await apps.listDaemonSetForAllNamespaces({ limit: 1 }).then(() => true, () => false)) || undefined, 60_000, 500);
+        },
       },
-    });
-    let run: { report: ReconcileReport; seconds: number };
-    try {
-      run = await timed(() => reconcile(deps, { wait: false }));
-    } finally {
-      await stackUp();
-      await waitFor('the API server to answer again', async () => (await apps.listDaemonSetForAllNamespaces({ limit: 1 }).then(() => true, () => false)) || undefined, 60_000, 500);
-    }
-    const { report, seconds } = run;
-    expect(killed).toBe(true);
+      (deps) => reconcile(deps, { wait: false }),
+    );
+    expect(fired).toBe(true);
     expect(report.result).toBe('failed');
     expect(reasons(report)).toContain('ClusterUnavailable');
     await assertEverythingLiveHasItsSnapshot();
