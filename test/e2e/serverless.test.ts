@@ -11,6 +11,7 @@ import { adminClients, createNamespace, deleteNamespace } from '../support/clust
 import { TestRepo } from '../support/git';
 import { dsYaml } from '../support/manifests';
 import { stackConfigEnv } from '../support/reconciler';
+import { invokeLocal } from '../support/serverless';
 
 jest.setTimeout(600_000);
 
@@ -18,38 +19,6 @@ const { core, apps } = adminClients();
 let ns: string;
 let git: TestRepo;
 let env: Record<string, string>;
-
-interface Invocation {
-  code: number | null;
-  result: Record<string, unknown> | undefined;
-  stdout: string;
-  stderr: string;
-}
-
-function invokeLocal(fn: string, data: unknown): Promise<Invocation> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['invoke', 'local', '-f', fn, '--data', JSON.stringify(data)], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const start = stdout.indexOf('{');
-      let result: Record<string, unknown> | undefined;
-      try {
-        result = start >= 0 ? JSON.parse(stdout.slice(start)) : undefined;
-      } catch {
-        result = undefined;
-      }
-      resolve({ code, result, stdout, stderr });
-    });
-  });
-}
 
 async function image(name: string): Promise<string | undefined> {
   return (await apps.readNamespacedDaemonSet({ name, namespace: ns })).spec!.template.spec!.containers[0].image;
@@ -89,42 +58,42 @@ describe('serverless invoke local', () => {
   it('reconciles on a schedule event, rolls back by invoke, and the next scheduled pass keeps the pin', async () => {
     git.write('fluentd.yaml', dsYaml({ name: 'fluentd', namespace: ns, image: 'registry.local/fluentd:1.0' })).commit('fluentd v1');
     const schedule = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} };
-    const first = await invokeLocal('reconcile', schedule);
+    const first = await invokeLocal('reconcile', schedule, env);
     expect(first.code).toBe(0);
     expect(first.result).toMatchObject({ kind: 'ReconcileReport', result: 'succeeded', daemonSets: [{ key: `${ns}/fluentd`, action: 'create', revision: 1 }] });
 
     git.write('fluentd.yaml', dsYaml({ name: 'fluentd', namespace: ns, image: 'registry.local/fluentd:2.0' })).commit('fluentd v2');
-    const second = await invokeLocal('reconcile', schedule);
+    const second = await invokeLocal('reconcile', schedule, env);
     expect(second.result).toMatchObject({ result: 'succeeded', daemonSets: [{ action: 'update', revision: 2, rollout: { phase: 'complete' } }] });
     expect(await image('fluentd')).toBe('registry.local/fluentd:2.0');
 
-    const rb = await invokeLocal('rollback', { namespace: ns, name: 'fluentd', toRevision: 1, reason: 'v2 loses logs' });
+    const rb = await invokeLocal('rollback', { namespace: ns, name: 'fluentd', toRevision: 1, reason: 'v2 loses logs' }, env);
     expect(rb.code).toBe(0);
     expect(rb.result).toMatchObject({ kind: 'RollbackReport', toRevision: 1, revision: 3, pin: { revision: 1, reason: 'v2 loses logs' }, rollout: { phase: 'complete' } });
     expect(await image('fluentd')).toBe('registry.local/fluentd:1.0');
 
-    const held = await invokeLocal('reconcile', schedule);
+    const held = await invokeLocal('reconcile', schedule, env);
     expect(held.result).toMatchObject({ result: 'succeeded', daemonSets: [{ action: 'pinned', applied: false, revision: 3 }] });
     expect(await image('fluentd')).toBe('registry.local/fluentd:1.0');
 
-    const h = await invokeLocal('history', { namespace: ns, name: 'fluentd' });
+    const h = await invokeLocal('history', { namespace: ns, name: 'fluentd' }, env);
     expect((h.result as { revisions: { revision: number; causeText: string }[] }).revisions.map((r) => [r.revision, r.causeText])).toEqual([
       [3, 'rollback to 1'], [2, 'git-change'], [1, 'create'],
     ]);
-    const s = await invokeLocal('status', {});
+    const s = await invokeLocal('status', {}, env);
     expect((s.result as { daemonSets: { key: string; pin?: { revision: number } }[] }).daemonSets.find((d) => d.key === `${ns}/fluentd`)).toMatchObject({ revision: 3, pin: { revision: 1 } });
 
-    const plan = await invokeLocal('reconcile', { dryRun: true });
+    const plan = await invokeLocal('reconcile', { dryRun: true }, env);
     expect(plan.result).toMatchObject({ dryRun: true, daemonSets: [{ action: 'pinned' }] });
   });
 
   it('refuses malformed events with a message that says what is expected, changing nothing', async () => {
     const before = JSON.stringify((await apps.listNamespacedDaemonSet({ namespace: ns })).items.map((d) => [d.metadata!.name, d.metadata!.resourceVersion]));
-    const bad = await invokeLocal('rollback', { namespace: 'Not A Namespace', name: 'fluentd', toRevision: 'two' });
+    const bad = await invokeLocal('rollback', { namespace: 'Not A Namespace', name: 'fluentd', toRevision: 'two' }, env);
     expect(bad.code).not.toBe(0);
     expect(bad.result).toMatchObject({ errorType: 'InvalidRequestError' });
     expect(bad.result!.errorMessage).toMatch(/^invalid rollback event: namespace: must be a namespace name; toRevision: .*Expected for example \{"namespace": "kube-system"/);
-    const unknown = await invokeLocal('reconcile', { dryrun: true });
+    const unknown = await invokeLocal('reconcile', { dryrun: true }, env);
     expect(unknown.code).not.toBe(0);
     expect(unknown.result).toMatchObject({ errorType: 'InvalidRequestError' });
     expect(unknown.result!.errorMessage).toMatch(/^invalid reconcile event: .*dryrun/);

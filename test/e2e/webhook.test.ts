@@ -4,13 +4,11 @@
  * Starting a pass needs AWS Lambda, which does not run here: that path is taken as far as
  * the invoke, whose failure must leave nothing recorded.
  */
-import { spawn } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { loadConfig } from '../../lib/config';
 import { StoreKeys } from '../../lib/store/keys';
-import { repoRoot } from '../../stack/paths';
 import { stackConfigEnv, stackDeps } from '../support/reconciler';
+import { invokeLocal } from '../support/serverless';
 
 jest.setTimeout(600_000);
 
@@ -23,27 +21,10 @@ interface UrlResult {
   body: string;
 }
 
-function invokeWebhook(event: unknown): Promise<UrlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['invoke', 'local', '-f', 'webhook', '--data', JSON.stringify(event)], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', () => {
-      const start = stdout.indexOf('{');
-      try {
-        resolve(JSON.parse(stdout.slice(start)) as UrlResult);
-      } catch {
-        reject(new Error(`no result from serverless invoke local:\n${stdout}\n${stderr}`));
-      }
-    });
-  });
+async function invokeWebhook(event: unknown): Promise<UrlResult> {
+  const run = await invokeLocal('webhook', event, env);
+  if (!run.result) throw new Error(`no result from serverless invoke local:\n${run.stdout}\n${run.stderr}`);
+  return run.result as unknown as UrlResult;
 }
 
 function urlEvent(headers: Record<string, string>, body: string) {
