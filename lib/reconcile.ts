@@ -103,7 +103,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     steps.head = await fetchAndJudge(deps);
     if ('tree' in steps.head) steps.source = loadSource(deps, steps.head.tree);
     steps.look = await lookAndPlan(deps, steps.source, req, reads);
-    if ('untrusted' in steps.head) steps.untrusted = await refuseUntrusted(deps, steps.look, steps.head.untrusted);
+    if ('untrusted' in steps.head) steps.untrusted = await refuseUntrusted(deps, req, steps.look, steps.head.untrusted);
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
     if (!steps.lease.acting) return passReport(deps, req, started, steps);
     steps.look = steps.lease.look;
@@ -693,10 +693,11 @@ const announcedUntrusted = new Set<string>();
  * Warning Event on each managed DaemonSet in ALLOWED_NAMESPACES: none of them gets Git's
  * changes until the head is trusted.
  */
-async function refuseUntrusted(deps: Deps, look: Look, head: UntrustedHead): Promise<{ message: string }> {
+async function refuseUntrusted(deps: Deps, req: ReconcileRequest, look: Look, head: UntrustedHead): Promise<{ message: string }> {
   const { commit, verdict } = head;
   const message = untrustedMessage(commit, verdict);
   deps.logger.log('error', message, { action: 'commit-untrusted', commit: commit.sha, signer: verdict.signer ?? null });
+  if (req.dryRun) return { message };
   for (const [key, live] of look.observation.live) {
     const [namespace, name] = key.split('/');
     const seen = `${deps.config.cluster.name} ${key} ${commit.sha}`;
