@@ -35,9 +35,7 @@ describe('a pass while Git cannot be fetched', () => {
     expect(applied.daemonSets[0]).toMatchObject({ applied: true, revision: 2, rollout: { phase: 'progressing' } });
 
     // The git server loses the repository.
-    const gone = `${repo.bare}.gone`;
-    renameSync(repo.bare, gone);
-    onCleanup(() => renameSync(gone, repo.bare));
+    renameSync(repo.bare, `${repo.bare}.gone`);
     const report = await reconcile(deps(), {}, autoRollback);
 
     expect(report.result).toBe('failed');
@@ -56,9 +54,7 @@ describe('a pass while Git cannot be fetched', () => {
     const { ns, git: repo, deps } = await scenario('gitless-idle');
     repo.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('v1');
     await reconcile(deps());
-    const gone = `${repo.bare}.gone`;
-    renameSync(repo.bare, gone);
-    onCleanup(() => renameSync(gone, repo.bare));
+    renameSync(repo.bare, `${repo.bare}.gone`);
     const report = await reconcile(deps());
     expect(report).toMatchObject({ result: 'failed', error: { reason: 'SourceUnavailable' }, daemonSets: [] });
     expect(report.leaseTaken).toBeUndefined();
