@@ -90,9 +90,11 @@ describe('push webhook', () => {
       expect(pushed.stderr).toMatch(/remote: webhook http:\/\/127\.0\.0\.1:\d+\/: 202 \{"result":"started"/);
       const sha = git(repo.work, ['rev-parse', 'HEAD']);
       await waitForImage('agent', 'registry.local/agent:1.0');
+      // Recorded twice: by its signed body and by its delivery id.
       const recorded = await deliveries();
-      expect(recorded).toHaveLength(1);
-      expect(recorded[0]).toMatch(/\/deliveries\/github-[0-9a-f-]{36}\.json$/);
+      expect(recorded).toHaveLength(2);
+      expect(recorded.find((k) => k.includes('/deliveries/github-'))).toMatch(/\/deliveries\/github-[0-9a-f-]{36}\.json$/);
+      expect(recorded.find((k) => k.includes('/deliveries/body-'))).toMatch(/\/deliveries\/body-[0-9a-f]{64}\.json$/);
       expect(server.log()).toContain(`"commit":"${sha}"`);
     } finally {
       if (gitServer.pid) process.kill(gitServer.pid, 'SIGTERM');
