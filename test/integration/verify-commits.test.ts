@@ -96,7 +96,9 @@ beforeAll(async () => {
   carol = gpgKey('Carol <carol@example.com>', 'seconds=20');
   // When GnuPG says the key expires (field 7 of the pub record, seconds since the epoch).
   carolExpires = Number(gpg(['--list-keys', '--with-colons', carol]).split('\n').find((l) => l.startsWith('pub:'))!.split(':')[6]) * 1000;
-  rita = gpgKey('Rita <rita@example.com>', 'never');
+  // Rita's key was made in 2024; her signature is dated then too, long before the revocation below.
+  gpg(['--faked-system-time', '20240101T000000', '--quick-gen-key', 'Rita <rita@example.com>', 'ed25519', 'sign', 'never']);
+  rita = gpg(['--list-keys', '--with-colons', 'rita@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
   // Sam's primary key only certifies and never expires; his signing subkey was made, and expired, in 2024.
   gpg(['--faked-system-time', '20240101T000000', '--quick-gen-key', 'Sam <sam@example.com>', 'ed25519', 'cert', 'never']);
   sam = gpg(['--list-keys', '--with-colons', 'sam@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
@@ -111,7 +113,7 @@ beforeAll(async () => {
   writeAgent('registry.local/agent:7.0');
   carolCommit = commit('agent 7.0, by a key that expired since', { gpg: carol });
   writeAgent('registry.local/agent:8.0');
-  ritaCommit = commit('agent 8.0, by a key revoked as superseded since', { gpg: rita });
+  ritaCommit = commit('agent 8.0, by a key revoked as superseded since', { gpg: rita, gpgProgram: gpgAt('20240101T000500') });
   writeAgent('registry.local/agent:9.0');
   samCommit = commit('agent 9.0, by a signing subkey that expired, signature dated while it was valid', { gpg: sam, gpgProgram: gpgAt('20240101T000500') });
   // git itself found Sam's signature good when it was made (its clock set back as well).
