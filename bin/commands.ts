@@ -68,7 +68,9 @@ async function eksToken(values: CliValues, io: CliIO): Promise<number> {
 function rbac(values: CliValues, io: CliIO): number {
   const problems: string[] = [];
   const setting = values.namespaces !== undefined ? '--namespaces' : 'ALLOWED_NAMESPACES';
-  const allowedNamespaces = parseAllowedNamespaces(values.namespaces ?? rbacEnvironment().allowedNamespaces ?? '*', setting, problems);
+  const stated = values.namespaces ?? rbacEnvironment().allowedNamespaces;
+  if (stated === undefined) problems.push('ALLOWED_NAMESPACES (or --namespaces) is required: the namespaces the reconciler may write, comma-separated, or \'*\' for every namespace, kube-system included (see SECURITY.md)');
+  const allowedNamespaces = stated === undefined ? [] : parseAllowedNamespaces(stated, setting, problems);
   const name = values.name ?? DEFAULT_RBAC_NAME;
   const user = values.user ?? DEFAULT_RBAC_USER;
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) problems.push(`--name ${name} is not a Kubernetes object name`);

@@ -160,7 +160,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (endpoint && !/^https?:\/\//.test(endpoint)) {
     r.problems.push(`S3_ENDPOINT=${endpoint} must be a URL such as http://127.0.0.1:9000`);
   }
-  const allowed = parseAllowedNamespaces(r.string('ALLOWED_NAMESPACES', '', '*'), 'ALLOWED_NAMESPACES', r.problems);
+  // Stated, never assumed: `*` lets whoever can push to GIT_REF run privileged pods on every node, kube-system included (SECURITY.md).
+  const namespaces = r.string('ALLOWED_NAMESPACES', 'the namespaces this reconciler may write, comma-separated (for example logging,monitoring), or * for every namespace, kube-system included: whoever can push to GIT_REF can then run privileged pods on every node (see SECURITY.md)');
+  const allowed = namespaces ? parseAllowedNamespaces(namespaces, 'ALLOWED_NAMESPACES', r.problems) : [];
   const region = r.string('AWS_REGION', '', 'us-east-1');
   const eks = eksConfig(r, region);
   const kubeconfig = r.optional('KUBECONFIG');

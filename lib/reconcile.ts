@@ -1,7 +1,12 @@
 /**
  * One reconcile pass, top to bottom:
  *
- *   source -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> track -> record -> release
+ *   fetch + trust -> load -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> track -> record -> release
+ *
+ * Trust is decided before anything of the tree is read: from an untrusted head (VERIFY_COMMITS)
+ * only the commit is read. When Git cannot be fetched or its head is not trusted, the pass
+ * still drives and judges the rollouts already under way (all they need is in the cluster and
+ * in S3), and rolls back stalled ones; it applies nothing new.
  *
  * Observing and planning only read, so a pass with nothing to write ends after them without
  * taking the lease. A pass that writes takes the lease first and then looks again at what
@@ -26,11 +31,11 @@ import { parseRolloutAnnotations } from './rollout/annotations';
 import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
-import { Checkout, checkout, redact } from './source/git';
+import { Checkout, fetchHead, isUntrusted, redact, UntrustedHead } from './source/git';
 import { givenValue } from './secrets';
 import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
-import { untrustedMessage, verifyCheckout } from './source/trust';
+import { commitJudge, untrustedMessage } from './source/trust';
 import type { Verification } from './source/verify-commit';
 import type { GitCommit } from './source/git';
 import type { Lease } from './store/lease';
@@ -70,9 +75,10 @@ function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | 
 
 /** What each step of a pass came to; a pass that stops early has the steps up to there. The report is built from it. */
 interface PassSteps {
+  /** What was read of Git's head; a pass without a trusted source drives only the rollouts under way. */
+  head?: HeadStep;
   source?: Source;
   look?: Look;
-  verdict?: Verification;
   untrusted?: { message: string };
   lease?: LeaseStep;
   applied?: Map<string, ApplyResult>;
@@ -82,10 +88,11 @@ interface PassSteps {
 }
 
 /**
- * One pass: source -> observe + plan -> trust -> lease (only to write; then observe + plan
+ * One pass: fetch + trust -> load -> observe + plan -> lease (only to write; then observe + plan
  * again) -> snapshot + apply -> track -> roll back stalled -> release. Each step returns what
  * it came to; the first that fails ends the pass with its reason, and the report is built
- * from the steps' results.
+ * from the steps' results. Without a source (Git down, or its head untrusted) the plan holds
+ * only the rollouts under way, and the pass goes on to drive them.
  */
 export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?: StallHandler): Promise<ReconcileReport> {
   const started = { at: deps.clock.now().toISOString(), requests: deps.cluster.requestCount };
@@ -93,13 +100,10 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   const steps: PassSteps = {};
   try {
     const reads = startReads(deps);
-    steps.source = await fetchSource(deps);
+    steps.head = await fetchAndJudge(deps);
+    if ('tree' in steps.head) steps.source = loadSource(deps, steps.head.tree);
     steps.look = await lookAndPlan(deps, steps.source, req, reads);
-    steps.verdict = await verifyCheckout(deps.config, steps.source.tree);
-    if (steps.verdict && !steps.verdict.trusted && !req.dryRun) {
-      steps.untrusted = await refuseUntrusted(deps, steps.look, steps.source.tree.commit, steps.verdict);
-      return passReport(deps, req, started, steps);
-    }
+    if ('untrusted' in steps.head) steps.untrusted = await refuseUntrusted(deps, req, steps.look, steps.head.untrusted);
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
     if (!steps.lease.acting) return passReport(deps, req, started, steps);
     steps.look = steps.lease.look;
@@ -138,7 +142,7 @@ interface Look {
 }
 
 /** Step: observe and plan, reading only. */
-async function lookAndPlan(deps: Deps, source: Source, req: ReconcileRequest, reads: Reads): Promise<Look> {
+async function lookAndPlan(deps: Deps, source: Source | undefined, req: ReconcileRequest, reads: Reads): Promise<Look> {
   const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
   return { observation, planned: await plan(deps, observation, source) };
 }
@@ -153,7 +157,7 @@ type LeaseStep =
  * Under it, what the plan was made from is looked at again (another run may have acted
  * meanwhile): the live DaemonSets, and the state of those it writes, from state.json.
  */
-async function leaseToWrite(deps: Deps, lease: Lease, source: Source, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
+async function leaseToWrite(deps: Deps, lease: Lease, source: Source | undefined, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
   const writes = req.dryRun ? new Set<string>() : keysToWrite(look.observation, look.planned);
   if (writes.size === 0) return { acting: false };
   try {
@@ -197,7 +201,7 @@ type ApplyResult =
  * Step: snapshot, then apply, each planned change; one DaemonSet's failure blocks no other.
  * A lost lease stops every worker (`stoppedBy`); what was done before is in the results.
  */
-async function applyPlanned(deps: Deps, lease: Lease, source: Source, look: Look): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
+async function applyPlanned(deps: Deps, lease: Lease, source: Source | undefined, look: Look): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
   const results = new Map<string, ApplyResult>();
   const { byKey } = look.observation;
   try {
@@ -214,12 +218,14 @@ async function applyPlanned(deps: Deps, lease: Lease, source: Source, look: Look
   return { results };
 }
 
-async function applyOne(deps: Deps, lease: Lease, source: Source, item: PlanItem, o: Observed): Promise<ApplyResult> {
+async function applyOne(deps: Deps, lease: Lease, source: Source | undefined, item: PlanItem, o: Observed): Promise<ApplyResult> {
   if (!item.apply) {
     await noteUnapplied(deps, item, o);
     if (!tracksRollout(o)) return { kind: 'unapplied' };
     return { kind: 'unapplied', track: { namespace: o.namespace, name: o.name, revision: o.state!.currentRevision, previous: o.state!.rollout, live: o.live, progressDeadlineSeconds: rolloutOptions(o).progressDeadlineSeconds } };
   }
+  // Only a plan made from a source applies: without one, nothing is planned to.
+  if (!source) throw new Error(`${item.key}: planned to apply without a source`);
   if (deps.deadline - deps.clock.now().getTime() < APPLY_START_MARGIN_MS) return { kind: 'deferred' };
   try {
     // Proof of the lease just before each change (one conditional write shared by the workers waiting for it):
@@ -295,16 +301,17 @@ async function rollBackStalled(deps: Deps, lease: Lease, look: Look, tracked: Pa
 function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; requests: number }, steps: PassSteps): ReconcileReport {
   const { config, clock, cluster, logger } = deps;
   const notTaken = steps.lease?.acting === false ? steps.lease : undefined;
-  const error = steps.error ?? notTaken?.error ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message });
+  const unread = steps.head && 'unavailable' in steps.head ? steps.head.unavailable : undefined;
+  const error = steps.error ?? notTaken?.error ?? (steps.untrusted && { reason: 'CommitUntrusted', message: steps.untrusted.message }) ?? unread;
   // A pass that could not take the lease it needed did nothing: it reports no DaemonSet.
   const reported = steps.look && !notTaken?.heldBy && !notTaken?.error ? steps.look : undefined;
   const daemonSets = reported ? [
     ...reported.planned.items.map((item) => daemonSetReport(steps, item)),
     // A DaemonSet whose record cannot be read is failed alone, and nothing of it is touched.
-    ...(steps.untrusted ? [] : [...reported.observation.unreadable].map(([key, err]) => unreadableRecordEntry(key, err, liveRevision(reported.observation.live.get(key))))),
+    ...([...reported.observation.unreadable].map(([key, err]) => unreadableRecordEntry(key, err, liveRevision(reported.observation.live.get(key))))),
   ] : [];
   const problems = steps.source?.problems ?? [];
-  const skipped = !steps.error && notTaken?.heldBy !== undefined;
+  const skipped = !error && notTaken?.heldBy !== undefined;
   const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
   const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
@@ -320,8 +327,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
       url: redact(config.git.url, givenValue(config.git.token)),
       ref: config.git.ref,
       path: config.git.path,
-      ...(steps.source ? { commit: steps.source.tree.commit } : {}),
-      ...(steps.verdict ? { verification: steps.verdict } : {}),
+      ...headReport(steps.head),
     },
     summary: summarize(daemonSets),
     daemonSets,
@@ -360,11 +366,6 @@ function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
     problems: item.problems.length ? item.problems : undefined,
     pin: o.state?.pin,
   };
-  if (steps.untrusted) {
-    const message = steps.untrusted.message;
-    const plain = { ...entry, action: item.action, error: undefined, diff: undefined, cause: undefined, message: item.message };
-    return item.apply ? { ...plain, action: 'failed', cause: item.cause, error: { reason: 'CommitUntrusted', message }, message: `not applied (${item.message}): ${message}` } : plain;
-  }
   const applied = steps.applied?.get(item.key);
   const acted = steps.lease?.acting === true;
   if (!acted || !item.apply || applied?.kind === 'unapplied') entry.rollout = rolloutReport(o.live, o.state?.rollout, entry.revision);
@@ -390,13 +391,48 @@ interface Source {
   problems: ManifestProblem[];
 }
 
-/** Step: Git's tree at the ref (reused while the remote head has not moved) and its manifests. */
-async function fetchSource(deps: Deps): Promise<Source> {
+/** What the pass got of Git's head: its tree (trusted, or VERIFY_COMMITS off), only its untrusted commit, or nothing. */
+type HeadStep =
+  | { tree: Checkout }
+  | { untrusted: UntrustedHead }
+  | { unavailable: { reason: string; message: string } };
+
+/**
+ * Step: Git's head at the ref (its tree reused while the remote head has not moved), judged
+ * (VERIFY_COMMITS) from its commit object before anything of its tree is read. A fetch that
+ * fails does not end the pass: the rollouts under way are driven without Git.
+ */
+async function fetchAndJudge(deps: Deps): Promise<HeadStep> {
   const { config, logger } = deps;
   const { path } = config.git;
-  const tree = await checkout(config.git, undefined, { treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes) });
   const url = redact(config.git.url, givenValue(config.git.token));
-  logger.log('info', `${tree.reused ? 'unchanged' : 'fetched'} ${url} at ${config.git.ref}: ${tree.commit.sha.slice(0, 7)} "${tree.commit.subject}"`, { action: 'fetch', commit: tree.commit.sha, reused: Boolean(tree.reused) });
+  let head;
+  try {
+    head = await fetchHead(config.git, undefined, {
+      verify: commitJudge(config, () => deps.clock.now()),
+      treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes),
+    });
+  } catch (err) {
+    const unavailable = { reason: (err as DsGitopsError).reason ?? 'SourceUnavailable', message: errorMessage(err) };
+    logger.log('error', `${unavailable.message}; only the rollouts under way are driven this pass`, { action: 'fetch-failed', reason: unavailable.reason });
+    return { unavailable };
+  }
+  const reused = !isUntrusted(head) && head.reused;
+  logger.log('info', `${reused ? 'unchanged' : 'fetched'} ${url} at ${config.git.ref}: ${head.commit.sha.slice(0, 7)} "${head.commit.subject}"`, { action: 'fetch', commit: head.commit.sha, reused: Boolean(reused) });
+  return isUntrusted(head) ? { untrusted: head } : { tree: head };
+}
+
+/** The report's word on the head: the commit and its verdict. */
+function headReport(head: HeadStep | undefined): { commit?: GitCommit; verification?: Verification } {
+  if (!head || 'unavailable' in head) return {};
+  const { commit, verdict } = 'tree' in head ? head.tree : head.untrusted;
+  return { commit, ...(verdict ? { verification: verdict } : {}) };
+}
+
+/** Step: the manifests of a trusted (or unverified) tree. */
+function loadSource(deps: Deps, tree: Checkout): Source {
+  const { config, logger } = deps;
+  const { path } = config.git;
   const loaded = loadCheckout(tree, path, config.policy, config.maxManifestBytes);
   const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
   const keyed = new Map<string, ManifestProblem[]>();
@@ -425,21 +461,22 @@ interface Observation {
 /**
  * Step: one LIST of the managed DaemonSets and the recorded state of each (one GET of the
  * state index, state.json for `fresh` keys and those the index cannot vouch for). With
- * `record` (under the lease) a record that lags the cluster is repaired or adopted.
+ * `record` (under the lease) a record that lags the cluster is repaired or adopted. Without a
+ * source, only the DaemonSets whose rollout is under way are observed, and no record is made.
  */
 async function observe(
   deps: Deps,
-  source: Source,
+  source: Source | undefined,
   req: ReconcileRequest,
   options: { record: boolean; fresh?: Set<string>; listed?: Promise<{ items: LiveDaemonSet[] }>; index?: Promise<StateIndexRecord | undefined> },
 ): Promise<Observation> {
   const { config, cluster, store } = deps;
   const listed = await (options.listed ?? cluster.listManagedDaemonSets(MANAGED_SELECTOR));
   const live = new Map(listed.items.map((d) => [`${d.metadata.namespace}/${d.metadata.name}`, d]));
-  const desired = new Map(source.loaded.desired.map((d) => [d.key, d]));
+  const desired = new Map(source?.loaded.desired.map((d) => [d.key, d]));
   // Managed DaemonSets outside ALLOWED_NAMESPACES are not this configuration's business.
   const inScope = [...live.keys()].filter((k) => namespaceAllowed(config.policy, k.split('/')[0]));
-  let keys = [...new Set([...desired.keys(), ...source.keyed.keys(), ...inScope])].sort();
+  let keys = [...new Set([...desired.keys(), ...(source?.keyed.keys() ?? []), ...inScope])].sort();
   if (req.only?.length) keys = keys.filter((k) => req.only!.includes(k));
   const recorded = await store.readStates(keys, { fresh: options.fresh, repair: !req.dryRun, index: options.index });
   const unreadable = new Map(recorded.unreadable);
@@ -455,7 +492,7 @@ async function observe(
     basis.set(k, `${l?.metadata.resourceVersion ?? '-'} ${recorded.states.get(k)?.etag ?? '-'}`);
     const lags = l && (liveRevision(l) ?? 0) > (s?.currentRevision ?? 0);
     if (l && (lags || !s) && namespaceAllowed(config.policy, namespace)) unrecorded.add(k);
-    if (!options.record || !l) return states.set(k, s);
+    if (!options.record || !l || !source) return states.set(k, s);
     try {
       if (lags) s = await repairFromLive(deps, l, s);
       // Stamped by this tool, unknown to this store (a new bucket, prefix or CLUSTER_NAME): adopt it.
@@ -482,10 +519,14 @@ async function observe(
       if (found) live.set(k, found);
     }
   }
-  const observed: Observed[] = keys.map((k) => {
+  let observed: Observed[] = keys.map((k) => {
     const [namespace, name] = k.split('/');
-    return { key: k, namespace, name, desired: desired.get(k), problems: source.keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
+    return { key: k, namespace, name, desired: desired.get(k), problems: source?.keyed.get(k) ?? [], live: live.get(k), state: states.get(k) };
   });
+  if (!source) {
+    observed = observed.filter(tracksRollout);
+    unrecorded.clear();
+  }
   return { observed, byKey: new Map(observed.map((o) => [o.key, o])), adoptions, basis, unrecorded, unreadable, live };
 }
 
@@ -499,9 +540,10 @@ interface Planned {
  * Step: the plan (pure), around the server-side dry runs it needs; nothing is written. A
  * DaemonSet observed as it was for `earlier` keeps the decision made then, dry run included.
  */
-async function plan(deps: Deps, observation: Observation, source: Source, earlier?: { observation: Observation; planned: Planned }): Promise<Planned> {
+async function plan(deps: Deps, observation: Observation, source: Source | undefined, earlier?: { observation: Observation; planned: Planned }): Promise<Planned> {
   const { config, cluster, logger } = deps;
   const refused = new Map<string, DsGitopsError>();
+  if (!source) return { items: observation.observed.map(underWayWithoutGit), refused };
   const decidedBefore = new Map(earlier?.planned.items.map((i) => [i.key, i]));
   const items: PlanItem[] = await mapLimit(observation.observed, APPLY_CONCURRENCY, async (o) => {
     const before = decidedBefore.get(o.key);
@@ -566,6 +608,12 @@ async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map
       problems: [...item.problems, { file: d.source.file, document: d.source.document, key: item.key, code: 'canary-unmatched', severity: 'error', message }],
     });
   }
+}
+
+/** The plan item of a rollout under way in a pass that has no source: it is driven and judged, nothing is applied. */
+function underWayWithoutGit(o: Observed): PlanItem {
+  const message = `Git's head not read this pass: revision ${o.state!.currentRevision}'s rollout (${o.state!.rollout!.phase}) is driven from the cluster and S3; nothing new is applied`;
+  return { key: o.key, namespace: o.namespace, name: o.name, action: 'unchanged', apply: false, message, problems: [] };
 }
 
 /**
@@ -640,19 +688,22 @@ async function prune(deps: Deps, o: Observed): Promise<void> {
 const announcedUntrusted = new Set<string>();
 
 /**
- * Step, when the commit is not trusted: the pass writes nothing. The report names the
- * commit, the signer and the fix, and so does a Warning Event on each DaemonSet the commit
- * would have changed.
+ * Step, when the head is not trusted: nothing of its tree was read, so nothing from it is
+ * planned or applied. The report names the commit, the signer and the fix, and so does a
+ * Warning Event on each managed DaemonSet in ALLOWED_NAMESPACES: none of them gets Git's
+ * changes until the head is trusted.
  */
-async function refuseUntrusted(deps: Deps, look: Look, commit: GitCommit, verdict: Verification): Promise<{ message: string }> {
+async function refuseUntrusted(deps: Deps, req: ReconcileRequest, look: Look, head: UntrustedHead): Promise<{ message: string }> {
+  const { commit, verdict } = head;
   const message = untrustedMessage(commit, verdict);
   deps.logger.log('error', message, { action: 'commit-untrusted', commit: commit.sha, signer: verdict.signer ?? null });
-  for (const item of look.planned.items.filter((i) => i.apply)) {
-    const o = look.observation.byKey.get(item.key)!;
-    const seen = `${deps.config.cluster.name} ${item.key} ${commit.sha}`;
-    if (!o.live || announcedUntrusted.has(seen)) continue;
+  if (req.dryRun) return { message };
+  for (const [key, live] of look.observation.live) {
+    const [namespace, name] = key.split('/');
+    const seen = `${deps.config.cluster.name} ${key} ${commit.sha}`;
+    if (!namespaceAllowed(deps.config.policy, namespace) || announcedUntrusted.has(seen)) continue;
     announcedUntrusted.add(seen);
-    await emitEvent(deps, { namespace: o.namespace, name: o.name, uid: o.live.metadata.uid }, 'Warning', 'UntrustedCommit', message);
+    await emitEvent(deps, { namespace, name, uid: live.metadata.uid }, 'Warning', 'UntrustedCommit', message);
   }
   return { message };
 }

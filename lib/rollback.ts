@@ -12,7 +12,8 @@ import type { RollbackEvent } from './events';
 import { describeRevisions } from './history';
 import { RolloutReport, toRolloutReport } from './report';
 import { trackRollouts } from './rollout/track';
-import { checkout } from './source/git';
+import { fetchHead, isUntrusted } from './source/git';
+import { commitJudge } from './source/trust';
 import { loadManifests } from './source/load';
 import { canonicalJson } from './k8s-values';
 import type { DaemonSetManifest } from './source/manifest';
@@ -48,7 +49,9 @@ export interface RollbackReport {
 /** Git's current digest for one DaemonSet (null: not in Git), or undefined when Git cannot be read. */
 async function gitDigestNow(deps: Deps, key: string): Promise<string | null | undefined> {
   try {
-    const tree = await checkout(deps.config.git);
+    // From a head that is not trusted (VERIFY_COMMITS) nothing but its commit is read.
+    const tree = await fetchHead(deps.config.git, undefined, { verify: commitJudge(deps.config, () => deps.clock.now()) });
+    if (isUntrusted(tree)) throw new Error(`Git's head ${tree.commit.sha.slice(0, 7)} is not trusted: ${tree.verdict.problem ?? 'not signed by a trusted key'}`);
     const loaded = loadManifests(tree.dir, deps.config.git.path, deps.config.policy, deps.config.maxManifestBytes);
     return loaded.desired.find((d) => d.key === key)?.digest ?? null;
   } catch (err) {

@@ -2,7 +2,9 @@
  * Secrets read from AWS instead of the environment: an SSM Parameter Store parameter
  * (`<NAME>_PARAMETER`, SecureString decrypted) or a Secrets Manager secret
  * (`<NAME>_SECRET_ARN`). Each is read once per process (a warm Lambda container reuses it)
- * and only when first needed, so a function that never needs it never asks. A value is
+ * and only when first needed, so a function that never needs it never asks. A failed read is
+ * answered from memory for a while (1 s after the first failure, doubling up to 60 s), so
+ * requests that keep coming (anonymous callers of the webhook) do not each call AWS again. A value is
  * never logged and never part of an error message; errors name the setting and the fix.
  *
  * Local endpoints (an emulator) come from the SDK's own settings: AWS_ENDPOINT_URL_SSM,
@@ -55,26 +57,43 @@ export function givenValue(source: SecretSource | undefined): string | undefined
   return source && 'value' in source ? source.value : undefined;
 }
 
-/** Values read so far in this process, by where they came from. */
-const cache = new Map<string, Promise<string>>();
+/** Reads so far in this process, by where they came from; a failed one with when it may be tried again. */
+const cache = new Map<string, { pending: Promise<string>; failures: number; retryAt?: number }>();
 
-/** The secret's value: given, or read (once per process) from SSM or Secrets Manager. */
-export function readSecret(source: SecretSource, options: { clients?: SecretClients } = {}): Promise<string> {
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+
+/** How long a read that failed `failures` times in a row is not tried again. */
+export function secretBackoffMs(failures: number): number {
+  return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+}
+
+/**
+ * The secret's value: given, or read (once per process) from SSM or Secrets Manager. A read
+ * that failed is answered with the same error until its back-off has passed.
+ */
+export function readSecret(source: SecretSource, options: { clients?: SecretClients; now?: () => number } = {}): Promise<string> {
   if ('value' in source) return Promise.resolve(source.value);
+  const now = options.now ?? Date.now;
   const key = 'parameter' in source ? `ssm:${source.parameter}` : `secretsmanager:${source.secretArn}`;
-  let pending = cache.get(key);
-  if (!pending) {
-    const c = options.clients;
-    pending = 'parameter' in source ? fromParameter(source.setting, source.parameter, c) : fromSecretsManager(source.setting, source.secretArn, c);
-    cache.set(key, pending);
-    // A failed read is not remembered: the next invocation asks again.
-    pending.catch(() => cache.delete(key));
-  }
+  const known = cache.get(key);
+  if (known && (known.retryAt === undefined || now() < known.retryAt)) return known.pending;
+  const c = options.clients;
+  const pending = 'parameter' in source ? fromParameter(source.setting, source.parameter, c) : fromSecretsManager(source.setting, source.secretArn, c);
+  const entry: { pending: Promise<string>; failures: number; retryAt?: number } = { pending, failures: known?.failures ?? 0 };
+  cache.set(key, entry);
+  pending.then(
+    () => { entry.failures = 0; },
+    () => {
+      entry.failures += 1;
+      entry.retryAt = now() + secretBackoffMs(entry.failures);
+    },
+  );
   return pending;
 }
 
 /** Reads an optional secret: undefined when no source is configured. */
-export async function readOptionalSecret(source: SecretSource | undefined, options: { clients?: SecretClients } = {}): Promise<string | undefined> {
+export async function readOptionalSecret(source: SecretSource | undefined, options: { clients?: SecretClients; now?: () => number } = {}): Promise<string | undefined> {
   return source ? readSecret(source, options) : undefined;
 }
 

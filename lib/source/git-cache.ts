@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { isAbsolute, join, resolve } from 'node:path';
 import type { GitConfig } from '../config';
 import { SourceError } from '../errors';
+import type { Verification } from './verify-commit';
 
 export interface GitCommit {
   sha: string;
@@ -24,7 +25,26 @@ export interface Checkout {
   commit: GitCommit;
   /** The remote head had not moved: the tree checked out before was used, nothing was fetched. */
   reused?: boolean;
+  /** The verdict on the commit (VERIFY_COMMITS), given before its tree was read. */
+  verdict?: Verification;
 }
+
+/** A head whose commit is not trusted: fetched, its commit object judged, its tree never checked out. */
+export interface UntrustedHead {
+  untrusted: true;
+  commit: GitCommit;
+  verdict: Verification;
+}
+
+/** What a fetch comes to: the trusted (or unverified) tree, or only the untrusted commit. */
+export type Head = Checkout | UntrustedHead;
+
+export function isUntrusted(head: Head): head is UntrustedHead {
+  return 'untrusted' in head;
+}
+
+/** Asked with the raw commit object of the head before its tree is read (VERIFY_COMMITS). */
+export type CommitJudge = (commit: GitCommit, raw: Buffer) => Promise<Verification>;
 
 /** The last tree this process checked out in each cache directory (a warm Lambda's, a long-lived CLI's). */
 const checkedOut = new Map<string, Checkout>();

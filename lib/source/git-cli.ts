@@ -5,14 +5,16 @@
  *
  * The remote's head is asked first (`git ls-remote`, no objects transferred): when it is
  * the commit already checked out, nothing is fetched, and a process that checked it out
- * itself reuses the tree as it left it.
+ * itself reuses the tree as it left it. With a judge (VERIFY_COMMITS), the head's commit object
+ * (`git cat-file commit`) is judged after the fetch and before the checkout: an untrusted head
+ * is never checked out.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { simpleGit, SimpleGit } from 'simple-git';
 import type { GitConfig } from '../config';
 import type { CheckoutOptions } from './git';
-import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, keptCommit, remember, remembered, remoteIs, resolveAdvertised, withDirLock } from './git-cache';
+import { authorization, cacheDirFor, checkedOutSha, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, Head, keptCommit, remember, remembered, remoteIs, resolveAdvertised, withDirLock } from './git-cache';
 
 /**
  * The environment git runs with: what it needs to find itself and its libraries (a layer or
@@ -28,7 +30,7 @@ function gitEnv(): Record<string, string> {
   return env;
 }
 
-export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess, options: CheckoutOptions = {}): Promise<Checkout> {
+export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess, options: CheckoutOptions = {}): Promise<Head> {
   const { url, dir } = cacheDirFor(config);
   return withDirLock(dir, async () => {
     // Every git process of this fetch is killed when the bound passes (simple-git's abort).
@@ -51,18 +53,25 @@ export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess
       const head = await remoteHead(git, config.ref);
       if (head && head === checkedOutSha(dir)) {
         const known = remembered(dir);
-        if (known?.commit.sha === head) return { ...known, reused: true };
+        const kept = known?.commit.sha === head ? known.commit : keptCommit(dir, head);
+        const commit = kept ?? await commitOf(git, head);
+        const verdict = options.verify && await options.verify(commit, await commitObject(git, head));
+        if (verdict && !verdict.trusted) return { untrusted: true, commit, verdict };
+        if (known?.commit.sha === head) return { ...known, reused: true, verdict };
         // Checked out by another process (an earlier CLI run): make sure the tree is as Git has it, unless the caller does not read it.
-        const kept = keptCommit(dir, head);
-        if (kept && options.treeNotNeeded?.({ dir, commit: kept, reused: true })) return { dir, commit: kept, reused: true };
+        if (kept && options.treeNotNeeded?.({ dir, commit: kept, reused: true })) return { dir, commit: kept, reused: true, verdict };
         await git.raw(['checkout', '--quiet', '--force', '--detach', head]);
         await git.raw(['clean', '-ffdxq']);
-        return remember(dir, { dir, commit: kept ?? await headCommit(git), reused: true });
+        return { ...remember(dir, { dir, commit, reused: true }), verdict };
       }
       await git.fetch(['--depth', '1', '--no-tags', '--force', 'origin', config.ref]);
-      await git.raw(['checkout', '--quiet', '--force', '--detach', 'FETCH_HEAD']);
+      const fetched = (await git.raw(['rev-parse', '--verify', 'FETCH_HEAD^{commit}'])).trim();
+      const commit = await commitOf(git, fetched);
+      const verdict = options.verify && await options.verify(commit, await commitObject(git, fetched));
+      if (verdict && !verdict.trusted) return { untrusted: true, commit, verdict };
+      await git.raw(['checkout', '--quiet', '--force', '--detach', fetched]);
       await git.raw(['clean', '-ffdxq']);
-      return remember(dir, { dir, commit: await headCommit(git) });
+      return { ...remember(dir, { dir, commit }), verdict };
     } catch (err) {
       if (bound.signal.aborted) throw fetchTimedOut(config, access, bound.ms);
       throw fetchFailed(config, access, err);
@@ -70,10 +79,15 @@ export async function checkoutWithGitBinary(config: GitConfig, access: GitAccess
   });
 }
 
-async function headCommit(git: SimpleGit): Promise<GitCommit> {
-  const raw = await git.raw(['log', '-1', '--format=%H%x00%an%x00%ae%x00%cI%x00%s']);
+async function commitOf(git: SimpleGit, rev: string): Promise<GitCommit> {
+  const raw = await git.raw(['log', '-1', '--format=%H%x00%an%x00%ae%x00%cI%x00%s', rev, '--']);
   const [sha, author, email, time, subject] = raw.trim().split('\0');
   return { sha, author, email, time, subject };
+}
+
+/** The commit object as git stores it, byte for byte (what its signature covers). */
+async function commitObject(git: SimpleGit, sha: string): Promise<Buffer> {
+  return Buffer.from(await git.binaryCatFile(['commit', sha]) as Uint8Array);
 }
 
 /** The commit `ref` names on the remote; undefined when it does not advertise it (the fetch then decides). */

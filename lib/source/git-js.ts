@@ -5,6 +5,9 @@
  * remote's refs are listed first (nothing fetched when the checked-out commit is still the
  * head), then one ref is fetched at depth 1 over HTTP(S), with GIT_TOKEN as an Authorization
  * header. isomorphic-git speaks only HTTP(S); file:// and SSH remotes need the git binary.
+ * With a judge (VERIFY_COMMITS), the head's raw commit object is read from what was fetched
+ * (isomorphic-git's readObject) and judged before its tree is written: an untrusted head is
+ * never checked out, and what its fetch brought is removed again.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -14,12 +17,13 @@ import type { HttpClient } from 'isomorphic-git';
 // which Node.js 24 reports as deprecated at every cold start.
 import http from 'isomorphic-git/http/web';
 import type { GitConfig } from '../config';
+import type { CheckoutOptions } from './git';
 import { SourceError } from '../errors';
-import { authorization, cacheDirFor, checkedOutSha, Checkout, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
+import { authorization, cacheDirFor, checkedOutSha, fetchBound, fetchFailed, fetchTimedOut, GitAccess, GitCommit, Head, isCommitSha, remember, remembered, resolveAdvertised, withDirLock } from './git-cache';
 
 const NO_LOCAL_REF = 'refs/dsgitops/none';
 
-export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAccess): Promise<Checkout> {
+export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAccess, options: CheckoutOptions = {}): Promise<Head> {
   const { url, dir } = cacheDirFor(config);
   if (!/^https?:\/\//i.test(url)) {
     throw new SourceError(`GIT_URL ${url} cannot be fetched: no git binary is installed here, and without one only https:// (or http://) remotes are supported; serve the repository over HTTPS or deploy the container image, which has git`, { retryable: false });
@@ -43,19 +47,29 @@ export async function checkoutWithIsomorphicGit(config: GitConfig, access: GitAc
       if (!target) throw new Error(`couldn't find remote ref ${config.ref}`);
       if (target.sha === checkedOutSha(dir)) {
         const known = remembered(dir);
-        if (known?.commit.sha === target.sha) return { ...known, reused: true };
+        const commit = known?.commit.sha === target.sha ? known.commit : await commitOf(dir, target.sha);
+        const verdict = options.verify && await options.verify(commit, await commitObject(dir, target.sha));
+        if (verdict && !verdict.trusted) return { untrusted: true, commit, verdict };
+        if (known?.commit.sha === target.sha) return { ...known, reused: true, verdict };
         // Checked out by another process: make sure the tree is as Git has it.
         await writeTree(dir, target.sha);
-        return remember(dir, { dir, commit: await commitOf(dir, target.sha), reused: true });
+        return { ...remember(dir, { dir, commit, reused: true }), verdict };
       }
       const packsBefore = packs(dir);
       // `ref` names no local ref, so the fetch sends no `have` lines (isomorphic-git offers the
       // local `ref` as one) and its pack holds the whole commit: earlier packs are then only dead
       // weight in a Lambda's small /tmp, and are removed.
       await git.fetch({ fs, http: bounded, dir, url, ref: NO_LOCAL_REF, remoteRef: target.name, singleBranch: true, depth: 1, tags: false, headers });
+      const commit = await commitOf(dir, target.sha);
+      const verdict = options.verify && await options.verify(commit, await commitObject(dir, target.sha));
+      if (verdict && !verdict.trusted) {
+        // The tree checked out before stays, with the packs it needs; what this fetch brought goes.
+        for (const p of packs(dir)) if (!packsBefore.includes(p)) fs.rmSync(join(dir, '.git', 'objects', 'pack', p), { force: true });
+        return { untrusted: true, commit, verdict };
+      }
       await writeTree(dir, target.sha);
       for (const p of packsBefore) fs.rmSync(join(dir, '.git', 'objects', 'pack', p), { force: true });
-      return remember(dir, { dir, commit: await commitOf(dir, target.sha) });
+      return { ...remember(dir, { dir, commit }), verdict };
     } catch (err) {
       if (bound.signal.aborted) throw fetchTimedOut(config, access, bound.ms);
       throw fetchFailed(config, access, err);
@@ -87,6 +101,13 @@ async function writeTree(dir: string, sha: string): Promise<void> {
   fs.rmSync(join(dir, '.git', 'index'), { force: true });
   await git.checkout({ fs, dir, ref: sha, force: true, noUpdateHead: true });
   fs.writeFileSync(join(dir, '.git', 'HEAD'), `${sha}\n`);
+}
+
+/** The commit object as git stores it, byte for byte (what its signature covers): `git cat-file commit`. */
+async function commitObject(dir: string, sha: string): Promise<Buffer> {
+  const read = await git.readObject({ fs, dir, oid: sha, format: 'content' });
+  if (read.type !== 'commit') throw new SourceError(`${sha} is a ${read.type}, not a commit`, { retryable: false });
+  return Buffer.from(read.object as Uint8Array);
 }
 
 /** The commit as `git log -1 --format=%H%x00%an%x00%ae%x00%cI%x00%s` prints it. */

@@ -11,10 +11,10 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { GitConfig } from '../config';
 import { readOptionalSecret } from '../secrets';
-import { Checkout, GitAccess, normaliseUrl } from './git-cache';
+import { Checkout, CommitJudge, GitAccess, Head, isUntrusted, normaliseUrl } from './git-cache';
 
-export type { Checkout, GitCommit } from './git-cache';
-export { normaliseUrl, redact } from './git-cache';
+export type { Checkout, CommitJudge, GitCommit, Head, UntrustedHead } from './git-cache';
+export { isUntrusted, normaliseUrl, redact } from './git-cache';
 
 export type GitImplementation = 'git-binary' | 'isomorphic-git';
 
@@ -48,6 +48,11 @@ export interface CheckoutOptions {
    * so the tree is not restored to what Git has.
    */
   treeNotNeeded?: (tree: Checkout) => boolean;
+  /**
+   * Judges the head's commit object (read through the implementation that fetched it) before
+   * anything of its tree is checked out or read: an untrusted head comes back as its commit only.
+   */
+  verify?: CommitJudge;
 }
 
 /**
@@ -56,9 +61,16 @@ export interface CheckoutOptions {
  * is read (from its secret store, once per process) only for a remote that uses it, so a local
  * or file:// source needs no access to the secret store.
  */
-export async function checkout(config: GitConfig, implementation = gitImplementation(), options: CheckoutOptions = {}): Promise<Checkout> {
+export async function fetchHead(config: GitConfig, implementation = gitImplementation(), options: CheckoutOptions = {}): Promise<Head> {
   const token = /^https?:\/\//i.test(normaliseUrl(config.url)) ? await readOptionalSecret(config.token) : undefined;
   const access: GitAccess = { token, tokenSetting: config.token?.setting ?? 'GIT_TOKEN' };
   if (implementation === 'git-binary') return (await import('./git-cli')).checkoutWithGitBinary(config, access, options);
-  return (await import('./git-js')).checkoutWithIsomorphicGit(config, access);
+  return (await import('./git-js')).checkoutWithIsomorphicGit(config, access, options);
+}
+
+/** `fetchHead` without a verdict: the tree at the head, whoever signed it. */
+export async function checkout(config: GitConfig, implementation = gitImplementation(), options: Omit<CheckoutOptions, 'verify'> = {}): Promise<Checkout> {
+  const head = await fetchHead(config, implementation, options);
+  if (isUntrusted(head)) throw new Error('unreachable: a checkout without a verdict is never untrusted');
+  return head;
 }

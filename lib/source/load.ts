@@ -3,8 +3,8 @@
  * A problem blocks only the document it is in (a duplicate name blocks both copies).
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Checkout } from './git';
 import type { Policy } from '../config';
@@ -105,11 +105,44 @@ function withoutDuplicates(candidates: DesiredDaemonSet[], problems: ManifestPro
   return desired;
 }
 
+/**
+ * The first folder of `gitPath` that is a symbolic link leading outside the checkout, if any:
+ * a link committed to the repository may name any path on the machine.
+ */
+export function linkOutside(repoDir: string, gitPath: string): { link: string; target: string } | undefined {
+  let root: string;
+  try {
+    root = realpathSync(repoDir);
+  } catch {
+    return undefined;
+  }
+  const parts = gitPath.split('/').filter((p) => p && p !== '.');
+  for (let i = 1; i <= parts.length; i++) {
+    const link = parts.slice(0, i).join('/');
+    const full = join(repoDir, link);
+    if (!lstatSync(full, { throwIfNoEntry: false })?.isSymbolicLink()) continue;
+    let resolved: string;
+    try {
+      resolved = realpathSync(full);
+    } catch {
+      return undefined; // a dangling link: GIT_PATH is then simply missing
+    }
+    const rel = relative(root, resolved);
+    if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return { link, target: readlinkSync(full) };
+  }
+  return undefined;
+}
+
 export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
   const base = join(repoDir, gitPath);
   const problems: ManifestProblem[] = [];
   const candidates: DesiredDaemonSet[] = [];
   const files: string[] = [];
+  const outside = linkOutside(repoDir, gitPath);
+  if (outside) {
+    problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} leads outside the repository through a symbolic link (${outside.link} -> ${outside.target}): nothing under it is read; make it a real directory in the repository, or point GIT_PATH at one` });
+    return { desired: [], problems, files };
+  }
   const st = lstatSync(base, { throwIfNoEntry: false });
   if (!st || !st.isDirectory()) {
     problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` });

@@ -1,10 +1,11 @@
 /**
- * VERIFY_COMMITS: the verdict on the commit a pass would apply, and the one place the
- * trusted keys are read (asynchronous, so a secret store can stand behind it).
+ * VERIFY_COMMITS: the verdict on the commit a pass would apply, given before anything of its
+ * tree is read, and the one place the trusted keys are read (asynchronous, so a secret store
+ * can stand behind it).
  */
 import type { Config } from '../config';
-import type { Checkout, GitCommit } from './git';
-import { readCommitObject, TrustedKeys, Verification, verifyCommitObject } from './verify-commit';
+import type { CommitJudge, GitCommit } from './git';
+import { TrustedKeys, Verification, verifyCommitObject } from './verify-commit';
 
 export async function trustedKeys(config: Config): Promise<TrustedKeys> {
   return { gpg: config.verify?.gpgKeys, ssh: config.verify?.sshKeys };
@@ -14,16 +15,23 @@ export async function trustedKeys(config: Config): Promise<TrustedKeys> {
 const verdicts = new Map<string, { verdict: Verification; at: number }>();
 const VERDICT_TTL_MS = 10 * 60_000;
 
-/** Undefined when VERIFY_COMMITS is off. */
-export async function verifyCheckout(config: Config, tree: Checkout): Promise<Verification | undefined> {
+/**
+ * The judge a fetch asks about the head's raw commit object (read through the git
+ * implementation that fetched it) before it checks the tree out; undefined when
+ * VERIFY_COMMITS is off.
+ */
+export function commitJudge(config: Config, now: () => Date = () => new Date()): CommitJudge | undefined {
   if (!config.verify?.commits) return undefined;
-  const keys = await trustedKeys(config);
-  const cacheKey = JSON.stringify([tree.commit.sha, keys.gpg, keys.ssh]);
-  const known = verdicts.get(cacheKey);
-  if (known && Date.now() - known.at < VERDICT_TTL_MS) return known.verdict;
-  const verdict = await verifyCommitObject(readCommitObject(tree.dir, tree.commit.sha), keys);
-  verdicts.set(cacheKey, { verdict, at: Date.now() });
-  return verdict;
+  return async (commit, raw) => {
+    const keys = await trustedKeys(config);
+    const cacheKey = JSON.stringify([commit.sha, keys.gpg, keys.ssh]);
+    const at = now().getTime();
+    const known = verdicts.get(cacheKey);
+    if (known && at - known.at < VERDICT_TTL_MS) return known.verdict;
+    const verdict = await verifyCommitObject(raw, keys, now(), commit.sha);
+    verdicts.set(cacheKey, { verdict, at });
+    return verdict;
+  };
 }
 
 /** What the report, the logs and the Events say about a commit that is not trusted, with the fix. */

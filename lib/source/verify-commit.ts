@@ -8,10 +8,15 @@
  *   OpenPGP (git's default, gpg)          -----BEGIN PGP SIGNATURE-----   checked with openpgp.js
  *   SSH (gpg.format=ssh, ssh-keygen -Y)   -----BEGIN SSH SIGNATURE-----   the SSHSIG format, checked with node:crypto
  *
- * An OpenPGP key counts as trusted while it is valid now: an expired or revoked key is
- * refused, whatever the signature's date (roll keys before they expire, see docs/webhook.md).
+ * An OpenPGP signature counts only while the key that made it (the primary key, or the signing
+ * subkey it names) is valid now: an expired key or subkey, or one revoked for any reason
+ * (compromised, retired, superseded), is refused whatever date the signature claims: the
+ * signer writes that date (`gpg --faked-system-time`), so it proves nothing.
+ *
+ * The raw commit object comes from the git implementation that fetched it (git-cli.ts reads
+ * it with `git cat-file`, git-js.ts with isomorphic-git, where there is no git binary); it is
+ * checked to hash to the commit id before its signature is looked at.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, KeyObject, verify as verifySignature } from 'node:crypto';
 import type * as OpenPgp from 'openpgp';
 
@@ -35,9 +40,9 @@ export interface Verification {
   problem?: string;
 }
 
-/** The raw commit object, as git stores it. */
-export function readCommitObject(dir: string, sha: string): Buffer {
-  return execFileSync('git', ['cat-file', 'commit', sha], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, maxBuffer: 16 << 20 });
+/** The id git gives a commit object: SHA-1 (or SHA-256, for a 64-digit id) of `commit <size>\0<content>`. */
+export function commitObjectId(commit: Buffer, algorithm: 'sha1' | 'sha256' = 'sha1'): string {
+  return createHash(algorithm).update(Buffer.concat([Buffer.from(`commit ${commit.length}\0`), commit])).digest('hex');
 }
 
 /** The signature header of a commit object and the bytes it signs (the object without it). */
@@ -62,13 +67,21 @@ async function verifyOpenPgp(signature: string, payload: Buffer, armoredKeys: st
   if (!key) return { trusted: false, format: 'openpgp', signer: `OpenPGP key ${keyIds.join(', ')}`, problem: 'signed by a key that is not in TRUSTED_GPG_KEYS' };
   const userId = key.getUserIDs()[0] ?? '(no user id)';
   const signer = `${userId} (OpenPGP key ${key.getFingerprint().toUpperCase()})`;
-  // openpgp.js accepts a signature made before the key expired; this tool trusts a key only while it is valid.
+  // openpgp.js judges the key at the signature's own date, which the signer chooses; this tool
+  // trusts a signature only while the key, and the subkey that made it, are valid now.
   const expires = await key.getExpirationTime().catch(() => null);
   if (expires instanceof Date && expires.getTime() <= now.getTime()) {
     return { trusted: false, format: 'openpgp', signer, problem: `the key expired at ${expires.toISOString()}: extend its expiry (gpg --quick-set-expire) and export it again into TRUSTED_GPG_KEYS, or sign with a valid key` };
   }
+  const signingId = sig.getSigningKeyIDs().find((id) => key.getKeyIDs().some((k) => k.equals(id)))!;
   try {
-    const result = await openpgp.verify({ message: await openpgp.createMessage({ binary: payload }), signature: sig, verificationKeys: key });
+    await key.getSigningKey(signingId, now);
+  } catch (err) {
+    const reason = (err as Error).message.replace(/^Could not find valid signing key packet in key [0-9a-f]+: /i, '');
+    return { trusted: false, format: 'openpgp', signer, problem: `the signing key ${signingId.toHex().toUpperCase()} is not valid now (${reason}): a revoked or expired key is refused whatever date its signature claims; sign with a valid key` };
+  }
+  try {
+    const result = await openpgp.verify({ message: await openpgp.createMessage({ binary: payload }), signature: sig, verificationKeys: key, date: now });
     await result.signatures[0].verified;
     return { trusted: true, format: 'openpgp', signer };
   } catch (err) {
@@ -163,8 +176,14 @@ function verifySsh(signature: string, payload: Buffer, keys: string | undefined)
   }
 }
 
-/** Verdict on one commit object against the trusted keys. */
-export async function verifyCommitObject(commit: Buffer, keys: TrustedKeys, now: Date = new Date()): Promise<Verification> {
+/**
+ * Verdict on one commit object against the trusted keys. With `sha`, the object must be that
+ * commit: bytes that hash to another id are refused before anything else is read from them.
+ */
+export async function verifyCommitObject(commit: Buffer, keys: TrustedKeys, now: Date = new Date(), sha?: string): Promise<Verification> {
+  if (sha !== undefined && commitObjectId(commit, sha.length === 64 ? 'sha256' : 'sha1') !== sha.toLowerCase()) {
+    return { trusted: false, problem: `the commit object read from the checkout does not hash to ${sha}: the git cache is damaged; delete GIT_CACHE_DIR` };
+  }
   const { signature, payload } = splitSignature(commit);
   if (!signature) return { trusted: false, problem: 'the commit is not signed' };
   try {

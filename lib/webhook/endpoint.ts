@@ -1,7 +1,8 @@
 /**
  * The webhook behind an HTTP front (a Lambda function URL, or the local stack's adapter):
  * the function URL event in, the handler's answer out. A webhook that is not configured
- * answers 500 with what to set, and starts nothing.
+ * starts nothing and answers anyone who calls it a generic 500: which setting is wrong (and
+ * with it paths, endpoints, parameter names, account ids) goes to the log only.
  */
 import type { Config, WebhookSettings } from '../config';
 import { errorMessage } from '../errors';
@@ -33,9 +34,8 @@ export async function answerFunctionUrl(event: unknown, context: () => Promise<W
   try {
     ctx = await context();
   } catch (err) {
-    const reason = `the webhook is not configured: ${errorMessage(err)}`;
-    logger.log('error', reason, { action: 'webhook', status: 500, result: 'failed' });
-    return jsonResponse(500, { result: 'failed', reason });
+    logger.log('error', `the webhook is not configured: ${errorMessage(err)}`, { action: 'webhook', status: 500, result: 'failed' });
+    return jsonResponse(500, { result: 'failed', reason: 'the webhook is not configured: its operator finds why in the function\'s log' });
   }
   const answer = await handleWebhook(ctx, request.headers, request.body);
   return jsonResponse(answer.status, answer.body);

@@ -3,6 +3,9 @@
  *
  *   size -> signature (headers and raw bytes only) -> parse -> push? -> our ref? -> replay? -> record -> start a pass
  *
+ * A replay is a body received before (whatever delivery id or provider headers it carries
+ * now), or a delivery id received before.
+ *
  * Nothing is parsed before the signature holds, and nothing is started for a request that
  * fails any step. The pass is started, not awaited: the answer goes back within a second and
  * the pass runs on (in AWS an asynchronous invoke of the reconcile function). The body is
@@ -14,7 +17,7 @@ import type { Clock } from '../clock';
 import type { ObjectStore } from '../store/object-store';
 import type { StoreKeys } from '../store/keys';
 import { isDeletion, parsePush, Push, pushMovesRef } from './push-event';
-import { deliveryKeyId, PushRequest, recordDelivery, writePushRequest } from './push-request';
+import { bodyKeyId, deliveryKeyId, PushRequest, recordDelivery, writePushRequest } from './push-request';
 import { Headers, Provider, verifyRequest } from './verify';
 
 /** Starts a reconcile pass for a push and returns once it is under way (not finished). */
@@ -73,15 +76,23 @@ export async function handleWebhook(ctx: WebhookContext, headers: Headers, body:
 
   const receivedAt = ctx.clock.now().toISOString();
   const id = deliveryKeyId(provider, verdict.delivery, body);
+  const ids = [...new Set([bodyKeyId(body), id])];
+  const recorded: string[] = [];
   try {
-    const first = await recordDelivery(ctx.objects, ctx.keys, id, { provider, delivery: verdict.delivery ?? null, ref: push.ref, commit, receivedAt });
-    if (!first) return answer(200, 'duplicate', `delivery ${verdict.delivery ?? '(identified by its body)'} was received before: a replay or a redelivery, ignored`, { ...seen, commit });
+    for (const key of ids) {
+      const first = await recordDelivery(ctx.objects, ctx.keys, key, { provider, delivery: verdict.delivery ?? null, ref: push.ref, commit, receivedAt });
+      if (!first) {
+        const what = key === id ? `delivery ${verdict.delivery ?? '(identified by its body)'}` : `this signed body (delivery ${verdict.delivery ?? 'without an id'} now)`;
+        return answer(200, 'duplicate', `${what} was received before: a replay or a redelivery, ignored`, { ...seen, commit });
+      }
+      recorded.push(key);
+    }
     const request: PushRequest = { commit, ref: push.ref, provider, delivery: verdict.delivery ?? id, receivedAt };
     await writePushRequest(ctx.objects, ctx.keys, request);
     await ctx.start(request);
   } catch (err) {
     // The provider retries a 5xx; the delivery record is removed so that the retry is not taken for a replay.
-    await ctx.objects.delete(ctx.keys.webhookDelivery(id)).catch(() => undefined);
+    for (const key of recorded) await ctx.objects.delete(ctx.keys.webhookDelivery(key)).catch(() => undefined);
     return answer(503, 'failed', `could not record the delivery or start a pass: ${errorMessage(err)}`, { ...seen, commit });
   }
   return answer(202, 'started', `push of ${commit.slice(0, 7)} to ${push.ref}${push.pusher ? ` by ${push.pusher}` : ''}: a reconcile pass was started`, { ...seen, commit });

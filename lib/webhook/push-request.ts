@@ -35,6 +35,16 @@ export function deliveryKeyId(provider: Provider, delivery: string | undefined, 
   return `${provider}-${delivery ? 'id' : 'body'}-${digest}`;
 }
 
+/**
+ * The signed body as it goes into a key, whoever the provider says sent it: the delivery id
+ * is not covered by the signature (a replay may carry a fresh one), and the same HMAC passes
+ * as GitHub's `sha256=…` and as Gitea's bare hex, so a request is a replay when its body was
+ * received before, under any id and any provider's headers.
+ */
+export function bodyKeyId(body: Buffer): string {
+  return `body-${createHash('sha256').update(body).digest('hex')}`;
+}
+
 /** Records a delivery; false when it was recorded before (a replay). */
 export async function recordDelivery(objects: ObjectStore, keys: StoreKeys, id: string, record: Record<string, unknown>): Promise<boolean> {
   try {

@@ -13,7 +13,7 @@ import { invokeLocal } from '../support/serverless';
 jest.setTimeout(600_000);
 
 const secret = 'e2e-webhook-secret-0123456789';
-const env = stackConfigEnv({ GIT_URL: 'file:///nonexistent', WEBHOOK_SECRET: secret });
+const env = stackConfigEnv({ GIT_URL: 'file:///nonexistent', ALLOWED_NAMESPACES: 'e2e-webhook', WEBHOOK_SECRET: secret });
 const keys = new StoreKeys(env.S3_PREFIX, env.CLUSTER_NAME);
 
 interface UrlResult {

@@ -21,6 +21,7 @@ const base = {
   GIT_URL: 'https://git.example.com/platform/node-agents.git',
   CLUSTER_NAME: 'prod-eu-1',
   AWS_REGION: 'eu-west-1',
+  ALLOWED_NAMESPACES: 'logging,monitoring',
 };
 
 async function serverlessPackage(settings: Record<string, string>): Promise<{ code: number | null; output: string; template?: Template; file?: string; dir: string }> {
@@ -199,7 +200,7 @@ describe('serverless package with settings missing', () => {
 
     expect(p.code).not.toBe(0);
     expect(p.template).toBeUndefined();
-    for (const missing of ['GIT_URL is required', 'CLUSTER_NAME is required', 'EKS_CLUSTER_NAME is required', 'GIT_TOKEN and GIT_TOKEN_PARAMETER are all set']) {
+    for (const missing of ['GIT_URL is required', 'CLUSTER_NAME is required', 'ALLOWED_NAMESPACES is required', 'EKS_CLUSTER_NAME is required', 'GIT_TOKEN and GIT_TOKEN_PARAMETER are all set']) {
       expect(p.output).toContain(missing);
     }
   }, 120_000);
@@ -219,7 +220,7 @@ describe('the failed-pass metric filter', () => {
   it('names fields that the JSON line of a failed pass carries: action "pass", result "failed" and the cluster', async () => {
     const { handler } = await import('../../handlers/reconcile');
     const { stackConfigEnv } = await import('../support/reconciler');
-    const settings = stackConfigEnv({ GIT_URL: join(tmpdir(), 'no-such-repository-here') });
+    const settings = stackConfigEnv({ GIT_URL: join(tmpdir(), 'no-such-repository-here'), ALLOWED_NAMESPACES: 'metric-filter' });
     const saved = { ...process.env };
     const lines: string[] = [];
     const write = process.stderr.write.bind(process.stderr);

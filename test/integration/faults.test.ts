@@ -330,7 +330,7 @@ describe('the git server stops answering (SIGSTOP)', () => {
     });
   }
 
-  it('SourceUnavailable with the URL and the bound (token redacted), no lease taken; both git implementations stop at the bound', async () => {
+  it('SourceUnavailable with the URL and the bound (token redacted), nothing applied; both git implementations stop at the bound', async () => {
     const config = httpConfig();
     const server = pidOf('git-server');
     let run: { report: ReconcileReport; seconds: number };
@@ -351,7 +351,10 @@ describe('the git server stops answering (SIGSTOP)', () => {
     expect(report.error?.message).toContain(`${env.GIT_HTTP_BASE}/${served}`);
     expect(report.error?.message).toContain(`no answer within ${GIT_TIMEOUT_SECONDS}s (GIT_TIMEOUT_SECONDS)`);
     expect(report.error?.message).not.toContain(env.GIT_HTTP_TOKEN);
-    expect(report.leaseTaken).toBeFalsy();
+    // Nothing from Git: the lease is taken only to drive the rollouts under way, which are all the report lists.
+    expect(report.daemonSets.filter((d) => d.applied)).toEqual([]);
+    expect(Boolean(report.leaseTaken)).toBe(report.daemonSets.length > 0);
+    for (const d of report.daemonSets) expect(d.message).toMatch(/^Git's head not read this pass: revision \d+'s rollout/);
     expect(seconds).toBeLessThan(GIT_TIMEOUT_SECONDS + 4);
     expect((jsError as Error)?.message).toContain(`no answer within ${GIT_TIMEOUT_SECONDS}s (GIT_TIMEOUT_SECONDS)`);
     expect(jsSeconds).toBeLessThan(GIT_TIMEOUT_SECONDS + 4);

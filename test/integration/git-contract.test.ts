@@ -12,7 +12,8 @@ import { dirname, join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { GitConfig } from '../../lib/config';
 import { SourceError } from '../../lib/errors';
-import { Checkout, checkout, GitImplementation } from '../../lib/source/git';
+import { Checkout, checkout, CommitJudge, fetchHead, GitImplementation, isUntrusted } from '../../lib/source/git';
+import { verifyCommitObject } from '../../lib/source/verify-commit';
 import { loadCheckout } from '../../lib/source/load';
 import { stackEnv } from '../support/cluster';
 import { git } from '../support/git';
@@ -221,6 +222,48 @@ describe.each(implementations)('git checkout with %s', (implementation) => {
     const none = await failureOf(checkout(configFor(empty), implementation));
     expect(none).toBeInstanceOf(SourceError);
     expect(none.message).toMatch(/couldn't find remote ref main[\s\S]*hint: GIT_REF/);
+  });
+
+  it('judges the head from its commit object as git stores it, and checks out nothing of a head it does not trust', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'dsgitops-contract-keys-'));
+    caches.push(keys);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@example.com', '-f', join(keys, 'alice')]);
+    const trusted = { ssh: readFileSync(join(keys, 'alice.pub'), 'utf8') };
+    const judged: { sha: string; raw: Buffer }[] = [];
+    const verify: CommitJudge = async (commit, raw) => {
+      judged.push({ sha: commit.sha, raw });
+      return verifyCommitObject(raw, trusted, new Date(), commit.sha);
+    };
+    const repo = served();
+    repo.write('a.yaml', dsYaml({ name: 'a', namespace: 'x' }));
+    git(repo.work, ['add', '-A']);
+    // A message beyond ASCII: the signature covers bytes, not text.
+    git(repo.work, ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${join(keys, 'alice.pub')}`, 'commit', '--quiet', '-S', '-m', 'agent été ✓']);
+    git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+    const signed = git(repo.work, ['rev-parse', 'HEAD']);
+    const config = configFor(repo);
+
+    const first = await fetchHead(config, implementation, { verify });
+    expect(isUntrusted(first)).toBe(false);
+    expect((first as Checkout).verdict).toMatchObject({ trusted: true, format: 'ssh' });
+    expectCheckoutOf(first as Checkout, repo, signed);
+    // What the judge got is the object git stores, byte for byte.
+    expect(judged.map((j) => j.sha)).toEqual([signed]);
+    expect(judged[0].raw.equals(execFileSync('git', ['cat-file', 'commit', signed], { cwd: repo.bare }))).toBe(true);
+
+    const unsigned = repo.write('b.yaml', dsYaml({ name: 'b', namespace: 'x' })).commit('unsigned');
+    const refused = await fetchHead(config, implementation, { verify });
+    expect(refused).toEqual({ untrusted: true, commit: commitOf(repo.bare, unsigned), verdict: { trusted: false, problem: 'the commit is not signed' } });
+    // The trusted tree stays checked out; nothing of the untrusted one reached the disk.
+    expectCheckoutOf({ dir: (first as Checkout).dir, commit: commitOf(repo.bare, signed) }, repo, signed);
+    expect(await fetchHead(config, implementation, { verify })).toMatchObject({ untrusted: true });
+
+    // Trusted again (the head signed on top): checked out, from what the cache still holds.
+    git(repo.work, ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${join(keys, 'alice.pub')}`, 'commit', '--quiet', '--allow-empty', '-S', '-m', 'sign off b']);
+    git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+    const signedOff = git(repo.work, ['rev-parse', 'HEAD']);
+    const again = await fetchHead(config, implementation, { verify });
+    expectCheckoutOf(again as Checkout, repo, signedOff);
   });
 
   it('reuses the warm checkout while the head stays, and fetches again once it moves', async () => {

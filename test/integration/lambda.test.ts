@@ -6,7 +6,7 @@
  * server with a token, and reuses its warm checkout on the next invocation.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -136,6 +136,51 @@ describe('the packaged functions in a Lambda-like environment (Node.js 24, aws-l
     expect(full).toMatchObject({ ok: true, result: { result: 'succeeded' } });
     expect((full as { result: { deferred?: string[] } }).result.deferred).toBeUndefined();
     expect((await apps.readNamespacedDaemonSet({ name: 'late', namespace: ns })).spec!.template.spec!.containers[0].image).toBe('registry.local/late:1.0');
+  });
+
+  it('verifies commits with isomorphic-git where there is no git binary: OpenPGP- and SSH-signed trusted commits applied, an unsigned one refused unread', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'dsgitops-lambda-keys-'));
+    const GNUPGHOME = join(keys, 'gnupg');
+    execFileSync('mkdir', ['-m', '700', GNUPGHOME]);
+    const gpg = (args: string[]) => execFileSync('gpg', ['--batch', '--yes', '--passphrase', '', '--pinentry-mode', 'loopback', ...args], { env: { ...process.env, GNUPGHOME }, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      gpg(['--quick-gen-key', 'Alice <alice@example.com>', 'ed25519', 'sign', '1y']);
+      const alice = gpg(['--list-keys', '--with-colons', 'alice@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob@example.com', '-f', join(keys, 'bob')]);
+      const write = (image: string) => execFileSync('sh', ['-c', `cat > ${join(repo.work, 'ds.yaml')}`], { input: dsYaml({ name: 'agent', namespace: ns, image }) });
+      const push = (message: string, signing: string[]) => {
+        git(repo.work, ['add', '-A']);
+        git(repo.work, [...signing, 'commit', '--quiet', '-m', message], { GNUPGHOME });
+        git(repo.work, ['push', '--quiet', 'origin', 'HEAD:main']);
+        return git(repo.work, ['rev-parse', 'HEAD']);
+      };
+      const s = await sandbox('reconcile', functionEnv({ VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS: gpg(['--armor', '--export', alice]), TRUSTED_SSH_KEYS: readFileSync(join(keys, 'bob.pub'), 'utf8') }));
+      const imageNow = async () => (await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).spec!.template.spec!.containers[0].image;
+
+      write('registry.local/agent:5.0');
+      push('agent 5.0, signed with OpenPGP', ['-c', `user.signingkey=${alice}`, '-c', 'commit.gpgsign=true']);
+      const byGpg = await s.invoke(schedule, 300_000);
+      expect(byGpg).toMatchObject({ ok: true, result: { result: 'succeeded', source: { verification: { trusted: true, format: 'openpgp', signer: `Alice <alice@example.com> (OpenPGP key ${alice})` } } } });
+      expect(await imageNow()).toBe('registry.local/agent:5.0');
+
+      write('registry.local/agent:6.0');
+      push('agent 6.0, signed with SSH', ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${join(keys, 'bob.pub')}`, '-c', 'commit.gpgsign=true']);
+      const bySsh = await s.invoke(schedule, 300_000);
+      expect(bySsh).toMatchObject({ ok: true, result: { result: 'succeeded', source: { verification: { trusted: true, format: 'ssh' } } } });
+      expect(await imageNow()).toBe('registry.local/agent:6.0');
+
+      write('registry.local/agent:7.0');
+      const unsigned = push('agent 7.0, unsigned', []);
+      const refused = await s.invoke(schedule, 300_000);
+      expect(refused).toMatchObject({ ok: false, error: { errorType: 'PassFailedError', errorMessage: expect.stringMatching(new RegExp(`failed: CommitUntrusted: commit ${unsigned.slice(0, 7)} "agent 7.0, unsigned" by .* is not signed`)) } });
+      expect(await imageNow()).toBe('registry.local/agent:6.0');
+      // Its tree was never checked out: the sandbox's checkout still holds the SSH-signed commit's manifest.
+      const checkout = readdirSync(join(s.tmp, 'daemonset-gitops', 'git')).find((d) => !d.includes('.'))!;
+      expect(readFileSync(join(s.tmp, 'daemonset-gitops', 'git', checkout, 'ds.yaml'), 'utf8')).toContain('registry.local/agent:6.0');
+      expect(s.logs).not.toMatch(/spawn git|ENOENT/);
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
   });
 
   it('fails the invocation when the pass fails (wrong token), after logging the report, and never shows the token', async () => {

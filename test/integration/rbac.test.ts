@@ -81,6 +81,18 @@ async function may(verb: string, resource: string, group: string, namespace?: st
   return review.status!.allowed;
 }
 
+describe('dsgitops rbac, unstated', () => {
+  it('prints nothing without ALLOWED_NAMESPACES or --namespaces: every namespace is not a default', async () => {
+    const run = await runCliProcess(['rbac'], {});
+    expect(run.code).not.toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain("ALLOWED_NAMESPACES (or --namespaces) is required: the namespaces the reconciler may write, comma-separated, or '*' for every namespace");
+    const everywhere = await runCliProcess(['rbac', '--namespaces', '*'], {});
+    expect(everywhere.code).toBe(0);
+    expect(everywhere.stdout).toContain('writes in every namespace (ALLOWED_NAMESPACES=*)');
+  }, 120_000);
+});
+
 describe('dsgitops rbac, applied', () => {
   it('lets the API server allow writes only in the listed namespace, and reads everywhere', async () => {
     expect(await may('patch', 'daemonsets', 'apps', allowed)).toBe(true);

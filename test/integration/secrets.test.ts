@@ -119,18 +119,44 @@ describe('readSecret', () => {
     expect(requests).toEqual(['GetSecretValueCommand']);
   });
 
-  it('does not remember a failure: the next read asks again', async () => {
+  it('answers a failed read from memory until its back-off has passed, then asks again', async () => {
     const { clients, requests } = counting();
     const name = `${parameterName}-later`;
     const source = { setting: 'GIT_TOKEN_PARAMETER', parameter: name };
+    let clock = 1_000_000;
+    const now = () => clock;
 
-    await expect(readSecret(source, { clients })).rejects.toBeInstanceOf(ConfigError);
+    await expect(readSecret(source, { clients, now })).rejects.toBeInstanceOf(ConfigError);
     await ssm.send(new PutParameterCommand({ Name: name, Type: 'SecureString', Value: 'created-later' }));
     try {
-      expect(await readSecret(source, { clients })).toBe('created-later');
+      // Within the first second after the failure: the same error, and no request to SSM.
+      clock += 999;
+      await expect(readSecret(source, { clients, now })).rejects.toThrow(/does not exist/);
+      expect(requests).toEqual(['GetParameterCommand']);
+      clock += 2;
+      expect(await readSecret(source, { clients, now })).toBe('created-later');
       expect(requests).toEqual(['GetParameterCommand', 'GetParameterCommand']);
     } finally {
       await ssm.send(new DeleteParameterCommand({ Name: name }));
     }
+  });
+
+  it('backs off longer after each failure in a row, up to a minute', async () => {
+    const { clients, requests } = counting();
+    const source = { setting: 'WEBHOOK_SECRET_PARAMETER', parameter: `${parameterName}-never` };
+    let clock = 5_000_000;
+    const now = () => clock;
+    const asked: number[] = [];
+    // Anonymous requests every 100 ms for three minutes.
+    for (let t = 0; t < 180_000; t += 100) {
+      clock = 5_000_000 + t;
+      const before = requests.length;
+      await readSecret(source, { clients, now }).catch(() => undefined);
+      if (requests.length > before) asked.push(t);
+    }
+    // 1 s, 2 s, 4 s, … 32 s, then every 60 s: a dozen reads instead of 1800.
+    expect(asked.slice(0, 4)).toEqual([0, 1000, 3000, 7000]);
+    expect(asked.length).toBeLessThanOrEqual(12);
+    expect(asked[asked.length - 1] - asked[asked.length - 2]).toBe(60_000);
   });
 });

@@ -2,13 +2,16 @@
  * VERIFY_COMMITS against the real stack, with commits signed by real keys: GnuPG (OpenPGP)
  * and ssh-keygen (SSH signatures, through git's gpg.format=ssh). A trusted signature is
  * applied; an unsigned commit, an unknown key, a tampered commit, a revoked and an expired
- * key are refused with the commit, the signer and the fix in the report and in an Event; a
- * rollback by invoke still works, and says it was not checked.
+ * key, a key revoked as superseded and an expired signing subkey (signatures dated while they
+ * were valid) are refused with the commit, the signer and the fix in the report and in an
+ * Event, and nothing of the refused commit's tree is checked out or read; a rollback by
+ * invoke still works, and says it was not checked.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cacheDirFor } from '../../lib/source/git-cache';
 import { reconcile } from '../../lib/reconcile';
 import { rollback } from '../../lib/rollback';
 import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
@@ -48,9 +51,18 @@ function writeAgent(image: string): void {
   repo.write('agent.yaml', dsYaml({ name: 'agent', namespace: ns, image }));
 }
 
+/** GnuPG as git runs it, with the clock set back to `time` (a signer backdating a signature). */
+function gpgAt(time: string): string {
+  const program = join(home, `gpg-at-${time}`);
+  writeFileSync(program, `#!/bin/sh\nexec gpg --faked-system-time ${time} "$@"\n`);
+  chmodSync(program, 0o755);
+  return program;
+}
+
 /** Commits the work tree, signed as `sign` says, and pushes it to main (forced: a test may move main anywhere). */
-function commit(message: string, sign: { gpg?: string; ssh?: string } = {}): string {
-  const signing = sign.gpg ? ['-c', `user.signingkey=${sign.gpg}`, 'commit', '-S'] : sign.ssh ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${sign.ssh}`, 'commit', '-S'] : ['commit'];
+function commit(message: string, sign: { gpg?: string; ssh?: string; gpgProgram?: string } = {}): string {
+  const program = sign.gpgProgram ? ['-c', `gpg.program=${sign.gpgProgram}`] : [];
+  const signing = sign.gpg ? [...program, '-c', `user.signingkey=${sign.gpg}`, 'commit', '-S'] : sign.ssh ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${sign.ssh}`, 'commit', '-S'] : ['commit'];
   git(repo.work, ['add', '-A']);
   git(repo.work, [...signing, '--quiet', '--allow-empty', '-m', message], { GNUPGHOME });
   git(repo.work, ['push', '--quiet', '--force', 'origin', 'HEAD:main']);
@@ -70,6 +82,10 @@ let eveSsh: string;
 let carolCommit: string;
 let daveCommit: string;
 let carolExpires: number;
+let rita: string;
+let ritaCommit: string;
+let sam: string;
+let samCommit: string;
 
 beforeAll(async () => {
   ns = await createNamespace(core, 'trust');
@@ -80,6 +96,13 @@ beforeAll(async () => {
   carol = gpgKey('Carol <carol@example.com>', 'seconds=20');
   // When GnuPG says the key expires (field 7 of the pub record, seconds since the epoch).
   carolExpires = Number(gpg(['--list-keys', '--with-colons', carol]).split('\n').find((l) => l.startsWith('pub:'))!.split(':')[6]) * 1000;
+  // Rita's key was made in 2024; her signature is dated then too, long before the revocation below.
+  gpg(['--faked-system-time', '20240101T000000', '--quick-gen-key', 'Rita <rita@example.com>', 'ed25519', 'sign', 'never']);
+  rita = gpg(['--list-keys', '--with-colons', 'rita@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  // Sam's primary key only certifies and never expires; his signing subkey was made, and expired, in 2024.
+  gpg(['--faked-system-time', '20240101T000000', '--quick-gen-key', 'Sam <sam@example.com>', 'ed25519', 'cert', 'never']);
+  sam = gpg(['--list-keys', '--with-colons', 'sam@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  gpg(['--faked-system-time', '20240101T000100', '--quick-add-key', sam, 'ed25519', 'sign', '1d']);
   bobSsh = sshKey('bob');
   eveSsh = sshKey('eve');
   writeAgent('registry.local/agent:0.1');
@@ -89,9 +112,20 @@ beforeAll(async () => {
   daveCommit = commit('agent 6.0, by a key revoked since', { gpg: dave });
   writeAgent('registry.local/agent:7.0');
   carolCommit = commit('agent 7.0, by a key that expired since', { gpg: carol });
+  writeAgent('registry.local/agent:8.0');
+  ritaCommit = commit('agent 8.0, by a key revoked as superseded since', { gpg: rita, gpgProgram: gpgAt('20240101T000500') });
+  writeAgent('registry.local/agent:9.0');
+  samCommit = commit('agent 9.0, by a signing subkey that expired, signature dated while it was valid', { gpg: sam, gpgProgram: gpgAt('20240101T000500') });
+  // git itself found Sam's signature good when it was made (its clock set back as well).
+  git(repo.work, ['-c', `gpg.program=${gpgAt('20240101T000600')}`, 'verify-commit', samCommit], { GNUPGHOME });
   // Dave's key is revoked with the certificate GnuPG made with it (armor prefixed with ':' against accidental import).
   const rev = readFileSync(join(GNUPGHOME, 'openpgp-revocs.d', readdirSync(join(GNUPGHOME, 'openpgp-revocs.d')).find((f) => f.startsWith(dave))!), 'utf8');
   gpg(['--import'], rev.replace(/^:-----BEGIN/m, '-----BEGIN'));
+  // Rita's key is revoked as "superseded" (reason 1), after she signed: a soft revocation in OpenPGP's terms.
+  execFileSync('gpg', ['--batch', '--yes', '--command-fd', '0', '--status-fd', '2', '--passphrase', '', '--pinentry-mode', 'loopback', '--edit-key', rita], {
+    env: { ...process.env, GNUPGHOME }, input: 'revkey\ny\n2\nreplaced by a new key\n\ny\nsave\n', stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  expect(gpg(['--list-packets'], gpg(['--armor', '--export', rita]))).toMatch(/revocation reason 0x01/);
 });
 
 afterAll(async () => {
@@ -106,7 +140,7 @@ function config() {
     GIT_URL: repo.url,
     ALLOWED_NAMESPACES: ns,
     VERIFY_COMMITS: 'true',
-    TRUSTED_GPG_KEYS: gpg(['--armor', '--export', alice, dave, carol]),
+    TRUSTED_GPG_KEYS: gpg(['--armor', '--export', alice, dave, carol, rita, sam]),
     TRUSTED_SSH_KEYS: readFileSync(bobSsh, 'utf8'),
     CLUSTER_NAME: `trust-${ns}`,
   });
@@ -122,6 +156,7 @@ describe('VERIFY_COMMITS', () => {
     const cfg = config();
     const fingerprint = (pub: string) => execFileSync('ssh-keygen', ['-l', '-f', pub], { encoding: 'utf8' }).split(' ')[1];
 
+    const checkoutDir = cacheDirFor(cfg.git).dir;
     writeAgent('registry.local/agent:1.0');
     commit('agent 1.0', { gpg: alice });
     const first = await reconcile(stackDeps(cfg));
@@ -136,7 +171,7 @@ describe('VERIFY_COMMITS', () => {
     expect(second.daemonSets[0]).toMatchObject({ action: 'update', applied: true, revision: 2 });
 
     const refusals: [string, () => string, RegExp][] = [
-      ['unsigned', () => { writeAgent('registry.local/agent:3.0'); return commit('agent 3.0, unsigned'); }, /is not signed: the commit is not signed\. VERIFY_COMMITS=true: nothing from it is applied\. Fix: push a commit signed by a trusted key/],
+      ['unsigned', () => { writeAgent('registry.local/agent:3.0'); repo.write('garbage.yaml', 'kind: [unclosed\n'); return commit('agent 3.0, unsigned'); }, /is not signed: the commit is not signed\. VERIFY_COMMITS=true: nothing from it is applied\. Fix: push a commit signed by a trusted key/],
       ['an unknown OpenPGP key', () => { writeAgent('registry.local/agent:4.0'); return commit('agent 4.0, by mallory', { gpg: mallory }); }, new RegExp(`signed by OpenPGP key ${mallory.slice(-16)}: signed by a key that is not in TRUSTED_GPG_KEYS.*add that public key to TRUSTED_GPG_KEYS`)],
       ['an unknown SSH key', () => { writeAgent('registry.local/agent:4.1'); return commit('agent 4.1, by eve', { ssh: eveSsh }); }, new RegExp(`signed by \\(SSH key ${escapeRegExp(fingerprint(eveSsh))}\\): signed by a key that is not in TRUSTED_SSH_KEYS`)],
       ['a tampered commit', () => {
@@ -150,7 +185,9 @@ describe('VERIFY_COMMITS', () => {
         expect(() => git(repo.work, ['verify-commit', forged], { GNUPGHOME })).toThrow();
         return forged;
       }, new RegExp(`signed by Alice <alice@example.com> \\(OpenPGP key ${alice}\\): the signature does not verify`)],
-      ['a revoked key', () => { git(repo.work, ['push', '--quiet', '--force', 'origin', `${daveCommit}:refs/heads/main`]); return daveCommit; }, /signed by Dave <dave@example.com>.*: the signature does not verify: .*revoked/i],
+      ['a revoked key', () => { git(repo.work, ['push', '--quiet', '--force', 'origin', `${daveCommit}:refs/heads/main`]); return daveCommit; }, /signed by Dave <dave@example.com>.*: the signing key [0-9A-F]{16} is not valid now \(.*revoked/i],
+      ['a key revoked as superseded', () => { git(repo.work, ['push', '--quiet', '--force', 'origin', `${ritaCommit}:refs/heads/main`]); return ritaCommit; }, /signed by Rita <rita@example.com>.*: the signing key [0-9A-F]{16} is not valid now \(.*revoked/i],
+      ['an expired signing subkey, signature backdated', () => { git(repo.work, ['push', '--quiet', '--force', 'origin', `${samCommit}:refs/heads/main`]); return samCommit; }, /signed by Sam <sam@example.com>.*: the signing key [0-9A-F]{16} is not valid now \(.*expired/i],
       ['an expired key', () => { git(repo.work, ['push', '--quiet', '--force', 'origin', `${carolCommit}:refs/heads/main`]); return carolCommit; }, /signed by Carol <carol@example.com>.*: the key expired at .*: extend its expiry/],
     ];
     for (const [what, make, reason] of refusals) {
@@ -161,7 +198,12 @@ describe('VERIFY_COMMITS', () => {
       expect(report.error?.message).toMatch(new RegExp(`^commit ${sha.slice(0, 7)} "`));
       expect(report.error?.message).toMatch(reason);
       expect(report.source?.verification?.trusted).toBe(false);
-      expect(report.daemonSets[0]).toMatchObject({ action: 'failed', applied: false, error: { reason: 'CommitUntrusted' } });
+      // Nothing of the untrusted commit was read: no DaemonSet or file of it in the report, its tree not checked out.
+      expect(report.source?.commit?.sha).toBe(sha);
+      expect(report.daemonSets).toEqual([]);
+      expect(report.problems).toEqual([]);
+      expect(existsSync(join(checkoutDir, 'garbage.yaml'))).toBe(false);
+      expect(git(checkoutDir, ['rev-parse', 'HEAD'])).not.toBe(sha);
       expect(report.leaseTaken).toBeUndefined();
       expect(await imageOf()).toBe('registry.local/agent:2.0');
       const events = await waitFor(`an UntrustedCommit Event for ${sha.slice(0, 7)}`, async () => (await refusedEvents()).filter((m) => m.includes(sha.slice(0, 7))).length > 0 && refusedEvents());

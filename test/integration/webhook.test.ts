@@ -90,9 +90,11 @@ describe('push webhook', () => {
       expect(pushed.stderr).toMatch(/remote: webhook http:\/\/127\.0\.0\.1:\d+\/: 202 \{"result":"started"/);
       const sha = git(repo.work, ['rev-parse', 'HEAD']);
       await waitForImage('agent', 'registry.local/agent:1.0');
+      // Recorded twice: by its signed body and by its delivery id.
       const recorded = await deliveries();
-      expect(recorded).toHaveLength(1);
-      expect(recorded[0]).toMatch(/\/deliveries\/github-[0-9a-f-]{36}\.json$/);
+      expect(recorded).toHaveLength(2);
+      expect(recorded.find((k) => k.includes('/deliveries/github-'))).toMatch(/\/deliveries\/github-[0-9a-f-]{36}\.json$/);
+      expect(recorded.find((k) => k.includes('/deliveries/body-'))).toMatch(/\/deliveries\/body-[0-9a-f]{64}\.json$/);
       expect(server.log()).toContain(`"commit":"${sha}"`);
     } finally {
       if (gitServer.pid) process.kill(gitServer.pid, 'SIGTERM');
@@ -154,7 +156,7 @@ describe('push webhook', () => {
   });
 
   it('drops a replayed delivery, and ignores pushes to other branches and events other than pushes', async () => {
-    const sha = execFileSync('git', ['-C', repo.bare, 'rev-parse', 'main'], { encoding: 'utf8' }).trim();
+    const sha = repo.commit('nothing changed');
     const body = pushBody('refs/heads/main', sha);
     const headers = githubHeaders(secret, body);
     const first = await post(server.url, headers, body);
@@ -162,6 +164,12 @@ describe('push webhook', () => {
     const replay = await post(server.url, headers, body);
     expectAnswer(first, 202, 'started');
     expectAnswer(replay, 200, 'duplicate', /was received before: a replay or a redelivery, ignored/);
+    // The delivery id is not signed: the same signed body under a fresh one is a replay too.
+    const freshId = await post(server.url, githubHeaders(secret, body), body);
+    expectAnswer(freshId, 200, 'duplicate', /^this signed body \(delivery [0-9a-f-]{36} now\) was received before/);
+    // GitHub's signature without its `sha256=` is a valid Gitea signature of the same body: still a replay.
+    const relabelled = { 'x-gitea-event': 'push', 'x-gitea-delivery': 'relabelled-1', 'x-gitea-signature': headers['x-hub-signature-256'].slice('sha256='.length) };
+    expectAnswer(await post(server.url, relabelled, body), 200, 'duplicate', /^this signed body \(delivery relabelled-1 now\) was received before/);
 
     const branchBody = pushBody('refs/heads/feature', sha);
     const branch = await post(server.url, githubHeaders(secret, branchBody), branchBody);

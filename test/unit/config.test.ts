@@ -7,6 +7,7 @@ const required = {
   GIT_URL: 'https://git.example.com/platform/node-agents.git',
   S3_BUCKET: 'dsgitops-state',
   CLUSTER_NAME: 'prod-eu-1',
+  ALLOWED_NAMESPACES: 'logging',
 };
 
 /** The error loadConfig throws for this environment, or a failure when it throws none. */
@@ -28,7 +29,7 @@ describe('loadConfig', () => {
       git: { url: required.GIT_URL, ref: 'main', path: '.', token: undefined, cacheDir: join(tmpdir(), 'daemonset-gitops', 'git'), timeoutSeconds: 120 },
       s3: { bucket: 'dsgitops-state', prefix: 'daemonset-gitops', endpoint: undefined, region: 'us-east-1', timeoutSeconds: 20 },
       cluster: { name: 'prod-eu-1', kubeconfig: undefined, requestTimeoutSeconds: 30 },
-      policy: { allowedNamespaces: '*', selfHeal: true, prune: false, progressDeadlineSeconds: 600, autoRollback: false },
+      policy: { allowedNamespaces: ['logging'], selfHeal: true, prune: false, progressDeadlineSeconds: 600, autoRollback: false },
       leaseSeconds: 900,
       maxManifestBytes: 1048576,
     });
@@ -85,6 +86,15 @@ describe('loadConfig', () => {
     expect(err.message).toContain('  - GIT_URL is required: the Git repository holding the DaemonSet manifests');
     expect(err.message).toContain('  - CLUSTER_NAME is required: a short name for this cluster');
     expect(err.message).toContain('  - S3_BUCKET is required: the bucket that stores revisions, state and the lease');
+    expect(err.message).toContain('  - ALLOWED_NAMESPACES is required: the namespaces this reconciler may write');
+  });
+
+  it('has no default for ALLOWED_NAMESPACES: every namespace (*) must be stated', () => {
+    const { ALLOWED_NAMESPACES: _, ...unstated } = required;
+    const err = configError(unstated);
+
+    expect(err.message).toBe('configuration is invalid:\n  - ALLOWED_NAMESPACES is required: the namespaces this reconciler may write, comma-separated (for example logging,monitoring), or * for every namespace, kube-system included: whoever can push to GIT_REF can then run privileged pods on every node (see SECURITY.md)');
+    expect(loadConfig({ ...unstated, ALLOWED_NAMESPACES: '*' }).policy.allowedNamespaces).toBe('*');
   });
 
   it('reports every invalid value at once', () => {

@@ -96,6 +96,34 @@ describe('loadManifests', () => {
     }
   });
 
+  it.each([
+    ['a parent folder linked to an absolute path', 'clusters', (outside: string) => outside],
+    ['a parent folder linked upwards', 'clusters', (outside: string) => join('..', '..', outside)],
+    ['GIT_PATH itself linked', 'clusters/prod', (outside: string) => join(outside, 'prod')],
+  ])('reads nothing outside the checkout through %s', (_what, link, target) => {
+    const outside = mkdtempSync(join(tmpdir(), 'dsgitops-outside-'));
+    try {
+      mkdirSync(join(outside, 'prod'));
+      writeFileSync(join(outside, 'prod', 'agent.yaml'), daemonSetYaml({ name: 'outside' }));
+      mkdirSync(dirname(join(repo, link)), { recursive: true });
+      symlinkSync(target(outside), join(repo, link));
+
+      const result = load('clusters/prod');
+
+      expect(result.desired).toEqual([]);
+      expect(result.files).toEqual([]);
+      expect(result.problems).toEqual([{ file: 'clusters/prod', code: 'path-missing', severity: 'error', message: expect.stringMatching(/^GIT_PATH clusters\/prod leads outside the repository through a symbolic link \(clusters(\/prod)? -> .*\): nothing under it is read; make it a real directory in the repository, or point GIT_PATH at one/) }]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('follows a symbolic link that stays inside the checkout', () => {
+    write('base/prod/agent.yaml', daemonSetYaml({ name: 'inside' }));
+    symlinkSync('base', join(repo, 'clusters'));
+    expect(load('clusters/prod').desired.map((d) => d.name)).toEqual(['inside']);
+  });
+
   it('skips empty documents without a problem and keeps counting them', () => {
     write('agents.yaml', `${daemonSetYaml({ name: 'fluentd' })}---\n---\n# nothing here\n---\n${daemonSetYaml({ name: 'cilium' })}---\n`);
     write('empty.yaml', '');
