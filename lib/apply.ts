@@ -9,7 +9,8 @@
  * that deletes the DaemonSet to recreate it) calls them one after the other itself.
  * A revision that is in the cluster is therefore always in S3, and a run killed between any
  * two steps leaves a state that the next run completes (see `repairFromLive` and the
- * reuse of a pending snapshot below).
+ * reuse of a pending snapshot below): the snapshot carries everything the state write sets
+ * besides the revision itself (a rollback's pin, a managed rollback's seed).
  */
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
@@ -20,7 +21,7 @@ import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
 import { DaemonSetManifest, SourceLocation, imagesOf } from './source/manifest';
-import { Cause, DaemonSetState, Pin, RevisionSnapshot, stateAfterApply } from './store/records';
+import { Cause, DaemonSetState, ManagedSeed, Pin, RevisionSnapshot, seedManagedRollout, stateAfterApply } from './store/records';
 
 export interface ApplyRequest {
   namespace: string;
@@ -38,6 +39,8 @@ export interface ApplyRequest {
   gitDigest: string | null;
   /** The pin to set with this revision (rollback), or null to clear one. Undefined keeps the current pin. */
   pin?: Pin | null;
+  /** A managed rollback's seed: written ahead with the snapshot, set with the state. */
+  managedSeed?: ManagedSeed;
 }
 
 /** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
@@ -129,6 +132,7 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
     outcome: 'pending',
     outcomeAt: now,
     pin,
+    ...(req.managedSeed && mode === 'managed' ? { managedSeed: req.managedSeed } : {}),
   });
   if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
   return { snapshot, mode, pin };
@@ -165,7 +169,8 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
   const appliedAt = clock.now().toISOString();
   await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
   await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt);
-  const state = (await store.updateState(req.namespace, req.name, (cur) => stateAfterApply(cur, {
+  // The seed goes with the state write of the revision itself: no run ever sees the rollback's rollout without it.
+  const state = (await store.updateState(req.namespace, req.name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace: req.namespace,
     name: req.name,
     revision,
@@ -177,7 +182,7 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     source: req.source,
     commit: req.commit,
     pin,
-  })))!;
+  }), snapshot.managedSeed)))!;
 
   const commitText = req.commit ? ` from commit ${req.commit.sha.slice(0, 7)} "${req.commit.subject}" by ${req.commit.author}` : '';
   const message = `revision ${revision} (${describeCause(req.cause, req.rollbackTo)})${commitText}: ${imagesOf(req.manifest).join(', ')}`;
@@ -217,7 +222,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   }
   await settlePrevious(deps, snap.value, state?.currentRevision, now);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
-  return deps.store.updateState(namespace, name, (cur) => stateAfterApply(cur, {
+  return deps.store.updateState(namespace, name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace,
     name,
     revision: rev,
@@ -230,5 +235,5 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     commit: snap.value.commit,
     pin: snap.value.pin,
     message: 'recorded after an interrupted run',
-  }));
+  }), snap.value.managedSeed));
 }

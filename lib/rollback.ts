@@ -17,9 +17,7 @@ import { loadManifests } from './source/load';
 import { canonicalJson } from './k8s-values';
 import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
-import type { DaemonSetState, Pin, RevisionSnapshot, RolloutState } from './store/records';
-import type { ManagedRecord } from './store/records';
-import type { WaveCheckpoint } from './rollout/wave';
+import { DaemonSetState, managedRollbackSeed, Pin, RevisionSnapshot } from './store/records';
 import { mapLimit } from './util';
 
 export interface RollbackRequest extends RollbackEvent {
@@ -79,28 +77,6 @@ async function waitUntilGone(deps: Deps, namespace: string, name: string): Promi
   }
 }
 
-/**
- * A managed rollback starts where the failed rollout left the nodes: the nodes it deleted
- * pods from while they were Ready may have been broken by it, so the rollback may replace
- * their pods although they are NotReady now (its `repairNodes`); and it goes without a
- * canary, since it restores a revision that ran before. Returns the seeded rollout state.
- */
-async function seedManagedRollback(deps: Deps, revision: number, before: DaemonSetState | undefined): Promise<RolloutState | undefined> {
-  const { namespace, name } = before ?? {};
-  if (!namespace || !name) return undefined;
-  const failedRollout = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
-  const repairNodes = (failedRollout?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
-  const seeded = await deps.store.updateState(namespace, name, (cur) => {
-    if (!cur || cur.currentRevision !== revision || cur.rollout?.mode !== 'managed' || cur.rollout.managed) return undefined;
-    const at = cur.rollout.startedAt;
-    const checkpoint: WaveCheckpoint = { startedAt: at, lastProgressAt: at, updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true };
-    if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
-    const managed: ManagedRecord = { checkpoint };
-    return { ...cur, rollout: { ...cur.rollout, managed } };
-  });
-  return seeded?.currentRevision === revision ? seeded.rollout : undefined;
-}
-
 /** The revision a rollback restores: the one asked for, or the last healthy one before the current. */
 async function rollbackTarget(deps: Deps, req: RollbackRequest, state: DaemonSetState | undefined): Promise<RevisionSnapshot> {
   const key = `${req.namespace}/${req.name}`;
@@ -145,6 +121,8 @@ async function pinnedRequest(deps: Deps, req: RollbackRequest, target: RevisionS
     state,
     gitDigest: pin.gitDigest,
     pin,
+    // A managed rollback starts where the rollout it replaces left the nodes (records.ts, managedRollbackSeed).
+    managedSeed: managedRollbackSeed(state),
   };
   return { request, pin };
 }
@@ -177,7 +155,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
     await waitUntilGone(deps, namespace, name);
   }
   const out = await applyPending(deps, request, pending);
-  const rolloutState = await seedManagedRollback(deps, out.revision, state) ?? out.state.rollout;
+  const rolloutState = out.state.rollout;
   await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',
     `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);
   let rollout: RolloutReport | undefined;
