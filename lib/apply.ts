@@ -138,13 +138,9 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
   return { snapshot, mode, pin };
 }
 
-/** The apply step, for a revision `writeAhead` wrote for this same request. */
-export async function applyPending(deps: Deps, req: ApplyRequest, pending: PendingRevision): Promise<ApplyOutcome> {
-  const { cluster, store, clock, config, logger } = deps;
-  const key = `${req.namespace}/${req.name}`;
-  const { snapshot, mode, pin } = pending;
-  const revision = snapshot.revision;
-  const body = render(req.manifest, {
+/** What is sent to the API server for `req` as revision `revision`: its manifest, stamped. */
+function bodyOf(req: ApplyRequest, revision: number, pin: Pin | undefined, mode: RolloutMode): DaemonSetManifest {
+  return render(req.manifest, {
     revision,
     commit: req.commit?.sha,
     digest: req.digest,
@@ -152,6 +148,34 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     pinned: pinText(pin),
     changeCause: changeCauseOf({ cause: req.cause, commit: req.commit, rollbackTo: req.rollbackTo, by: pin?.by, reason: req.reason }),
   }, mode);
+}
+
+/** The name a recreate's target is dry-run under: the live object of the real name has another, immutable, selector. */
+export function dryRunName(name: string): string {
+  const suffix = '-dsgitops-recreate-check';
+  return `${name.slice(0, 253 - suffix.length)}${suffix}`;
+}
+
+/**
+ * A server-side dry run of creating what applying `pending` for `req` would create, under
+ * another name (dryRunName): for a rollback that must delete the DaemonSet before it can apply
+ * it (`--recreate`; the API server refuses the target under the real name while the live
+ * object's selector differs). Validation and admission (webhooks, policies) judge the object
+ * as they would the real create, but for its name. Throws the API server's refusal.
+ */
+export async function dryRunAsNew(deps: Deps, req: ApplyRequest, pending: PendingRevision): Promise<void> {
+  const body = bodyOf(req, pending.snapshot.revision, pending.pin, pending.mode);
+  body.metadata = { ...body.metadata, name: dryRunName(req.name) };
+  await deps.cluster.dryRunApply(body);
+}
+
+/** The apply step, for a revision `writeAhead` wrote for this same request. */
+export async function applyPending(deps: Deps, req: ApplyRequest, pending: PendingRevision): Promise<ApplyOutcome> {
+  const { cluster, store, clock, config, logger } = deps;
+  const key = `${req.namespace}/${req.name}`;
+  const { snapshot, mode, pin } = pending;
+  const revision = snapshot.revision;
+  const body = bodyOf(req, revision, pin, mode);
   let applied: LiveDaemonSet;
   try {
     applied = await cluster.apply(body);

@@ -13,6 +13,7 @@
  */
 import { adoptLive } from './adopt';
 import { applyRevision, repairFromLive, snapshotOfLive } from './apply';
+import { completeRecreate } from './rollback';
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
@@ -231,7 +232,7 @@ async function applyOne(deps: Deps, lease: Lease, source: Source, item: PlanItem
       return { kind: 'pruned' };
     }
     const d = o.desired!;
-    const out = await applyRevision(deps, {
+    const out = item.completesRecreate !== undefined ? await completeRecreate(deps, o, item.completesRecreate) : await applyRevision(deps, {
       namespace: o.namespace,
       name: o.name,
       manifest: d.manifest,

@@ -174,6 +174,13 @@ export const stateSchema = z.object({
   pin: z.optional(pinSchema),
   /** Managed rollouts: paused by hand (pause/resume); no pod is deleted while set. */
   paused: z.optional(z.object({ at: z.string(), by: z.optional(z.string()), reason: z.optional(z.string()) })),
+  /**
+   * A `rollback --recreate` between its delete and its apply: written (with its pin) before the
+   * DaemonSet is deleted. While the pin holds, a pass that finds the DaemonSet missing (or still
+   * the object being replaced, `replacedUid`) completes this rollback from revision `revision`
+   * (its snapshot, written ahead), never Git's version. Cleared by the apply of any revision.
+   */
+  recreate: z.optional(z.object({ revision: z.int(), at: z.string(), replacedUid: z.optional(z.string()) })),
   /** Set when the DaemonSet was pruned: the live object as it was just before the delete. */
   deleted: z.optional(z.object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })),
   lastAttempt: z.optional(z.object({
