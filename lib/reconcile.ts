@@ -37,6 +37,10 @@ import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import type { StateIndexRecord } from './store/state-index';
 import { mapLimit } from './util';
+import { applyStages, BundleLook, lookAtBundle, ObjectApplied } from './bundle/apply';
+import { failedCompanion } from './bundle/companions';
+import { STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS } from './bundle/plan';
+import type { ObjectReport } from './report';
 
 export interface ReconcileRequest {
   /** Plan only: no lease, no writes; the report carries the diffs. */
@@ -76,6 +80,8 @@ interface PassSteps {
   untrusted?: { message: string };
   lease?: LeaseStep;
   applied?: Map<string, ApplyResult>;
+  /** The bundle's other objects applied, by id (lib/bundle/apply.ts). */
+  objects?: Map<string, ObjectApplied>;
   tracked?: { rollouts: Map<string, RolloutState>; preemptedBy?: string };
   rolledBack?: Map<string, string>;
   error?: { reason: string; message: string };
@@ -103,9 +109,11 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
     if (!steps.lease.acting) return passReport(deps, req, started, steps);
     steps.look = steps.lease.look;
-    const applying = await applyPlanned(deps, lease, steps.source, steps.look);
+    steps.objects = await applyStages(deps, steps.look.bundle, STAGES_BEFORE_DAEMONSETS, () => lease.confirm());
+    const applying = await applyPlanned(deps, lease, steps.source, steps.look, steps.objects);
     steps.applied = applying.results;
     if (applying.stoppedBy) throw applying.stoppedBy;
+    for (const [id, done] of await applyStages(deps, steps.look.bundle, STAGES_AFTER_DAEMONSETS, () => lease.confirm())) steps.objects.set(id, done);
     steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
     steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
   } catch (err) {
@@ -135,12 +143,14 @@ interface Reads {
 interface Look {
   observation: Observation;
   planned: Planned;
+  /** The bundle's other objects: what each needs (lib/bundle). */
+  bundle: BundleLook;
 }
 
 /** Step: observe and plan, reading only. */
 async function lookAndPlan(deps: Deps, source: Source, req: ReconcileRequest, reads: Reads): Promise<Look> {
   const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
-  return { observation, planned: await plan(deps, observation, source) };
+  return { observation, planned: await plan(deps, observation, source), bundle: await lookAtBundle(deps, bundleObjects(source, req)) };
 }
 
 type LeaseStep =
@@ -155,7 +165,7 @@ type LeaseStep =
  */
 async function leaseToWrite(deps: Deps, lease: Lease, source: Source, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
   const writes = req.dryRun ? new Set<string>() : keysToWrite(look.observation, look.planned);
-  if (writes.size === 0) return { acting: false };
+  if (writes.size === 0 && (req.dryRun || !look.bundle.items.some((i) => i.apply))) return { acting: false };
   try {
     await lease.acquire('reconcile');
   } catch (err) {
@@ -167,7 +177,7 @@ async function leaseToWrite(deps: Deps, lease: Lease, source: Source, req: Recon
   }
   try {
     const observation = await observe(deps, source, req, { record: true, fresh: writes });
-    const again = { observation, planned: await plan(deps, observation, source, look) };
+    const again = { observation, planned: await plan(deps, observation, source, look), bundle: await lookAtBundle(deps, bundleObjects(source, req)) };
     const { byKey } = again.observation;
     await mapLimit(again.planned.items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
     return { acting: true, look: again };
@@ -197,12 +207,17 @@ type ApplyResult =
  * Step: snapshot, then apply, each planned change; one DaemonSet's failure blocks no other.
  * A lost lease stops every worker (`stoppedBy`); what was done before is in the results.
  */
-async function applyPlanned(deps: Deps, lease: Lease, source: Source, look: Look): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
+async function applyPlanned(deps: Deps, lease: Lease, source: Source, look: Look, objects: Map<string, ObjectApplied>): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
   const results = new Map<string, ApplyResult>();
   const { byKey } = look.observation;
+  const failed = [...objects.values()].filter((o) => o.error).map((o) => ({ ...o.item.object, message: o.error!.message }));
   try {
     await mapLimit(look.planned.items, APPLY_CONCURRENCY, async (item) => {
-      results.set(item.key, await applyOne(deps, lease, source, item, byKey.get(item.key)!));
+      const o = byKey.get(item.key)!;
+      // A DaemonSet whose ConfigMap, Secret or ServiceAccount failed to apply just now is held: its pods could not run.
+      const held = item.apply && o.desired ? failedCompanion(o.desired, failed) : undefined;
+      if (held) deps.logger.log('error', held, { daemonSet: item.key, action: 'held' });
+      results.set(item.key, held ? { kind: 'failed', error: { reason: 'CompanionFailed', message: held } } : await applyOne(deps, lease, source, item, o));
     });
   } catch (err) {
     return { results, stoppedBy: err };
@@ -305,7 +320,8 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
   ] : [];
   const problems = steps.source?.problems ?? [];
   const skipped = !steps.error && notTaken?.heldBy !== undefined;
-  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
+  const objects = reported ? objectReports(reported.bundle, steps) : [];
+  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) || objects.some((o) => o.action === 'failed') ? 'failed' : 'succeeded';
   const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
     kind: 'ReconcileReport',
@@ -325,6 +341,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     },
     summary: summarize(daemonSets),
     daemonSets,
+    ...(objects.length > 0 ? { objects } : {}),
     problems,
     kubernetesRequests: cluster.requestCount - started.requests,
     ...(error ? { error } : {}),
@@ -377,6 +394,25 @@ function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
   const rolled = steps.rolledBack?.get(item.key);
   if (rolled) entry.message = `${entry.message}; ${rolled}`;
   return entry;
+}
+
+/** The bundle's objects in the report: what the plan said, then what the apply made of it. */
+function objectReports(bundle: BundleLook, steps: PassSteps): ObjectReport[] {
+  return bundle.items.map(({ object: o, action, message }) => {
+    const done = steps.objects?.get(o.id);
+    const entry: ObjectReport = { id: o.id, apiVersion: o.apiVersion, kind: o.kind, namespace: o.namespace, name: o.name, action, applied: false, source: o.source, message };
+    if (o.defaultedNamespace) entry.message = `${entry.message} (namespace ${o.namespace} from DEFAULT_NAMESPACE)`;
+    if (action === 'failed') entry.error = { reason: 'Invalid', message };
+    if (done?.applied) entry.applied = true;
+    if (done?.error) Object.assign(entry, { action: 'failed', error: done.error });
+    else if (steps.lease?.acting && !done && action !== 'unchanged' && action !== 'drifted' && action !== 'failed') entry.message = `${entry.message}; not applied in this pass`;
+    return entry;
+  });
+}
+
+/** The objects a pass applies besides DaemonSets: none when it is limited to some DaemonSets (`only`). */
+function bundleObjects(source: Source, req: ReconcileRequest) {
+  return req.only?.length ? [] : source.loaded.objects;
 }
 
 interface Source {

@@ -1,0 +1,66 @@
+/**
+ * PURE: what a pass does with each object of the bundle, and in which order. Order follows
+ * what depends on what (as Flux's ApplyAllStaged does): Namespaces and CRDs first, then the
+ * other cluster-scoped objects (ClusterRoles and their bindings), then namespaced objects
+ * (ServiceAccounts, Roles, ConfigMaps, Secrets, Services, custom resources), then the
+ * DaemonSets (reconcile.ts, with revisions, waves and pins), then other workloads last.
+ */
+import type { LiveObject, ResourceRef } from '../cluster/resources';
+import { DIGEST_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION } from '../labels';
+import type { JsonObject } from '../source/manifest';
+import { expectedInLive, firstDifference } from './normalize';
+import type { DesiredObject } from './objects';
+
+export type ObjectAction = 'create' | 'update' | 'unchanged' | 'drifted' | 'failed';
+
+/** Namespaces and CRDs; other cluster-scoped objects; namespaced objects; (DaemonSets); other workloads. */
+export type Stage = 0 | 1 | 2 | 4;
+export const STAGES_BEFORE_DAEMONSETS: Stage[] = [0, 1, 2];
+export const STAGES_AFTER_DAEMONSETS: Stage[] = [4];
+
+const WORKLOADS = new Set(['apps/Deployment', 'apps/StatefulSet', 'apps/ReplicaSet', 'batch/Job', 'batch/CronJob', '/Pod']);
+
+export function stageOf(o: Pick<DesiredObject, 'group' | 'kind'>, namespaced: boolean): Stage {
+  if ((o.group === '' && o.kind === 'Namespace') || (o.group === 'apiextensions.k8s.io' && o.kind === 'CustomResourceDefinition')) return 0;
+  if (!namespaced) return 1;
+  return WORKLOADS.has(`${o.group}/${o.kind}`) ? 4 : 2;
+}
+
+export interface ObjectPlanItem {
+  object: DesiredObject;
+  /** Unset when the kind is served only once a CRD of this pass is Established. */
+  resource?: ResourceRef;
+  stage: Stage;
+  action: ObjectAction;
+  apply: boolean;
+  message: string;
+  /** Where the live object differs from Git (drift). */
+  drift?: string;
+}
+
+/** The object as applied: Git's, stamped with who manages it, its digest and its file. */
+export function stamped(o: DesiredObject): JsonObject {
+  const metadata = (o.manifest.metadata ?? {}) as JsonObject;
+  return {
+    ...o.manifest,
+    metadata: {
+      ...metadata,
+      labels: { ...((metadata.labels ?? {}) as JsonObject), [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+      annotations: { ...((metadata.annotations ?? {}) as JsonObject), [DIGEST_ANNOTATION]: o.digest, [SOURCE_ANNOTATION]: o.source.file },
+    },
+  };
+}
+
+/**
+ * One object: created when absent, updated when Git's digest is not the one it was applied
+ * with, and compared field by field otherwise (what Git sets must be there; what the API
+ * server added is not a difference), so an edit made in the cluster is drift.
+ */
+export function decideObject(o: DesiredObject, live: LiveObject | undefined, selfHeal: boolean): Pick<ObjectPlanItem, 'action' | 'apply' | 'message' | 'drift'> {
+  if (!live) return { action: 'create', apply: true, message: 'not in the cluster: created' };
+  if (live.metadata.annotations?.[DIGEST_ANNOTATION] !== o.digest) return { action: 'update', apply: true, message: 'changed in Git: applied' };
+  const drift = firstDifference(expectedInLive(stamped(o)), live);
+  if (!drift) return { action: 'unchanged', apply: false, message: 'as in Git' };
+  if (!selfHeal) return { action: 'drifted', apply: false, message: `${drift} differs from Git: not corrected (SELF_HEAL=false)`, drift };
+  return { action: 'update', apply: true, message: `${drift} differs from Git: corrected`, drift };
+}
