@@ -70,6 +70,8 @@ const READ_RULES: Rule[] = [
   { apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  // The DaemonSet controller's FailedCreate Events: why a rollout cannot start.
+  { apiGroups: [''], resources: ['events'], verbs: ['get', 'list', 'watch'] },
 ];
 
 /** Everything a pass, a rollback or a managed rollout changes, in a namespace it may touch. */

@@ -150,7 +150,8 @@ interface Look {
 /** Step: observe and plan, reading only. */
 async function lookAndPlan(deps: Deps, source: Source, req: ReconcileRequest, reads: Reads): Promise<Look> {
   const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
-  return { observation, planned: await plan(deps, observation, source), bundle: await lookAtBundle(deps, bundleObjects(source, req)) };
+  const bundle = await lookAtBundle(deps, bundleObjects(source, req));
+  return { observation, planned: await plan(deps, observation, source, undefined, bundle), bundle };
 }
 
 type LeaseStep =
@@ -177,7 +178,8 @@ async function leaseToWrite(deps: Deps, lease: Lease, source: Source, req: Recon
   }
   try {
     const observation = await observe(deps, source, req, { record: true, fresh: writes });
-    const again = { observation, planned: await plan(deps, observation, source, look), bundle: await lookAtBundle(deps, bundleObjects(source, req)) };
+    const bundle = await lookAtBundle(deps, bundleObjects(source, req));
+    const again = { observation, planned: await plan(deps, observation, source, look, bundle), bundle };
     const { byKey } = again.observation;
     await mapLimit(again.planned.items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
     return { acting: true, look: again };
@@ -535,8 +537,10 @@ interface Planned {
  * Step: the plan (pure), around the server-side dry runs it needs; nothing is written. A
  * DaemonSet observed as it was for `earlier` keeps the decision made then, dry run included.
  */
-async function plan(deps: Deps, observation: Observation, source: Source, earlier?: { observation: Observation; planned: Planned }): Promise<Planned> {
+async function plan(deps: Deps, observation: Observation, source: Source, earlier?: { observation: Observation; planned: Planned }, bundle?: BundleLook): Promise<Planned> {
   const { config, cluster, logger } = deps;
+  // Namespaces this pass creates before its DaemonSets: a DaemonSet new in one cannot be dry-run yet, and is created as Git has it.
+  const newNamespaces = new Set(bundle?.items.filter((i) => i.object.kind === 'Namespace' && i.object.group === '' && i.action === 'create').map((i) => i.object.name));
   const refused = new Map<string, DsGitopsError>();
   const decidedBefore = new Map(earlier?.planned.items.map((i) => [i.key, i]));
   const items: PlanItem[] = await mapLimit(observation.observed, APPLY_CONCURRENCY, async (o) => {
@@ -550,7 +554,7 @@ async function plan(deps: Deps, observation: Observation, source: Source, earlie
     if ('decided' in t) return t.decided;
     let result: DryRunResult;
     try {
-      result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
+      result = { ok: true, object: !o.live && newNamespaces.has(o.namespace) ? (t.dryRun as LiveDaemonSet) : await cluster.dryRunApply(t.dryRun) };
     } catch (err) {
       // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
       // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.

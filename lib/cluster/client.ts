@@ -68,6 +68,8 @@ export interface Cluster {
    * read. Resolves once the LIST is in; the caller must `stop()` it.
    */
   watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>>;
+  /** The FailedCreate Events of one DaemonSet (what its controller could not create, and why). */
+  listFailedCreate(namespace: string, name: string): Promise<{ message: string; count: number; lastAt: string }[]>;
   /** A GET of a discovery document (`/api`, `/apis`), with the Accept header given: lib/cluster/discovery.ts reads it. */
   getDiscovery(path: string, accept: string): Promise<unknown>;
   /** Objects of any kind, in one namespace or across all, label-selected: one LIST. */
@@ -371,6 +373,22 @@ export class KubernetesCluster implements Cluster {
       if (err instanceof ClusterError && err.status === 404) return undefined;
       throw err;
     }
+  }
+
+  async listFailedCreate(namespace: string, name: string): Promise<{ message: string; count: number; lastAt: string }[]> {
+    const list = await this.call<WireList<{ message?: string; count?: number; series?: { count?: number }; lastTimestamp?: string; eventTime?: string; metadata?: ObjectMeta }>>(
+      { what: `list events of DaemonSet ${namespace}/${name}`, verb: 'list', resource: 'events', group: '', namespace, repeatable: true },
+      {
+        method: 'GET',
+        path: `/api/v1/namespaces/${segment(namespace)}/events`,
+        query: { fieldSelector: `involvedObject.kind=DaemonSet,involvedObject.name=${name},reason=FailedCreate` },
+      },
+    );
+    return list.items.map((e) => ({
+      message: e.message ?? '',
+      count: e.series?.count ?? e.count ?? 1,
+      lastAt: e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? new Date(0).toISOString(),
+    }));
   }
 
   getDiscovery(path: string, accept: string): Promise<unknown> {

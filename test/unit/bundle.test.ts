@@ -11,7 +11,7 @@ import { loadManifests } from '../../lib/source/load';
 const fixtures = join(__dirname, '..', 'fixtures', 'bundles');
 
 function fixture(name: string, ns = 'lumen'): string {
-  return readFileSync(join(fixtures, name), 'utf8').replaceAll('__NS__', ns).replaceAll('__KIND__', 'NodeProbe');
+  return readFileSync(join(fixtures, name), 'utf8').replaceAll('__NS__', ns).replaceAll('__KIND__', 'NodeProbe').replaceAll('__SINGULAR__', 'nodeprobe').replaceAll('__PLURAL__', 'nodeprobes');
 }
 
 let repo: string;
