@@ -182,7 +182,7 @@ async function applyOne(deps: Deps, discovery: Discovery, item: ObjectPlanItem):
   try {
     let resource = item.resource;
     if (!resource) {
-      resource = await discovery.resourceFor(o.apiVersion, o.kind);
+      resource = await servedSoon(discovery, o);
       if (!resource) return { item, applied: false, error: { reason: 'KindNotServed', message: `${o.id}: the API server does not serve ${o.kind} at ${o.apiVersion}, although its CRD is in the source: check the CRD's group, versions and names` } };
       const p = placed(deps, o, resource);
       if ('problem' in p) return { item, applied: false, error: { reason: 'NamespaceNotAllowed', message: `${o.id}: ${p.problem}` } };
@@ -196,6 +196,19 @@ async function applyOne(deps: Deps, discovery: Discovery, item: ObjectPlanItem):
     const error = { reason: (err as DsGitopsError).reason ?? 'Error', message: failureMessage(o.id, err) };
     deps.logger.log('error', error.message, { object: o.id, action: 'apply-failed', reason: error.reason });
     return { item, applied: false, error };
+  }
+}
+
+/**
+ * The resource of a kind whose CRD was just Established: discovery may list it a moment later
+ * than the condition says, so it is read again a few times (within about 3 s) before giving up.
+ */
+async function servedSoon(discovery: Discovery, o: DesiredObject): Promise<ResourceRef | undefined> {
+  for (let delay = 200; ; delay *= 2) {
+    const found = await discovery.resourceFor(o.apiVersion, o.kind);
+    if (found || delay > 1600) return found;
+    await new Promise((r) => setTimeout(r, delay));
+    discovery.invalidate();
   }
 }
 

@@ -1,9 +1,11 @@
 /**
  * PURE: what a pass does with each object of the bundle, and in which order. Order follows
  * what depends on what (as Flux's ApplyAllStaged does): Namespaces and CRDs first, then the
- * other cluster-scoped objects (ClusterRoles and their bindings), then namespaced objects
- * (ServiceAccounts, Roles, ConfigMaps, Secrets, Services, custom resources), then the
- * DaemonSets (reconcile.ts, with revisions, waves and pins), then other workloads last.
+ * other cluster-scoped objects (ClusterRoles), then ClusterRoleBindings (the API server checks
+ * a binding against the role it names, which must exist by then), then namespaced objects
+ * (ServiceAccounts, Roles, ConfigMaps, Secrets, Services, custom resources), then
+ * RoleBindings, then the DaemonSets (reconcile.ts, with revisions, waves and pins), then other
+ * workloads last.
  */
 import type { LiveObject, ResourceRef } from '../cluster/resources';
 import { DIGEST_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION } from '../labels';
@@ -13,17 +15,19 @@ import type { DesiredObject } from './objects';
 
 export type ObjectAction = 'create' | 'update' | 'unchanged' | 'drifted' | 'failed';
 
-/** Namespaces and CRDs; other cluster-scoped objects; namespaced objects; (DaemonSets); other workloads. */
-export type Stage = 0 | 1 | 2 | 4;
-export const STAGES_BEFORE_DAEMONSETS: Stage[] = [0, 1, 2];
-export const STAGES_AFTER_DAEMONSETS: Stage[] = [4];
+/** Namespaces and CRDs; other cluster-scoped objects; ClusterRoleBindings; namespaced objects; RoleBindings; (DaemonSets: 5); other workloads. */
+export type Stage = 0 | 1 | 2 | 3 | 4 | 6;
+export const STAGES_BEFORE_DAEMONSETS: Stage[] = [0, 1, 2, 3, 4];
+export const STAGES_AFTER_DAEMONSETS: Stage[] = [6];
 
 const WORKLOADS = new Set(['apps/Deployment', 'apps/StatefulSet', 'apps/ReplicaSet', 'batch/Job', 'batch/CronJob', '/Pod']);
 
 export function stageOf(o: Pick<DesiredObject, 'group' | 'kind'>, namespaced: boolean): Stage {
   if ((o.group === '' && o.kind === 'Namespace') || (o.group === 'apiextensions.k8s.io' && o.kind === 'CustomResourceDefinition')) return 0;
-  if (!namespaced) return 1;
-  return WORKLOADS.has(`${o.group}/${o.kind}`) ? 4 : 2;
+  const binding = o.group === 'rbac.authorization.k8s.io' && (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding');
+  if (!namespaced) return binding ? 2 : 1;
+  if (binding) return 4;
+  return WORKLOADS.has(`${o.group}/${o.kind}`) ? 6 : 3;
 }
 
 export interface ObjectPlanItem {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { companionsOf } from '../../lib/bundle/companions';
 import { kindAllowed, parseAllowedKinds } from '../../lib/bundle/kinds';
 import { expectedInLive, firstDifference, quantityValue } from '../../lib/bundle/normalize';
-import { decideObject, stageOf, stamped } from '../../lib/bundle/plan';
+import { decideObject, stageOf, STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS, stamped } from '../../lib/bundle/plan';
 import type { Policy } from '../../lib/config';
 import { loadManifests } from '../../lib/source/load';
 
@@ -172,12 +172,18 @@ describe('comparing with the live object', () => {
     expect(decideObject(changed, live, true)).toMatchObject({ action: 'update', message: 'changed in Git: applied' });
   });
 
-  it('orders Namespaces and CRDs first, cluster-scoped objects next, namespaced objects, then workloads', () => {
-    expect(stageOf({ group: '', kind: 'Namespace' }, false)).toBe(0);
-    expect(stageOf({ group: 'apiextensions.k8s.io', kind: 'CustomResourceDefinition' }, false)).toBe(0);
-    expect(stageOf({ group: 'rbac.authorization.k8s.io', kind: 'ClusterRoleBinding' }, false)).toBe(1);
-    expect(stageOf({ group: '', kind: 'ServiceAccount' }, true)).toBe(2);
-    expect(stageOf({ group: 'probes.example.dev', kind: 'NodeProbe' }, true)).toBe(2);
-    expect(stageOf({ group: 'apps', kind: 'Deployment' }, true)).toBe(4);
+  it('orders Namespaces and CRDs first, then cluster-scoped objects, their bindings, namespaced objects, their bindings, and workloads after the DaemonSets', () => {
+    const order = [
+      stageOf({ group: '', kind: 'Namespace' }, false),
+      stageOf({ group: 'apiextensions.k8s.io', kind: 'CustomResourceDefinition' }, false),
+      stageOf({ group: 'rbac.authorization.k8s.io', kind: 'ClusterRole' }, false),
+      stageOf({ group: 'rbac.authorization.k8s.io', kind: 'ClusterRoleBinding' }, false),
+      stageOf({ group: '', kind: 'ServiceAccount' }, true),
+      stageOf({ group: 'probes.example.dev', kind: 'NodeProbe' }, true),
+      stageOf({ group: 'rbac.authorization.k8s.io', kind: 'RoleBinding' }, true),
+      stageOf({ group: 'apps', kind: 'Deployment' }, true),
+    ];
+    expect(order).toEqual([0, 0, 1, 2, 3, 3, 4, 6]);
+    expect(STAGES_BEFORE_DAEMONSETS.every((s) => s < 5) && STAGES_AFTER_DAEMONSETS.every((s) => s > 5)).toBe(true);
   });
 });
