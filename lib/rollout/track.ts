@@ -103,6 +103,10 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   const byKey = new Map(targets.map((t) => [keyOf(t), t]));
   const lastSeen = new Map<string, LiveDaemonSet>();
   const pending = new Set(byKey.keys());
+  // Why pods are not being created, from the controller's FailedCreate Events: asked only of a
+  // rollout that has not made every pod it needs, and at most once per look.
+  const refusals = new Map<string, FailedCreateEvent>();
+  const refusedBefore = new Map<string, FailedCreateEvent>();
 
   const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
     const key = keyOf(t);
@@ -135,10 +139,6 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     for (const key of [...pending]) if (!seen.has(key)) pending.delete(key);
   };
 
-  // Why pods are not being created, from the controller's FailedCreate Events: asked only of a
-  // rollout that has not made every pod it needs, and at most once per look.
-  const refusals = new Map<string, FailedCreateEvent>();
-  const refusedBefore = new Map<string, FailedCreateEvent>();
   const askWhyNoPods = async () => {
     for (const key of pending) {
       const ds = lastSeen.get(key);
