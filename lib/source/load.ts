@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Checkout } from './git';
 import { BundlePolicy, DesiredObject, ObjectCandidate, readObject, RefusedObject, settleObjects } from '../bundle/objects';
 import { holdDaemonSets } from '../bundle/companions';
+import { withConfigDigests } from '../bundle/config-digest';
 import { DesiredDaemonSet, JsonObject, ManifestProblem, validateDocument, where } from './manifest';
 
 /** YAML aliases a file may use; more is treated as an alias bomb. */
@@ -162,7 +163,8 @@ export function loadManifests(repoDir: string, gitPath: string, policy: BundlePo
   for (const d of held.kept) {
     if (d.defaultedNamespace) problems.push({ file: d.source.file, document: d.source.document, code: 'default-namespace', severity: 'info', message: `DaemonSet ${d.name} has no namespace: applied in ${d.namespace} (DEFAULT_NAMESPACE)` });
   }
-  return { desired: held.kept.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: settled.objects, problems, files };
+  const desired = withConfigDigests(held.kept, settled.objects);
+  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: settled.objects, problems, files };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */

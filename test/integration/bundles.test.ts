@@ -14,13 +14,13 @@ import { parseAllowedKinds } from '../../lib/bundle/kinds';
 import { DEFAULT_RBAC_USER, rbacYaml } from '../../lib/rbac';
 import { reconcile } from '../../lib/reconcile';
 import type { ReconcileReport } from '../../lib/report';
-import { adminClients, deleteNamespace, stackEnv, uniqueName } from '../support/cluster';
+import { adminClients, AvailabilityWatcher, deleteNamespace, stackEnv, uniqueName } from '../support/cluster';
 import { TestRepo } from '../support/git';
 import { countApiRequests, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(240_000);
 
-const { core, apps } = adminClients();
+const { kc, core, apps } = adminClients();
 const suffix = uniqueName('b').slice(2);
 // Ends in a letter whose plural is a plain "s", the resource `dsgitops rbac` names for a kind it does not know.
 const probeKind = `NodeProbe${suffix.replace(/[^a-z]/g, 'x').toUpperCase()}Q`;
@@ -221,5 +221,39 @@ describe('a rollout that cannot start', () => {
     expect(entry.rollout?.message).toMatch(/cannot create pods \(FailedCreate.*serviceaccount "lumen-agent" not found/);
     expect(tookMs).toBeLessThan(60_000);
     console.log(`rollout without its ServiceAccount: stalled with the controller's reason after ${(tookMs / 1000).toFixed(1)} s (deadline 600 s)`);
+  });
+});
+
+describe('a commit that changes only a ConfigMap', () => {
+  it('rolls the DaemonSet that mounts it, within maxUnavailable, as revision N+1 with its commit', async () => {
+    const ns = uniqueName('cfg');
+    namespaces.push(ns);
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const git = newRepo();
+    const bundle = (interval: string) => fixture('node-agent.yaml', ns)
+      .split(/^---$/m).filter((d) => !/kind: (Namespace|ClusterRole|ClusterRoleBinding)\n/.test(d)).join('---')
+      .replace('scrape_interval = 15s', `scrape_interval = ${interval}`)
+      .replace('  selector:\n    matchLabels: {app: lumen-agent}\n  updateStrategy: {}', '  selector:\n    matchLabels: {app: lumen-agent}\n  updateStrategy: {rollingUpdate: {maxUnavailable: 2}}');
+    git.write('agent.yaml', bundle('15s')).commit('lumen-agent 1.4.2');
+    const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    const first = await reconcile(stackDeps(config));
+    expect(first.daemonSets[0]).toMatchObject({ action: 'create', revision: 1, rollout: { phase: 'complete' } });
+
+    const nodes = (await core.listNode()).items.map((n) => n.metadata!.name!).sort();
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=lumen-agent', nodes);
+    await watcher.start();
+    const sha = git.write('agent.yaml', bundle('30s')).commit('lumen-agent: scrape every 30 s');
+    const second = await reconcile(stackDeps(config));
+    watcher.stop();
+
+    expect(object(second, `ConfigMap ${ns}/lumen-agent-config`)).toMatchObject({ action: 'update', applied: true });
+    expect(second.daemonSets[0]).toMatchObject({ action: 'update', cause: 'git-change', applied: true, revision: 2, rollout: { phase: 'complete' } });
+    expect((await stackDeps(config).store.getRevision(ns, 'lumen-agent', 2))!.value.commit?.sha).toBe(sha);
+    expect(watcher.deletions.length).toBeGreaterThan(0);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(2);
+    const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=lumen-agent' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+    const digests = new Set(pods.map((p) => p.metadata?.annotations?.['daemonset-gitops.io/config-digest']));
+    expect(digests.size).toBe(1);
+    expect([...digests][0]).toMatch(/^sha256:/);
   });
 });

@@ -187,3 +187,29 @@ describe('comparing with the live object', () => {
     expect(STAGES_BEFORE_DAEMONSETS.every((s) => s < 5) && STAGES_AFTER_DAEMONSETS.every((s) => s > 5)).toBe(true);
   });
 });
+
+describe('the configuration a DaemonSet runs with', () => {
+  const annotation = (r: ReturnType<typeof load>) => r.desired[0].manifest.spec.template.metadata.annotations?.['daemonset-gitops.io/config-digest'];
+
+  it('is in its pod template as a digest: a ConfigMap change is a template change and a new digest', () => {
+    const before = load({ 'a.yaml': fixture('node-agent.yaml') });
+    const after = load({ 'a.yaml': fixture('node-agent.yaml').replace('scrape_interval = 15s', 'scrape_interval = 30s') });
+
+    expect(annotation(before)).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(annotation(after)).not.toBe(annotation(before));
+    expect(after.desired[0].digest).not.toBe(before.desired[0].digest);
+  });
+
+  it('is absent when the source holds none of it, so DaemonSets alone keep their digests', () => {
+    const alone = fixture('node-agent.yaml').split(/^---$/m).filter((d) => /kind: DaemonSet\n/.test(d)).join('---');
+    expect(annotation(load({ 'a.yaml': alone }))).toBeUndefined();
+  });
+
+  it('holds a Secret only as a digest, never its value', () => {
+    const secret = 'apiVersion: v1\nkind: Secret\nmetadata: {name: lumen-agent-config, namespace: lumen}\nstringData: {agent.conf: hunter2-value}\n';
+    const withSecret = fixture('node-agent.yaml').replace('configMap: {name: lumen-agent-config}', 'secret: {secretName: lumen-agent-config}');
+    const result = load({ 'a.yaml': withSecret, 's.yaml': secret });
+    expect(annotation(result)).toMatch(/^sha256:/);
+    expect(JSON.stringify(result.desired)).not.toContain('hunter2');
+  });
+});
