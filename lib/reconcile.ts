@@ -400,9 +400,9 @@ function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
 
 /** The bundle's objects in the report: what the plan said, then what the apply made of it. */
 function objectReports(bundle: BundleLook, steps: PassSteps): ObjectReport[] {
-  return bundle.items.map(({ object: o, action, message }) => {
+  return bundle.items.map(({ object: o, action, message, diff }) => {
     const done = steps.objects?.get(o.id);
-    const entry: ObjectReport = { id: o.id, apiVersion: o.apiVersion, kind: o.kind, namespace: o.namespace, name: o.name, action, applied: false, source: o.source, message };
+    const entry: ObjectReport = { id: o.id, apiVersion: o.apiVersion, kind: o.kind, namespace: o.namespace, name: o.name, action, applied: false, source: o.source, message, ...(diff ? { diff } : {}) };
     if (o.defaultedNamespace) entry.message = `${entry.message} (namespace ${o.namespace} from DEFAULT_NAMESPACE)`;
     if (action === 'failed') entry.error = { reason: 'Invalid', message };
     if (done?.applied) entry.applied = true;

@@ -53,6 +53,8 @@ export interface ObjectReport {
   applied: boolean;
   source: SourceLocation;
   message: string;
+  /** What an apply changes (plan): a unified diff of the fields Git sets; a Secret's values never shown. */
+  diff?: string;
   error?: { reason: string; message: string };
 }
 
@@ -182,7 +184,7 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
     for (const p of r.problems) out.push(`  ${p.severity === 'error' ? 'error' : p.severity}: ${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`);
   }
   if (options.diffs) {
-    for (const d of r.daemonSets) {
+    for (const d of [...(r.objects ?? []), ...r.daemonSets]) {
       if (d.diff) {
         out.push('');
         out.push(d.diff.trimEnd());

@@ -98,3 +98,35 @@ export function expectedInLive(desired: JsonObject): JsonObject {
   }
   return out;
 }
+
+/**
+ * What of `live` stands where `want` has something: the same shape, with the live values (and
+ * nothing the API server added elsewhere), so a diff of the two shows only what Git sets.
+ */
+export function projection(want: Json, live: unknown): Json | undefined {
+  if (live === undefined || live === null) return undefined;
+  if (Array.isArray(want)) {
+    if (!Array.isArray(live)) return live as Json;
+    return live.map((l, i) => (i < want.length ? projection(want[i], l) ?? null : (l as Json)));
+  }
+  if (want && typeof want === 'object') {
+    if (typeof live !== 'object' || Array.isArray(live)) return live as Json;
+    const out: JsonObject = {};
+    for (const k of Object.keys(want)) {
+      const p = projection(want[k], (live as Record<string, unknown>)[k]);
+      if (p !== undefined) out[k] = p;
+    }
+    return out;
+  }
+  return live as Json;
+}
+
+/** A Secret's values replaced by a mark that says only whether each changed: a diff of Secrets never shows a value. */
+export function redactSecret(o: JsonObject | undefined, other: JsonObject | undefined): JsonObject | undefined {
+  if (!o) return o;
+  const data = (o.data ?? {}) as JsonObject;
+  const otherData = ((other?.data ?? {}) as JsonObject);
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(data)) out[k] = otherData[k] === v ? '(unchanged value)' : '(changed value)';
+  return { ...o, data: out };
+}

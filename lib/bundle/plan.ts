@@ -10,7 +10,9 @@
 import type { LiveObject, ResourceRef } from '../cluster/resources';
 import { DIGEST_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SOURCE_ANNOTATION } from '../labels';
 import type { JsonObject } from '../source/manifest';
-import { expectedInLive, firstDifference } from './normalize';
+import { stringify } from 'yaml';
+import { unifiedDiff } from '../plan/diff';
+import { expectedInLive, firstDifference, projection, redactSecret } from './normalize';
 import type { DesiredObject } from './objects';
 
 export type ObjectAction = 'create' | 'update' | 'unchanged' | 'drifted' | 'failed';
@@ -40,6 +42,8 @@ export interface ObjectPlanItem {
   message: string;
   /** Where the live object differs from Git (drift). */
   drift?: string;
+  /** What an apply changes, as a unified diff of the fields Git sets (a Secret's values never shown). */
+  diff?: string;
 }
 
 /** The object as applied: Git's, stamped with who manages it, its digest and its file. */
@@ -60,11 +64,25 @@ export function stamped(o: DesiredObject): JsonObject {
  * with, and compared field by field otherwise (what Git sets must be there; what the API
  * server added is not a difference), so an edit made in the cluster is drift.
  */
-export function decideObject(o: DesiredObject, live: LiveObject | undefined, selfHeal: boolean): Pick<ObjectPlanItem, 'action' | 'apply' | 'message' | 'drift'> {
-  if (!live) return { action: 'create', apply: true, message: 'not in the cluster: created' };
-  if (live.metadata.annotations?.[DIGEST_ANNOTATION] !== o.digest) return { action: 'update', apply: true, message: 'changed in Git: applied' };
-  const drift = firstDifference(expectedInLive(stamped(o)), live);
+export function decideObject(o: DesiredObject, live: LiveObject | undefined, selfHeal: boolean): Pick<ObjectPlanItem, 'action' | 'apply' | 'message' | 'drift' | 'diff'> {
+  const want = expectedInLive(stamped(o));
+  if (!live) return { action: 'create', apply: true, message: 'not in the cluster: created', diff: objectDiff(o, want, undefined) };
+  const diff = objectDiff(o, want, live);
+  if (live.metadata.annotations?.[DIGEST_ANNOTATION] !== o.digest) return { action: 'update', apply: true, message: 'changed in Git: applied', diff };
+  const drift = firstDifference(want, live);
   if (!drift) return { action: 'unchanged', apply: false, message: 'as in Git' };
-  if (!selfHeal) return { action: 'drifted', apply: false, message: `${drift} differs from Git: not corrected (SELF_HEAL=false)`, drift };
-  return { action: 'update', apply: true, message: `${drift} differs from Git: corrected`, drift };
+  if (!selfHeal) return { action: 'drifted', apply: false, message: `${drift} differs from Git: not corrected (SELF_HEAL=false)`, drift, diff };
+  return { action: 'update', apply: true, message: `${drift} differs from Git: corrected`, drift, diff };
+}
+
+/** The diff of what Git sets against what the live object holds there (none: created). */
+function objectDiff(o: DesiredObject, want: JsonObject, live: LiveObject | undefined): string {
+  let before = live ? (projection(want, live) as JsonObject | undefined) : undefined;
+  let after: JsonObject = want;
+  if (o.group === '' && o.kind === 'Secret') {
+    before = redactSecret(before, want);
+    after = redactSecret(want, before ? (projection(want, live) as JsonObject) : undefined)!;
+  }
+  const text = (v: JsonObject | undefined) => (v ? stringify(v, { sortMapEntries: true }) : '');
+  return unifiedDiff(text(before), text(after), { before: live ? `live/${o.id}` : '/dev/null', after: `git/${o.id}` });
 }

@@ -225,7 +225,7 @@ describe('a rollout that cannot start', () => {
 });
 
 describe('a commit that changes only a ConfigMap', () => {
-  it('rolls the DaemonSet that mounts it, within maxUnavailable, as revision N+1 with its commit', async () => {
+  it('is shown by plan as a diff of the ConfigMap, and rolls the DaemonSet that mounts it, within maxUnavailable, as revision N+1 with its commit', async () => {
     const ns = uniqueName('cfg');
     namespaces.push(ns);
     await core.createNamespace({ body: { metadata: { name: ns } } });
@@ -243,6 +243,10 @@ describe('a commit that changes only a ConfigMap', () => {
     const watcher = new AvailabilityWatcher(kc, ns, 'app=lumen-agent', nodes);
     await watcher.start();
     const sha = git.write('agent.yaml', bundle('30s')).commit('lumen-agent: scrape every 30 s');
+    const planned = await reconcile(stackDeps(config), { dryRun: true });
+    expect(object(planned, `ConfigMap ${ns}/lumen-agent-config`)?.diff).toMatch(/-\s+scrape_interval = 15s\n\+\s+scrape_interval = 30s/);
+    expect(planned.daemonSets[0]).toMatchObject({ action: 'update', applied: false });
+    expect(planned.daemonSets[0].diff).toContain('daemonset-gitops.io/config-digest');
     const second = await reconcile(stackDeps(config));
     watcher.stop();
 

@@ -213,3 +213,27 @@ describe('the configuration a DaemonSet runs with', () => {
     expect(JSON.stringify(result.desired)).not.toContain('hunter2');
   });
 });
+
+describe('the diff plan shows for an object', () => {
+  it('shows the ConfigMap lines Git changes, and none the API server added', () => {
+    const before = load({ 'a.yaml': fixture('node-agent.yaml') }).objects.find((o) => o.kind === 'ConfigMap')!;
+    const live = { ...(stamped(before) as object), metadata: { ...(stamped(before).metadata as object), uid: 'u', resourceVersion: '7', managedFields: [{ manager: 'x' }] } } as never;
+    const after = load({ 'a.yaml': fixture('node-agent.yaml').replace('scrape_interval = 15s', 'scrape_interval = 30s') }).objects.find((o) => o.kind === 'ConfigMap')!;
+
+    const diff = decideObject(after, live, true).diff!;
+    expect(diff).toContain('-    scrape_interval = 15s');
+    expect(diff).toContain('+    scrape_interval = 30s');
+    expect(diff).not.toMatch(/uid|resourceVersion|managedFields/);
+  });
+
+  it('never shows a Secret\'s value, only that it changed', () => {
+    const secret = (v: string) => load({ 's.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\nstringData: {token: ${v}, same: kept-secret}\n` }).objects[0];
+    const old = secret('old-secret-value');
+    const live = { ...(expectedInLive(stamped(old)) as object), metadata: { ...(stamped(old).metadata as object), uid: 'u' } } as never;
+
+    const diff = decideObject(secret('new-secret-value'), live, true).diff!;
+    expect(diff).toContain('token: (changed value)');
+    expect(diff).not.toMatch(/secret-value|kept-secret|b2xk|bmV3|a2VwdC/);
+    expect(decideObject(secret('new-secret-value'), undefined, true).diff).not.toMatch(/secret-value|bmV3/);
+  });
+});
