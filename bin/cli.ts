@@ -33,9 +33,10 @@ commands:
                           records of a DaemonSet in S3 that cannot be read, and what restores
                           each (the newest version that parses, or a state rebuilt from the
                           live DaemonSet with --rebuild or when none parses); --yes writes it
-  rbac [--namespaces NS,NS|'*'] [--user NAME] [--name NAME]
-                          the Kubernetes RBAC for ALLOWED_NAMESPACES (or --namespaces): reads
-                          cluster-wide, writes only in the allowed namespaces; kubectl apply -f -
+  rbac [--namespaces NS,NS|'*'] [--kinds KIND,GROUP/KIND|'*'] [--user NAME] [--name NAME]
+                          the Kubernetes RBAC for ALLOWED_NAMESPACES and ALLOWED_KINDS (or the
+                          flags): reads cluster-wide, writes only in the allowed namespaces and
+                          kinds, never bind or escalate; kubectl apply -f -
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)
@@ -74,6 +75,7 @@ const options = {
   rebuild: { type: 'boolean' },
   cluster: { type: 'string' },
   namespaces: { type: 'string' },
+  kinds: { type: 'string' },
   user: { type: 'string' },
   name: { type: 'string' },
   region: { type: 'string' },

@@ -7,6 +7,7 @@ import { userInfo } from 'node:os';
 import type { CliIO, CliValues, Command } from './cli';
 import { eksTokenEnvironment, loadConfig, parseAllowedNamespaces, rbacEnvironment } from '../lib/config';
 import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
+import { parseAllowedKinds } from '../lib/bundle/kinds';
 import { defaultCredentials } from '../lib/cluster/eks';
 import { execCredentialJson, signEksToken } from '../lib/cluster/eks-token';
 import { connect, createDeps, Deps } from '../lib/deps';
@@ -71,12 +72,14 @@ function rbac(values: CliValues, io: CliIO): number {
   const stated = values.namespaces ?? rbacEnvironment().allowedNamespaces;
   if (stated === undefined) problems.push('ALLOWED_NAMESPACES (or --namespaces) is required: the namespaces the reconciler may write, comma-separated, or \'*\' for every namespace, kube-system included (see SECURITY.md)');
   const allowedNamespaces = stated === undefined ? [] : parseAllowedNamespaces(stated, setting, problems);
+  const kindsRaw = values.kinds ?? rbacEnvironment().allowedKinds;
+  const allowedKinds = kindsRaw === undefined ? undefined : parseAllowedKinds(kindsRaw, values.kinds !== undefined ? '--kinds' : 'ALLOWED_KINDS', problems);
   const name = values.name ?? DEFAULT_RBAC_NAME;
   const user = values.user ?? DEFAULT_RBAC_USER;
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) problems.push(`--name ${name} is not a Kubernetes object name`);
   if (!user.trim()) problems.push('--user is empty: name the user the reconciler authenticates as');
   if (problems.length > 0) throw new InvalidRequestError(problems.join('; '));
-  io.out(rbacYaml({ allowedNamespaces, user, name }));
+  io.out(rbacYaml({ allowedNamespaces, user, name, allowedKinds }));
   return 0;
 }
 

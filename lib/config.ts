@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors';
 import type { SecretSource } from './secrets';
+import { DEFAULT_ALLOWED_KINDS, KindsPolicy, parseAllowedKinds } from './bundle/kinds';
 
 export interface GitConfig {
   url: string;
@@ -34,6 +35,10 @@ export interface Policy {
   prune: boolean;
   progressDeadlineSeconds: number;
   autoRollback: boolean;
+  /** ALLOWED_KINDS: the kinds of object a pass applies (lib/bundle/kinds.ts); absent: the default. */
+  allowedKinds?: KindsPolicy;
+  /** DEFAULT_NAMESPACE: where a namespaced document without a namespace goes; absent: `default`. */
+  defaultNamespace?: string;
 }
 
 /** Sign in to Amazon EKS with the process's IAM identity instead of a kubeconfig. */
@@ -163,6 +168,8 @@ export function loadConfig(env: Env = process.env): Config {
   // Stated, never assumed: `*` lets whoever can push to GIT_REF run privileged pods on every node, kube-system included (SECURITY.md).
   const namespaces = r.string('ALLOWED_NAMESPACES', 'the namespaces this reconciler may write, comma-separated (for example logging,monitoring), or * for every namespace, kube-system included: whoever can push to GIT_REF can then run privileged pods on every node (see SECURITY.md)');
   const allowed = namespaces ? parseAllowedNamespaces(namespaces, 'ALLOWED_NAMESPACES', r.problems) : [];
+  const defaultNamespace = r.optional('DEFAULT_NAMESPACE');
+  if (defaultNamespace && !NAME.test(defaultNamespace)) r.problems.push(`DEFAULT_NAMESPACE=${defaultNamespace} is not a namespace name (lower-case letters, digits and dashes)`);
   const region = r.string('AWS_REGION', '', 'us-east-1');
   const eks = eksConfig(r, region);
   const kubeconfig = r.optional('KUBECONFIG');
@@ -192,6 +199,8 @@ export function loadConfig(env: Env = process.env): Config {
       prune: r.boolean('PRUNE', false),
       progressDeadlineSeconds: r.integer('PROGRESS_DEADLINE_SECONDS', 600, 10, 86400),
       autoRollback: r.boolean('AUTO_ROLLBACK', false),
+      allowedKinds: parseAllowedKinds(r.string('ALLOWED_KINDS', '', DEFAULT_ALLOWED_KINDS), 'ALLOWED_KINDS', r.problems),
+      defaultNamespace: r.string('DEFAULT_NAMESPACE', '', 'default'),
     },
     leaseSeconds: r.integer('LEASE_SECONDS', 900, 5, 86400),
     maxManifestBytes: r.integer('MAX_MANIFEST_BYTES', 1 << 20, 1024, 64 << 20),
@@ -254,8 +263,18 @@ export function parseAllowedNamespaces(raw: string, setting: string, problems: s
 }
 
 /** What `dsgitops rbac` reads besides its flags. */
-export function rbacEnvironment(env: Env = process.env): { allowedNamespaces?: string } {
-  return { allowedNamespaces: env.ALLOWED_NAMESPACES?.trim() || undefined };
+export function rbacEnvironment(env: Env = process.env): { allowedNamespaces?: string; allowedKinds?: string } {
+  return { allowedNamespaces: env.ALLOWED_NAMESPACES?.trim() || undefined, allowedKinds: env.ALLOWED_KINDS?.trim() || undefined };
+}
+
+/** The kinds a pass applies: ALLOWED_KINDS, or the default when the policy was built without it. */
+export function allowedKindsOf(policy: Pick<Policy, 'allowedKinds'>): KindsPolicy {
+  return policy.allowedKinds ?? parseAllowedKinds(DEFAULT_ALLOWED_KINDS, 'ALLOWED_KINDS', []);
+}
+
+/** Where a namespaced document without a namespace goes. */
+export function defaultNamespaceOf(policy: Pick<Policy, 'defaultNamespace'>): string {
+  return policy.defaultNamespace ?? 'default';
 }
 
 /** What `dsgitops eks-token` reads besides its flags: the default region and kubectl's exec info. */

@@ -43,6 +43,10 @@ import type { Lease } from './store/lease';
 import type { DaemonSetState, RolloutState } from './store/records';
 import type { StateIndexRecord } from './store/state-index';
 import { mapLimit } from './util';
+import { applyStages, BundleLook, lookAtBundle, ObjectApplied } from './bundle/apply';
+import { failedCompanion } from './bundle/companions';
+import { STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS } from './bundle/plan';
+import type { ObjectReport } from './report';
 
 export interface ReconcileRequest {
   /** Plan only: no lease, no writes; the report carries the diffs. */
@@ -84,6 +88,8 @@ interface PassSteps {
   untrusted?: { message: string };
   lease?: LeaseStep;
   applied?: Map<string, ApplyResult>;
+  /** The bundle's other objects applied, by id (lib/bundle/apply.ts). */
+  objects?: Map<string, ObjectApplied>;
   tracked?: { rollouts: Map<string, RolloutState>; preemptedBy?: string };
   rolledBack?: Map<string, string>;
   error?: { reason: string; message: string };
@@ -109,9 +115,11 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
     if (!steps.lease.acting) return passReport(deps, req, started, steps);
     steps.look = steps.lease.look;
-    const applying = await applyPlanned(deps, lease, steps.source, steps.look);
+    steps.objects = await applyStages(deps, steps.look.bundle, STAGES_BEFORE_DAEMONSETS, () => lease.confirm());
+    const applying = await applyPlanned(deps, lease, steps.source, steps.look, steps.objects);
     steps.applied = applying.results;
     if (applying.stoppedBy) throw applying.stoppedBy;
+    for (const [id, done] of await applyStages(deps, steps.look.bundle, STAGES_AFTER_DAEMONSETS, () => lease.confirm())) steps.objects.set(id, done);
     steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
     steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
   } catch (err) {
@@ -141,12 +149,15 @@ interface Reads {
 interface Look {
   observation: Observation;
   planned: Planned;
+  /** The bundle's other objects: what each needs (lib/bundle). */
+  bundle: BundleLook;
 }
 
 /** Step: observe and plan, reading only. */
 async function lookAndPlan(deps: Deps, source: Source | undefined, req: ReconcileRequest, reads: Reads): Promise<Look> {
   const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
-  return { observation, planned: await plan(deps, observation, source) };
+  const bundle = await lookAtBundle(deps, bundleObjects(source, req));
+  return { observation, planned: await plan(deps, observation, source, undefined, bundle), bundle };
 }
 
 type LeaseStep =
@@ -161,7 +172,7 @@ type LeaseStep =
  */
 async function leaseToWrite(deps: Deps, lease: Lease, source: Source | undefined, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
   const writes = req.dryRun ? new Set<string>() : keysToWrite(look.observation, look.planned);
-  if (writes.size === 0) return { acting: false };
+  if (writes.size === 0 && (req.dryRun || !look.bundle.items.some((i) => i.apply))) return { acting: false };
   try {
     await lease.acquire('reconcile');
   } catch (err) {
@@ -173,7 +184,8 @@ async function leaseToWrite(deps: Deps, lease: Lease, source: Source | undefined
   }
   try {
     const observation = await observe(deps, source, req, { record: true, fresh: writes });
-    const again = { observation, planned: await plan(deps, observation, source, look) };
+    const bundle = await lookAtBundle(deps, bundleObjects(source, req));
+    const again = { observation, planned: await plan(deps, observation, source, look, bundle), bundle };
     const { byKey } = again.observation;
     await mapLimit(again.planned.items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
     return { acting: true, look: again };
@@ -203,12 +215,17 @@ type ApplyResult =
  * Step: snapshot, then apply, each planned change; one DaemonSet's failure blocks no other.
  * A lost lease stops every worker (`stoppedBy`); what was done before is in the results.
  */
-async function applyPlanned(deps: Deps, lease: Lease, source: Source | undefined, look: Look): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
+async function applyPlanned(deps: Deps, lease: Lease, source: Source | undefined, look: Look, objects: Map<string, ObjectApplied>): Promise<{ results: Map<string, ApplyResult>; stoppedBy?: unknown }> {
   const results = new Map<string, ApplyResult>();
   const { byKey } = look.observation;
+  const failed = [...objects.values()].filter((o) => o.error).map((o) => ({ ...o.item.object, message: o.error!.message }));
   try {
     await mapLimit(look.planned.items, APPLY_CONCURRENCY, async (item) => {
-      results.set(item.key, await applyOne(deps, lease, source, item, byKey.get(item.key)!));
+      const o = byKey.get(item.key)!;
+      // A DaemonSet whose ConfigMap, Secret or ServiceAccount failed to apply just now is held: its pods could not run.
+      const held = item.apply && o.desired ? failedCompanion(o.desired, failed) : undefined;
+      if (held) deps.logger.log('error', held, { daemonSet: item.key, action: 'held' });
+      results.set(item.key, held ? { kind: 'failed', error: { reason: 'CompanionFailed', message: held } } : await applyOne(deps, lease, source, item, o));
     });
   } catch (err) {
     return { results, stoppedBy: err };
@@ -314,7 +331,8 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
   ] : [];
   const problems = steps.source?.problems ?? [];
   const skipped = !error && notTaken?.heldBy !== undefined;
-  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) ? 'failed' : 'succeeded';
+  const objects = reported ? objectReports(reported.bundle, steps) : [];
+  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) || objects.some((o) => o.action === 'failed') ? 'failed' : 'succeeded';
   const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
     kind: 'ReconcileReport',
@@ -333,6 +351,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     },
     summary: summarize(daemonSets),
     daemonSets,
+    ...(objects.length > 0 ? { objects } : {}),
     problems,
     kubernetesRequests: cluster.requestCount - started.requests,
     ...(error ? { error } : {}),
@@ -380,6 +399,25 @@ function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
   const rolled = steps.rolledBack?.get(item.key);
   if (rolled) entry.message = `${entry.message}; ${rolled}`;
   return entry;
+}
+
+/** The bundle's objects in the report: what the plan said, then what the apply made of it. */
+function objectReports(bundle: BundleLook, steps: PassSteps): ObjectReport[] {
+  return bundle.items.map(({ object: o, action, message, diff }) => {
+    const done = steps.objects?.get(o.id);
+    const entry: ObjectReport = { id: o.id, apiVersion: o.apiVersion, kind: o.kind, namespace: o.namespace, name: o.name, action, applied: false, source: o.source, message, ...(diff ? { diff } : {}) };
+    if (o.defaultedNamespace) entry.message = `${entry.message} (namespace ${o.namespace} from DEFAULT_NAMESPACE)`;
+    if (action === 'failed') entry.error = { reason: 'Invalid', message };
+    if (done?.applied) entry.applied = true;
+    if (done?.error) Object.assign(entry, { action: 'failed', error: done.error });
+    else if (steps.lease?.acting && !done && action !== 'unchanged' && action !== 'drifted' && action !== 'failed') entry.message = `${entry.message}; not applied in this pass`;
+    return entry;
+  });
+}
+
+/** The objects a pass applies besides DaemonSets: none when it is limited to some DaemonSets (`only`). */
+function bundleObjects(source: Source | undefined, req: ReconcileRequest) {
+  return req.only?.length || !source ? [] : source.loaded.objects;
 }
 
 interface Source {
@@ -542,8 +580,10 @@ interface Planned {
  * Step: the plan (pure), around the server-side dry runs it needs; nothing is written. A
  * DaemonSet observed as it was for `earlier` keeps the decision made then, dry run included.
  */
-async function plan(deps: Deps, observation: Observation, source: Source | undefined, earlier?: { observation: Observation; planned: Planned }): Promise<Planned> {
+async function plan(deps: Deps, observation: Observation, source: Source | undefined, earlier?: { observation: Observation; planned: Planned }, bundle?: BundleLook): Promise<Planned> {
   const { config, cluster, logger } = deps;
+  // Namespaces this pass creates before its DaemonSets: a DaemonSet new in one cannot be dry-run yet, and is created as Git has it.
+  const newNamespaces = new Set(bundle?.items.filter((i) => i.object.kind === 'Namespace' && i.object.group === '' && i.action === 'create').map((i) => i.object.name));
   const refused = new Map<string, DsGitopsError>();
   if (!source) return { items: observation.observed.map(underWayWithoutGit), refused };
   const decidedBefore = new Map(earlier?.planned.items.map((i) => [i.key, i]));
@@ -558,7 +598,7 @@ async function plan(deps: Deps, observation: Observation, source: Source | undef
     if ('decided' in t) return t.decided;
     let result: DryRunResult;
     try {
-      result = { ok: true, object: await cluster.dryRunApply(t.dryRun) };
+      result = { ok: true, object: !o.live && newNamespaces.has(o.namespace) ? (t.dryRun as LiveDaemonSet) : await cluster.dryRunApply(t.dryRun) };
     } catch (err) {
       // Only the API server's verdict on the manifest makes it `invalid`. A missing permission
       // or an overloaded, failing API server says nothing about the manifest: no InvalidManifest Event.

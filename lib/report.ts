@@ -5,6 +5,7 @@
 import type { LeaseHolder } from './errors';
 import { consistentRow } from './rollout/status';
 import type { PlanAction } from './plan/plan';
+import type { ObjectAction } from './bundle/plan';
 import type { GitCommit } from './source/git';
 import type { Verification } from './source/verify-commit';
 import type { ManifestProblem, SourceLocation } from './source/manifest';
@@ -42,6 +43,23 @@ export function toRolloutReport(r: RolloutState): RolloutReport {
   return consistentRow({ ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message });
 }
 
+/** One object of the bundle other than a DaemonSet: what the pass did with it. */
+export interface ObjectReport {
+  /** `Kind namespace/name`, or `Kind name` when cluster-scoped. */
+  id: string;
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  action: ObjectAction;
+  applied: boolean;
+  source: SourceLocation;
+  message: string;
+  /** What an apply changes (plan): a unified diff of the fields Git sets; a Secret's values never shown. */
+  diff?: string;
+  error?: { reason: string; message: string };
+}
+
 export type PassResult = 'succeeded' | 'failed' | 'skipped';
 
 export interface ReconcileReport {
@@ -57,6 +75,8 @@ export interface ReconcileReport {
   source?: { url: string; ref: string; path: string; commit?: GitCommit; verification?: Verification };
   summary: Record<string, number>;
   daemonSets: DaemonSetReport[];
+  /** The other objects of the source (ALLOWED_KINDS), in the order they are applied; absent when there are none. */
+  objects?: ObjectReport[];
   /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
   problems: ManifestProblem[];
   kubernetesRequests: number;
@@ -111,6 +131,7 @@ export function failureSummary(r: ReconcileReport): string {
     if (d.action === 'failed' || d.action === 'invalid') parts.push(`${d.key} ${d.action}${d.error ? ` (${d.error.reason}: ${d.error.message})` : ''}`);
     else if (d.rollout?.phase === 'stalled') parts.push(`${d.key} stalled at revision ${d.rollout.revision}`);
   }
+  for (const o of r.objects ?? []) if (o.action === 'failed') parts.push(`${o.id} failed (${o.error?.message ?? o.message})`);
   const errors = r.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) parts.push(`${errors.length} manifest problem${errors.length === 1 ? '' : 's'} (${errors.map((p) => p.file).join(', ')})`);
   return `reconcile pass ${r.runId} of cluster ${r.cluster} failed: ${parts.join('; ') || 'see the report in the log'}`;
@@ -155,13 +176,17 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
       ]),
     ));
   }
+  if (r.objects?.length) {
+    out.push('');
+    out.push(table(['OBJECT', 'ACTION', 'MESSAGE'], r.objects.map((o) => [o.id, o.action, o.error?.message ?? o.message])));
+  }
   if (r.problems.length > 0) {
     out.push('');
     out.push('problems in Git:');
-    for (const p of r.problems) out.push(`  ${p.severity === 'skipped' ? 'skipped' : 'error'}: ${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`);
+    for (const p of r.problems) out.push(`  ${p.severity === 'error' ? 'error' : p.severity}: ${p.file}${p.document ? ` (document ${p.document})` : ''}: ${p.message}`);
   }
   if (options.diffs) {
-    for (const d of r.daemonSets) {
+    for (const d of [...(r.objects ?? []), ...r.daemonSets]) {
       if (d.diff) {
         out.push('');
         out.push(d.diff.trimEnd());

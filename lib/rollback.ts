@@ -283,6 +283,12 @@ export async function rollback(deps: Deps, req: RollbackRequest): Promise<Rollba
  */
 export async function autoRollback(deps: Deps, lease: Lease, key: string, state: DaemonSetState): Promise<string | undefined> {
   const [namespace, name] = key.split('/');
+  // A stalled revision that is itself a rollback is the operator's to judge: rolling back again
+  // would make a new revision on every pass and take the pin from the revision they chose.
+  if (state.pin) {
+    deps.logger.log('warn', `revision ${state.currentRevision} is a pinned rollback to revision ${state.pin.revision} and stalled: it is not rolled back again; push a fix to Git, roll back to another revision, or unpin`, { daemonSet: key });
+    return undefined;
+  }
   const target = state.lastHealthyRevision;
   if (!target || target === state.currentRevision) {
     deps.logger.log('warn', `revision ${state.currentRevision} stalled and there is no earlier healthy revision to roll back to`, { daemonSet: key });

@@ -17,6 +17,7 @@ import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { BearerTokenSource } from './eks-token';
 import type { LiveDaemonSet, LiveNode, LivePod, ObjectMeta } from './types';
+import { collectionPath, DAEMONSETS, describeObject, LiveObject, objectPath, ResourceRef } from './resources';
 import { Cache, ListWatch, WatchCache } from './watch-cache';
 
 export interface ObjectRef {
@@ -67,6 +68,19 @@ export interface Cluster {
    * read. Resolves once the LIST is in; the caller must `stop()` it.
    */
   watchCache<K extends keyof CachedKinds>(kind: K, scope: CacheScope): Promise<Cache<CachedKinds[K]>>;
+  /** The FailedCreate Events of one DaemonSet (what its controller could not create, and why). */
+  listFailedCreate(namespace: string, name: string): Promise<{ message: string; count: number; lastAt: string }[]>;
+  /** A GET of a discovery document (`/api`, `/apis`), with the Accept header given: lib/cluster/discovery.ts reads it. */
+  getDiscovery(path: string, accept: string): Promise<unknown>;
+  /** Objects of any kind, in one namespace or across all, label-selected: one LIST. */
+  listObjects(resource: ResourceRef, scope: { namespace?: string; labelSelector?: string }): Promise<LiveObject[]>;
+  getObject(resource: ResourceRef, namespace: string | undefined, name: string): Promise<LiveObject | undefined>;
+  /**
+   * Server-side apply of any kind, with the one field manager, as for DaemonSets (`apply` and
+   * `dryRunApply` are this call for apps/v1 DaemonSets). Throws ApplyError only when the server
+   * rejects the object itself.
+   */
+  applyObject(resource: ResourceRef, manifest: LiveObject, options?: { dryRun?: boolean }): Promise<LiveObject>;
 }
 
 /** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
@@ -100,6 +114,8 @@ interface RestCall {
   body?: unknown;
   /** The body's media type: JSON unless said (server-side apply sends application/apply-patch+yaml). */
   contentType?: string;
+  /** The answer's media type: JSON unless said (aggregated discovery asks for its own). */
+  accept?: string;
 }
 
 /** The API server answered with a status other than 2xx. */
@@ -263,7 +279,7 @@ export class KubernetesCluster implements Cluster {
   private async send(rest: RestCall, signal: AbortSignal): Promise<unknown> {
     const url = new URL(`${this.server.replace(/\/+$/, '')}${rest.path}${queryString(rest.query)}`);
     const body = rest.body === undefined ? undefined : JSON.stringify(rest.body);
-    const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
+    const headers: Record<string, string | number> = { Accept: rest.accept ?? 'application/json', 'User-Agent': USER_AGENT };
     if (body !== undefined) {
       headers['Content-Type'] = rest.contentType ?? 'application/json';
       headers['Content-Length'] = Buffer.byteLength(body);
@@ -326,21 +342,67 @@ export class KubernetesCluster implements Cluster {
 
   /** Server-side apply with one field manager and force: applying the same manifest twice changes nothing the second time. */
   private async serverSideApply(manifest: object, dryRun: boolean): Promise<LiveDaemonSet> {
-    const m = manifest as { metadata: { name: string; namespace: string } };
-    const { name, namespace } = m.metadata;
-    const object = `DaemonSet ${namespace}/${name}${dryRun ? ' (dry run)' : ''}`;
-    const out = await this.call<LiveDaemonSet>(
-      { what: `apply ${object}`, verb: 'patch', resource: 'daemonsets', group: 'apps', namespace, manifest: object, repeatable: true },
+    return asDaemonSet(await this.applyObject(DAEMONSETS, manifest as LiveObject, { dryRun }));
+  }
+
+  async applyObject(resource: ResourceRef, manifest: LiveObject, options: { dryRun?: boolean } = {}): Promise<LiveObject> {
+    const { name, namespace } = manifest.metadata;
+    const object = `${describeObject(resource, namespace, name)}${options.dryRun ? ' (dry run)' : ''}`;
+    return this.call<LiveObject>(
+      { what: `apply ${object}`, verb: 'patch', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, manifest: object, repeatable: true },
       {
         method: 'PATCH',
-        path: daemonSetPath(namespace, name),
-        query: { fieldManager: FIELD_MANAGER, force: true, dryRun: dryRun ? 'All' : undefined },
+        path: objectPath(resource, namespace, name),
+        query: { fieldManager: FIELD_MANAGER, force: true, dryRun: options.dryRun ? 'All' : undefined },
         // JSON is YAML: the apply patch is the manifest as JSON.
         body: manifest,
         contentType: 'application/apply-patch+yaml',
       },
     );
-    return asDaemonSet(out);
+  }
+
+  async listObjects(resource: ResourceRef, scope: { namespace?: string; labelSelector?: string }): Promise<LiveObject[]> {
+    const where = resource.namespaced && scope.namespace ? ` in ${scope.namespace}` : '';
+    const list = await this.call<WireList<LiveObject>>(
+      { what: `list ${resource.resource}${where}`, verb: 'list', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? scope.namespace : undefined, repeatable: true },
+      { method: 'GET', path: collectionPath(resource, scope.namespace), query: { labelSelector: scope.labelSelector } },
+    );
+    return list.items.map((o) => ({ ...o, apiVersion: resource.group ? `${resource.group}/${resource.version}` : resource.version, kind: resource.kind }));
+  }
+
+  async getObject(resource: ResourceRef, namespace: string | undefined, name: string): Promise<LiveObject | undefined> {
+    try {
+      return await this.call<LiveObject>(
+        { what: `get ${describeObject(resource, namespace, name)}`, verb: 'get', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, repeatable: true },
+        { method: 'GET', path: objectPath(resource, namespace, name) },
+      );
+    } catch (err) {
+      if (err instanceof ClusterError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listFailedCreate(namespace: string, name: string): Promise<{ message: string; count: number; lastAt: string }[]> {
+    const list = await this.call<WireList<{ message?: string; count?: number; series?: { count?: number }; lastTimestamp?: string; eventTime?: string; metadata?: ObjectMeta }>>(
+      { what: `list events of DaemonSet ${namespace}/${name}`, verb: 'list', resource: 'events', group: '', namespace, repeatable: true },
+      {
+        method: 'GET',
+        path: `/api/v1/namespaces/${segment(namespace)}/events`,
+        query: { fieldSelector: `involvedObject.kind=DaemonSet,involvedObject.name=${name},reason=FailedCreate` },
+      },
+    );
+    return list.items.map((e) => ({
+      message: e.message ?? '',
+      count: e.series?.count ?? e.count ?? 1,
+      lastAt: e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? new Date(0).toISOString(),
+    }));
+  }
+
+  getDiscovery(path: string, accept: string): Promise<unknown> {
+    return this.call<unknown>(
+      { what: `read API discovery ${path}`, verb: 'get', resource: '', group: '', repeatable: true },
+      { method: 'GET', path, accept },
+    );
   }
 
   dryRunApply(manifest: object): Promise<LiveDaemonSet> {

@@ -15,6 +15,7 @@ import { canonicalJson } from '../k8s-values';
 import type { RolloutState } from '../store/records';
 import { driveManaged } from './managed';
 import { describeCounts, evaluateNative } from './status';
+import { FailedCreateEvent, refusalSince, withRefusal } from './cannot-start';
 
 export interface TrackTarget {
   namespace: string;
@@ -39,6 +40,8 @@ export interface TrackOptions {
 }
 
 const WATCH_SLICE_MS = 10_000;
+/** A rollout whose pods have not all been made, with no progress for this long, is asked why (its FailedCreate Events). */
+const WHY_NO_PODS_AFTER_MS = 2_000;
 /** How long a burst of DaemonSet updates may go on before it is looked at, as one. */
 const SETTLE_MS = 100;
 
@@ -100,6 +103,10 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   const byKey = new Map(targets.map((t) => [keyOf(t), t]));
   const lastSeen = new Map<string, LiveDaemonSet>();
   const pending = new Set(byKey.keys());
+  // Why pods are not being created, from the controller's FailedCreate Events: asked only of a
+  // rollout that has not made every pod it needs, and at most once per look.
+  const refusals = new Map<string, FailedCreateEvent>();
+  const refusedBefore = new Map<string, FailedCreateEvent>();
 
   const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
     const key = keyOf(t);
@@ -109,7 +116,8 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
       return;
     }
     const before = results.get(key) ?? t.previous;
-    const next = evaluateNative(before, ds, t.revision, clock.now(), t.progressDeadlineSeconds ?? deadlineSeconds);
+    const evaluated = evaluateNative(before, ds, t.revision, clock.now(), t.progressDeadlineSeconds ?? deadlineSeconds);
+    const next = withRefusal(evaluated, refusals.get(key), refusedBefore.get(key));
     lastSeen.set(key, ds);
     results.set(key, next);
     const c = next.counts;
@@ -131,7 +139,28 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     for (const key of [...pending]) if (!seen.has(key)) pending.delete(key);
   };
 
-  const preemptedBy = await followRollouts(deps, options, pending, observeCache);
+  const askWhyNoPods = async () => {
+    for (const key of pending) {
+      const ds = lastSeen.get(key);
+      const r = results.get(key);
+      const s = ds?.status;
+      const made = (s?.currentNumberScheduled ?? 0) >= (s?.desiredNumberScheduled ?? 0) && (s?.updatedNumberScheduled ?? 0) >= (s?.desiredNumberScheduled ?? 0);
+      const quietMs = clock.now().getTime() - Date.parse(r?.lastProgressAt ?? r?.startedAt ?? '');
+      if (!ds || !r || r.phase !== 'progressing' || made || !(quietMs >= WHY_NO_PODS_AFTER_MS)) continue;
+      try {
+        const found = refusalSince(await deps.cluster.listFailedCreate(ds.metadata.namespace ?? '', ds.metadata.name), r.startedAt);
+        if (!found) continue;
+        const had = refusals.get(key);
+        if (had) refusedBefore.set(key, had);
+        refusals.set(key, found);
+        observe(byKey.get(key)!, ds);
+      } catch (err) {
+        deps.logger.log('warn', `could not read the Events of ${key}: ${errorMessage(err)}`, { daemonSet: key });
+      }
+    }
+  };
+
+  const preemptedBy = await followRollouts(deps, options, pending, observeCache, askWhyNoPods);
 
   // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
   await recordAll(deps, results, byKey, lastSeen);
@@ -143,7 +172,7 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
  * time is up or the lease is taken over (returns by whom); `look` gets every DaemonSet at each
  * change, and at least every WATCH_SLICE_MS (a rollout with no progress must still stall).
  */
-async function followRollouts(deps: Deps, options: TrackOptions, pending: Set<string>, look: (items: LiveDaemonSet[]) => void): Promise<string | undefined> {
+async function followRollouts(deps: Deps, options: TrackOptions, pending: Set<string>, look: (items: LiveDaemonSet[]) => void, afterLook?: () => Promise<void>): Promise<string | undefined> {
   const margin = options.marginMs ?? 15_000;
   let cache: Cache<LiveDaemonSet> | undefined;
   try {
@@ -156,6 +185,7 @@ async function followRollouts(deps: Deps, options: TrackOptions, pending: Set<st
         }
       }
       if (cache && !cache.failure) look(cache.items());
+      if (afterLook && pending.size > 0) await afterLook();
       if (!options.wait || pending.size === 0) return undefined;
       const left = deps.deadline - deps.clock.now().getTime() - margin;
       if (left <= 0) return undefined;

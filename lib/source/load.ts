@@ -7,14 +7,18 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, renam
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Checkout } from './git';
-import type { Policy } from '../config';
-import { DesiredDaemonSet, ManifestProblem, validateDocument, where } from './manifest';
+import { BundlePolicy, DesiredObject, ObjectCandidate, readObject, RefusedObject, settleObjects } from '../bundle/objects';
+import { holdDaemonSets } from '../bundle/companions';
+import { withConfigDigests } from '../bundle/config-digest';
+import { DesiredDaemonSet, JsonObject, ManifestProblem, validateDocument, where } from './manifest';
 
 /** YAML aliases a file may use; more is treated as an alias bomb. */
 export const MAX_ALIASES = 100;
 
 export interface LoadResult {
   desired: DesiredDaemonSet[];
+  /** The other objects of the source that the kinds policy allows (lib/bundle/objects.ts). */
+  objects: DesiredObject[];
   problems: ManifestProblem[];
   /** Files read, relative to the repository root. */
   files: string[];
@@ -38,14 +42,16 @@ function lineOf(text: string, offset: number): number {
 }
 
 /** The DaemonSets of one file's documents, and the problem of each document that is not one. */
-function readDocuments(file: string, text: string, policy: Pick<Policy, 'allowedNamespaces'>): { desired: DesiredDaemonSet[]; problems: ManifestProblem[] } {
+function readDocuments(file: string, text: string, policy: BundlePolicy): { desired: DesiredDaemonSet[]; objects: ObjectCandidate[]; refused: RefusedObject[]; problems: ManifestProblem[] } {
   const desired: DesiredDaemonSet[] = [];
+  const objects: ObjectCandidate[] = [];
+  const refused: RefusedObject[] = [];
   const problems: ManifestProblem[] = [];
   let docs;
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
-    return { desired, problems: [{ file, code: 'yaml-syntax', severity: 'error', message: `YAML could not be parsed: ${(err as Error).message}` }] };
+    return { desired, objects, refused, problems: [{ file, code: 'yaml-syntax', severity: 'error', message: `YAML could not be parsed: ${(err as Error).message}` }] };
   }
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {
@@ -73,11 +79,27 @@ function readDocuments(file: string, text: string, policy: Pick<Policy, 'allowed
       return;
     }
     if (value === null || value === undefined) return; // an empty document, e.g. a trailing ---
+    if (isOtherKind(value)) {
+      const read = readObject(value, loc, policy);
+      if (read.ok) objects.push(read.candidate);
+      else {
+        problems.push(read.problem);
+        if (read.refused) refused.push(read.refused);
+      }
+      return;
+    }
     const result = validateDocument(value, loc, policy);
     if (result.ok) desired.push(result.desired);
     else problems.push(result.problem);
   });
-  return { desired, problems };
+  return { desired, objects, refused, problems };
+}
+
+/** A mapping with an apiVersion and a kind other than DaemonSet: an object of the bundle. */
+function isOtherKind(value: unknown): value is JsonObject {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.apiVersion === 'string' && typeof v.kind === 'string' && v.kind !== 'DaemonSet';
 }
 
 /** The same namespace/name twice: neither is applied, since either could be the intended one (each copy gets a problem). */
@@ -133,20 +155,22 @@ export function linkOutside(repoDir: string, gitPath: string): { link: string; t
   return undefined;
 }
 
-export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
+export function loadManifests(repoDir: string, gitPath: string, policy: BundlePolicy, maxBytes: number): LoadResult {
   const base = join(repoDir, gitPath);
   const problems: ManifestProblem[] = [];
   const candidates: DesiredDaemonSet[] = [];
+  const objectCandidates: ObjectCandidate[] = [];
+  const refused: RefusedObject[] = [];
   const files: string[] = [];
   const outside = linkOutside(repoDir, gitPath);
   if (outside) {
     problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} leads outside the repository through a symbolic link (${outside.link} -> ${outside.target}): nothing under it is read; make it a real directory in the repository, or point GIT_PATH at one` });
-    return { desired: [], problems, files };
+    return { desired: [], objects: [], problems, files };
   }
   const st = lstatSync(base, { throwIfNoEntry: false });
   if (!st || !st.isDirectory()) {
     problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` });
-    return { desired: [], problems, files };
+    return { desired: [], objects: [], problems, files };
   }
   const paths: string[] = [];
   listYamlFiles(base, base, paths);
@@ -160,11 +184,20 @@ export function loadManifests(repoDir: string, gitPath: string, policy: Pick<Pol
     }
     const read = readDocuments(file, readFileSync(full, 'utf8'), policy);
     candidates.push(...read.desired);
+    objectCandidates.push(...read.objects);
+    refused.push(...read.refused);
     problems.push(...read.problems);
   }
 
-  const desired = withoutDuplicates(candidates, problems);
-  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), problems, files };
+  const settled = settleObjects(objectCandidates, policy);
+  problems.push(...settled.problems);
+  const held = holdDaemonSets(withoutDuplicates(candidates, problems), [...refused, ...settled.refused]);
+  problems.push(...held.problems);
+  for (const d of held.kept) {
+    if (d.defaultedNamespace) problems.push({ file: d.source.file, document: d.source.document, code: 'default-namespace', severity: 'info', message: `DaemonSet ${d.name} has no namespace: applied in ${d.namespace} (DEFAULT_NAMESPACE)` });
+  }
+  const desired = withConfigDigests(held.kept, settled.objects);
+  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: settled.objects, problems, files };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */
@@ -194,7 +227,7 @@ function keptLoadFile(dir: string): string {
 function readKeptLoad(dir: string, from: string): LoadResult | undefined {
   try {
     const kept = JSON.parse(readFileSync(keptLoadFile(dir), 'utf8')) as { from?: string; result?: LoadResult };
-    return kept.from === from && kept.result && Array.isArray(kept.result.desired) ? kept.result : undefined;
+    return kept.from === from && kept.result && Array.isArray(kept.result.desired) && Array.isArray(kept.result.objects) ? kept.result : undefined;
   } catch {
     return undefined; // none, or unreadable: load from the tree
   }
@@ -218,7 +251,7 @@ function keepLoad(dir: string, from: string, result: LoadResult): void {
  * a bundle also keeps the result on disk next to the checkout, keyed by the commit, the
  * settings and the bundle itself, so a new process (a CLI run) skips parsing too.
  */
-export function loadCheckout(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): LoadResult {
+export function loadCheckout(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): LoadResult {
   const from = loadKey(tree, gitPath, policy, maxBytes);
   const reused = tree.reused ? reusedLoad(tree, from) : undefined;
   if (reused) return reused;
@@ -229,13 +262,13 @@ export function loadCheckout(tree: Checkout, gitPath: string, policy: Pick<Polic
 }
 
 /** True when `loadCheckout` of this reused tree will not read the tree (its result is at hand). */
-export function loadWithoutTree(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): boolean {
+export function loadWithoutTree(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): boolean {
   return reusedLoad(tree, loadKey(tree, gitPath, policy, maxBytes)) !== undefined;
 }
 
-function loadKey(tree: Checkout, gitPath: string, policy: Pick<Policy, 'allowedNamespaces'>, maxBytes: number): { digest: string; code?: string } {
+function loadKey(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): { digest: string; code?: string } {
   const code = codeIdentity();
-  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces ?? null, maxBytes, code ?? null]);
+  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces ?? null, policy.allowedKinds ?? null, policy.defaultNamespace ?? null, maxBytes, code ?? null]);
   return { digest: createHash('sha256').update(from).digest('hex'), code };
 }
 

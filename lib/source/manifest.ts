@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import '../schema';
-import { namespaceAllowed, Policy } from '../config';
+import { defaultNamespaceOf, namespaceAllowed, Policy } from '../config';
 import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
 import { canonicalJson, describeSelector, LabelSelector, selectorMatches } from '../k8s-values';
 import { checkManagedStrategy, parseRolloutAnnotations } from '../rollout/annotations';
@@ -55,9 +55,12 @@ export interface DesiredDaemonSet {
   source: SourceLocation;
   manifest: DaemonSetManifest;
   digest: string;
+  /** The document had no namespace: it went to DEFAULT_NAMESPACE. */
+  defaultedNamespace?: boolean;
 }
 
-export type ProblemSeverity = 'error' | 'skipped';
+/** `info`: nothing is wrong, but the report says what was assumed (a namespace from DEFAULT_NAMESPACE). */
+export type ProblemSeverity = 'error' | 'skipped' | 'info';
 
 export interface ManifestProblem {
   file: string;
@@ -183,7 +186,7 @@ function contentProblem(manifest: DaemonSetManifest, policy: Pick<Policy, 'allow
 /**
  * Validates one parsed YAML document. `doc` is untrusted: anything may be in it.
  */
-export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick<Policy, 'allowedNamespaces'>): ValidationResult {
+export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick<Policy, 'allowedNamespaces' | 'defaultNamespace'>): ValidationResult {
   const fail = (code: string, message: string, key?: string, severity: ProblemSeverity = 'error'): ValidationResult => ({
     ok: false,
     problem: { file: loc.file, document: loc.document, key, code, severity, message },
@@ -196,7 +199,8 @@ export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick
   const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : undefined;
   const meta = (obj.metadata && typeof obj.metadata === 'object' ? obj.metadata : {}) as Record<string, unknown>;
   const rawName = typeof meta.name === 'string' ? meta.name : undefined;
-  const namespace = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
+  const defaulted = !(typeof meta.namespace === 'string' && meta.namespace);
+  const namespace = !defaulted ? (meta.namespace as string) : defaultNamespaceOf(policy);
   const key = rawName ? `${namespace}/${rawName}` : undefined;
 
   if (!kind || !apiVersion) {
@@ -226,7 +230,7 @@ export function validateDocument(doc: unknown, loc: SourceLocation, policy: Pick
   if (problem) return fail(problem.code, problem.message, key);
   return {
     ok: true,
-    desired: { key: key!, namespace, name: manifest.metadata.name, source: loc, manifest, digest: digestOf(manifest) },
+    desired: { key: key!, namespace, name: manifest.metadata.name, source: loc, manifest, digest: digestOf(manifest), ...(defaulted ? { defaultedNamespace: true } : {}) },
   };
 }
 

@@ -111,11 +111,12 @@ describe('a commit with bad manifests', () => {
     expect(problem('apps/huge.yaml')!.message).toMatch(/over the 16384-byte limit \(MAX_MANIFEST_BYTES\): split it/);
   });
 
-  it('never applies other kinds: a ClusterRoleBinding and a Deployment are reported as skipped', async () => {
-    expect(problem('apps/rbac.yaml')).toMatchObject({ code: 'not-a-daemonset', severity: 'skipped' });
-    expect(problem('apps/rbac.yaml')!.message).toMatch(/ClusterRoleBinding .* is not applied: daemonset-gitops applies only apps\/v1 DaemonSet/);
-    expect(problem('apps/deployment.yaml')).toMatchObject({ code: 'not-a-daemonset', severity: 'skipped' });
-    expect(report.problems.find((p) => p.file === 'apps/multi.yaml' && p.document === 1)).toMatchObject({ code: 'not-a-daemonset' });
+  it('never applies kinds ALLOWED_KINDS does not allow: a ClusterRoleBinding and a Deployment are reported as skipped, naming the setting', async () => {
+    expect(problem('apps/rbac.yaml')).toMatchObject({ code: 'kind-not-allowed', severity: 'skipped' });
+    expect(problem('apps/rbac.yaml')!.message).toMatch(/ClusterRoleBinding .* is not applied: ALLOWED_KINDS \(.*\) does not allow it; add rbac.authorization.k8s.io\/ClusterRoleBinding to ALLOWED_KINDS/);
+    expect(problem('apps/deployment.yaml')).toMatchObject({ code: 'kind-not-allowed', severity: 'skipped' });
+    // A ConfigMap is among the default kinds: document 1 of the same file is applied beside the invalid DaemonSet of document 2.
+    expect(report.objects?.find((o) => o.source.file === 'apps/multi.yaml')).toMatchObject({ id: `ConfigMap ${ns}/cfg`, action: 'create', applied: true });
     await expect(rbac.readClusterRoleBinding({ name: bindingName })).rejects.toMatchObject({ code: 404 });
     await expect(apps.readNamespacedDeployment({ name: 'web', namespace: ns })).rejects.toMatchObject({ code: 404 });
   });

@@ -3,7 +3,8 @@
  * Git (orphaned, pruned), and a stalled rollout rolled back automatically.
  */
 import { reconcile } from '../../lib/reconcile';
-import { autoRollback } from '../../lib/rollback';
+import { clusterLease } from '../../lib/deps';
+import { autoRollback, rollback } from '../../lib/rollback';
 import { adminClients } from '../support/cluster';
 import { dsYaml } from '../support/manifests';
 import { cleanupScenarios, scenario } from '../support/scenario';
@@ -117,5 +118,28 @@ describe('AUTO_ROLLBACK', () => {
     expect((await store.getState(ns, 'agent'))!.value.pin).toMatchObject({ revision: 1 });
     const next = await reconcile(deps(), {}, autoRollback);
     expect(next.daemonSets[0]).toMatchObject({ action: 'pinned' });
+  });
+
+  it('leaves a pinned rollback that stalls to the operator: no second rollback, no new revision', async () => {
+    const { ns, git, deps } = await setup('auto-pinned', { AUTO_ROLLBACK: 'true', PROGRESS_DEADLINE_SECONDS: '10' });
+    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('v1');
+    await reconcile(deps());
+    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0' })).commit('v2');
+    await reconcile(deps());
+    await rollback(deps(), { namespace: ns, name: 'agent', toRevision: 1, reason: 'v2 drops logs', by: 'test' });
+    const store = deps().store;
+    const state = (await store.getState(ns, 'agent'))!.value;
+    expect(state).toMatchObject({ currentRevision: 3, pin: { revision: 1 } });
+
+    // The rollback as a pass sees it once it stalled before it was ever healthy: the last healthy revision is still 2.
+    const lease = clusterLease(deps());
+    await lease.acquire('reconcile');
+    try {
+      expect(await autoRollback(deps(), lease, `${ns}/agent`, { ...state, lastHealthyRevision: 2 })).toBeUndefined();
+    } finally {
+      await lease.release();
+    }
+    expect(await store.getRevision(ns, 'agent', 4)).toBeUndefined();
+    expect((await store.getState(ns, 'agent'))!.value).toMatchObject({ currentRevision: 3, pin: { revision: 1 } });
   });
 });

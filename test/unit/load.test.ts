@@ -193,7 +193,7 @@ describe('loadManifests', () => {
     expect(result.desired.map((d) => d.name)).toEqual(['small']);
   });
 
-  it('reports a Deployment and a ClusterRoleBinding as skipped and never returns them as desired', () => {
+  it('reports a Deployment and a ClusterRoleBinding the default ALLOWED_KINDS does not allow as skipped, naming the setting that would allow each', () => {
     const deployment = ['apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: fluentd', '  namespace: kube-system', 'spec: {}', ''].join('\n');
     const binding = ['apiVersion: rbac.authorization.k8s.io/v1', 'kind: ClusterRoleBinding', 'metadata:', '  name: fluentd', 'roleRef: {}', ''].join('\n');
     write('fluentd.yaml', [binding, daemonSetYaml({ name: 'fluentd' }), deployment].join('---\n'));
@@ -201,9 +201,10 @@ describe('loadManifests', () => {
     const result = load();
 
     expect(result.problems).toEqual([
-      expect.objectContaining({ file: 'fluentd.yaml', document: 1, code: 'not-a-daemonset', severity: 'skipped', message: expect.stringContaining('ClusterRoleBinding fluentd') }),
-      expect.objectContaining({ file: 'fluentd.yaml', document: 3, code: 'not-a-daemonset', severity: 'skipped', message: expect.stringContaining('Deployment fluentd') }),
+      expect.objectContaining({ file: 'fluentd.yaml', document: 1, code: 'kind-not-allowed', severity: 'skipped', message: expect.stringContaining('ClusterRoleBinding fluentd (rbac.authorization.k8s.io/v1) is not applied: ALLOWED_KINDS (DaemonSet,ConfigMap,Secret,ServiceAccount,Role,RoleBinding,Service) does not allow it; add rbac.authorization.k8s.io/ClusterRoleBinding to ALLOWED_KINDS') }),
+      expect.objectContaining({ file: 'fluentd.yaml', document: 3, code: 'kind-not-allowed', severity: 'skipped', message: expect.stringContaining('add apps/Deployment to ALLOWED_KINDS') }),
     ]);
+    expect(result.objects).toEqual([]);
     expect(result.desired.map((d) => [d.manifest.kind, d.key, d.source.document])).toEqual([['DaemonSet', 'kube-system/fluentd', 2]]);
   });
 
@@ -249,6 +250,7 @@ describe('loadManifests', () => {
 
     expect(result).toEqual({
       desired: [],
+      objects: [],
       files: [],
       problems: [{
         file: gitPath,

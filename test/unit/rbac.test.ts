@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacObjects, rbacYaml } from '../../lib/rbac';
+import { parseAllowedKinds } from '../../lib/bundle/kinds';
 
 interface Obj { kind: string; metadata: { name: string; namespace?: string }; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }
 
@@ -52,5 +53,29 @@ describe('deploy/rbac.yaml', () => {
 
     expect(file).toBe(rbacYaml({ allowedNamespaces: '*', user: DEFAULT_RBAC_USER, name: DEFAULT_RBAC_NAME }));
     expect(parseAllDocuments(file).map((d) => (d.toJSON() as Obj).kind)).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
+  });
+});
+
+describe('rules for ALLOWED_KINDS', () => {
+  const everyVerb = (objects: Obj[]) => objects.flatMap((o) => (o.rules ?? []).flatMap((r) => r.verbs));
+
+  it('never grants bind, escalate or impersonate, whatever the kinds', () => {
+    for (const kinds of ['*', 'DaemonSet,Role,RoleBinding,rbac.authorization.k8s.io/ClusterRole,ClusterRoleBinding']) {
+      for (const allowedNamespaces of ['*', ['logging']] as const) {
+        const objects = rbacObjects({ allowedNamespaces: allowedNamespaces as '*' | string[], user: 'u', name: 'n', allowedKinds: parseAllowedKinds(kinds, 'ALLOWED_KINDS', []) }) as Obj[];
+        expect(everyVerb(objects).filter((v) => ['bind', 'escalate', 'impersonate', '*'].includes(v))).toEqual([]);
+      }
+    }
+  });
+
+  it('grants the default namespaced kinds only in the allowed namespaces, and a listed cluster-scoped kind cluster-wide', () => {
+    const objects = rbacObjects({ allowedNamespaces: ['logging'], user: 'u', name: 'n', allowedKinds: parseAllowedKinds('DaemonSet,ConfigMap,ServiceAccount,Namespace,apiextensions.k8s.io/CustomResourceDefinition', 'ALLOWED_KINDS', []) }) as Obj[];
+    const clusterRole = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'n')!;
+    const role = objects.find((o) => o.kind === 'Role')!;
+    expect(verbsOn(role, '', 'configmaps')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
+    expect(verbsOn(clusterRole, '', 'configmaps')).toEqual([]);
+    expect(verbsOn(clusterRole, '', 'namespaces')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
+    expect(verbsOn(clusterRole, 'apiextensions.k8s.io', 'customresourcedefinitions')).toContain('create');
+    expect(verbsOn(role, '', 'secrets')).toEqual([]);
   });
 });
