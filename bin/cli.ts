@@ -36,6 +36,10 @@ commands:
   rbac [--namespaces NS,NS|'*'] [--user NAME] [--name NAME]
                           the Kubernetes RBAC for ALLOWED_NAMESPACES (or --namespaces): reads
                           cluster-wide, writes only in the allowed namespaces; kubectl apply -f -
+  ui [--port N] [--open] [--allow-actions]
+                          a local web page of every DaemonSet, its nodes by wave, its rollout
+                          over time, revisions and diffs, live; on 127.0.0.1 with a token in
+                          the URL it prints; read-only unless --allow-actions
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)
@@ -77,6 +81,9 @@ const options = {
   user: { type: 'string' },
   name: { type: 'string' },
   region: { type: 'string' },
+  port: { type: 'string' },
+  open: { type: 'boolean' },
+  'allow-actions': { type: 'boolean' },
 } as const;
 
 function parse(argv: string[]) {
@@ -85,7 +92,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token', 'ui'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {
