@@ -62,6 +62,8 @@ interface Watched {
 
 export class UiData {
   private readonly watched = new Map<string, Watched>();
+  private readonly opening = new Map<string, Promise<Watched>>();
+  private stopped = false;
   private readonly snapshots = new Map<string, RevisionSnapshot>();
 
   private constructor(
@@ -84,6 +86,7 @@ export class UiData {
   }
 
   stop(): void {
+    this.stopped = true;
     this.daemonSets.stop();
     this.nodes.stop();
     for (const w of this.watched.values()) {
@@ -109,8 +112,20 @@ export class UiData {
     return { cluster: config.cluster.name, at: now.toISOString(), daemonSets: clusterView(inputs, now, config.policy.progressDeadlineSeconds) };
   }
 
-  /** The caches of one DaemonSet's pods and Events, opened at its first look and kept for the next. */
-  private async watch(ds: LiveDaemonSet): Promise<Watched> {
+  /**
+   * The caches of one DaemonSet's pods and Events, opened at its first look and kept for the
+   * next. Looks that come while they open wait for the same caches (none is opened twice).
+   */
+  private watch(ds: LiveDaemonSet): Promise<Watched> {
+    const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
+    const opening = this.opening.get(key);
+    if (opening) return opening;
+    const p = this.openWatch(ds).finally(() => this.opening.delete(key));
+    this.opening.set(key, p);
+    return p;
+  }
+
+  private async openWatch(ds: LiveDaemonSet): Promise<Watched> {
     const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
     const namespace = ds.metadata.namespace!;
     const selector = selectorQuery(ds.spec.selector);
@@ -129,6 +144,11 @@ export class UiData {
       this.deps.cluster.watchCache('events', { namespace, fieldSelector: `involvedObject.kind=DaemonSet,involvedObject.name=${ds.metadata.name}` })
         .then((c) => ({ cache: c, problem: undefined }), (err: unknown) => ({ cache: undefined, problem: `Events cannot be read: ${errorMessage(err)} (the identity needs list and watch on events)` })),
     ]);
+    if (this.stopped) {
+      pods.stop();
+      events.cache?.stop();
+      throw new Error('dsgitops ui is stopping');
+    }
     const w: Watched = { pods, events: events.cache, eventsProblem: events.problem, uid: ds.metadata.uid ?? '', selector, lastUsed: Date.now() };
     this.watched.set(key, w);
     // A few DaemonSets looked at recently stay watched; the oldest are closed.
