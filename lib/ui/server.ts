@@ -135,7 +135,7 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       res.end(readFileSync(asset.file()));
       return;
     }
-    if (req.method === 'GET' && path === '/api/cluster') return sendJson(res, 200, await data.cluster());
+    if (req.method === 'GET' && path === '/api/cluster') return send(res, 200, await clusterJson());
     const ds = /^\/api\/daemonsets\/([^/]+)\/([^/]+)(\/diff|\/actions\/([a-z]+))?$/.exec(path);
     if (req.method === 'GET' && ds && !ds[3]) return sendJson(res, 200, await data.daemonSet(decodeURIComponent(ds[1]), decodeURIComponent(ds[2])));
     if (req.method === 'GET' && ds && ds[3] === '/diff') {
@@ -197,6 +197,18 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     }
   };
 
+  // The cluster's view, kept while nothing changes: a page opened again within the refresh
+  // period gets the last one at once (and its live updates bring the next).
+  const refreshMs = options.refreshMs ?? 3000;
+  let lastCluster: { json: string; at: number; versions: number[] } | undefined;
+  const clusterJson = async (): Promise<string> => {
+    const versions = data.caches().map((c) => c.version);
+    if (lastCluster && Date.now() - lastCluster.at < refreshMs && versions.join() === lastCluster.versions.join()) return lastCluster.json;
+    const json = JSON.stringify(await data.cluster());
+    lastCluster = { json, at: Date.now(), versions };
+    return json;
+  };
+
   // ---- live updates ----------------------------------------------------------------------
   let pending: ReturnType<typeof setTimeout> | undefined;
   let sending = false;
@@ -215,10 +227,11 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     }
     sending = true;
     try {
-      const cluster = await data.cluster();
+      lastCluster = undefined;
+      const cluster = await clusterJson();
       const pages = new Map<string, string>();
       for (const c of clients) {
-        c.res.write(`event: cluster\ndata: ${JSON.stringify(cluster)}\n\n`);
+        c.res.write(`event: cluster\ndata: ${cluster}\n\n`);
         if (!c.key) continue;
         if (!pages.has(c.key)) {
           const [ns, name] = c.key.split('/');
@@ -241,7 +254,7 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     for (const u of subscriptions) u();
     subscriptions = data.caches().map((c) => c.subscribe(push));
   };
-  const refresh = setInterval(() => push(), options.refreshMs ?? 3000);
+  const refresh = setInterval(() => push(), refreshMs);
   refresh.unref();
 
   const openStream = async (req: IncomingMessage, res: ServerResponse, key: string | undefined): Promise<void> => {
