@@ -10,6 +10,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Deps } from '../deps';
 import { DsGitopsError, errorMessage, InvalidRequestError, NotFoundError } from '../errors';
@@ -54,8 +55,9 @@ export function uiAssetDir(): string {
   throw new Error(`the page's files (ui/index.html) are not beside ${__dirname}: reinstall the package`);
 }
 
+/** A file of uPlot's, found as Node finds the package (also when the CLI runs from its bundle in dist/). */
 function vendorFile(file: string): string {
-  return join(dirname(require.resolve('uplot/package.json')), 'dist', file);
+  return join(dirname(createRequire(__filename).resolve('uplot/package.json')), 'dist', file);
 }
 
 const ASSETS: Record<string, { file: () => string; type: string }> = {
