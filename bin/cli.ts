@@ -37,6 +37,10 @@ commands:
                           the Kubernetes RBAC for ALLOWED_NAMESPACES and ALLOWED_KINDS (or the
                           flags): reads cluster-wide, writes only in the allowed namespaces and
                           kinds, never bind or escalate; kubectl apply -f -
+  ui [--port N] [--open] [--allow-actions]
+                          a local web page of every DaemonSet, its nodes by wave, its rollout
+                          over time, revisions and diffs, live; on 127.0.0.1 with a token in
+                          the URL it prints; read-only unless --allow-actions
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)
@@ -79,6 +83,9 @@ const options = {
   user: { type: 'string' },
   name: { type: 'string' },
   region: { type: 'string' },
+  port: { type: 'string' },
+  open: { type: 'boolean' },
+  'allow-actions': { type: 'boolean' },
 } as const;
 
 function parse(argv: string[]) {
@@ -87,7 +94,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token', 'ui'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {

@@ -22,6 +22,7 @@ import { formatReconcileReport } from '../lib/report';
 import { autoRollback, rollback } from '../lib/rollback';
 import { formatRepair, repair } from '../lib/repair';
 import { formatStatus, status } from '../lib/status';
+import { runUi } from './ui';
 
 export type MakeDeps = (budgetMs: number, json: boolean, verbose: boolean) => Deps;
 
@@ -86,6 +87,7 @@ function rbac(values: CliValues, io: CliIO): number {
 async function run(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
   if (command === 'eks-token') return eksToken(values, io);
   if (command === 'rbac') return rbac(values, io);
+  if (command === 'ui') return runUi(values, io, makeDeps);
   const json = Boolean(values.json);
   const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
   const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;

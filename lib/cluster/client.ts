@@ -16,7 +16,7 @@ import { ClusterError, DsGitopsError } from '../errors';
 import { EVENT_COMPONENT, FIELD_MANAGER } from '../labels';
 import { ApiAnswer, ApiRequest, DEFAULT_RETRY_POLICY, errorForAnswer, errorForNoAnswer, errorForTimeout, retryDelayMs, RetryPolicy } from './api-errors';
 import type { BearerTokenSource } from './eks-token';
-import type { LiveDaemonSet, LiveNode, LivePod, ObjectMeta } from './types';
+import type { LiveDaemonSet, LiveEvent, LiveNode, LivePod, ObjectMeta } from './types';
 import { collectionPath, DAEMONSETS, describeObject, LiveObject, objectPath, ResourceRef } from './resources';
 import { Cache, ListWatch, WatchCache } from './watch-cache';
 
@@ -33,6 +33,7 @@ export interface CachedKinds {
   pods: LivePod;
   nodes: LiveNode;
   daemonsets: LiveDaemonSet;
+  events: LiveEvent;
 }
 
 /** Which objects of a kind a cache follows: a namespace (none: cluster-wide), and selectors in the API's query syntax. */
@@ -58,7 +59,7 @@ export interface Cluster {
   apply(manifest: object): Promise<LiveDaemonSet>;
   deleteDaemonSet(namespace: string, name: string): Promise<void>;
   /** ControllerRevisions of a DaemonSet: { name, hash label, revision, owner uid }. */
-  listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]>;
+  listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string; annotations?: Record<string, string> }[]>;
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
   listNodes(): Promise<LiveNode[]>;
   createEvent(target: ObjectRef, type: EventType, reason: string, message: string): Promise<void>;
@@ -426,7 +427,7 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
-  async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string }[]> {
+  async listControllerRevisions(namespace: string, labelSelector: string): Promise<{ hash?: string; revision: number; ownerUid?: string; annotations?: Record<string, string> }[]> {
     const list = await this.call<WireList<{ metadata?: ObjectMeta; revision: number }>>(
       { what: `list controllerrevisions in ${namespace}`, verb: 'list', resource: 'controllerrevisions', group: 'apps', namespace, repeatable: true },
       { method: 'GET', path: `/apis/apps/v1/namespaces/${segment(namespace)}/controllerrevisions`, query: { labelSelector } },
@@ -435,6 +436,7 @@ export class KubernetesCluster implements Cluster {
       hash: r.metadata?.labels?.['controller-revision-hash'],
       revision: r.revision,
       ownerUid: r.metadata?.ownerReferences?.find((o) => o.controller)?.uid,
+      annotations: r.metadata?.annotations,
     }));
   }
 
@@ -491,9 +493,22 @@ export class KubernetesCluster implements Cluster {
     return WatchCache.start(this.listWatch(kind, scope) as ListWatch<CachedKinds[K]>);
   }
 
-  private listWatch(kind: keyof CachedKinds, scope: CacheScope): ListWatch<LivePod> | ListWatch<LiveNode> | ListWatch<LiveDaemonSet> {
+  private listWatch(kind: keyof CachedKinds, scope: CacheScope): ListWatch<LivePod> | ListWatch<LiveNode> | ListWatch<LiveDaemonSet> | ListWatch<LiveEvent> {
     const { namespace, labelSelector, fieldSelector } = scope;
     const where = namespace ? ` in ${namespace}` : '';
+    if (kind === 'events') {
+      if (!namespace) throw new ClusterError('an event cache needs a namespace', { retryable: false });
+      return {
+        list: async () => {
+          const list = await this.call<WireList<LiveEvent>>(
+            { what: `list events${where}`, verb: 'list', resource: 'events', group: '', namespace, repeatable: true },
+            { method: 'GET', path: `/api/v1/namespaces/${segment(namespace)}/events`, query: { labelSelector, fieldSelector } },
+          );
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/events`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
+      };
+    }
     if (kind === 'pods') {
       if (!namespace) throw new ClusterError('a pod cache needs a namespace', { retryable: false });
       return {

@@ -59,3 +59,16 @@ export interface LiveNode {
   spec?: { unschedulable?: boolean; taints?: { key: string; value?: string; effect: string }[] };
   status?: { conditions?: { type: string; status: string }[] };
 }
+
+/** A core/v1 Event, the parts `dsgitops ui` shows. */
+export interface LiveEvent {
+  metadata: ObjectMeta;
+  type?: string;
+  reason?: string;
+  message?: string;
+  count?: number;
+  firstTimestamp?: string;
+  lastTimestamp?: string;
+  eventTime?: string;
+  involvedObject?: { kind?: string; name?: string; uid?: string };
+}

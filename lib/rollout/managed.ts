@@ -15,9 +15,11 @@ import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
 import { canonicalJson, selectorQuery } from '../k8s-values';
 import type { Lease } from '../store/lease';
 import type { DaemonSetState, ManagedRecord, RolloutState } from '../store/records';
+import { TimelineStore } from '../store/timeline-store';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
+import { appendTimelinePoint, timelinePoint } from './timeline';
 import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
@@ -252,6 +254,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     rollout = next;
     const deleted = await deleteWave(deps, target, decision, options);
     lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
+    if (!unchanged) await keepTimeline(deps, target, decision, now);
 
     if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
     if (!options.wait) return rollout;
@@ -323,6 +326,15 @@ function tellDecision(deps: Deps, target: ManagedTarget, decision: WaveDecision,
     deps.logger.log('error', `revision ${target.revision}: ${decision.checkpoint.failed.reason}`, { daemonSet: key, action: 'rollout-failed', revision: target.revision, nodes: decision.checkpoint.failed.nodes });
   }
   return line;
+}
+
+/** The decision as a point of the revision's timeline (for `dsgitops ui`'s chart); a failure to keep it costs only the chart. */
+async function keepTimeline(deps: Deps, target: ManagedTarget, decision: WaveDecision, now: Date): Promise<void> {
+  try {
+    await new TimelineStore(deps.objects, deps.store.keys).update(target.namespace, target.name, target.revision, (points) => appendTimelinePoint(points, timelinePoint(decision, now)));
+  } catch (err) {
+    deps.logger.log('warn', `could not keep the rollout's timeline: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
+  }
 }
 
 /** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */

@@ -1,0 +1,251 @@
+/**
+ * What `dsgitops ui` shows, gathered: the cluster's managed DaemonSets and nodes from
+ * LIST+WATCH caches (cluster/watch-cache.ts, as the managed driver reads them), a DaemonSet's
+ * pods and Events from caches opened while someone looks at it, and the records from S3. The
+ * view models (view-models.ts) turn these into what the page draws.
+ *
+ * Assumptions:
+ * - The cluster is never polled: every look at it is a read of a cache. ControllerRevisions
+ *   are listed once per template generation of the DaemonSet, as the driver does.
+ * - S3 has no watch: its records are read again when a cache changes and, while a page is
+ *   open, every few seconds (one GET of the state index for the cluster; the open
+ *   DaemonSet's state and timeline).
+ */
+import type { Cache } from '../cluster/watch-cache';
+import type { LiveDaemonSet, LiveEvent, LiveNode, LivePod } from '../cluster/types';
+import type { Deps } from '../deps';
+import { errorMessage, NotFoundError, RecordUnreadableError } from '../errors';
+import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
+import { selectorQuery } from '../k8s-values';
+import type { DaemonSetState, RevisionSnapshot } from '../store/records';
+import { TimelineStore } from '../store/timeline-store';
+import { mapLimit } from '../util';
+import {
+  budgetOf, ClusterRow, clusterView, EventRow, eventRows, NodeGroup, nodeGrid, revisionDiff, RevisionRow, revisionRows, RolloutChart, rolloutChart, TILE_LEGEND, tileCounts,
+} from './view-models';
+
+export interface ClusterPage {
+  cluster: string;
+  at: string;
+  daemonSets: ClusterRow[];
+}
+
+export interface DaemonSetPage {
+  key: string;
+  at: string;
+  row: ClusterRow;
+  groups: NodeGroup[];
+  counts: ReturnType<typeof tileCounts>;
+  legend: typeof TILE_LEGEND;
+  /** The current revision's timeline; empty for a native rollout (the controller keeps none). */
+  chart: RolloutChart;
+  /** The budget now, for a rollout with no timeline. */
+  budget: number;
+  stallReason?: string;
+  revisions: RevisionRow[];
+  events: EventRow[];
+  eventsProblem?: string;
+}
+
+/** The newest revisions shown (and read) per DaemonSet. */
+const REVISIONS_SHOWN = 20;
+
+interface Watched {
+  pods: Cache<LivePod>;
+  events?: Cache<LiveEvent>;
+  eventsProblem?: string;
+  uid: string;
+  selector: string;
+  revisions?: { generationKey: string; currentHash?: string; byHash: Record<string, number> };
+  lastUsed: number;
+}
+
+export class UiData {
+  private readonly watched = new Map<string, Watched>();
+  private readonly opening = new Map<string, Promise<Watched>>();
+  private stopped = false;
+  private readonly snapshots = new Map<string, RevisionSnapshot>();
+
+  private constructor(
+    private readonly deps: Deps,
+    readonly daemonSets: Cache<LiveDaemonSet>,
+    readonly nodes: Cache<LiveNode>,
+  ) {}
+
+  static async start(deps: Deps): Promise<UiData> {
+    const [daemonSets, nodes] = await Promise.all([
+      deps.cluster.watchCache('daemonsets', { labelSelector: MANAGED_SELECTOR }),
+      deps.cluster.watchCache('nodes', {}),
+    ]);
+    return new UiData(deps, daemonSets, nodes);
+  }
+
+  /** Every cache open now (the page's live updates follow these). */
+  caches(): Cache<unknown>[] {
+    return [this.daemonSets, this.nodes, ...[...this.watched.values()].flatMap((w) => (w.events ? [w.pods, w.events] : [w.pods]))];
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.daemonSets.stop();
+    this.nodes.stop();
+    for (const w of this.watched.values()) {
+      w.pods.stop();
+      w.events?.stop();
+    }
+    this.watched.clear();
+  }
+
+  private live(key: string): LiveDaemonSet | undefined {
+    return this.daemonSets.items().find((d) => `${d.metadata.namespace}/${d.metadata.name}` === key);
+  }
+
+  async cluster(): Promise<ClusterPage> {
+    const { store, clock, config } = this.deps;
+    const index = await store.index.read();
+    const keys = [...new Set([...this.daemonSets.items().map((d) => `${d.metadata.namespace}/${d.metadata.name}`), ...Object.keys(index?.entries ?? {})])];
+    const read = await store.readStates(keys, { index: Promise.resolve(index) });
+    const inputs = keys
+      .filter((key) => read.states.get(key) || this.live(key) || read.unreadable.has(key))
+      .map((key) => ({ key, state: read.states.get(key)?.value, live: this.live(key), unreadable: read.unreadable.get(key)?.message }));
+    const now = clock.now();
+    return { cluster: config.cluster.name, at: now.toISOString(), daemonSets: clusterView(inputs, now, config.policy.progressDeadlineSeconds) };
+  }
+
+  /**
+   * The caches of one DaemonSet's pods and Events, opened at its first look and kept for the
+   * next. Looks that come while they open wait for the same caches (none is opened twice).
+   */
+  private watch(ds: LiveDaemonSet): Promise<Watched> {
+    const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
+    const opening = this.opening.get(key);
+    if (opening) return opening;
+    const p = this.openWatch(ds).finally(() => this.opening.delete(key));
+    this.opening.set(key, p);
+    return p;
+  }
+
+  private async openWatch(ds: LiveDaemonSet): Promise<Watched> {
+    const key = `${ds.metadata.namespace}/${ds.metadata.name}`;
+    const namespace = ds.metadata.namespace!;
+    const selector = selectorQuery(ds.spec.selector);
+    const had = this.watched.get(key);
+    if (had && had.uid === ds.metadata.uid && had.selector === selector) {
+      had.lastUsed = Date.now();
+      return had;
+    }
+    if (had) {
+      had.pods.stop();
+      had.events?.stop();
+    }
+    const [pods, events] = await Promise.all([
+      this.deps.cluster.watchCache('pods', { namespace, labelSelector: selector }),
+      // Events are shown when the identity may read them (the reconciler's own RBAC only creates them).
+      this.deps.cluster.watchCache('events', { namespace, fieldSelector: `involvedObject.kind=DaemonSet,involvedObject.name=${ds.metadata.name}` })
+        .then((c) => ({ cache: c, problem: undefined }), (err: unknown) => ({ cache: undefined, problem: `Events cannot be read: ${errorMessage(err)} (the identity needs list and watch on events)` })),
+    ]);
+    if (this.stopped) {
+      pods.stop();
+      events.cache?.stop();
+      throw new Error('dsgitops ui is stopping');
+    }
+    const w: Watched = { pods, events: events.cache, eventsProblem: events.problem, uid: ds.metadata.uid ?? '', selector, lastUsed: Date.now() };
+    this.watched.set(key, w);
+    // A few DaemonSets looked at recently stay watched; the oldest are closed.
+    const open = [...this.watched.entries()].sort((a, b) => b[1].lastUsed - a[1].lastUsed);
+    for (const [k, old] of open.slice(4)) {
+      old.pods.stop();
+      old.events?.stop();
+      this.watched.delete(k);
+    }
+    return w;
+  }
+
+  private async controllerRevisions(ds: LiveDaemonSet, w: Watched): Promise<NonNullable<Watched['revisions']>> {
+    const generationKey = `${ds.metadata.uid}/${ds.metadata.generation}/${ds.status?.observedGeneration}`;
+    if (w.revisions?.generationKey === generationKey) return w.revisions;
+    const owned = (await this.deps.cluster.listControllerRevisions(ds.metadata.namespace!, w.selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
+    const byHash: Record<string, number> = {};
+    for (const r of owned) {
+      const n = Number(r.annotations?.[REVISION_ANNOTATION]);
+      if (r.hash && Number.isInteger(n) && n > 0) byHash[r.hash] = n;
+    }
+    w.revisions = { generationKey, currentHash: owned[0]?.hash, byHash };
+    return w.revisions;
+  }
+
+  private async snapshot(namespace: string, name: string, n: number, state: DaemonSetState | undefined): Promise<RevisionSnapshot | undefined> {
+    const key = `${namespace}/${name}/${n}`;
+    const had = this.snapshots.get(key);
+    // A snapshot's manifest never changes; its outcome does, until a newer revision is current.
+    if (had && state && n < state.currentRevision && !['pending', 'progressing'].includes(had.outcome)) return had;
+    const got = await this.deps.store.getRevision(namespace, name, n).catch((err) => {
+      if (err instanceof RecordUnreadableError) return undefined;
+      throw err;
+    });
+    if (got) this.snapshots.set(key, got.value);
+    return got?.value;
+  }
+
+  async daemonSet(namespace: string, name: string): Promise<DaemonSetPage> {
+    const key = `${namespace}/${name}`;
+    const { store, clock, config } = this.deps;
+    const ds = this.live(key);
+    let state: DaemonSetState | undefined;
+    let unreadable: string | undefined;
+    try {
+      state = (await store.getState(namespace, name))?.value;
+    } catch (err) {
+      if (!(err instanceof RecordUnreadableError)) throw err;
+      unreadable = err.message;
+    }
+    if (!ds && !state && !unreadable) throw new NotFoundError(`${key} is neither a managed DaemonSet in the cluster nor recorded in S3`);
+    const now = clock.now();
+    const row = clusterView([{ key, state, live: ds, unreadable }], now, config.policy.progressDeadlineSeconds)[0];
+    const numbers = (await store.listRevisionNumbers(namespace, name)).sort((a, b) => b - a).slice(0, REVISIONS_SHOWN);
+    const [snapshots, timeline, watched] = await Promise.all([
+      mapLimit(numbers, 8, (n) => this.snapshot(namespace, name, n, state)),
+      state ? new TimelineStore(this.deps.objects, store.keys).get(namespace, name, state.currentRevision) : Promise.resolve(undefined),
+      ds ? this.watch(ds) : Promise.resolve(undefined),
+    ]);
+    let groups: NodeGroup[] = [];
+    let events: EventRow[] = [];
+    let eventsProblem: string | undefined;
+    if (ds && watched) {
+      const revisions = await this.controllerRevisions(ds, watched);
+      groups = nodeGrid({ ds, pods: watched.pods.items(), nodes: this.nodes.items(), currentHash: revisions.currentHash, revisionByHash: revisions.byHash, state }, now);
+      events = eventRows((watched.events?.items() ?? []).filter((e) => !e.involvedObject?.uid || e.involvedObject.uid === ds.metadata.uid));
+      eventsProblem = watched.eventsProblem;
+    }
+    const desired = ds?.status?.desiredNumberScheduled ?? 0;
+    let declared: number | string = 1;
+    try {
+      declared = (JSON.parse(ds?.metadata.annotations?.['daemonset-gitops.io/declared-strategy'] ?? '{}') as { maxUnavailable?: number | string }).maxUnavailable
+        ?? ds?.spec.updateStrategy?.rollingUpdate?.maxUnavailable ?? 1;
+    } catch {
+      // a hand-edited annotation: the default budget
+    }
+    let budget = 1;
+    try {
+      budget = budgetOf(declared, desired);
+    } catch {
+      // an invalid maxUnavailable is the apply's problem to report
+    }
+    const managed = state?.rollout?.revision === state?.currentRevision ? state?.rollout?.managed : undefined;
+    const stallReason = row.phase === 'stalled' ? (managed?.checkpoint?.failed?.reason ?? state?.rollout?.message ?? row.message) : undefined;
+    return {
+      key, at: now.toISOString(), row, groups, counts: tileCounts(groups), legend: TILE_LEGEND,
+      chart: rolloutChart(timeline?.points ?? [], now), budget, stallReason,
+      revisions: revisionRows(snapshots.filter((s): s is RevisionSnapshot => Boolean(s)), state),
+      events,
+      eventsProblem,
+    };
+  }
+
+  async diff(namespace: string, name: string, a: number, b: number): Promise<string> {
+    const [x, y] = await Promise.all([this.deps.store.getRevision(namespace, name, a), this.deps.store.getRevision(namespace, name, b)]);
+    if (!x) throw new NotFoundError(`revision ${a} of ${namespace}/${name} is not in S3`);
+    if (!y) throw new NotFoundError(`revision ${b} of ${namespace}/${name} is not in S3`);
+    return revisionDiff(x.value, y.value);
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * PURE view models of `dsgitops ui`: what each row, tile, series and band of the page shows,
+ * as functions of the records in S3 and what the watch caches hold. No I/O, no clock: `now`
+ * is an argument. The page only draws what these return.
+ */
+import type { LiveDaemonSet, LiveEvent, LiveNode, LivePod } from '../cluster/types';
+import { COMMIT_ANNOTATION, REVISION_ANNOTATION } from '../labels';
+import { availableFrom, effectiveMaxUnavailable } from '../rollout/wave';
+import { isPodUpdated, toWaveNode, toWavePod } from '../rollout/managed';
+import type { PlacementSpec } from '../rollout/eligibility';
+import { countsOf, evaluateNative } from '../rollout/status';
+import type { DaemonSetState, RevisionSnapshot } from '../store/records';
+import type { TimelinePoint } from '../store/timeline-store';
+import { stringify } from 'yaml';
+import { unifiedDiff } from '../plan/diff';
+
+// ---- the cluster: one row per DaemonSet ----------------------------------------------------
+
+export interface ClusterRow {
+  key: string;
+  namespace: string;
+  name: string;
+  inCluster: boolean;
+  revision?: number;
+  mode: 'native' | 'managed';
+  /** progressing, complete, stalled; or "not in cluster" / "pruned". */
+  phase: string;
+  paused: boolean;
+  message?: string;
+  commit?: { sha: string; short: string; subject: string };
+  pin?: { revision: number; reason: string; by?: string };
+  desired?: number;
+  upToDate?: number;
+  available?: number;
+  /** The last pass that looked at this DaemonSet: when, what it did, and why. */
+  lastPass?: { at: string; result: 'applied' | 'failed' | 'unchanged'; revision?: number; message?: string };
+  /** The file and document a refused manifest came from, with what is wrong: the problem by file. */
+  problem?: { file?: string; message: string };
+}
+
+export interface ClusterRowInput {
+  key: string;
+  state?: DaemonSetState;
+  live?: LiveDaemonSet;
+  /** The state cannot be read: the message that says how to repair it. */
+  unreadable?: string;
+}
+
+function liveRevisionOf(ds: LiveDaemonSet | undefined): number | undefined {
+  const n = Number(ds?.metadata.annotations?.[REVISION_ANNOTATION]);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+export function clusterRow(input: ClusterRowInput, now: Date, deadlineSeconds: number): ClusterRow {
+  const { key, state, live } = input;
+  const [namespace, name] = key.split('/');
+  const revision = state?.currentRevision ?? liveRevisionOf(live);
+  const commit = state?.commit
+    ? { sha: state.commit.sha, short: state.commit.sha.slice(0, 7), subject: state.commit.subject }
+    : live?.metadata.annotations?.[COMMIT_ANNOTATION] ? { sha: live.metadata.annotations[COMMIT_ANNOTATION], short: live.metadata.annotations[COMMIT_ANNOTATION].slice(0, 7), subject: '' } : undefined;
+  const row: ClusterRow = {
+    key, namespace, name, inCluster: Boolean(live), revision,
+    mode: state?.rollout?.mode ?? 'native',
+    phase: 'unknown',
+    paused: Boolean(state?.paused),
+    commit,
+    pin: state?.pin ? { revision: state.pin.revision, reason: state.pin.reason, by: state.pin.by } : undefined,
+    lastPass: state?.lastAttempt ? { ...state.lastAttempt } : undefined,
+  };
+  if (state?.lastAttempt?.result === 'failed') row.problem = { file: state.source?.file, message: state.lastAttempt.message ?? 'the last apply failed' };
+  if (input.unreadable) return { ...row, phase: 'unreadable', message: input.unreadable, problem: { message: input.unreadable } };
+  if (!live) return { ...row, phase: state?.deleted ? 'pruned' : 'not in cluster', message: state?.deleted ? `pruned at ${state.deleted.at}` : 'not in the cluster' };
+  const counts = countsOf(live);
+  const withCounts = { ...row, desired: counts.desired, upToDate: counts.upToDate, available: counts.available };
+  const previous = state?.rollout?.revision === revision ? state?.rollout : undefined;
+  if (previous?.mode === 'managed') return { ...withCounts, mode: 'managed', phase: previous.phase, message: previous.message, paused: row.paused || Boolean(previous.managed?.paused) };
+  const r = evaluateNative(previous, live, revision ?? 0, now, deadlineSeconds);
+  return { ...withCounts, mode: 'native', phase: r.phase, message: r.message };
+}
+
+/** Every DaemonSet, sorted by key; problems first is the page's choice, not this one's. */
+export function clusterView(inputs: readonly ClusterRowInput[], now: Date, deadlineSeconds: number): ClusterRow[] {
+  return [...inputs].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((i) => clusterRow(i, now, deadlineSeconds));
+}
+
+// ---- a DaemonSet's nodes -------------------------------------------------------------------
+
+export const TILE_STATES = ['available', 'updating', 'unavailable', 'skipped', 'broken', 'canary', 'not-desired'] as const;
+export type TileState = (typeof TILE_STATES)[number];
+
+/** How each state is told apart without colour: a glyph and a word. */
+export const TILE_LEGEND: Record<TileState, { glyph: string; label: string }> = {
+  available: { glyph: '●', label: 'available' },
+  updating: { glyph: '◐', label: 'updating' },
+  unavailable: { glyph: '✕', label: 'unavailable' },
+  skipped: { glyph: '–', label: 'skipped (NotReady)' },
+  broken: { glyph: '⚠', label: 'broken by the update' },
+  canary: { glyph: '◆', label: 'canary' },
+  'not-desired': { glyph: '○', label: 'not desired' },
+};
+
+export interface NodeTile {
+  node: string;
+  state: TileState;
+  /** The product revision the node's pod runs (undefined: no pod, or a revision no record names). */
+  revision?: number;
+  /** The pod runs the DaemonSet's current template. */
+  updated: boolean;
+  canary: boolean;
+  /** Why the tile shows what it shows (the page's hover text). */
+  reason: string;
+}
+
+export interface NodeGroup {
+  /** "canary", "wave 3", "not reached yet", "not desired". */
+  label: string;
+  wave?: number;
+  tiles: NodeTile[];
+}
+
+export interface GridInput {
+  ds: LiveDaemonSet;
+  pods: readonly LivePod[];
+  nodes: readonly LiveNode[];
+  /** The newest ControllerRevision's hash: pods with it run the current template. */
+  currentHash?: string;
+  /** ControllerRevision hash -> the product revision it carries (the DaemonSet's revision annotation, copied). */
+  revisionByHash: Readonly<Record<string, number>>;
+  state?: DaemonSetState;
+}
+
+/**
+ * The DaemonSet's nodes as tiles, grouped by the wave that reached them (the canary first,
+ * then each wave in order, then the nodes no wave reached yet, then the nodes it should not
+ * run on that still have one of its pods or are simply there).
+ *
+ * Assumptions:
+ * - "Available" is Kubernetes' meaning: a Ready pod on a Ready node, Ready for
+ *   minReadySeconds, not being deleted.
+ * - A wave is the set of nodes whose first deletion by this rollout came from one decision:
+ *   the checkpoint records the decision's time on each node it touched.
+ * - Broken and skipped are the driver's own verdicts, from its last recorded decision.
+ */
+export function nodeGrid(input: GridInput, now: Date): NodeGroup[] {
+  const { ds, state } = input;
+  const currentRevision = liveRevisionOf(ds) ?? state?.currentRevision;
+  const record = state?.rollout?.mode === 'managed' && state.rollout.revision === state.currentRevision ? state.rollout.managed : undefined;
+  const cp = record?.checkpoint;
+  const broken = new Set([...(record?.brokenNodes ?? []), ...(cp?.failed?.nodes ?? [])]);
+  const skipped = new Set(record?.notReadyNodes ?? []);
+  const canaryNodes = new Set(cp?.canaryNodes ?? []);
+  const canaryHolding = canaryNodes.size > 0 && !cp?.canaryPassed;
+  const inFlight = new Set((cp?.inFlight ?? []).map((e) => e.node));
+  // While the rollout goes on, an updated pod that is not Ready yet is one being started, not a failure.
+  const rolling = state?.rollout?.phase === 'progressing';
+  const templateGeneration = ds.metadata.annotations?.['deprecated.daemonset.template.generation'];
+  const minReadySeconds = ds.spec.minReadySeconds ?? 0;
+  const template = ds.spec.template.spec as PlacementSpec;
+  const podsByNode = new Map<string, LivePod[]>();
+  for (const p of input.pods) {
+    if (!p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid)) continue;
+    const n = p.spec.nodeName ?? '';
+    podsByNode.set(n, [...(podsByNode.get(n) ?? []), p]);
+  }
+  const waveOfAt = new Map([...new Set((cp?.touched ?? []).map((t) => t.at))].sort().map((at, i) => [at, i + 1]));
+  const waveOfNode = new Map((cp?.touched ?? []).map((t) => [t.node, waveOfAt.get(t.at)!]));
+
+  const tiles = [...input.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1)).map((n): NodeTile & { wave?: number; desired: boolean } => {
+    const node = toWaveNode(n, template);
+    const pods = (podsByNode.get(node.name) ?? []).map((p) => ({ live: p, wave: toWavePod(p, isPodUpdated(p, templateGeneration, input.currentHash)) }));
+    const running = pods.filter((p) => !p.wave.terminating);
+    const newest = running.find((p) => p.wave.updated) ?? running[0] ?? pods[0];
+    const updated = Boolean(newest?.wave.updated);
+    const hash = newest?.live.metadata.labels?.['controller-revision-hash'];
+    const revision = newest ? (updated ? currentRevision : hash !== undefined ? input.revisionByHash[hash] : undefined) : undefined;
+    const isCanary = canaryNodes.has(node.name);
+    const base = { node: node.name, revision, updated, canary: isCanary, wave: waveOfNode.get(node.name), desired: node.desired };
+    const rev = revision !== undefined ? `revision ${revision}` : 'no known revision';
+    if (!node.desired) return { ...base, state: 'not-desired', reason: pods.length ? `the DaemonSet should not run here (selector, affinity or taints); its pod (${rev}) is left alone` : 'the DaemonSet should not run here (selector, affinity or taints)' };
+    if (broken.has(node.name)) return { ...base, state: 'broken', reason: `NotReady after this rollout replaced its pod while it was Ready: the update is taken to break nodes${cp?.failed ? ` (${cp.failed.reason})` : ''}` };
+    if (skipped.has(node.name) || (!node.ready && !waveOfNode.has(node.name) && record)) return { ...base, state: 'skipped', reason: 'NotReady before this rollout reached it: skipped, outside the budget' };
+    const availableAt = newest && node.ready ? availableFrom(newest.wave, minReadySeconds) : undefined;
+    const available = availableAt !== undefined && availableAt <= now.getTime();
+    const terminating = pods.some((p) => p.wave.terminating);
+    if (isCanary && canaryHolding && !available) return { ...base, state: 'canary', reason: `canary node: ${updated ? `${rev} starting` : 'waiting for the update'}; the rest waits for it` };
+    if (terminating || inFlight.has(node.name) || (updated && !available && node.ready && (rolling || newest?.wave.ready))) {
+      return { ...base, state: 'updating', reason: terminating ? `old pod terminating; the ${currentRevision !== undefined ? `revision ${currentRevision}` : 'new'} pod follows` : inFlight.has(node.name) && !updated ? 'old pod deleted; its replacement is not seen yet' : newest?.wave.ready ? `${rev} Ready, inside minReadySeconds (${minReadySeconds}s)` : `${rev} starting (not Ready yet)` };
+    }
+    if (available) {
+      if (isCanary && canaryHolding) return { ...base, state: 'canary', reason: `canary node: ${rev} available; holding before the rest` };
+      return { ...base, state: 'available', reason: `${rev} available${updated ? '' : ' (not updated yet)'}` };
+    }
+    if (!node.ready) return { ...base, state: 'unavailable', reason: `node NotReady; its pod (${rev}) serves nothing` };
+    if (!newest) return { ...base, state: 'unavailable', reason: 'no pod on this node yet' };
+    return { ...base, state: 'unavailable', reason: `${rev} not Ready${newest.live.status?.phase ? ` (pod ${newest.live.status.phase})` : ''}` };
+  });
+
+  const groups: NodeGroup[] = [];
+  const strip = (t: NodeTile & { wave?: number; desired: boolean }): NodeTile => ({ node: t.node, state: t.state, revision: t.revision, updated: t.updated, canary: t.canary, reason: t.reason });
+  const desired = tiles.filter((t) => t.desired);
+  const canary = desired.filter((t) => t.canary);
+  if (canary.length) groups.push({ label: 'canary', tiles: canary.map(strip) });
+  const waves = [...new Set(desired.filter((t) => !t.canary && t.wave !== undefined).map((t) => t.wave!))].sort((a, b) => a - b);
+  for (const w of waves) groups.push({ label: `wave ${w}`, wave: w, tiles: desired.filter((t) => !t.canary && t.wave === w).map(strip) });
+  const rest = desired.filter((t) => !t.canary && t.wave === undefined);
+  if (rest.length) groups.push({ label: cp ? 'not reached by a wave' : 'nodes', tiles: rest.map(strip) });
+  const notDesired = tiles.filter((t) => !t.desired);
+  if (notDesired.length) groups.push({ label: 'not desired', tiles: notDesired.map(strip) });
+  return groups;
+}
+
+/** The counts under the grid: how many tiles of each state. */
+export function tileCounts(groups: readonly NodeGroup[]): Record<TileState, number> {
+  const out = Object.fromEntries(TILE_STATES.map((s) => [s, 0])) as Record<TileState, number>;
+  for (const g of groups) for (const t of g.tiles) out[t.state]++;
+  return out;
+}
+
+// ---- the rollout over time -----------------------------------------------------------------
+
+export interface Band {
+  kind: 'canary-hold' | 'wave' | 'paused' | 'stalled';
+  label: string;
+  from: number;
+  to: number;
+}
+
+export interface RolloutChart {
+  /** Seconds since the epoch, one per point. */
+  t: number[];
+  unavailable: number[];
+  budget: number[];
+  updated: number[];
+  desired: number[];
+  bands: Band[];
+}
+
+/**
+ * The chart's series and bands from a revision's timeline. A band runs from the point that
+ * entered a phase (or a wave) to the point that left it, or to `now` for the last one while
+ * the rollout goes on.
+ */
+export function rolloutChart(points: readonly TimelinePoint[], now: Date): RolloutChart {
+  const sorted = [...points].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const t = sorted.map((p) => Date.parse(p.at) / 1000);
+  const ended = sorted.length > 0 && ['complete', 'stalled'].includes(sorted[sorted.length - 1].phase);
+  const end = ended ? t[t.length - 1] : Math.max(now.getTime() / 1000, t[t.length - 1] ?? 0);
+  const bands: Band[] = [];
+  const runs = (keyOf: (p: TimelinePoint) => string | undefined, make: (key: string, p: TimelinePoint) => Omit<Band, 'from' | 'to'>) => {
+    let open: { key: string; from: number; p: TimelinePoint } | undefined;
+    sorted.forEach((p, i) => {
+      const key = keyOf(p);
+      if (open && open.key !== key) {
+        bands.push({ ...make(open.key, open.p), from: open.from, to: t[i] });
+        open = undefined;
+      }
+      if (key !== undefined && !open) open = { key, from: t[i], p };
+    });
+    if (open) bands.push({ ...make(open.key, open.p), from: open.from, to: open.p.phase === 'stalled' ? Math.max(end, open.from) : end });
+  };
+  runs((p) => (p.phase === 'canary-hold' ? 'canary' : undefined), () => ({ kind: 'canary-hold', label: 'canary hold' }));
+  runs((p) => (p.phase === 'paused' ? 'paused' : undefined), () => ({ kind: 'paused', label: 'paused' }));
+  runs((p) => (p.wave > 0 && p.phase !== 'complete' ? String(p.wave) : undefined), (k) => ({ kind: 'wave', label: `wave ${k}` }));
+  runs((p) => (p.phase === 'stalled' ? 'stalled' : undefined), () => ({ kind: 'stalled', label: 'stalled' }));
+  return {
+    t,
+    unavailable: sorted.map((p) => p.unavailable),
+    budget: sorted.map((p) => p.budget),
+    updated: sorted.map((p) => p.updated),
+    desired: sorted.map((p) => p.desired),
+    bands,
+  };
+}
+
+/** The budget the live DaemonSet would get now (its declared maxUnavailable over its desired nodes), for a rollout with no timeline yet. */
+export function budgetOf(maxUnavailable: number | string, desired: number): number {
+  return effectiveMaxUnavailable(maxUnavailable, desired);
+}
+
+// ---- revisions -----------------------------------------------------------------------------
+
+export interface RevisionRow {
+  revision: number;
+  current: boolean;
+  pinned: boolean;
+  cause: string;
+  rollbackTo?: number;
+  reason?: string;
+  commit?: { short: string; subject: string; author: string };
+  appliedAt?: string;
+  outcome: string;
+  outcomeReason?: string;
+  images: string[];
+}
+
+function imagesOfManifest(manifest: Record<string, unknown>): string[] {
+  const spec = (manifest.spec as { template?: { spec?: { containers?: { image?: string }[]; initContainers?: { image?: string }[] } } } | undefined)?.template?.spec;
+  return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.image ?? '').filter(Boolean);
+}
+
+/** Newest first: what each revision was, why it exists and how it ended. */
+export function revisionRows(snapshots: readonly RevisionSnapshot[], state: DaemonSetState | undefined): RevisionRow[] {
+  return [...snapshots].sort((a, b) => b.revision - a.revision).map((s) => ({
+    revision: s.revision,
+    current: state?.currentRevision === s.revision,
+    pinned: state?.pin?.revision === s.revision || (s.cause === 'rollback' && state?.pin !== undefined && state.currentRevision === s.revision),
+    cause: s.cause,
+    rollbackTo: s.rollbackTo,
+    reason: s.reason,
+    commit: s.commit ? { short: s.commit.sha.slice(0, 7), subject: s.commit.subject, author: s.commit.author } : undefined,
+    appliedAt: s.appliedAt,
+    outcome: s.outcome,
+    outcomeReason: s.outcomeReason,
+    images: imagesOfManifest(s.manifest),
+  }));
+}
+
+/** The diff between two revisions' manifests as applied (template and metadata), older first. */
+export function revisionDiff(a: RevisionSnapshot, b: RevisionSnapshot): string {
+  const [from, to] = a.revision <= b.revision ? [a, b] : [b, a];
+  const text = (s: RevisionSnapshot) => stringify(s.manifest, { sortMapEntries: true });
+  return unifiedDiff(text(from), text(to), { before: `revision ${from.revision}`, after: `revision ${to.revision}` }) || `revisions ${from.revision} and ${to.revision} apply the same manifest\n`;
+}
+
+// ---- Events --------------------------------------------------------------------------------
+
+export interface EventRow {
+  type: string;
+  reason: string;
+  message: string;
+  count: number;
+  last: string;
+}
+
+/** The DaemonSet's Events, newest first, as `kubectl describe` lists them. */
+export function eventRows(events: readonly LiveEvent[], limit = 50): EventRow[] {
+  return events
+    .map((e) => ({ type: e.type ?? 'Normal', reason: e.reason ?? '', message: e.message ?? '', count: e.count ?? 1, last: e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? '' }))
+    .sort((a, b) => (a.last < b.last ? 1 : a.last > b.last ? -1 : 0))
+    .slice(0, limit);
+}
