@@ -1,9 +1,9 @@
 // TypeScript is compiled by SWC to CommonJS; type checking is `tsc --noEmit` (npm test runs both).
-// @kubernetes/client-node and its auth dependencies ship ES modules only, so they are compiled too.
+// @kubernetes/client-node and its auth and SOCKS proxy dependencies ship ES modules only, so they are compiled too.
 // The tests run on the Node.js this repository supports; the AWS SDK's notice about future Node versions is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const esmOnly = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'].join('|');
+const esmOnly = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose', 'socks-proxy-agent', 'agent-base'].join('|');
 const base = {
   transform: {
     '^.+\\.(t|j|mj)sx?$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],

@@ -1,7 +1,8 @@
 /**
  * Loads a CommonJS file with a V8 code cache kept beside it (`<file>.v8cache`), so that a
- * command started again skips compiling the bundle it already compiled (what Node 22's
- * module.enableCompileCache does; this project supports Node 20).
+ * command started again skips compiling the bundle it already compiled (as Node's
+ * module.enableCompileCache does for modules; this cache is written when the process ends, so
+ * it also holds the functions a command compiled while it ran).
  *
  * Assumptions / invariants: V8 checks a cache against the source's length only, so the cache is
  * keyed by the file's size and modification time and by the Node version and architecture, and a

@@ -25,40 +25,25 @@ const clientNodeWithoutSideEffects = {
   },
 };
 
-// client-node's URL library (whatwg-url, tr46) requires Node's built-in `punycode`, which
-// Node.js deprecates with a notice (DEP0040) on every cold start of code outside node_modules,
-// as a bundle is. The same code from npm (the `punycode` package) is bundled in its place.
-const punycodeFile = require.resolve('punycode/');
+// Packages kept in the bundle as text, compiled when first used, instead of being parsed with the
+// rest at every start: a JavaScript parser skips a string far faster than it pre-parses the code
+// in it. Each is bundled on its own; what it requires at run time is Node's built-ins only.
+//
+// - openpgp.js (0.4 MB minified) is used only to verify OpenPGP-signed commits (VERIFY_COMMITS).
+//   lib/source/verify-commit.ts imports it dynamically, so it is compiled when first required.
+// - undici (1 MB) is client-node 2.x's HTTP client, for its watches (and proxies): client-node
+//   imports it at load but uses it only inside functions, and the cluster adapter's own requests
+//   go through Node's https. Its stand-in has the package's exports as getters (their names read
+//   from the package at build time), and the first one read compiles it: a pass that opens no
+//   watch never does.
+// (test/integration/bundle-plugins.test.ts runs bundles so built: signs and verifies with
+// openpgp.js, fetches with undici, and counts what was compiled.)
+const textPackages = { openpgp: 'on require', undici: 'on first use' };
 
-const punycodeFromNpm = {
-  name: 'punycode-from-npm',
-  setup(build) {
-    build.onResolve({ filter: /^(node:)?punycode$/ }, () => ({ path: punycodeFile }));
-  },
-};
-
-// node-fetch 2 (client-node's HTTP library) requires whatwg-url at load, but only uses its URL
-// where Node has none (`Url.URL || whatwgUrl.URL`). Every Node this runs on has one, so the
-// package is replaced by Node's own URL: its Unicode tables (tr46, about 0.3 MB) are then not
-// parsed at every cold start.
-const whatwgUrlFromNode = {
-  name: 'whatwg-url-from-node',
-  setup(build) {
-    build.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: 'whatwg-url', namespace: 'node-url' }));
-    build.onLoad({ filter: /.*/, namespace: 'node-url' }, () => ({ contents: 'module.exports = { URL: globalThis.URL, URLSearchParams: globalThis.URLSearchParams };', loader: 'js' }));
-  },
-};
-
-// openpgp.js (0.4 MB minified) is used only to verify OpenPGP-signed commits (VERIFY_COMMITS).
-// It is bundled on its own and kept in the bundle as text, compiled when first required,
-// instead of being parsed with the rest at every start: a JavaScript parser skips a string far
-// faster than it pre-parses the code in it. lib/source/verify-commit.ts imports it dynamically,
-// so nothing requires it at load. What it requires at run time is Node's built-ins only.
-// (test/integration/bundle-plugins.test.ts signs and verifies with a bundle so built.)
 const packagesAsText = {
   name: 'packages-as-text',
   setup(build) {
-    build.onResolve({ filter: /^openpgp$/ }, (args) => ({ path: args.path, namespace: 'package-as-text' }));
+    build.onResolve({ filter: /^(openpgp|undici)$/ }, (args) => ({ path: args.path, namespace: 'package-as-text' }));
     build.onLoad({ filter: /.*/, namespace: 'package-as-text' }, async (args) => {
       const o = build.initialOptions;
       const inner = await build.esbuild.build({
@@ -75,13 +60,28 @@ const packagesAsText = {
         keepNames: o.keepNames,
         legalComments: 'none',
         charset: 'ascii',
-        plugins: [punycodeFromNpm, whatwgUrlFromNode],
         logLevel: 'silent',
       });
       const code = `(function (exports, require, module, __filename, __dirname) {${inner.outputFiles[0].text}\n})`;
       const filename = `${args.path.replace(/\//g, '_')}.js`;
+      const compile = `require('node:vm').runInThisContext(${JSON.stringify(code)}, { filename: ${JSON.stringify(filename)} })`;
+      if (textPackages[args.path] === 'on require') {
+        return { contents: `${compile}(exports, require, module, __filename, __dirname);`, loader: 'js', resolveDir: __dirname };
+      }
+      const names = Object.keys(require(require.resolve(args.path, { paths: [__dirname] })));
       return {
-        contents: `require('node:vm').runInThisContext(${JSON.stringify(code)}, { filename: ${JSON.stringify(filename)} })(exports, require, module, __filename, __dirname);`,
+        contents: [
+          'let loaded;',
+          'function load() {',
+          '  if (!loaded) {',
+          '    const m = { exports: {} };',
+          `    ${compile}(m.exports, require, m, __filename, __dirname);`,
+          '    loaded = m.exports;',
+          '  }',
+          '  return loaded;',
+          '}',
+          `for (const name of ${JSON.stringify(names)}) Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });`,
+        ].join('\n'),
         loader: 'js',
         resolveDir: __dirname,
       };
@@ -89,4 +89,4 @@ const packagesAsText = {
   },
 };
 
-module.exports = [clientNodeWithoutSideEffects, punycodeFromNpm, whatwgUrlFromNode, packagesAsText];
+module.exports = [clientNodeWithoutSideEffects, packagesAsText];

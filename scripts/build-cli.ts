@@ -85,7 +85,7 @@ export async function buildCli(): Promise<{ bytes: number }> {
     plugins: [commandsApart, ...lambdaBundlePlugins],
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24',
     format: 'cjs',
     // Whitespace and syntax only: identifiers stay readable in stack traces, and keepNames
     // keeps class names (error names are reported as `error` in --json output) exact.

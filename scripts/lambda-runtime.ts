@@ -12,13 +12,16 @@
  *   npm run lambda:runtime     installs both if missing and prints where they are
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDir } from '../stack/paths';
+import { cacheDir, repoRoot } from '../stack/paths';
 
-/** The Node.js 24 release the functions are tested on (Lambda's nodejs24.x follows the 24 line). */
-export const LAMBDA_NODE_VERSION = '24.21.0';
+/**
+ * The Node.js 24 release the functions are tested on (Lambda's nodejs24.x follows the 24 line):
+ * the one in .node-version, which scripts/node24 also fetches for everything else, into the same place.
+ */
+export const LAMBDA_NODE_VERSION = readFileSync(join(repoRoot, '.node-version'), 'utf8').trim();
 
 export function lambdaNodePath(version = LAMBDA_NODE_VERSION): string {
   return join(cacheDir, `node-v${version}-linux-x64`, 'bin', 'node');

@@ -87,6 +87,9 @@ export interface Cluster {
 /** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
 const CACHE_WATCH_SECONDS = 300;
 
+/** How long past the server's own end a watch may stay silent before the client takes its connection as lost. */
+const WATCH_SILENCE_MARGIN_SECONDS = 30;
+
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
@@ -186,8 +189,12 @@ export class KubernetesCluster implements Cluster {
 
   constructor(kc: k8s.KubeConfig, options: ClusterOptions = {}) {
     this.server = kc.getCurrentCluster()?.server ?? '(unknown server)';
+    // A watch asks the kubeconfig for its credentials, TLS and headers through applySecurityAuthentication.
     this.watchConfig = Object.create(kc) as k8s.KubeConfig;
-    this.watchConfig.applyToFetchOptions = (opts) => kc.applyToFetchOptions({ ...opts, headers: { ...opts.headers, 'User-Agent': USER_AGENT } });
+    this.watchConfig.applySecurityAuthentication = async (context) => {
+      await kc.applySecurityAuthentication(context);
+      context.setHeaderParam('User-Agent', USER_AGENT);
+    };
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.kc = kc;
@@ -558,7 +565,13 @@ export class KubernetesCluster implements Cluster {
       ended = true;
       onEnd(err);
     };
-    new k8s.Watch(this.watchConfig)
+    const watch = new k8s.Watch(this.watchConfig);
+    // client-node ends a watch that has been silent for 30 s with a TimeoutError. The API server
+    // sends a bookmark only about once a minute, so a quiet kind (nodes, during a rollout) would
+    // fail and be resumed twice a minute; the server ends each watch after CACHE_WATCH_SECONDS, so
+    // only a connection silent for longer than that is taken as lost.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (CACHE_WATCH_SECONDS + WATCH_SILENCE_MARGIN_SECONDS) * 1000;
+    watch
       .watch(
         path,
         { ...query, allowWatchBookmarks: true, timeoutSeconds: CACHE_WATCH_SECONDS },

@@ -1,7 +1,7 @@
 /**
  * The bundler plugins every bundle is built with (deploy/esbuild-plugins.js: the Lambda
  * functions and the dsgitops command): a package kept as text is compiled on first use and
- * works there, as the real package; Node's URL stands in for whatwg-url in node-fetch.
+ * works there, as the real package.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -26,7 +26,7 @@ async function bundle(name: string, source: string): Promise<string> {
   const entry = join(dir, `${name}.ts`);
   writeFileSync(entry, source);
   const outfile = join(dir, `${name}.js`);
-  await build({ entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20', minify: true, keepNames: true, plugins, nodePaths: [join(repoRoot, 'node_modules')], logLevel: 'error' });
+  await build({ entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node24', minify: true, keepNames: true, plugins, nodePaths: [join(repoRoot, 'node_modules')], logLevel: 'error' });
   return outfile;
 }
 
@@ -53,21 +53,41 @@ describe('bundle plugins', () => {
     const result = JSON.parse(execFileSync(process.execPath, [out], { encoding: 'utf8' }).trim()) as { verified: boolean; refused: boolean; modulesLoaded: number };
     expect(result).toEqual({ verified: true, refused: true, modulesLoaded: 0 });
   });
-
-  it("gives node-fetch Node's URL instead of whatwg-url, and node-fetch still fetches", async () => {
-    const server = createServer((req, res) => res.end(JSON.stringify({ url: req.url })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  it("compiles undici only when client-node first uses it: loading client-node does not, a watch does, and the watch reads the server's events", async () => {
+    const requests: { url?: string; authorization?: string }[] = [];
+    const server = createServer((req, res) => {
+      requests.push({ url: req.url, authorization: req.headers.authorization });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a', resourceVersion: '6' } } })}\n`);
+      res.end(`${JSON.stringify({ type: 'DELETED', object: { metadata: { name: 'a', resourceVersion: '7' } } })}\n`);
+    });
+    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
     try {
       const port = (server.address() as { port: number }).port;
-      const out = await bundle('fetch', `
-        import fetch from 'node-fetch';
-        fetch('http://127.0.0.1:${port}/a/b?c=d').then((r) => r.json()).then((j) => console.log(JSON.stringify(j)), (err) => { console.error(err); process.exit(1); });
+      const out = await bundle('watch', `
+        const vm = require('node:vm');
+        const compiled = [];
+        const run = vm.runInThisContext;
+        vm.runInThisContext = (code, options) => { compiled.push(options.filename); return run(code, options); };
+        const k8s = require('@kubernetes/client-node');
+        const afterLoad = [...compiled];
+        const kc = new k8s.KubeConfig();
+        kc.loadFromOptions({
+          clusters: [{ name: 'c', server: 'http://127.0.0.1:${port}', skipTLSVerify: true }],
+          users: [{ name: 'u', token: 'the-token' }],
+          contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+          currentContext: 'x',
+        });
+        const events = [];
+        new k8s.Watch(kc).watch('/api/v1/pods', { resourceVersion: '5' }, (type, obj) => events.push([type, obj.metadata.name]), (err) => {
+          console.log(JSON.stringify({ afterLoad, compiled, events, err: err ? String(err) : null }));
+        });
       `);
-      expect(readFileSync(out, 'utf8')).not.toContain('mappingTable');
       const got = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, [out], { encoding: 'utf8' }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+        execFile(process.execPath, [out], { encoding: 'utf8', timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
       });
-      expect(JSON.parse(got.trim())).toEqual({ url: '/a/b?c=d' });
+      expect(JSON.parse(got.trim())).toEqual({ afterLoad: [], compiled: ['undici.js'], events: [['ADDED', 'a'], ['DELETED', 'a']], err: null });
+      expect(requests).toEqual([{ url: '/api/v1/pods?watch=true&resourceVersion=5', authorization: 'Bearer the-token' }]);
     } finally {
       server.close();
     }

@@ -18,7 +18,9 @@ let namespace: string;
 async function serviceAccountToken(name: string): Promise<string> {
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
   const answer = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } as k8s.AuthenticationV1TokenRequest });
-  return answer.status!.token;
+  const token = answer.status?.token;
+  if (!token) throw new Error(`the API server issued no token for service account ${namespace}/${name}`);
+  return token;
 }
 
 function stackEndpoint(): { endpoint: string; caData: string } {

@@ -68,7 +68,9 @@ async function identityWith(ns: string, rules: k8s.V1PolicyRule[]): Promise<stri
   });
   onCleanup(() => rbac.deleteClusterRoleBinding({ name: roleName }).then(() => undefined, () => undefined));
   const request = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: ns, body: { spec: { audiences: [], expirationSeconds: 600 } } });
-  return tokenKubeconfig(request.status!.token, serviceAccount);
+  const token = request.status?.token;
+  if (!token) throw new Error(`the API server issued no token for service account ${ns}/${serviceAccount}`);
+  return tokenKubeconfig(token, serviceAccount);
 }
 
 beforeAll(async () => {

@@ -106,11 +106,26 @@ export function daemonSet(name: string, namespace: string, overrides: { image?: 
  * NotReady node is not available whatever its own condition says. `maxUnavailableSeen` is
  * what the invariant tests assert on.
  */
+/**
+ * A client-node Watch for the tests' observers. client-node 2.x gives a watch up after 30 s
+ * without data, and a quiet stretch of a rollout (a stalled one, minReadySeconds) can last that
+ * long: an observer whose watch ended would stop seeing what it checks. These wait as long as a
+ * test runs (the API server ends a watch after its own timeout, 30 minutes or more).
+ */
+export function observerWatch(kc: k8s.KubeConfig): k8s.Watch {
+  const watch = new k8s.Watch(kc);
+  (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 30 * 60_000;
+  return watch;
+}
+
 export class AvailabilityWatcher {
   private readonly pods = new Map<string, k8s.V1Pod>();
   private readonly notReadyNodes = new Set<string>();
   private abort?: AbortController;
   private nodeAbort?: AbortController;
+  private stopped = false;
+  /** Why a watch ended before stop(): what the watcher saw after that is incomplete. */
+  private lost?: string;
   maxUnavailableSeen = 0;
   /** What the watcher saw when it saw `maxUnavailableSeen` first: for a failure message. */
   worst = '';
@@ -168,14 +183,16 @@ export class AvailabilityWatcher {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const nodes = await core.listNode();
     for (const n of nodes.items) this.noteNode(n);
-    this.nodeAbort = await new k8s.Watch(this.kc).watch('/api/v1/nodes', { resourceVersion: nodes.metadata?.resourceVersion }, (phase, n: k8s.V1Node) => {
+    const ended = (what: string) => (err: unknown) => {
+      if (!this.stopped) this.lost ??= `the watch of ${what} ended before the watcher was stopped (${err ? String(err) : 'closed'})`;
+    };
+    this.nodeAbort = await observerWatch(this.kc).watch('/api/v1/nodes', { resourceVersion: nodes.metadata?.resourceVersion }, (phase, n: k8s.V1Node) => {
       if (phase !== 'DELETED') this.noteNode(n);
       this.sample();
-    }, () => undefined);
+    }, ended('nodes'));
     const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
     for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
-    const watch = new k8s.Watch(this.kc);
-    this.abort = await watch.watch(
+    this.abort = await observerWatch(this.kc).watch(
       `/api/v1/namespaces/${this.namespace}/pods`,
       { labelSelector: this.labelSelector, resourceVersion: list.metadata?.resourceVersion },
       (phase, obj: k8s.V1Pod) => {
@@ -192,13 +209,16 @@ export class AvailabilityWatcher {
         this.samples++;
         this.sample();
       },
-      () => undefined,
+      ended('pods'),
     );
   }
 
+  /** Stops watching; throws when a watch had ended before, since what was seen is then incomplete. */
   stop(): void {
+    this.stopped = true;
     this.abort?.abort();
     this.nodeAbort?.abort();
+    if (this.lost) throw new Error(this.lost);
   }
 }
 
@@ -223,7 +243,7 @@ export class NodeBreaker {
   }
 
   async start(): Promise<void> {
-    this.abort = await new k8s.Watch(this.kc).watch(`/api/v1/namespaces/${this.namespace}/pods`, { labelSelector: this.labelSelector }, (phase, pod: k8s.V1Pod) => {
+    this.abort = await observerWatch(this.kc).watch(`/api/v1/namespaces/${this.namespace}/pods`, { labelSelector: this.labelSelector }, (phase, pod: k8s.V1Pod) => {
       const node = pod.spec?.nodeName;
       if (!node || pod.spec?.containers[0]?.image !== this.image) return;
       const gone = phase === 'DELETED' || Boolean(pod.metadata?.deletionTimestamp);
