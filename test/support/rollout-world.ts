@@ -495,10 +495,10 @@ export class Run {
   private event(e: Event): void {
     switch (e.kind) {
       case 'git': {
-        let c = e.change;
-        // After a rollback, what people push is a fix: Git's next version of a pinned DaemonSet is a good template.
-        if (this.store.state?.pin && this.git.template.behaviour !== 'good') c = { kind: 'template', behaviour: 'good' };
+        const c = e.change;
         this.git.meta += 1;
+        // After a rollback, what people push is a fix: Git's next version of a pinned DaemonSet holds a good template.
+        if (this.store.state?.pin && this.git.template.behaviour !== 'good') this.git.template = this.newTemplate('good');
         if (c.kind === 'template') this.git.template = this.newTemplate(c.behaviour);
         else if (c.what === 'auto-rollback') this.git.annotations = { ...this.git.annotations, autoRollback: true };
         else if (c.what === 'paused') this.git.annotations = { ...this.git.annotations, paused: true };
@@ -534,6 +534,8 @@ export class Run {
         };
         // Nobody unpins while Git still holds the version that was rolled back.
         if (kind === 'unpin' && this.git.template.behaviour !== 'good') return;
+        // A racing write lands at the driver's next write; one that is not racing lands now, after any still waiting.
+        this.flushRacing();
         if (e.racing) this.racing = change;
         else this.store.update(change);
         this.world.say(`operator: ${kind}${e.racing ? ' (lands between the driver\'s read and write)' : ''}`);
@@ -544,6 +546,12 @@ export class Run {
   /** A write by another process that lands between the driver's next read and its write. */
   private racing?: (cur: DaemonSetState | undefined) => DaemonSetState | undefined;
 
+  private flushRacing(): void {
+    const change = this.racing;
+    this.racing = undefined;
+    if (change) this.store.update(change);
+  }
+
   // ---- the pass (lib/reconcile.ts) --
 
   private pass(until: number): void {
@@ -552,9 +560,11 @@ export class Run {
     this.at('pass: after repair from live');
     this.planAndApply();
     this.drive(until);
+    this.flushRacing();
     const s = this.store.read().state;
     const auto = this.world.ds?.annotations.autoRollback ?? false;
-    if (s?.rollout?.phase === 'stalled' && auto && s.lastHealthyRevision && s.lastHealthyRevision !== s.currentRevision) {
+    // A pinned DaemonSet is not planned for an apply, so a pass does not roll it back again.
+    if (s?.rollout?.phase === 'stalled' && auto && !pinHolds(s, { digest: this.git.digest } as DesiredDaemonSet) && s.lastHealthyRevision && s.lastHealthyRevision !== s.currentRevision) {
       this.world.say('auto-rollback: the rollout stalled');
       this.rollback(false, until + 25 * S);
     }
@@ -795,8 +805,8 @@ export class Judge {
     if (phase !== 'complete' && phase !== 'stalled') this.note({ property: 'ending', problem: `never ends: ${line}` });
     const snap = s ? r.store.revisions.get(s.currentRevision) : undefined;
     const broken = r.world.brokenNodes();
-    if (snap?.cause === 'rollback' && (phase !== 'complete' || broken.length > 0)) {
-      this.note({ property: 'ending', problem: `the rollback to revision ${snap.rollbackTo} ends with ${broken.length ? `broken nodes [${broken.join(', ')}] not repaired` : 'every node repaired'}: ${line}` });
+    if (snap?.cause === 'rollback' && broken.length > 0) {
+      this.note({ property: 'ending', problem: `the rollback to revision ${snap.rollbackTo} ends with broken nodes [${broken.join(', ')}] not repaired: ${line}` });
     }
   }
 }

@@ -72,7 +72,7 @@ const eventArb: fc.Arbitrary<Event[]> = fc.oneof(
   fc.record({ atS: fc.integer({ min: 0, max: 400 }), node: fc.nat(), forS: fc.integer({ min: 10, max: 300 }) }).map(({ atS, node, forS }): Event[] => [{ atS, kind: 'outage', node, forS }]),
 );
 
-const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
+export const scenarioArbForTiming: fc.Arbitrary<Scenario> = fc.record({
   nodes: fc.array(fc.record({
     eligible: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     pod: fc.constantFrom<NodeSpec['pod']>('available', 'available', 'available', 'available', 'none', 'terminating', 'crashloop'),
@@ -94,6 +94,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   passEveryS: 30,
 }));
 
+const scenarioArb = scenarioArbForTiming;
 describe('managed rollouts across revisions, crashes and racing writers, judged from the world alone', () => {
   it('keeps a node-breaking template within |canary| + k nodes over the whole history, keeps the budget, and always ends', () => {
     fc.assert(fc.property(scenarioArb, (sc) => expectHolds(sc)), { numRuns: Number(process.env.ROLLOUT_ORACLE_RUNS ?? 300) });
