@@ -416,6 +416,14 @@ export interface Scenario {
   passEveryS: number;
 }
 
+/** Every step at which a process of this world may die. */
+export const STEPS = [
+  'pass: start', 'pass: after repair from live',
+  'apply: after write-ahead', 'apply: after the apply', 'apply: after the state write',
+  'rollback: start', 'rollback: after write-ahead', 'rollback: after the delete', 'rollback: after the apply', 'rollback: after the state write', 'rollback: after the seed',
+  'driver: before reading the state', 'driver: after writing the decision', 'driver: after a delete',
+] as const;
+
 const NS = 'agents';
 const NAME = 'agent';
 const GOOD0: Template = { id: 'T0', behaviour: 'good' };
@@ -440,6 +448,14 @@ export class Run {
   /** when a rollback --recreate deleted the DaemonSet */
   recreatedAt?: number;
   private readonly crashedAt = new Set<string>();
+  /** the steps at which a process died, in order */
+  readonly crashes: string[] = [];
+  /** what happened, by kind, for the premises of a property */
+  readonly happened: Record<string, number> = {};
+
+  count(what: string): void {
+    this.happened[what] = (this.happened[what] ?? 0) + 1;
+  }
 
   constructor(readonly sc: Scenario) {
     this.world = new World(sc.nodes, sc.minReadySeconds, sc.delays, GOOD0, 1, 'T0/0', this.baseAnnotations());
@@ -468,6 +484,7 @@ export class Run {
     const named = this.sc.crashAtNamed?.includes(what) && !this.crashedAt.has(what);
     if (named) this.crashedAt.add(what);
     if (this.sc.crashes.includes(this.step) || named) {
+      this.crashes.push(what);
       this.world.say(`  ** crash at step ${this.step}: ${what} **`);
       throw new Crash(what);
     }
@@ -505,6 +522,7 @@ export class Run {
         else if (c.what === 'unpaused') this.git.annotations = { ...this.git.annotations, paused: false };
         else this.git.annotations = { ...this.git.annotations, label: this.git.meta };
         this.git.digest = `${this.git.template.id}/${this.git.meta}`;
+        this.count(c.kind === 'template' ? 'git template change' : 'git metadata change');
         this.world.say(`git: ${c.kind === 'template' ? `new template ${this.git.template.id} (${c.behaviour})` : `metadata change (${c.what})`}, digest ${this.git.digest}`);
         return;
       }
@@ -610,6 +628,7 @@ export class Run {
     const before = this.store.read().state;
     const pin = req.pin === undefined ? before?.pin : req.pin ?? undefined;
     const snap = this.store.claim({ template: req.template, digest: req.digest, annotations: req.annotations, cause: req.cause, rollbackTo: req.rollbackTo, pin, outcome: 'pending' });
+    this.count(`apply ${req.cause}`);
     this.world.say(`write-ahead: revision ${snap.revision} (${req.cause}${req.rollbackTo ? ` to ${req.rollbackTo}` : ''}), template ${req.template.id}`);
     this.at('apply: after write-ahead');
     return this.applyPending(snap, req.gitDigest, before, 'apply');
@@ -635,6 +654,7 @@ export class Run {
     const snapTarget = this.store.revisions.get(target)!;
     const pin: Pin = { revision: target, reason: `rollback to revision ${target}`, at: iso(this.world.now), gitDigest: this.git.digest };
     const snap = this.store.claim({ template: snapTarget.template, digest: snapTarget.digest, annotations: { ...snapTarget.annotations, canary: undefined }, cause: 'rollback', rollbackTo: target, pin, outcome: 'pending' });
+    this.count(recreate ? 'rollback --recreate' : 'rollback');
     this.world.say(`rollback: write-ahead revision ${snap.revision} (to ${target}), pinned`);
     this.at('rollback: after write-ahead');
     if (recreate) {
@@ -696,6 +716,7 @@ export class Run {
       const next = { ...state, rollout: toRollout(state.rollout, ds.revision, d, policy.paused), updatedAt: now.toISOString() };
       if (d.phase === 'complete') next.lastHealthyRevision = ds.revision;
       if (!this.store.put(next, read.etag)) {
+        this.count('decision refused by a racing write');
         this.world.say('  the state changed while deciding: deciding again');
         continue;
       }
@@ -793,6 +814,13 @@ export class Judge {
   /** Once the world is quiet: the rollout ended complete or stalled (never waiting), and a rollback ended complete with no node left broken. */
   judgeEnding(): void {
     const r = this.run;
+    // The exposure verdict names every node the template reached by the end, not only those at the moment it went over.
+    const exposure = this.verdicts.find((v) => v.property === 'exposure');
+    if (exposure) {
+      const id = /template (\S+),/.exec(exposure.problem)?.[1] ?? '';
+      const nodes = [...(r.world.exposed.get(id) ?? [])].sort();
+      exposure.problem += `; by the end on ${nodes.length} [${nodes.join(', ')}]`;
+    }
     const s = r.store.read().state;
     const live = r.world.ds;
     const phase = s?.rollout?.phase;

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { Judge, Run, type Behaviour, type Event, type NodeSpec, type Scenario } from '../support/rollout-world';
+import { Judge, Run, STEPS, type Behaviour, type Event, type NodeSpec, type Scenario } from '../support/rollout-world';
 
 /*
  * Managed rollouts across revisions, crashes and racing writers, judged from the world alone
@@ -35,9 +35,18 @@ function play(sc: Scenario): { run: Run; judge: Judge } {
   return { run, judge };
 }
 
-function expectHolds(sc: Scenario): void {
+const stats: Record<string, number> = {};
+const count = (key: string, by = 1) => {
+  stats[key] = (stats[key] ?? 0) + by;
+};
+afterAll(() => {
+  if (process.env.ROLLOUT_ORACLE_STATS) process.stdout.write(`\nrollout-oracle premises:\n${Object.entries(stats).sort().map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`);
+});
+
+function expectHolds(sc: Scenario): Run {
   const { run, judge } = play(sc);
   if (judge.verdicts.length) throw new Error(story(run, judge, sc));
+  return run;
 }
 
 const base = (nodes: NodeSpec[], over: Partial<Scenario>): Scenario => ({
@@ -87,6 +96,8 @@ export const scenarioArbForTiming: fc.Arbitrary<Scenario> = fc.record({
   delays: fc.record({ terminateS: fc.integer({ min: 1, max: 10 }), createS: fc.constantFrom(0, 1, 2), startS: fc.integer({ min: 1, max: 15 }), breakAfterS: fc.constantFrom(0, 0, 0, 1) }),
   lag: fc.array(fc.boolean(), { minLength: 1, maxLength: 4 }),
   crashes: fc.oneof({ weight: 2, arbitrary: fc.constant([] as number[]) }, { weight: 3, arbitrary: fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 3 }) }),
+  // Rare steps (a rollback's) get their crashes too: the first time a process reaches the named step.
+  crashAtNamed: fc.oneof({ weight: 2, arbitrary: fc.constant([] as string[]) }, { weight: 1, arbitrary: fc.subarray([...STEPS], { minLength: 1, maxLength: 2 }) }),
 }).map((r): Scenario => ({
   ...r,
   nodes: r.nodes.map((n, i) => ({ name: nodeName(i), eligible: n.eligible, pod: n.pod, ...(n.notReadyS !== undefined ? { notReadyUntil: n.notReadyS * 1000 } : {}) })),
@@ -97,7 +108,30 @@ export const scenarioArbForTiming: fc.Arbitrary<Scenario> = fc.record({
 const scenarioArb = scenarioArbForTiming;
 describe('managed rollouts across revisions, crashes and racing writers, judged from the world alone', () => {
   it('keeps a node-breaking template within |canary| + k nodes over the whole history, keeps the budget, and always ends', () => {
-    fc.assert(fc.property(scenarioArb, (sc) => expectHolds(sc)), { numRuns: Number(process.env.ROLLOUT_ORACLE_RUNS ?? 300) });
+    fc.assert(fc.property(scenarioArb, (sc) => {
+      const run = expectHolds(sc);
+      count('runs');
+      for (const what of new Set(run.crashes)) count(`crash at ${what}`);
+      for (const [what, times] of Object.entries(run.happened)) if (times) count(`runs with ${what}`);
+      const broke = [...run.world.exposed].filter(([id, nodes]) => run.world.templates.get(id)?.behaviour === 'breaks-node' && nodes.size > 0).length;
+      if (broke) count('runs where a node-breaking template reached a node');
+      if (sc.nodes.some((n) => n.pod === 'none' || n.pod === 'terminating')) count('runs with podless or terminating-pod nodes at the start');
+      if (typeof sc.maxUnavailable === 'string' && sc.nodes.some((n) => n.notReadyUntil !== undefined)) count('runs with a percent budget and NotReady nodes');
+      const phase = run.store.state?.rollout?.phase;
+      count(`ended ${phase}${run.store.revisions.get(run.store.state?.currentRevision ?? 0)?.cause === 'rollback' ? ' (a rollback)' : ''}`);
+    }), { numRuns: Number(process.env.ROLLOUT_ORACLE_RUNS ?? 300) });
+    // premises: the runs exercise what the properties are about
+    expect(stats['runs where a node-breaking template reached a node']).toBeGreaterThan(100);
+    expect(stats['runs with git metadata change']).toBeGreaterThan(30);
+    expect(stats['runs with apply drift-correction']).toBeGreaterThan(10);
+    expect(stats['runs with rollback']).toBeGreaterThan(30);
+    expect(stats['runs with rollback --recreate']).toBeGreaterThan(10);
+    expect(stats['runs with decision refused by a racing write']).toBeGreaterThan(5);
+    const crashes = (prefix: string) => STEPS.filter((step) => step.startsWith(prefix)).reduce((sum, step) => sum + (stats[`crash at ${step}`] ?? 0), 0);
+    expect(crashes('rollback:')).toBeGreaterThan(10);
+    expect(crashes('apply:')).toBeGreaterThan(10);
+    expect(stats['crash at driver: after writing the decision']).toBeGreaterThan(10);
+    expect(stats['runs with a percent budget and NotReady nodes']).toBeGreaterThan(30);
   });
 
   // ---- the holes of issue 19, each as the story that shows it ------------------------------
