@@ -103,7 +103,14 @@ describe('the state index, against state.json, with racing writers', () => {
           const runs = processes.map(async (p, i) => {
             const now = () => new Date(storeTime + p.clockOffsetMin * MIN);
             const store = new StateStore(objects, keys, { now });
-            for (const [j, op] of p.ops.entries()) await perform(store, op, i * 10 + j, now);
+            for (const [j, op] of p.ops.entries()) {
+              try {
+                await perform(store, op, i * 10 + j, now);
+              } catch (err) {
+                // A command that lost the race every time it tried says so, and changed nothing: not the index's business.
+                if (!(err instanceof PreconditionFailedError)) throw err;
+              }
+            }
           });
           await s.waitFor(Promise.all(runs));
           // assert
@@ -111,7 +118,7 @@ describe('the state index, against state.json, with racing writers', () => {
           if (problems.length) throw new Error(`${problems[0]}\nprocesses: ${JSON.stringify(processes)}\nschedule:\n${s.report().filter((t) => t.status !== 'pending').map((t) => `  ${t.label}`).join('\n')}`);
         },
       ),
-      { numRuns: 400 },
+      { numRuns: Number(process.env.INDEX_ORACLE_RUNS ?? 400) },
     );
   });
 });
