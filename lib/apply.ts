@@ -9,7 +9,8 @@
  * that deletes the DaemonSet to recreate it) calls them one after the other itself.
  * A revision that is in the cluster is therefore always in S3, and a run killed between any
  * two steps leaves a state that the next run completes (see `repairFromLive` and the
- * reuse of a pending snapshot below).
+ * reuse of a pending snapshot below): the snapshot carries everything the state write sets
+ * besides the revision itself (a rollback's pin, a managed rollback's seed).
  */
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
@@ -20,7 +21,7 @@ import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
 import { DaemonSetManifest, SourceLocation, imagesOf } from './source/manifest';
-import { Cause, DaemonSetState, Pin, RevisionSnapshot, stateAfterApply } from './store/records';
+import { Cause, DaemonSetState, ManagedSeed, Pin, RevisionSnapshot, seedManagedRollout, stateAfterApply } from './store/records';
 
 export interface ApplyRequest {
   namespace: string;
@@ -38,6 +39,8 @@ export interface ApplyRequest {
   gitDigest: string | null;
   /** The pin to set with this revision (rollback), or null to clear one. Undefined keeps the current pin. */
   pin?: Pin | null;
+  /** A managed rollback's seed: written ahead with the snapshot, set with the state. */
+  managedSeed?: ManagedSeed;
 }
 
 /** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
@@ -129,9 +132,41 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
     outcome: 'pending',
     outcomeAt: now,
     pin,
+    ...(req.managedSeed && mode === 'managed' ? { managedSeed: req.managedSeed } : {}),
   });
   if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
   return { snapshot, mode, pin };
+}
+
+/** What is sent to the API server for `req` as revision `revision`: its manifest, stamped. */
+function bodyOf(req: ApplyRequest, revision: number, pin: Pin | undefined, mode: RolloutMode): DaemonSetManifest {
+  return render(req.manifest, {
+    revision,
+    commit: req.commit?.sha,
+    digest: req.digest,
+    sourcePath: req.source?.file,
+    pinned: pinText(pin),
+    changeCause: changeCauseOf({ cause: req.cause, commit: req.commit, rollbackTo: req.rollbackTo, by: pin?.by, reason: req.reason }),
+  }, mode);
+}
+
+/** The name a recreate's target is dry-run under: the live object of the real name has another, immutable, selector. */
+export function dryRunName(name: string): string {
+  const suffix = '-dsgitops-recreate-check';
+  return `${name.slice(0, 253 - suffix.length)}${suffix}`;
+}
+
+/**
+ * A server-side dry run of creating what applying `pending` for `req` would create, under
+ * another name (dryRunName): for a rollback that must delete the DaemonSet before it can apply
+ * it (`--recreate`; the API server refuses the target under the real name while the live
+ * object's selector differs). Validation and admission (webhooks, policies) judge the object
+ * as they would the real create, but for its name. Throws the API server's refusal.
+ */
+export async function dryRunAsNew(deps: Deps, req: ApplyRequest, pending: PendingRevision): Promise<void> {
+  const body = bodyOf(req, pending.snapshot.revision, pending.pin, pending.mode);
+  body.metadata = { ...body.metadata, name: dryRunName(req.name) };
+  await deps.cluster.dryRunApply(body);
 }
 
 /** The apply step, for a revision `writeAhead` wrote for this same request. */
@@ -140,14 +175,7 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
   const key = `${req.namespace}/${req.name}`;
   const { snapshot, mode, pin } = pending;
   const revision = snapshot.revision;
-  const body = render(req.manifest, {
-    revision,
-    commit: req.commit?.sha,
-    digest: req.digest,
-    sourcePath: req.source?.file,
-    pinned: pinText(pin),
-    changeCause: changeCauseOf({ cause: req.cause, commit: req.commit, rollbackTo: req.rollbackTo, by: pin?.by, reason: req.reason }),
-  }, mode);
+  const body = bodyOf(req, revision, pin, mode);
   let applied: LiveDaemonSet;
   try {
     applied = await cluster.apply(body);
@@ -165,7 +193,8 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
   const appliedAt = clock.now().toISOString();
   await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
   await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt);
-  const state = (await store.updateState(req.namespace, req.name, (cur) => stateAfterApply(cur, {
+  // The seed goes with the state write of the revision itself: no run ever sees the rollback's rollout without it.
+  const state = (await store.updateState(req.namespace, req.name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace: req.namespace,
     name: req.name,
     revision,
@@ -177,7 +206,7 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     source: req.source,
     commit: req.commit,
     pin,
-  })))!;
+  }), snapshot.managedSeed)))!;
 
   const commitText = req.commit ? ` from commit ${req.commit.sha.slice(0, 7)} "${req.commit.subject}" by ${req.commit.author}` : '';
   const message = `revision ${revision} (${describeCause(req.cause, req.rollbackTo)})${commitText}: ${imagesOf(req.manifest).join(', ')}`;
@@ -217,7 +246,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   }
   await settlePrevious(deps, snap.value, state?.currentRevision, now);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
-  return deps.store.updateState(namespace, name, (cur) => stateAfterApply(cur, {
+  return deps.store.updateState(namespace, name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace,
     name,
     revision: rev,
@@ -230,5 +259,5 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     commit: snap.value.commit,
     pin: snap.value.pin,
     message: 'recorded after an interrupted run',
-  }));
+  }), snap.value.managedSeed));
 }

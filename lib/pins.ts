@@ -25,7 +25,8 @@ export async function unpin(deps: Deps, req: { namespace: string; name: string; 
     const pin = current.value.pin;
     if (!pin) throw new InvalidRequestError(`${key} is not pinned: nothing to unpin`);
     const now = deps.clock.now().toISOString();
-    await deps.store.updateState(req.namespace, req.name, (cur) => (cur ? { ...cur, pin: undefined, updatedAt: now } : undefined));
+    // A recreate rollback still pending goes with its pin: the next pass applies Git's version instead.
+    await deps.store.updateState(req.namespace, req.name, (cur) => (cur ? { ...cur, pin: undefined, recreate: undefined, updatedAt: now } : undefined));
     const live = await deps.cluster.getDaemonSet(req.namespace, req.name);
     const message = `unpinned from revision ${pin.revision}${req.reason ? `: ${req.reason}` : ''}; the next pass applies Git's version if it differs`;
     if (live) await emitEvent(deps, { namespace: req.namespace, name: req.name, uid: live.metadata.uid }, 'Normal', 'Unpinned', message);

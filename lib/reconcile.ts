@@ -13,6 +13,7 @@
  */
 import { adoptLive } from './adopt';
 import { applyRevision, repairFromLive, snapshotOfLive } from './apply';
+import { completeRecreate } from './rollback';
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
@@ -21,7 +22,7 @@ import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseHolder, L
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport, unreadableRecordEntry } from './report';
-import { countsOf } from './rollout/status';
+import { consistentRow, countsOf, isRolloutComplete } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
 import { canaryProblem } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
@@ -61,11 +62,12 @@ const APPLY_START_MARGIN_MS = 5_000;
 /** DaemonSets dry-run and applied at once: enough to keep a large fleet's first pass short, few enough for the API server. */
 const APPLY_CONCURRENCY = 8;
 
+/** A row's rollout: the recorded phase with the counts of the pass's LIST, never `complete` while those counts say otherwise. */
 function rolloutReport(live: LiveDaemonSet | undefined, rollout: RolloutState | undefined, revision: number | undefined): RolloutReport | undefined {
   if (!live) return undefined;
   const counts = countsOf(live);
-  if (rollout && rollout.revision === revision) return { ...toRolloutReport(rollout), ...counts };
-  return { ...counts, phase: 'complete', mode: 'native', revision: revision ?? 0 };
+  if (rollout && rollout.revision === revision) return consistentRow({ ...toRolloutReport(rollout), ...counts });
+  return consistentRow({ ...counts, phase: isRolloutComplete(live) ? 'complete' : 'progressing', mode: 'native' as const, revision: revision ?? 0 });
 }
 
 /** What each step of a pass came to; a pass that stops early has the steps up to there. The report is built from it. */
@@ -230,7 +232,7 @@ async function applyOne(deps: Deps, lease: Lease, source: Source, item: PlanItem
       return { kind: 'pruned' };
     }
     const d = o.desired!;
-    const out = await applyRevision(deps, {
+    const out = item.completesRecreate !== undefined ? await completeRecreate(deps, o, item.completesRecreate) : await applyRevision(deps, {
       namespace: o.namespace,
       name: o.name,
       manifest: d.manifest,

@@ -3,6 +3,7 @@
  * the table people read.
  */
 import type { LeaseHolder } from './errors';
+import { consistentRow } from './rollout/status';
 import type { PlanAction } from './plan/plan';
 import type { GitCommit } from './source/git';
 import type { Verification } from './source/verify-commit';
@@ -36,8 +37,9 @@ export interface DaemonSetReport {
   error?: { reason: string; message: string };
 }
 
+/** A rollout as a row shows it (never `complete` with fewer available than desired: see consistentRow). */
 export function toRolloutReport(r: RolloutState): RolloutReport {
-  return { ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message };
+  return consistentRow({ ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message });
 }
 
 export type PassResult = 'succeeded' | 'failed' | 'skipped';

@@ -4,10 +4,11 @@
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
 import type { LiveDaemonSet } from './cluster/types';
-import { applyPending, ApplyRequest, writeAhead } from './apply';
+import { ApplyOutcome, applyPending, ApplyRequest, dryRunAsNew, dryRunName, PendingRevision, writeAhead } from './apply';
 import { emitEvent } from './cluster/events';
 import { clusterLease, Deps } from './deps';
-import { errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError } from './errors';
+import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError, StoreError } from './errors';
+import { liveRevision } from './plan/plan';
 import type { RollbackEvent } from './events';
 import { describeRevisions } from './history';
 import { RolloutReport, toRolloutReport } from './report';
@@ -17,9 +18,7 @@ import { loadManifests } from './source/load';
 import { canonicalJson } from './k8s-values';
 import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
-import type { DaemonSetState, Pin, RevisionSnapshot, RolloutState } from './store/records';
-import type { ManagedRecord } from './store/records';
-import type { WaveCheckpoint } from './rollout/wave';
+import { DaemonSetState, managedRollbackSeed, Pin, RevisionSnapshot } from './store/records';
 import { mapLimit } from './util';
 
 export interface RollbackRequest extends RollbackEvent {
@@ -80,25 +79,84 @@ async function waitUntilGone(deps: Deps, namespace: string, name: string): Promi
 }
 
 /**
- * A managed rollback starts where the failed rollout left the nodes: the nodes it deleted
- * pods from while they were Ready may have been broken by it, so the rollback may replace
- * their pods although they are NotReady now (its `repairNodes`); and it goes without a
- * canary, since it restores a revision that ran before. Returns the seeded rollout state.
+ * `rollback --recreate`: the DaemonSet is deleted, then created from the pending revision.
+ *
+ * Assumptions / Invariants
+ * - Nothing is deleted before the API server accepted the target in a dry run (under another
+ *   name: see dryRunAsNew). A refusal there changes nothing in the cluster.
+ * - Before the delete, the state records the pin and the pending recreate (`recreate`): from
+ *   the moment the DaemonSet is gone, a pass completes this rollback (plan.ts,
+ *   pendingRecreate; completeRecreate below) and never creates Git's version in its place.
+ * - An apply that fails after the delete leaves that record, and its error says so.
  */
-async function seedManagedRollback(deps: Deps, revision: number, before: DaemonSetState | undefined): Promise<RolloutState | undefined> {
-  const { namespace, name } = before ?? {};
-  if (!namespace || !name) return undefined;
-  const failedRollout = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
-  const repairNodes = (failedRollout?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
-  const seeded = await deps.store.updateState(namespace, name, (cur) => {
-    if (!cur || cur.currentRevision !== revision || cur.rollout?.mode !== 'managed' || cur.rollout.managed) return undefined;
-    const at = cur.rollout.startedAt;
-    const checkpoint: WaveCheckpoint = { startedAt: at, lastProgressAt: at, updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true };
-    if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
-    const managed: ManagedRecord = { checkpoint };
-    return { ...cur, rollout: { ...cur.rollout, managed } };
-  });
-  return seeded?.currentRevision === revision ? seeded.rollout : undefined;
+async function recreateFrom(deps: Deps, request: ApplyRequest, pending: PendingRevision, live: LiveDaemonSet): Promise<ApplyOutcome> {
+  const { namespace, name } = request;
+  const key = `${namespace}/${name}`;
+  const revision = pending.snapshot.revision;
+  try {
+    await dryRunAsNew(deps, request, pending);
+  } catch (err) {
+    const message = errorMessage(err);
+    await deps.store.setOutcome(namespace, name, revision, 'failed', deps.clock.now().toISOString(), `refused in a dry run, before anything was deleted: ${message}`);
+    throw new RollbackRefusedError(`the API server refused revision ${request.rollbackTo} of ${key} in a dry run (as ${dryRunName(name)}), so nothing was deleted or changed: ${message}`);
+  }
+  const at = deps.clock.now().toISOString();
+  await deps.store.updateState(namespace, name, (cur) => ({
+    ...(cur ?? { schema: 1 as const, namespace, name, currentRevision: liveRevision(live) ?? 0, appliedDigest: '' }),
+    pin: pending.pin,
+    recreate: { revision, at, replacedUid: live.metadata.uid },
+    updatedAt: at,
+  }));
+  await deps.cluster.deleteDaemonSet(namespace, name);
+  if (deps.config.fault === 'kill-after-delete') process.kill(process.pid, 'SIGKILL');
+  await waitUntilGone(deps, namespace, name);
+  return applyAfterDelete(deps, request, pending);
+}
+
+/** The apply of a recreate, once the DaemonSet is gone: a failure says what the next pass does. */
+async function applyAfterDelete(deps: Deps, request: ApplyRequest, pending: PendingRevision): Promise<ApplyOutcome> {
+  try {
+    return await applyPending(deps, request, pending);
+  } catch (err) {
+    const key = `${request.namespace}/${request.name}`;
+    const message = `${errorMessage(err)}. ${key} was deleted to be re-created from revision ${request.rollbackTo}; the rollback stays recorded (pinned, written ahead as revision ${pending.snapshot.revision}): the next pass creates it from that revision, never from Git (or run this rollback again; unpin to have Git's version instead)`;
+    throw err instanceof DsGitopsError ? Object.assign(err, { message }) : new ApplyError(message, { cause: err });
+  }
+}
+
+/**
+ * A pass's completion of a `rollback --recreate` that stopped between its delete and its
+ * apply (killed, or its apply refused): deletes the object being replaced if it is still
+ * there, then applies the revision the rollback wrote ahead, with its pin and seed. The
+ * caller holds the lease and has confirmed it.
+ */
+export async function completeRecreate(deps: Deps, o: { namespace: string; name: string; live?: LiveDaemonSet; state?: DaemonSetState }, revision: number): Promise<ApplyOutcome> {
+  const { namespace, name } = o;
+  const key = `${namespace}/${name}`;
+  const snap = (await deps.store.getRevision(namespace, name, revision))?.value;
+  if (!snap) throw new StoreError(`revision ${revision} of ${key}, written ahead by a rollback with recreate, is missing from S3: dsgitops unpin ${key} lets the next pass apply Git's version`);
+  const request: ApplyRequest = {
+    namespace,
+    name,
+    manifest: snap.manifest as unknown as DaemonSetManifest,
+    digest: snap.digest,
+    source: snap.source,
+    commit: snap.commit,
+    cause: 'rollback',
+    rollbackTo: snap.rollbackTo,
+    reason: snap.reason,
+    live: o.live,
+    state: o.state,
+    gitDigest: snap.pin?.gitDigest ?? o.state?.gitDigest ?? null,
+    pin: snap.pin ?? null,
+    managedSeed: snap.managedSeed,
+  };
+  deps.logger.log('warn', `completing the rollback to revision ${snap.rollbackTo} with recreate that a run left between its delete and its apply (revision ${revision})`, { daemonSet: key, action: 'complete-recreate', revision });
+  if (o.live) {
+    await deps.cluster.deleteDaemonSet(namespace, name);
+    await waitUntilGone(deps, namespace, name);
+  }
+  return applyAfterDelete(deps, request, { snapshot: snap, mode: snap.rolloutMode, pin: snap.pin });
 }
 
 /** The revision a rollback restores: the one asked for, or the last healthy one before the current. */
@@ -145,6 +203,8 @@ async function pinnedRequest(deps: Deps, req: RollbackRequest, target: RevisionS
     state,
     gitDigest: pin.gitDigest,
     pin,
+    // A managed rollback starts where the rollout it replaces left the nodes (records.ts, managedRollbackSeed).
+    managedSeed: managedRollbackSeed(state),
   };
   return { request, pin };
 }
@@ -172,12 +232,8 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
   const pending = await writeAhead(deps, request);
   // Proof that this run still holds the lease (a rollback may have been preempted by another) before it changes anything.
   await lease.confirm();
-  if (recreated) {
-    await deps.cluster.deleteDaemonSet(namespace, name);
-    await waitUntilGone(deps, namespace, name);
-  }
-  const out = await applyPending(deps, request, pending);
-  const rolloutState = await seedManagedRollback(deps, out.revision, state) ?? out.state.rollout;
+  const out = recreated ? await recreateFrom(deps, request, pending, live) : await applyPending(deps, request, pending);
+  const rolloutState = out.state.rollout;
   await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',
     `pinned to revision ${target.revision} (applied as revision ${out.revision}): ${reason}. Scheduled passes leave it alone until its manifest changes in Git or it is unpinned`);
   let rollout: RolloutReport | undefined;

@@ -6,7 +6,7 @@ import { RecordUnreadableError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { liveRevision } from './plan/plan';
 import { table } from './report';
-import { countsOf, evaluateNative } from './rollout/status';
+import { consistentRow, countsOf, evaluateNative } from './rollout/status';
 import type { GitCommit } from './source/git';
 import type { Pin, RolloutCounts, RolloutPhase } from './store/records';
 import { mapLimit } from './util';
@@ -56,7 +56,7 @@ export async function status(deps: Deps): Promise<StatusReport> {
     const counts = countsOf(ds);
     const previous = state?.rollout?.revision === revision ? state?.rollout : undefined;
     if (previous?.mode === 'managed') {
-      return { ...entry, ...counts, phase: previous.phase, mode: 'managed', message: previous.message, paused: Boolean(previous.managed?.paused) };
+      return consistentRow({ ...entry, ...counts, phase: previous.phase, mode: 'managed' as const, message: previous.message, paused: Boolean(previous.managed?.paused) });
     }
     const r = evaluateNative(previous, ds, revision ?? 0, deps.clock.now(), deps.config.policy.progressDeadlineSeconds);
     return { ...entry, ...counts, phase: r.phase, mode: 'native', message: r.message };

@@ -41,6 +41,8 @@ export interface PlanItem {
   prune?: boolean;
   /** A pin that Git's new digest releases in this pass. */
   releasesPin?: boolean;
+  /** A `rollback --recreate` that stopped between its delete and its apply: this pass applies that revision (written ahead), not Git's. */
+  completesRecreate?: number;
   templateChanged?: boolean;
   /**
    * The live generation to record: a dry run found nothing to change although the
@@ -78,10 +80,31 @@ export function pinHolds(state: DaemonSetState | undefined, desired: DesiredDaem
   return Boolean(state?.pin) && (desired?.digest ?? null) === state!.pin!.gitDigest;
 }
 
+/**
+ * The revision of a `rollback --recreate` that this pass must complete: its pin still holds,
+ * and the DaemonSet is missing (deleted, then the run stopped or its apply failed) or is still
+ * the object the rollback replaces (the run stopped before deleting it).
+ */
+export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
+  const r = o.state?.recreate;
+  if (!r || !pinHolds(o.state, o.desired)) return undefined;
+  if (!o.live) return r.revision;
+  const replacing = r.replacedUid !== undefined && o.live.metadata.uid === r.replacedUid && (liveRevision(o.live) ?? 0) < r.revision;
+  return replacing ? r.revision : undefined;
+}
+
 export function triage(o: Observed, ctx: TriageContext): Triage {
   const { policy } = ctx;
   const decided = (action: PlanAction, message: string, extra: Partial<PlanItem> = {}): Triage => ({ key: o.key, decided: item(o, action, message, extra) });
 
+  const recreate = pendingRecreate(o);
+  if (recreate !== undefined) {
+    const p = o.state!.pin!;
+    const how = o.live ? 'the DaemonSet it replaces is still there: deleting it, then creating' : 'the DaemonSet is missing: creating it';
+    return decided('create', `completing the rollback to revision ${p.revision} with recreate (written ahead as revision ${recreate}): ${how} from that revision, not from Git`, {
+      cause: 'rollback', apply: true, templateChanged: true, completesRecreate: recreate,
+    });
+  }
   if (pinHolds(o.state, o.desired)) {
     const p = o.state!.pin!;
     return decided('pinned', `pinned to revision ${p.revision} since ${p.at}${p.by ? ` by ${p.by}` : ''}: ${p.reason}. Git's version is not applied until it changes or the DaemonSet is unpinned`);

@@ -292,16 +292,20 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
 async function deleteWave(deps: Deps, target: ManagedTarget, decision: WaveDecision, options: DriveOptions): Promise<Set<string>> {
   const deleted = new Set<string>();
   if (decision.podsToDelete.length === 0) return deleted;
-  // Proof that this run still holds the lease, just before it deletes (a preempted run stops here).
-  if (options.lease) await options.lease.confirm();
-  for (const p of decision.podsToDelete) {
-    try {
-      await deps.cluster.deletePod(target.namespace, p.name, p.uid);
-      deleted.add(p.uid);
-    } catch (err) {
-      deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
+  const deleteAll = async () => {
+    for (const p of decision.podsToDelete) {
+      try {
+        await deps.cluster.deletePod(target.namespace, p.name, p.uid);
+        deleted.add(p.uid);
+      } catch (err) {
+        deps.logger.log('warn', `could not delete pod ${p.name}: ${errorMessage(err)}`, { daemonSet: `${target.namespace}/${target.name}` });
+      }
     }
-  }
+  };
+  // Proof that this run still holds the lease, just before it deletes (a preempted run stops here); and
+  // while any driver of the run is between that proof and the end of its deletions, no other marks the lease preemptible.
+  if (options.lease) await options.lease.whileActing(deleteAll);
+  else await deleteAll();
   if (options.lease && options.preemptible) await options.lease.markPreemptible(options.preemptible);
   return deleted;
 }

@@ -3,7 +3,7 @@
  * the `kubectl get ds` columns, whether the rollout is complete, and whether it stalled.
  */
 import type { LiveDaemonSet } from '../cluster/types';
-import type { RolloutCounts, RolloutState } from '../store/records';
+import type { RolloutCounts, RolloutPhase, RolloutState } from '../store/records';
 
 /** DESIRED, CURRENT, READY, UP-TO-DATE, AVAILABLE, as kubectl prints them. */
 export function countsOf(ds: LiveDaemonSet): RolloutCounts {
@@ -35,6 +35,20 @@ export function isOnDelete(ds: LiveDaemonSet): boolean {
 export function progressed(before: RolloutCounts | undefined, now: RolloutCounts): boolean {
   if (!before) return true;
   return now.upToDate > before.upToDate || now.available > before.available;
+}
+
+/**
+ * What a row shows for a rollout whose phase was recorded earlier and whose counts were read
+ * now: never `complete` with fewer pods up to date or available than desired (a phase recorded
+ * before the pods came up, or a pod that went away since). Such a row is `progressing`, and
+ * says what the counts show. Rows without counts are shown as recorded.
+ */
+export function consistentRow<T extends { phase?: RolloutPhase; desired?: number; upToDate?: number; available?: number; message?: string }>(row: T): T {
+  if (row.phase !== 'complete' || row.desired === undefined) return row;
+  const available = row.available ?? 0;
+  const upToDate = row.upToDate ?? 0;
+  if (available >= row.desired && upToDate >= row.desired) return row;
+  return { ...row, phase: 'progressing', message: `${upToDate}/${row.desired} up to date, ${available} available now${row.message ? ` (recorded: ${row.message})` : ''}` };
 }
 
 export function describeCounts(c: RolloutCounts): string {

@@ -20,6 +20,12 @@
  *   other's If-Match, so a refused condition always means another run wrote the lease.
  * - A holder that learns it lost the lease stays lost: every later call throws the same
  *   LeaseLostError, and release() leaves the new holder's lease alone.
+ * - A lease is preemptible only while no step of its holder is acting: from the confirm()
+ *   of a step run through whileActing() to the end of that step (a managed driver's
+ *   deletions), markPreemptible() of any other part of the run (another DaemonSet's driver
+ *   that finished its wave) is held back, and applied when the last acting step ends. The
+ *   check is made when the mark would be sent, after the step's confirm() was queued, so a
+ *   mark can never land between a step's confirmation and its end.
  */
 import { Clock, systemClock } from '../clock';
 import { LeaseHeldError, LeaseHolder, LeaseLostError, PreconditionFailedError, StoreError } from '../errors';
@@ -49,6 +55,10 @@ export class Lease {
   private nextRenewal?: { done: Promise<void>; endsPreemptible: boolean };
   /** The renewal being sent now. */
   private renewing?: Promise<void>;
+  /** Steps between their confirm() and their end (whileActing): the lease is not marked preemptible while there are any. */
+  private acting = 0;
+  /** A preemptible mark asked for while steps were acting: applied when the last one ends. */
+  private heldBackMark?: { reason?: string };
 
   constructor(
     private readonly objects: ObjectStore,
@@ -114,15 +124,38 @@ export class Lease {
 
   /**
    * Declares that this run is only watching: an operator's rollback may take the lease
-   * over (acquire with `preempt`). Renewals keep the mark; confirm() ends it.
+   * over (acquire with `preempt`). Renewals keep the mark; confirm() ends it. While a step
+   * of this run is acting (whileActing), the mark is held back until the last one ends.
    */
   markPreemptible(reason?: string): Promise<void> {
     this.nextRenewal = undefined; // a confirm() after this call must not share a renewal sent before it
     return this.serially(async () => {
       const record = this.holding();
+      if (this.acting > 0) {
+        this.heldBackMark = { reason };
+        return;
+      }
+      this.heldBackMark = undefined;
       if (record.preemptible && record.preemptibleReason === reason) return;
       await this.replace(this.body({ ...record, preemptible: true, preemptibleReason: reason }));
     });
+  }
+
+  /**
+   * Runs a destructive step under proof of holding: confirm() first (which ends
+   * preemptibility), then `step`. Until every step run this way has ended, the lease is not
+   * marked preemptible; a mark asked for meanwhile is applied when the last one ends.
+   */
+  async whileActing<T>(step: () => Promise<T>): Promise<T> {
+    this.acting += 1;
+    try {
+      await this.confirm();
+      return await step();
+    } finally {
+      this.acting -= 1;
+      const held = this.acting === 0 ? this.heldBackMark : undefined;
+      if (held) await this.markPreemptible(held.reason).catch(() => undefined); // a lost lease is reported by the run's next call
+    }
   }
 
   /** One read, no write: throws LeaseLostError, naming who took the lease and for what, when it is no longer ours. */
@@ -136,6 +169,7 @@ export class Lease {
 
   /** Marks the lease released, conditionally: a lease another run took over is left alone. */
   release(): Promise<void> {
+    this.heldBackMark = undefined;
     return this.serially(async () => {
       if (!this.etag || !this.record) return;
       const released: LeaseRecord = { ...this.record, released: true, preemptible: false, preemptibleReason: undefined, expiresAt: this.clock.now().toISOString() };

@@ -37,6 +37,19 @@ export const pinSchema = z.object({
 });
 export type Pin = z.infer<typeof pinSchema>;
 
+/**
+ * What a managed rollback's rollout starts from, written ahead with its snapshot (as its pin
+ * is), so that a run killed between the apply and the state write leaves it where the next
+ * run finds it: the nodes the replaced rollout deleted pods from while they were Ready (it
+ * may have broken them, so their pods may be replaced although they are NotReady now), and
+ * the canary verdict (a rollback restores a revision that ran before: no canary).
+ */
+export const managedSeedSchema = z.object({
+  repairNodes: z.array(z.string()),
+  canaryPassed: z.boolean(),
+});
+export type ManagedSeed = z.infer<typeof managedSeedSchema>;
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -65,6 +78,8 @@ export const revisionSchema = z.object({
    * run killed between the apply and the state write leaves the pin where the next run finds it.
    */
   pin: z.optional(pinSchema),
+  /** A managed rollback's: where its rollout starts (see managedSeedSchema). */
+  managedSeed: z.optional(managedSeedSchema),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 
@@ -159,6 +174,13 @@ export const stateSchema = z.object({
   pin: z.optional(pinSchema),
   /** Managed rollouts: paused by hand (pause/resume); no pod is deleted while set. */
   paused: z.optional(z.object({ at: z.string(), by: z.optional(z.string()), reason: z.optional(z.string()) })),
+  /**
+   * A `rollback --recreate` between its delete and its apply: written (with its pin) before the
+   * DaemonSet is deleted. While the pin holds, a pass that finds the DaemonSet missing (or still
+   * the object being replaced, `replacedUid`) completes this rollback from revision `revision`
+   * (its snapshot, written ahead), never Git's version. Cleared by the apply of any revision.
+   */
+  recreate: z.optional(z.object({ revision: z.int(), at: z.string(), replacedUid: z.optional(z.string()) })),
   /** Set when the DaemonSet was pruned: the live object as it was just before the delete. */
   deleted: z.optional(z.object({ at: z.string(), runId: z.string(), live: z.record(z.string(), z.unknown()) })),
   lastAttempt: z.optional(z.object({
@@ -227,4 +249,30 @@ export function stateAfterApply(
     lastAttempt: { at, revision, result: 'applied', ...(applied.message ? { message: applied.message } : {}) },
     updatedAt: at,
   };
+}
+
+/**
+ * `state`, as just built for its current revision (stateAfterApply), with a managed rollback's
+ * seed in the checkpoint of its rollout. Pure. A checkpoint already there (one carried over
+ * from an earlier revision) keeps what it holds: the seed adds its repair nodes and sets its
+ * canary verdict. A native rollout, or no seed, leaves the state as it is.
+ */
+export function seedManagedRollout(state: DaemonSetState, seed: ManagedSeed | undefined): DaemonSetState {
+  const r = state.rollout;
+  if (!seed || !r || r.mode !== 'managed' || r.revision !== state.currentRevision) return state;
+  const base: WaveCheckpoint = r.managed?.checkpoint ?? { startedAt: r.startedAt, lastProgressAt: r.startedAt, updatedAvailable: 0, waves: 0, inFlight: [] };
+  const repairNodes = [...new Set([...(base.repairNodes ?? []), ...seed.repairNodes])].sort();
+  const checkpoint: WaveCheckpoint = { ...base, canaryPassed: seed.canaryPassed || base.canaryPassed };
+  if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
+  return { ...state, rollout: { ...r, managed: { ...r.managed, checkpoint } } };
+}
+
+/**
+ * The seed of a managed rollback that replaces the rollout recorded in `before`: the nodes it
+ * deleted pods from while they were Ready, and no canary. Pure.
+ */
+export function managedRollbackSeed(before: DaemonSetState | undefined): ManagedSeed {
+  const failed = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
+  const repairNodes = [...new Set((failed?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node))].sort();
+  return { repairNodes, canaryPassed: true };
 }

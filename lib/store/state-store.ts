@@ -10,7 +10,7 @@ import { mapLimit } from '../util';
 import { StoreKeys } from './keys';
 import { Clock, systemClock } from '../clock';
 import type { ObjectStore, WriteCondition } from './object-store';
-import { StateIndex, StateIndexRecord, WRITER_MAX_MS } from './state-index';
+import { staleTokens, StateIndex, StateIndexRecord } from './state-index';
 import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
 export interface Versioned<T> {
@@ -53,9 +53,9 @@ export class StateStore {
   constructor(
     readonly objects: ObjectStore,
     readonly keys: StoreKeys,
-    private readonly clock: Clock = systemClock,
+    clock: Clock = systemClock,
   ) {
-    this.index = new StateIndex(objects, keys.index());
+    this.index = new StateIndex(objects, keys.index(), () => clock.now().getTime());
   }
 
   private async read<T>(key: string, schema: z.ZodMiniType<T>): Promise<Versioned<T> | undefined> {
@@ -80,7 +80,7 @@ export class StateStore {
     const key = this.keys.state(state.namespace, state.name);
     const ds = `${state.namespace}/${state.name}`;
     const token = StateIndex.token();
-    await this.index.mark(ds, token, this.clock.now().toISOString());
+    await this.index.mark(ds, token);
     let written: string;
     try {
       written = await this.putConditional(key, `${JSON.stringify(state, null, 2)}\n`, etag ? { ifMatch: etag } : { ifNoneMatch: '*' });
@@ -111,10 +111,12 @@ export class StateStore {
     }
   }
 
-  /** Copies state.json as it is now into the index, removing `token` and the tokens of writers long dead. */
+  /** Copies state.json as it is when the index is written into the index, removing `token` and the tokens of writers long dead. */
   private async settleIndex(namespace: string, name: string, token?: string, stale: string[] = []): Promise<void> {
-    const read = await this.getState(namespace, name);
-    await this.index.settle(`${namespace}/${name}`, { value: read?.value, etag: read?.etag }, token, stale);
+    await this.index.settle(`${namespace}/${name}`, async () => {
+      const read = await this.getState(namespace, name);
+      return { value: read?.value, etag: read?.etag };
+    }, token, stale);
   }
 
   /**
@@ -128,7 +130,8 @@ export class StateStore {
     options: { fresh?: Set<string>; repair?: boolean; index?: Promise<StateIndexRecord | undefined> } = {},
   ): Promise<StatesRead> {
     const index = await (options.index ?? this.index.read());
-    const now = this.clock.now().getTime();
+    // Tokens are judged by the store's clock: the Date of this read of the index.
+    const storeNow = this.index.readAt();
     const states = new Map<string, Versioned<DaemonSetState> | undefined>();
     const unvouched: string[] = [];
     const unreadable = new Map<string, RecordUnreadableError>();
@@ -150,8 +153,8 @@ export class StateStore {
       }
       states.set(key, read);
       if (!entry || entry.pending) unvouched.push(key);
-      const tokens = Object.entries(entry?.pending ?? {});
-      const stale = tokens.filter(([, at]) => !(now - Date.parse(at) < WRITER_MAX_MS)).map(([t]) => t);
+      const tokens = Object.keys(entry?.pending ?? {});
+      const stale = staleTokens(entry?.pending, storeNow);
       if (stale.length === tokens.length && (!entry || stale.length > 0 || entry.etag !== read?.etag)) repairs.push({ key, stale });
     });
     if (options.repair) {

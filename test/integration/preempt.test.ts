@@ -3,10 +3,16 @@
  * watching pass holds the lease but marks it preemptible; the rollback takes it over, and
  * the watcher stops at its next look without touching anything.
  */
+import type { Cluster } from '../../lib/cluster/client';
+import { clusterLease } from '../../lib/deps';
+import { LeaseHeldError } from '../../lib/errors';
 import { reconcile } from '../../lib/reconcile';
 import { rollback } from '../../lib/rollback';
+import { leaseSchema } from '../../lib/store/records';
 import { adminClients, waitFor } from '../support/cluster';
+import { managedYaml } from '../support/managed';
 import { dsYaml } from '../support/manifests';
+import { stackDeps } from '../support/reconciler';
 import { cleanupScenarios, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
@@ -51,5 +57,72 @@ describe('a manual rollback while a pass watches a slow native rollout', () => {
     const state = (await deps().store.getState(ns, 'agent'))!.value;
     expect(state).toMatchObject({ currentRevision: 3, pin: { revision: 1, reason: 'v2 is slow' } });
     expect((await deps().store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('rolled-back');
+  });
+});
+
+describe('a pass driving two managed rollouts', () => {
+  it('cannot be preempted while one driver is between its confirmation and the end of its deletions, though the other has finished its wave; once none is, a rollback takes the lease', async () => {
+    const { ns, git, deps, config } = await scenario('preempt-managed');
+    const write = (image: string, message: string) => {
+      for (const name of ['agent-a', 'agent-b']) git.write(`${name}.yaml`, managedYaml({ name, namespace: ns, image: `registry.local/${name}:${image}`, maxUnavailable: 1 }, 2));
+      git.commit(message);
+    };
+    write('1.0', 'v1');
+    expect((await reconcile(deps())).daemonSets.map((d) => d.rollout?.phase)).toEqual(['complete', 'complete']);
+
+    // agent-a's driver is held inside its first deletion (after its confirmation); agent-b's runs freely.
+    let releaseA!: () => void;
+    const aHeld = new Promise<void>((r) => (releaseA = r));
+    let aInside = false;
+    let bDeleted = 0;
+    const base = deps();
+    const real = base.cluster;
+    const cluster = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'deletePod') {
+          return async (namespace: string, name: string, uid: string) => {
+            if (name.startsWith('agent-a-') && !aInside) {
+              aInside = true;
+              await aHeld;
+            }
+            await real.deletePod(namespace, name, uid);
+            if (name.startsWith('agent-b-')) bDeleted += 1;
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as Cluster;
+    write('2.0', 'v2');
+    const pass = reconcile({ ...base, cluster });
+    try {
+      await waitFor('agent-a\'s driver to be inside its deletions and agent-b\'s wave to have deleted its pod', async () => aInside && bDeleted > 0, 60_000);
+      // An operator's rollback tries to take the lease over, for longer than agent-b's driver takes to mark it preemptible after its wave.
+      const operator = clusterLease(stackDeps(config, { runId: 'operator-rollback' }));
+      const tryTake = async () => {
+        try {
+          await operator.acquire('rollback', { preempt: true });
+          return true;
+        } catch (err) {
+          if (err instanceof LeaseHeldError) return undefined;
+          throw err;
+        }
+      };
+      const takenWhileActing = await waitFor('the operator to take the lease while agent-a deletes', tryTake, 4_000, 200).catch(() => false);
+      const got = await base.objects.get(base.store.keys.lease());
+      const record = leaseSchema.parse(JSON.parse(got!.body));
+      expect(takenWhileActing).toBe(false);
+      expect(record).toMatchObject({ holder: base.runId, preemptible: false });
+
+      // Once agent-a's deletions end, no driver is acting: the lease is preemptible again and the rollback takes it.
+      releaseA();
+      const taken = await waitFor('the operator to take the lease once no driver is deleting', tryTake, 60_000, 200);
+      expect(taken).toBe(true);
+      await operator.release();
+    } finally {
+      releaseA();
+    }
+    const report = await pass;
+    expect(report.preempted).toMatch(/operator-rollback/);
   });
 });

@@ -445,3 +445,31 @@ describe('decide', () => {
   });
 });
 
+
+describe('a rollback with recreate that stopped between its delete and its apply', () => {
+  // Revision 5 (v1.17, Git's) was replaced by a rollback to revision 4 with recreate, written ahead as revision 6;
+  // the state recorded the pin and the pending recreate before the delete.
+  const recreating = (pin: Pin = pinAt(v17.digest)): DaemonSetState => ({ ...stateOf(v17, { revision: 5, pin }), recreate: { revision: 6, at: '2025-03-02T09:00:01.000Z', replacedUid: 'uid-1' } });
+
+  it('is completed from the revision written ahead when the DaemonSet is missing, never re-created from Git', () => {
+    const item = decided(triage(observed({ desired: v17, state: recreating() }), complete));
+    expect(item).toMatchObject({ action: 'create', cause: 'rollback', apply: true, completesRecreate: 6 });
+    expect(item.message).toMatch(/completing the rollback to revision 4 with recreate \(written ahead as revision 6\): the DaemonSet is missing/);
+  });
+
+  it('is completed when the object it replaces is still there (the run stopped before its delete)', () => {
+    const item = decided(triage(observed({ desired: v17, live: liveOf(v17, { revision: 5, generation: 9 }), state: recreating() }), complete));
+    expect(item).toMatchObject({ action: 'create', apply: true, completesRecreate: 6 });
+    expect(item.message).toMatch(/still there: deleting it, then creating from that revision/);
+  });
+
+  it('is done once the cluster runs the revision written ahead: the DaemonSet is pinned as usual', () => {
+    const recreated = { ...liveOf(v16, { revision: 6, generation: 1 }), metadata: { ...liveOf(v16, { revision: 6, generation: 1 }).metadata, uid: 'uid-2' } };
+    expect(decided(triage(observed({ desired: v17, live: recreated, state: recreating() }), complete))).toMatchObject({ action: 'pinned', apply: false });
+  });
+
+  it('gives way to a new commit in Git, which releases its pin: Git\'s new version is planned', () => {
+    const o = observed({ desired: v16, state: recreating(pinAt(v17.digest)) });
+    expect('dryRun' in triage(o, complete)).toBe(true);
+  });
+});

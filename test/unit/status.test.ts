@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
-import { countsOf, evaluateNative, isRolloutComplete } from '../../lib/rollout/status';
+import { consistentRow, countsOf, evaluateNative, isRolloutComplete } from '../../lib/rollout/status';
+import { toRolloutReport } from '../../lib/report';
 import type { RolloutState } from '../../lib/store/records';
 
 interface Look {
@@ -235,5 +236,39 @@ describe('evaluateNative', () => {
         return evaluateNative(first, look, 7, after(deadline + over), deadline).phase === 'stalled';
       }),
     );
+  });
+});
+
+/**
+ * kubectl's DaemonSet rollout status (kubectl/pkg/polymorphichelpers/rollout_status.go) says
+ * "Waiting for daemon set ... rollout to finish" while updatedNumberScheduled or
+ * numberAvailable is below desiredNumberScheduled: a row must never say complete then.
+ */
+function kubectlSaysDone(c: { desired: number; upToDate: number; available: number }): boolean {
+  if (c.upToDate < c.desired) return false;
+  if (c.available < c.desired) return false;
+  return true;
+}
+
+describe('consistentRow', () => {
+  it('never shows complete with fewer pods up to date or available than desired, whatever phase was recorded', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 }), fc.constantFrom('complete', 'progressing', 'stalled' as const),
+      (desired, upToDate, available, phase) => {
+        const row = consistentRow({ phase, desired, upToDate, available, message: 'recorded earlier' });
+        if (row.phase === 'complete') expect(kubectlSaysDone({ desired, upToDate, available })).toBe(true);
+        // Only a complete phase is corrected; a stalled or progressing one stays as recorded.
+        if (phase !== 'complete') expect(row.phase).toBe(phase);
+        if (phase === 'complete' && kubectlSaysDone({ desired, upToDate, available })) expect(row).toEqual({ phase, desired, upToDate, available, message: 'recorded earlier' });
+      },
+    ));
+  });
+
+  it('turns the demo\'s contradictory row (complete, READY 0, AVAILABLE 0 of 3) into progressing, saying what the counts show', () => {
+    const recorded: RolloutState = { revision: 1, mode: 'native', phase: 'complete', startedAt: 'x', lastProgressAt: 'x', counts: { desired: 3, current: 3, ready: 3, upToDate: 3, available: 3 } };
+    const read = countsOf(ds({ desired: 3, upToDate: 3, available: 0, ready: 0 }));
+    const row = consistentRow({ ...toRolloutReport(recorded), ...read });
+    expect(row).toMatchObject({ phase: 'progressing', desired: 3, available: 0, ready: 0 });
+    expect(row.message).toMatch(/^3\/3 up to date, 0 available now/);
   });
 });
