@@ -589,8 +589,9 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const budget = Math.max(0, Math.min(room, costly.length, exposureLeft - (freeNow.length - retried.length)));
 
   const grew = checkpoint !== undefined && updatedAvailable > checkpoint.updatedAvailable;
+  // Waiting on something outside the rollout (NotReady nodes, a canary that selects nothing);
+  // when that ends, the clock starts again, and a rollout stalled by the wait goes on.
   const waiting = tooManyNotReady || canary.kind === 'unmatched' || (readyNodesDone && !complete);
-  // The end of a wait on something outside the rollout starts the clock again.
   const waitEnded = checkpoint?.waitingSince !== undefined && !waiting;
   const cannotStall = complete || policy.paused || canary.kind === 'holding' || canary.kind === 'passed-now';
   const progressed = checkpoint === undefined || grew || cannotStall || waitEnded;
