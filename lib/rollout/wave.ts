@@ -148,7 +148,7 @@ interface NodeFacts {
   inFlightUid?: string;
   /** This rollout deleted a pod here while the node was Ready. */
   touchedWhileReady: boolean;
-  /** NotReady before this rollout touched it: left alone and outside the budget. */
+  /** NotReady and not touched while Ready by this rollout: left alone, and counted against the budget. */
   skipped: boolean;
   /**
    * Broken by an earlier revision of this DaemonSet (`repairNodes`): the old pod here may be
