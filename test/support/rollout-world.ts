@@ -27,11 +27,13 @@
  * lib/rollback.ts step by step. Every step may be the last one of its process (a crash):
  * the next pass starts from what was written.
  */
-import { nextWave, type WaveCheckpoint, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
+import { nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
 import { toWaveNode } from '../../lib/rollout/managed';
-import { pinHolds } from '../../lib/plan/plan';
-import { stateAfterApply, type DaemonSetState, type ManagedRecord, type Pin, type RolloutState, type Cause } from '../../lib/store/records';
+import { pendingRecreate, pinHolds } from '../../lib/plan/plan';
+import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
+import type { LiveDaemonSet } from '../../lib/cluster/types';
+import { REVISION_ANNOTATION } from '../../lib/labels';
 
 export const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 const S = 1000;
@@ -347,7 +349,11 @@ export class World {
 
 // ---- the store: state.json and revision snapshots, with conditional writes -----------------
 
-export interface Snapshot { revision: number; template: Template; digest: string; annotations: Annotations; cause: Cause; rollbackTo?: number; pin?: Pin; outcome: string }
+export interface Snapshot {
+  revision: number; template: Template; digest: string; annotations: Annotations; cause: Cause; rollbackTo?: number; pin?: Pin; managedSeed?: ManagedSeed; outcome: string;
+  /** the pod template of the live DaemonSet this revision replaced (the snapshot's `replaced`) */
+  replacedTemplate?: string;
+}
 
 export class Store {
   state?: DaemonSetState;
@@ -376,9 +382,9 @@ export class Store {
     return next;
   }
 
-  claim(s: Omit<Snapshot, 'revision'>): Snapshot {
+  claim(s: Omit<Snapshot, 'revision' | 'replacedTemplate'>, replaced: LiveDs | undefined): Snapshot {
     const n = Math.max(0, ...this.revisions.keys()) + 1;
-    const full = { ...s, revision: n };
+    const full: Snapshot = { ...s, revision: n, ...(replaced ? { replacedTemplate: replaced.template } : {}) };
     this.revisions.set(n, full);
     return full;
   }
@@ -419,8 +425,8 @@ export interface Scenario {
 /** Every step at which a process of this world may die. */
 export const STEPS = [
   'pass: start', 'pass: after repair from live',
-  'apply: after write-ahead', 'apply: after the apply', 'apply: after the state write',
-  'rollback: start', 'rollback: after write-ahead', 'rollback: after the delete', 'rollback: after the apply', 'rollback: after the state write', 'rollback: after the seed',
+  'apply: after write-ahead', 'apply: after the delete of a recreate', 'apply: after the apply', 'apply: after the state write',
+  'rollback: start', 'rollback: after write-ahead', 'rollback: after recording the recreate', 'rollback: after the delete', 'rollback: after the apply', 'rollback: after the state write',
   'driver: before reading the state', 'driver: after writing the decision', 'driver: after a delete',
 ] as const;
 
@@ -597,7 +603,7 @@ export class Run {
     if (!snap) return;
     if (snap.outcome === 'pending') snap.outcome = 'progressing';
     this.settlePrevious(snap, state?.currentRevision);
-    this.store.update((cur) => stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.revision, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run' }));
+    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.revision, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed));
     this.world.say(`pass: recorded revision ${live.revision} from the live DaemonSet`);
   }
 
@@ -614,6 +620,19 @@ export class Run {
     const state = this.store.read().state;
     const live = this.world.ds;
     const desired = { digest: this.git.digest } as DesiredDaemonSet;
+    // plan.ts pendingRecreate, then rollback.ts completeRecreate: a recreate left between its delete and its apply is completed, never Git's version.
+    const recreate = pendingRecreate({ state, desired, live: live && liveObject(live) });
+    if (recreate !== undefined) {
+      const snap = this.store.revisions.get(recreate)!;
+      this.world.say(`pass: completing the rollback --recreate written ahead as revision ${recreate}`);
+      this.count('recreate completed by a pass');
+      if (live) {
+        this.world.deleteDs();
+        this.at('apply: after the delete of a recreate');
+      }
+      this.applyPending(snap, snap.pin?.gitDigest ?? state?.gitDigest ?? null, state, 'apply');
+      return;
+    }
     if (pinHolds(state, desired)) return;
     const current = state ? this.store.revisions.get(state.currentRevision) : undefined;
     let cause: Cause | undefined;
@@ -627,7 +646,7 @@ export class Run {
   private applyRevision(req: { template: Template; digest: string; annotations: Annotations; cause: Cause; rollbackTo?: number; pin?: Pin | null; gitDigest: string | null }): { revision: number } {
     const before = this.store.read().state;
     const pin = req.pin === undefined ? before?.pin : req.pin ?? undefined;
-    const snap = this.store.claim({ template: req.template, digest: req.digest, annotations: req.annotations, cause: req.cause, rollbackTo: req.rollbackTo, pin, outcome: 'pending' });
+    const snap = this.store.claim({ template: req.template, digest: req.digest, annotations: req.annotations, cause: req.cause, rollbackTo: req.rollbackTo, pin, outcome: 'pending' }, this.world.ds);
     this.count(`apply ${req.cause}`);
     this.world.say(`write-ahead: revision ${snap.revision} (${req.cause}${req.rollbackTo ? ` to ${req.rollbackTo}` : ''}), template ${req.template.id}`);
     this.at('apply: after write-ahead');
@@ -639,7 +658,8 @@ export class Run {
     this.at(`${who}: after the apply`);
     snap.outcome = 'progressing';
     this.settlePrevious(snap, before?.currentRevision);
-    this.store.update((cur) => stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: snap.revision, at: iso(this.world.now), gitDigest, pin: snap.pin }));
+    // apply.ts: the seed (a managed rollback's, written ahead) goes with the state write of the revision itself.
+    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: snap.revision, at: iso(this.world.now), gitDigest, pin: snap.pin, sameTemplate: snap.replacedTemplate === snap.template.id, cause: snap.cause }), snap.managedSeed));
     this.at(`${who}: after the state write`);
     return { revision: snap.revision };
   }
@@ -653,38 +673,41 @@ export class Run {
     if (!state || !target || target === state.currentRevision) return;
     const snapTarget = this.store.revisions.get(target)!;
     const pin: Pin = { revision: target, reason: `rollback to revision ${target}`, at: iso(this.world.now), gitDigest: this.git.digest };
-    const snap = this.store.claim({ template: snapTarget.template, digest: snapTarget.digest, annotations: { ...snapTarget.annotations, canary: undefined }, cause: 'rollback', rollbackTo: target, pin, outcome: 'pending' });
+    const snap = this.store.claim({ template: snapTarget.template, digest: snapTarget.digest, annotations: { ...snapTarget.annotations, canary: undefined }, cause: 'rollback', rollbackTo: target, pin, managedSeed: managedRollbackSeed(state), outcome: 'pending' }, this.world.ds);
     this.count(recreate ? 'rollback --recreate' : 'rollback');
     this.world.say(`rollback: write-ahead revision ${snap.revision} (to ${target}), pinned`);
     this.at('rollback: after write-ahead');
-    if (recreate) {
+    const live = this.world.ds;
+    if (recreate && live) {
+      // rollback.ts recreateFrom: the pin and the pending recreate recorded before the delete.
+      this.store.update((cur) => ({ ...(cur ?? state), pin, recreate: { revision: snap.revision, at: iso(this.world.now), replacedUid: String(live.uid) }, updatedAt: iso(this.world.now) }));
+      this.at('rollback: after recording the recreate');
       this.world.deleteDs();
       this.recreatedAt ??= this.world.now;
       this.at('rollback: after the delete');
     }
-    const out = this.applyPending(snap, pin.gitDigest, state, 'rollback');
-    this.seedManagedRollback(out.revision, state);
-    this.at('rollback: after the seed');
+    this.applyPending(snap, pin.gitDigest, state, 'rollback');
     this.drive(until);
-  }
-
-  /** lib/rollback.ts seedManagedRollback, as it decides. */
-  private seedManagedRollback(revision: number, before: DaemonSetState | undefined): void {
-    const failedRollout = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
-    const repairNodes = (failedRollout?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
-    this.store.update((cur) => {
-      if (!cur || cur.currentRevision !== revision || cur.rollout?.mode !== 'managed' || cur.rollout.managed) return undefined;
-      const at = cur.rollout.startedAt;
-      const checkpoint: WaveCheckpoint = { startedAt: at, lastProgressAt: at, updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true };
-      if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
-      const managed: ManagedRecord = { checkpoint };
-      return { ...cur, rollout: { ...cur.rollout, managed } };
-    });
   }
 
   // ---- the driver (lib/rollout/managed.ts) --
 
+  /** managed.ts driveManaged: the loop, then the hand-over of a rollout still under way when the run stops driving it cleanly. */
   private drive(until: number): void {
+    const revision = this.world.ds?.revision;
+    this.driveLoop(until);
+    if (revision === undefined) return;
+    const at = iso(this.world.now);
+    this.store.update((cur) => {
+      const stored = cur?.rollout;
+      const cp = stored?.managed?.checkpoint;
+      const wavePhase = stored?.managed?.wavePhase;
+      if (!cur || !stored || !cp || cur.currentRevision !== revision || stored.revision !== revision || (wavePhase !== 'progressing' && wavePhase !== 'waiting')) return undefined;
+      return { ...cur, rollout: { ...stored, managed: { ...stored.managed, checkpoint: { ...cp, handedOffAt: at } } }, updatedAt: at };
+    });
+  }
+
+  private driveLoop(until: number): void {
     for (let i = 0; i < 200; i += 1) {
       this.at('driver: before reading the state');
       const read = this.store.read();
@@ -732,6 +755,11 @@ export class Run {
       this.world.advanceTo(Math.max(next2, this.world.now));
     }
   }
+}
+
+/** The live DaemonSet as plan.ts reads it: its uid and the revision stamped on it. */
+function liveObject(ds: LiveDs): LiveDaemonSet {
+  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), annotations: { [REVISION_ANNOTATION]: String(ds.revision) } }, spec: {} } as unknown as LiveDaemonSet;
 }
 
 function toRollout(previous: RolloutState, revision: number, d: WaveDecision, paused: boolean): RolloutState {
