@@ -414,6 +414,8 @@ export class Cluster {
 
   private change(c: WorldChange): void {
     const node = 'node' in c ? this.nodes.get(c.node) : undefined;
+    // A node that leaves the desired set (or the cluster) leaves the budget's nodes for good: what it runs later is the world's doing.
+    if (node && (c.kind === 'unlabel' || c.kind === 'taint' || c.kind === 'delete-node')) this.budgeted.delete(node.name);
     const applied = (what: string) => {
       this.applied[c.kind] = (this.applied[c.kind] ?? 0) + 1;
       this.say(what);
