@@ -186,6 +186,12 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       expectHolds(base(plain(2), { events: [{ atS: 1, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }], delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, crashAtNamed: ['driver: after a delete'] }));
     });
 
+    it.failing('a rollback repairs a node the bad revision reached without a deletion while no run was driving it', () => {
+      const nodes = plain(2);
+      nodes[0] = { ...nodes[0], pod: 'none' };
+      expectHolds(base(nodes, { autoRollback: true, delays: { terminateS: 1, createS: 2, startS: 1, breakAfterS: 0 }, crashAtNamed: ['apply: after the apply'] }));
+    });
+
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
       const nodes = plain(10).map((n, i) => (i < 4 ? { ...n, notReadyUntil: 1200_000 } : n));
       expectHolds(base(nodes, { maxUnavailable: '50%', first: 'good' }));
