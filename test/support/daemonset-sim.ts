@@ -150,7 +150,7 @@ export class Cluster {
   readonly log: string[] = [];
   /** desired nodes available when the rollout began and not hit by an outage since: the budget's nodes */
   readonly budgeted = new Set<string>();
-  /** nodes an outage hit after the update had reached them (the driver deleted a pod there, or a pod of the target landed) */
+  /** nodes an outage hit after the update had reached them (the driver deleted a pod there, or no old pod is left there to delete) */
   readonly outageAfterUpdate = new Set<string>();
   private readonly deletedOn = new Set<string>();
   /** every node that got a pod of a template created during the simulation, by template */
@@ -433,7 +433,8 @@ export class Cluster {
         pick.ready = false;
         pick.outage = true;
         this.budgeted.delete(pick.name);
-        if (this.deletedOn.has(pick.name) || this.pods.some((p) => p.node === pick.name && p.template === this.target)) this.outageAfterUpdate.add(pick.name);
+        // ... or would reach them without a deletion (no old pod left to delete there).
+        if (this.deletedOn.has(pick.name) || !this.pods.some((p) => p.node === pick.name && p.template !== this.target && p.terminatingSince === undefined)) this.outageAfterUpdate.add(pick.name);
         this.outages.set(c.outage, pick.name);
         applied(`node ${pick.name} went NotReady (unrelated to the update)`);
         return;
@@ -672,9 +673,10 @@ export function checkDecision(c: Cluster, obs: WaveObservation, policy: WavePoli
 }
 
 /**
- * The budget, from the world: of the desired nodes that were available when the rollout began
- * (and not hit by an outage since), at most k are without an available pod; and a decision
- * that deleted an available pod leaves at most max(k, u + 1) desired nodes unavailable, u being
+ * The budget, from the world, after a decision that deleted an available pod: of the desired
+ * nodes that were available when the rollout began (and neither hit by an outage nor gone from
+ * the desired set since), at most k are without an available pod; and at most max(k, u + 1)
+ * desired nodes are unavailable, u being
  * the unavailable ones outside that set (NotReady, podless, crash-looping nodes count, as the
  * DaemonSet controller counts them; one node may be in flight so that a rollout never deadlocks).
  */
@@ -683,8 +685,11 @@ export function checkBudget(c: Cluster, k: number, tookAvailable: boolean): stri
   const inBudget = down.filter((n) => c.budgeted.has(n));
   const outside = down.filter((n) => !c.budgeted.has(n));
   const problems: string[] = [];
+  // Judged where a decision took an available pod: between decisions the world alone (nodes
+  // leaving, which also shrinks k) changes these counts, and no decision can undo that.
+  if (!tookAvailable) return problems;
   if (inBudget.length > k) problems.push(`over budget: ${inBudget.length} of the nodes available when the rollout began are unavailable ${list(inBudget)}, maxUnavailable ${k}`);
-  else if (tookAvailable && down.length > Math.max(k, outside.length + 1)) {
+  else if (down.length > Math.max(k, outside.length + 1)) {
     problems.push(`over budget: after deleting available pods, ${down.length} desired nodes are unavailable ${list(down)}, ${outside.length} of them for reasons outside the rollout ${list(outside)}; at most max(k ${k}, ${outside.length} + 1)`);
   }
   return problems;
