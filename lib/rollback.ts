@@ -107,6 +107,7 @@ async function recreateFrom(deps: Deps, request: ApplyRequest, pending: PendingR
     recreate: { revision, at, replacedUid: live.metadata.uid },
     updatedAt: at,
   }));
+  if (deps.config.fault === 'kill-before-delete') process.kill(process.pid, 'SIGKILL');
   await deps.cluster.deleteDaemonSet(namespace, name);
   if (deps.config.fault === 'kill-after-delete') process.kill(process.pid, 'SIGKILL');
   await waitUntilGone(deps, namespace, name);

@@ -177,6 +177,24 @@ describe('a rollback with recreate between its delete and its apply', () => {
     expect((await reconcile(stackDeps(stackConfig(env)))).daemonSets.find((d) => d.name === 'moved-kill')).toMatchObject({ action: 'pinned', applied: false, revision: 3 });
   });
 
+  it('killed after recording the pin, before its delete: the next pass deletes the object it replaces and creates the DaemonSet from the revision written ahead', async () => {
+    await movedTwice('moved-early');
+    const before = await live('moved-early');
+    const args = ['rollback', `${ns}/moved-early`, '--to-revision', '1', '--recreate', '--reason', 'dashboards select v1', '--json'];
+    const killed = await runCliProcess(args, { ...env, DSGITOPS_FAULT: 'kill-before-delete' });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(await live('moved-early')).toEqual(before);
+    const deps = stackDeps(stackConfig(env));
+    expect((await deps.store.getState(ns, 'moved-early'))!.value).toMatchObject({ currentRevision: 2, pin: { revision: 1 }, recreate: { revision: 3, replacedUid: before.uid } });
+
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
+    expect(next.daemonSets.find((d) => d.name === 'moved-early')).toMatchObject({ action: 'create', cause: 'rollback', applied: true, revision: 3 });
+    const after = await live('moved-early');
+    expect(after).toMatchObject({ image: 'registry.local/moved-early:1.0', selector: { app: 'moved-early-v1' }, revision: '3', pinned: 'revision 1: dashboards select v1' });
+    expect(after.uid).not.toBe(before.uid);
+    expect(await deps.store.listRevisionNumbers(ns, 'moved-early')).toEqual([1, 2, 3]);
+  });
+
   it('whose apply the API server refuses after the delete: the error says so, and passes complete the rollback once it is accepted, never creating Git\'s version', async () => {
     await movedTwice('moved-refused');
     const base = stackDeps(stackConfig(env));
