@@ -114,18 +114,21 @@ describe('NotReady nodes before the rollout', () => {
     git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: '50%' })).commit('v1');
     await reconcile(deps());
     const setNotReady = (names: string[], notReady: boolean) => Promise.all(names.map((name) => core.patchNode({ name, body: { metadata: { labels: { 'node-not-ready.stage.kwok.x-k8s.io': notReady ? 'true' : null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch))));
-    onCleanup(async () => {
-      await setNotReady(sick, false).catch(() => undefined);
-      await waitFor('the NotReady nodes to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
-    });
-    await setNotReady(sick, true);
-    await waitFor('four nodes NotReady', async () => (await readyNodeCount(nodes)) === NODES - 4, 60_000);
     const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
-    await watcher.start();
-    // act
-    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: '50%' })).commit('v2');
-    const r = await reconcile(deps());
-    watcher.stop();
+    let r: Awaited<ReturnType<typeof reconcile>>;
+    try {
+      await setNotReady(sick, true);
+      await waitFor('four nodes NotReady', async () => (await readyNodeCount(nodes)) === NODES - 4, 60_000);
+      await watcher.start();
+      // act
+      git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: '50%' })).commit('v2');
+      r = await reconcile(deps());
+    } finally {
+      watcher.stop();
+      // The later tests of this file need the whole fleet Ready.
+      await setNotReady(sick, false);
+      await waitFor('the NotReady nodes to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
+    }
 
     // assert: 6 = ceil(50% of 12); the four NotReady nodes used four of them
     expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(6);
