@@ -112,6 +112,14 @@ export const waveCheckpointSchema = z.object({
   canaryAvailableSince: z.optional(z.string()),
   canaryPassed: z.optional(z.boolean()),
   lastProgressAt: z.string(),
+  /** When the decision that wrote this checkpoint was taken (a driver records one at least every 30 s while it drives). */
+  decidedAt: z.optional(z.string()),
+  /** Time since lastProgressAt that nobody drove the rollout (after a run that ended uncleanly); not counted against the deadline. */
+  undrivenMs: z.optional(z.int().check(z.nonnegative())),
+  /** Set by a run that stopped driving cleanly (its time was up, or nothing was left for it to do now): the gap until the next decision counts. */
+  handedOffAt: z.optional(z.string()),
+  /** Since when the rollout has been waiting on something outside it (NotReady nodes, a canary that selects nothing); its end restarts the clock. */
+  waitingSince: z.optional(z.string()),
   /** Updated and available nodes at the last decision. */
   updatedAvailable: z.int(),
   /** Decisions that deleted at least one pod. */
@@ -120,7 +128,7 @@ export const waveCheckpointSchema = z.object({
   inFlight: z.array(z.object({ node: z.string(), uid: z.string(), deletedAt: z.string() })),
   /** Every node whose pod this rollout deleted (first deletion only). */
   touched: z.optional(z.array(touchedNodeSchema)),
-  /** A rollback's: nodes the replaced revision broke, whose old pods may go although NotReady. */
+  /** Nodes an earlier revision of this DaemonSet broke (or may have): unavailable, and their old pods may go although NotReady. */
   repairNodes: z.optional(z.array(z.string())),
   failed: z.optional(waveFailureSchema),
 });
@@ -210,9 +218,51 @@ export const leaseSchema = z.object({
 export type LeaseRecord = z.infer<typeof leaseSchema>;
 
 /**
+ * What a new revision's managed rollout starts from, given the rollout of the revision it
+ * replaces (`previous`). Undefined: nothing to carry, the first decision starts afresh.
+ *
+ * Assumptions / invariants:
+ * - Same pod template (a change of annotations or labels only, or a drift correction that
+ *   restores the template): the pods are the same, so it is the same rollout, continued
+ *   exactly where it stands: deletions in flight, nodes touched while Ready, the canary, a
+ *   failure, the progress clock.
+ * - New template (a forward fix, a drift correction, a rollback): a new rollout, but what the
+ *   earlier ones learnt about nodes stays. Every node an unfinished earlier rollout reached
+ *   while Ready, failed on, or still had to repair becomes a repair node: while NotReady it is
+ *   unavailable by this product's doing (it never unlocks the one extra deletion allowed for
+ *   NotReady nodes) and its pod may be replaced. A completed rollout proved its nodes: nothing
+ *   of it is carried.
+ * - A canary that did not pass keeps its nodes (repaired first, they prove the new template
+ *   there); one that passed proved the old template only, so a new canary is chosen. A
+ *   rollback restores a revision that ran before and goes without a canary.
+ */
+export function checkpointForNextRevision(
+  previous: RolloutState | undefined,
+  next: { sameTemplate: boolean; cause?: Cause; at: string },
+): WaveCheckpoint | undefined {
+  const cp = previous?.mode === 'managed' ? previous.managed?.checkpoint : undefined;
+  if (cp && next.sameTemplate) return structuredClone(cp);
+  const unfinished = cp !== undefined && previous?.phase !== 'complete';
+  const repairNodes = unfinished
+    ? [...new Set([...(cp.repairNodes ?? []), ...(cp.failed?.nodes ?? []), ...(cp.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node)])].sort()
+    : [];
+  const rollback = next.cause === 'rollback';
+  const canaryNodes = unfinished && !rollback && !cp.canaryPassed ? cp.canaryNodes : undefined;
+  if (repairNodes.length === 0 && canaryNodes === undefined && !rollback) return undefined;
+  const fresh: WaveCheckpoint = { startedAt: next.at, lastProgressAt: next.at, decidedAt: next.at, updatedAvailable: 0, waves: 0, inFlight: [] };
+  if (repairNodes.length > 0) fresh.repairNodes = repairNodes;
+  if (canaryNodes !== undefined) fresh.canaryNodes = [...canaryNodes];
+  if (rollback) fresh.canaryPassed = true;
+  return fresh;
+}
+
+/**
  * The state of a DaemonSet whose revision `applied` was just applied (or found applied): that
  * revision is current and rolling out from `at`. What the revision does not say (the last
- * healthy revision, a pause, source and commit when it has none) is kept from `current`.
+ * healthy revision, a pause, source and commit when it has none) is kept from `current`; a
+ * managed rollout starts from what the replaced revision's rollout learnt
+ * (`checkpointForNextRevision`: `sameTemplate` says whether the pod template is unchanged,
+ * `cause` whether it is a rollback).
  */
 export function stateAfterApply(
   current: DaemonSetState | undefined,
@@ -229,9 +279,21 @@ export function stateAfterApply(
     commit?: DaemonSetState['commit'];
     pin?: DaemonSetState['pin'];
     message?: string;
+    /** The applied pod template equals the one of the revision it replaces (undefined: not known, taken as changed). */
+    sameTemplate?: boolean;
+    cause?: Cause;
   },
 ): DaemonSetState {
   const { revision, at, generation } = applied;
+  const rollout: RolloutState = { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at };
+  const carried = applied.mode === 'managed' && current?.currentRevision !== revision
+    ? checkpointForNextRevision(current?.rollout, { sameTemplate: applied.sameTemplate === true, cause: applied.cause, at })
+    : undefined;
+  if (carried) {
+    rollout.startedAt = carried.startedAt;
+    rollout.lastProgressAt = carried.lastProgressAt;
+    rollout.managed = { checkpoint: carried };
+  }
   return {
     schema: 1,
     namespace: applied.namespace,
@@ -243,7 +305,7 @@ export function stateAfterApply(
     source: applied.source ?? current?.source,
     commit: applied.commit ?? current?.commit,
     lastHealthyRevision: current?.lastHealthyRevision,
-    rollout: { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at },
+    rollout,
     pin: applied.pin,
     paused: current?.paused,
     lastAttempt: { at, revision, result: 'applied', ...(applied.message ? { message: applied.message } : {}) },
