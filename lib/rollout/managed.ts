@@ -48,9 +48,16 @@ function podReadyCondition(pod: LivePod) {
   return pod.status?.conditions?.find((c) => c.type === 'Ready');
 }
 
-export function toWavePod(pod: LivePod, isUpdated: boolean): WavePod {
+/**
+ * `templateGeneration`: the DaemonSet's current template generation
+ * (`deprecated.daemonset.template.generation`); a pod labelled with it was created for this
+ * template, after the apply that brought it (the controller bumps it with every template change).
+ */
+export function toWavePod(pod: LivePod, isUpdated: boolean, templateGeneration?: string): WavePod {
   const ready = podReadyCondition(pod);
+  const generation = pod.metadata.labels?.['pod-template-generation'];
   return {
+    ...(isUpdated && templateGeneration !== undefined && generation !== undefined ? { sinceApply: generation === templateGeneration } : {}),
     name: pod.metadata.name,
     uid: pod.metadata.uid ?? '',
     node: pod.spec.nodeName ?? '',
@@ -282,7 +289,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
   const pods = caches.pods.items()
     .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
     .sort(byName)
-    .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
+    .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash), templateGeneration));
   const template = ds.spec.template.spec as PlacementSpec;
   const nodes = caches.nodes.items().sort(byName).map((n) => toWaveNode(n, template));
   const policy: WavePolicy = {

@@ -33,6 +33,14 @@ export interface WavePod {
   ready: boolean;          // pod condition Ready=True
   readySince?: string;     // ISO time Ready became True
   terminating: boolean;    // deletionTimestamp set
+  /**
+   * The pod was created for the DaemonSet's current template generation (its
+   * `pod-template-generation` label), so after the apply that brought this template: the
+   * update reached its node with this revision. False: an updated pod that predates it (a
+   * rollback or a revert to a template that still runs there, recognised by its revision
+   * hash). Undefined: not known, taken as created for it.
+   */
+  sinceApply?: boolean;
 }
 export interface CanaryPolicy { count?: number; selector?: Record<string, string>; holdSeconds: number }
 export interface WavePolicy {
@@ -135,6 +143,8 @@ interface NodeFacts {
   /** Pods that count as available: on a Ready node, Ready for minReadySeconds, not deleted by this rollout. */
   availablePods: WavePod[];
   hasUpdated: boolean;
+  /** An updated pod here was created for this template (`sinceApply`): this revision's update reached the node. */
+  reachedByUpdate: boolean;
   updatedAvailable: boolean;
   /** The updated pod has been available and Ready for max(minReadySeconds, SETTLE_SECONDS): the update proved itself here. */
   proven: boolean;
@@ -197,6 +207,7 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
       availablePods,
       becomesAvailableAt: live.flatMap((l) => (l.from !== undefined && l.from > nowMs ? [l.from] : [])),
       hasUpdated: pods.some((p) => p.updated && !p.terminating),
+      reachedByUpdate: pods.some((p) => p.updated && !p.terminating && p.sinceApply !== false),
       updatedAvailable: availablePods.some((p) => p.updated),
       proven: provenTimes.some((t) => t <= nowMs),
       provenAt: provenTimes.length > 0 ? Math.min(...provenTimes) : undefined,
@@ -245,12 +256,57 @@ function receivesTemplateWithoutDelete(f: NodeFacts): boolean {
 }
 
 /**
+ * Whether the update reaches this node without a deletion by this rollout, and how it is to be
+ * recorded in `touched`: true, reached while Ready (its going NotReady with the update is
+ * evidence that the update breaks nodes); false, reached while NotReady (not evidence, but a
+ * node the update may have broken, to repair in a later revision or a rollback); undefined,
+ * not reached.
+ *
+ * Assumptions / invariants:
+ * - Every deletion this rollout makes is recorded (in `touched`) before it is made, so a node
+ *   that is not in `touched` and has, or will get, the update was filled by the controller
+ *   without a deletion of ours: it had no pod, or only one going away, when the revision was
+ *   applied, or lost its pod to someone else since.
+ * - A Ready node that will receive the update counts as reached while Ready, as if its pod
+ *   had been deleted now. A NotReady node that has or will get the update is recorded as
+ *   reached while NotReady, also when a run that died right after its apply missed the
+ *   moment: what the node was then is not known, so it is no evidence, but it is repaired.
+ * - An updated pod that predates this template's apply (`sinceApply: false`: a rollback or a
+ *   revert to a template that still runs there) is not this rollout's doing: its node is
+ *   neither reached nor exposed. A Ready node that already runs an updated pod is not recorded
+ *   either: an outage of a node the update has proven itself on is no evidence against it.
+ */
+function reachedWithoutDeleteAs(f: NodeFacts): boolean | undefined {
+  if (f.ready) return receivesTemplateWithoutDelete(f) ? true : undefined;
+  return receivesTemplateWithoutDelete(f) || f.reachedByUpdate ? false : undefined;
+}
+
+/**
+ * A node recorded while NotReady (its pod deleted, or reached by the controller) that is seen
+ * Ready before the update has arrived: the update reaches it while it is Ready after all.
+ */
+function reachedWhileReady(t: TouchedNode, facts: readonly NodeFacts[]): boolean {
+  if (t.readyAtDelete) return false;
+  const f = facts.find((x) => x.name === t.node);
+  return f !== undefined && f.ready && !f.hasUpdated;
+}
+
+/**
  * Nodes the update has reached, or will reach, without proving itself yet: a pod deleted
  * and not yet replaced, a node the controller fills without a deletion, or an updated pod
  * that has not been available for max(minReadySeconds, SETTLE_SECONDS).
+ *
+ * Assumptions / invariants:
+ * - Judged from the observation alone (the pods' template labels, the node's condition), for
+ *   every desired node, NotReady ones included: no record of who deleted what is needed, so a
+ *   run that starts after another died right after its apply sees the same exposure. Only
+ *   updated pods created for this template count (`sinceApply`): a rollback is not held by
+ *   nodes that still run the template it restores. A
+ *   NotReady node that holds or will hold the update cannot prove it, so it stays exposed
+ *   until it is Ready and its updated pod has proven itself there.
  */
 function isExposed(f: NodeFacts): boolean {
-  return f.inFlightUid !== undefined || receivesTemplateWithoutDelete(f) || (f.hasUpdated && !f.proven);
+  return f.inFlightUid !== undefined || receivesTemplateWithoutDelete(f) || (f.reachedByUpdate && !f.proven);
 }
 
 /**
@@ -359,6 +415,8 @@ interface PhaseInputs {
   pendingSkipped: string[];
   unavailable: number;
   exposed: number;
+  /** The exposed nodes that are NotReady: they prove nothing until they are Ready again. */
+  exposedNotReady: string[];
   free: PodRef[];
   costly: PodRef[];
   freeNow: PodRef[];
@@ -414,7 +472,8 @@ function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; re
     return { phase: 'progressing', podsToDelete, reason: `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable${notReadyText})` };
   }
   if (free.length + costly.length > 0) {
-    const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being proven yet` : `${unavailableText}${notReadyText}`;
+    const notReadyExposed = x.exposedNotReady.length > 0 ? ` (NotReady: ${nameList(x.exposedNotReady)})` : '';
+    const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being proven yet${notReadyExposed}` : `${unavailableText}${notReadyText}`;
     return { phase: 'progressing', podsToDelete, reason: `${scope}waiting: budget 0 of maxUnavailable ${k} with ${held}; ${plural(free.length + costly.length, 'old pod waits', 'old pods wait')}` };
   }
   return { phase: 'progressing', podsToDelete, reason: `${scope}waiting for replacements to become available (${progressText})` };
@@ -443,13 +502,14 @@ function nextCheckpoint(x: {
     ...x.inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
     ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
   ], (e) => e.node);
-  // A Ready node the controller fills without a deletion (no pod, or only pods going away)
-  // is reached by the update while Ready all the same.
-  const reachedWithoutDelete = facts.filter((f) => f.ready && !touched.has(f.name) && f.inFlightUid === undefined && receivesTemplateWithoutDelete(f));
   const touchedNext = sortedBy([
-    ...touched.values(),
+    ...[...touched.values()].map((t) => (reachedWhileReady(t, facts) ? { ...t, readyAtDelete: true } : t)),
     ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
-    ...reachedWithoutDelete.map((f) => ({ node: f.name, readyAtDelete: true, at })),
+    ...facts.filter((f) => !touched.has(f.name) && f.inFlightUid === undefined && !podsToDelete.some((p) => p.node === f.name))
+      .flatMap((f) => {
+        const reached = reachedWithoutDeleteAs(f);
+        return reached === undefined ? [] : [{ node: f.name, readyAtDelete: reached, at }];
+      }),
   ], (t) => t.node);
   // A node to repair that is Ready again is repaired (or recovered by itself): an ordinary node from now on.
   const repairNodes = (checkpoint?.repairNodes ?? []).filter((n) => readyByNode.get(n) !== true);
@@ -545,7 +605,9 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const unavailable = counted.length - available;
   const updated = counted.filter((f) => f.hasUpdated).length;
   const updatedAvailable = counted.filter((f) => f.updatedAvailable).length;
-  const exposed = counted.filter(isExposed).length;
+  // Over every desired node: a skipped NotReady node the update reaches is exposed all the same.
+  const exposedNodes = facts.filter(isExposed);
+  const exposed = exposedNodes.length;
 
   // A repair of a node an earlier revision broke is work left, though the node is skipped.
   const repairLeft = facts.some((f) => f.repair && replaceablePod(f) !== undefined);
@@ -603,7 +665,7 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const counts = { desired: facts.length, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget, skipped: skipped.length };
   const { phase, podsToDelete, reason } = phaseOf({
     policy, k, nowMs, failed, complete, tooManyNotReady, readyNodesDone, canary, members, deadlinePassed, idleMs,
-    counted, skipped, skippedOutside, pendingSkipped, unavailable, exposed, free, costly, freeNow, budget,
+    counted, skipped, skippedOutside, pendingSkipped, unavailable, exposed, exposedNotReady: exposedNodes.filter((f) => !f.ready).map((f) => f.name), free, costly, freeNow, budget,
   });
 
   const deletedNow = podsToDelete.length > 0;

@@ -95,7 +95,7 @@ const countsSchema = z.object({
 });
 export type RolloutCounts = z.infer<typeof countsSchema>;
 
-/** A node whose pod a managed rollout deleted, and whether the node was Ready at that moment. */
+/** A node the update of a managed rollout reached (its pod deleted, or filled by the controller), and whether the node was Ready then. */
 const touchedNodeSchema = z.object({ node: z.string(), readyAtDelete: z.boolean(), at: z.string() });
 export type TouchedNode = z.infer<typeof touchedNodeSchema>;
 
@@ -126,7 +126,11 @@ export const waveCheckpointSchema = z.object({
   waves: z.int(),
   /** Pods this rollout deleted whose replacement is not yet seen. */
   inFlight: z.array(z.object({ node: z.string(), uid: z.string(), deletedAt: z.string() })),
-  /** Every node whose pod this rollout deleted (first deletion only). */
+  /**
+   * Every node the update reached: whose pod this rollout deleted (first deletion only), or
+   * that the controller filled without a deletion; `readyAtDelete` says whether the node was
+   * Ready then (or seen Ready since, before the update arrived).
+   */
   touched: z.optional(z.array(touchedNodeSchema)),
   /** Nodes an earlier revision of this DaemonSet broke (or may have): unavailable, and their old pods may go although NotReady. */
   repairNodes: z.optional(z.array(z.string())),
@@ -218,6 +222,23 @@ export const leaseSchema = z.object({
 export type LeaseRecord = z.infer<typeof leaseSchema>;
 
 /**
+ * Every node an unfinished managed rollout may have left broken: the nodes its update reached
+ * (a pod deleted, Ready or not, or filled by the controller without a deletion: all of
+ * `touched`), the nodes it failed on, and the nodes it still had to repair for an earlier
+ * revision. Pure.
+ *
+ * Assumptions / invariants:
+ * - A node that an update which breaks nodes reached is in `touched` (wave.ts records every
+ *   node that receives the update, with or without a deletion, Ready or not, and also after a
+ *   run died between its apply and its first decision), so this set holds every node the
+ *   rollout's template may have broken. It may hold nodes the template did not break: a
+ *   repair node that is Ready is an ordinary node, so that costs nothing.
+ */
+export function nodesReachedBy(cp: WaveCheckpoint): string[] {
+  return [...new Set([...(cp.repairNodes ?? []), ...(cp.failed?.nodes ?? []), ...(cp.touched ?? []).map((t) => t.node)])].sort();
+}
+
+/**
  * What a new revision's managed rollout starts from, given the rollout of the revision it
  * replaces (`previous`). Undefined: nothing to carry, the first decision starts afresh.
  *
@@ -243,9 +264,7 @@ export function checkpointForNextRevision(
   const cp = previous?.mode === 'managed' ? previous.managed?.checkpoint : undefined;
   if (cp && next.sameTemplate) return structuredClone(cp);
   const unfinished = cp !== undefined && previous?.phase !== 'complete';
-  const repairNodes = unfinished
-    ? [...new Set([...(cp.repairNodes ?? []), ...(cp.failed?.nodes ?? []), ...(cp.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node)])].sort()
-    : [];
+  const repairNodes = unfinished ? nodesReachedBy(cp) : [];
   const rollback = next.cause === 'rollback';
   const canaryNodes = unfinished && !rollback && !cp.canaryPassed ? cp.canaryNodes : undefined;
   if (repairNodes.length === 0 && canaryNodes === undefined && !rollback) return undefined;
@@ -330,11 +349,10 @@ export function seedManagedRollout(state: DaemonSetState, seed: ManagedSeed | un
 }
 
 /**
- * The seed of a managed rollback that replaces the rollout recorded in `before`: the nodes it
- * deleted pods from while they were Ready, and no canary. Pure.
+ * The seed of a managed rollback that replaces the rollout recorded in `before`: every node
+ * that rollout may have left broken (`nodesReachedBy`), and no canary. Pure.
  */
 export function managedRollbackSeed(before: DaemonSetState | undefined): ManagedSeed {
-  const failed = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
-  const repairNodes = [...new Set((failed?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node))].sort();
-  return { repairNodes, canaryPassed: true };
+  const replaced = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
+  return { repairNodes: replaced ? nodesReachedBy(replaced) : [], canaryPassed: true };
 }

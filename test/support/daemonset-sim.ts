@@ -121,6 +121,8 @@ interface PodState {
   uid: string;
   node: string;
   template: Template;
+  /** the DaemonSet's template generation when the pod was created (its pod-template-generation label) */
+  generation: number;
   containerReady: boolean;
   ready: boolean;               // the Ready condition as the API reports it
   readySince?: number;
@@ -168,12 +170,16 @@ export class Cluster {
   private pending: Pending[] = [];
   private seq = 0;
   private uidCounter = 0;
+  /** the DaemonSet's template generation: the controller bumps it with every template change */
+  private templateGeneration = 0;
   private readonly delayIndex: Record<keyof Delays, number> = { terminateS: 0, createS: 0, startS: 0, gcS: 0 };
   private observations = 0;
 
   constructor(readonly spec: ClusterSpec) {
     this.target = spec.template;
     this.template = spec.template;
+    // The pods there at the start predate the update: created under the template generation before it.
+    this.templateGeneration = 0;
     for (const n of spec.nodes) {
       const labels: Record<string, string> = { [POOL_LABEL]: 'agents' };
       if (n.canary) labels[CANARY_LABEL] = 'true';
@@ -190,6 +196,8 @@ export class Cluster {
       }
       if (n.pod === 'old-starting') this.schedule({ at: this.delay('startS'), kind: 'container-ready', uid: p.uid });
     }
+    // The update is applied at the start: the controller's template generation moves on.
+    this.templateGeneration = 1;
     for (const w of spec.world) this.schedule({ at: w.atS * SECOND, kind: 'world', change: w.change });
     this.syncController();
     this.say(`start: ${this.describe()}`);
@@ -289,9 +297,9 @@ export class Cluster {
       const stale = lagging && p.deletedBy === 'driver' && p.deletedAfterObservation === this.observations - 1 && p.beforeDelete;
       if (stale && p.beforeDelete) {
         lagged += 1;
-        return view(p, p.beforeDelete.ready, p.beforeDelete.readySince, false, this.target);
+        return view(p, p.beforeDelete.ready, p.beforeDelete.readySince, false, this.target, this.templateGeneration);
       }
-      return view(p, p.ready, p.readySince, p.terminatingSince !== undefined, this.target);
+      return view(p, p.ready, p.readySince, p.terminatingSince !== undefined, this.target, this.templateGeneration);
     });
     const nodes = [...this.nodes.values()].map((n) => ({ name: n.name, ready: n.ready, desired: n.desired, labels: { ...n.labels } }));
     return { obs: { nodes, pods }, lagged };
@@ -350,6 +358,7 @@ export class Cluster {
   startRollback(): void {
     this.target = 'old';
     this.template = 'old';
+    this.templateGeneration += 1;
     this.say('rollback: template and target back to old');
     this.syncController();
   }
@@ -529,7 +538,7 @@ export class Cluster {
 
   private newPod(node: string, template: Template): PodState {
     this.uidCounter += 1;
-    const p: PodState = { name: `agent-${node}-${this.uidCounter}`, uid: `uid-${this.uidCounter}`, node, template, containerReady: false, ready: false };
+    const p: PodState = { name: `agent-${node}-${this.uidCounter}`, uid: `uid-${this.uidCounter}`, node, template, generation: this.templateGeneration, containerReady: false, ready: false };
     this.pods.push(p);
     return p;
   }
@@ -547,8 +556,10 @@ export class Cluster {
   }
 }
 
-function view(p: PodState, ready: boolean, readySince: number | undefined, terminating: boolean, target: Template): WavePod {
+function view(p: PodState, ready: boolean, readySince: number | undefined, terminating: boolean, target: Template, templateGeneration: number): WavePod {
+  const updated = p.template === target;
   return {
+    ...(updated ? { sinceApply: p.generation === templateGeneration } : {}),
     name: p.name,
     uid: p.uid,
     node: p.node,

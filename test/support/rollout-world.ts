@@ -102,7 +102,8 @@ interface Pod {
   /** how the pod looked before the driver deleted it, and at which observation */
   stale?: { observation: number; ready: boolean; readySince?: number };
 }
-interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations }
+/** templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it) */
+interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number }
 export interface Annotations { paused?: boolean; autoRollback?: boolean; canary?: number; label?: number }
 
 type Timed = { at: number; seq: number; run: () => void };
@@ -130,7 +131,7 @@ export class World {
 
   constructor(nodes: NodeSpec[], readonly minReadySeconds: number, readonly delays: Delays, initial: Template, revision: number, digest: string, annotations: Annotations) {
     this.templates.set(initial.id, initial);
-    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations };
+    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S };
     for (const n of nodes) {
       const taints: Taint[] = n.eligible ? [] : [{ key: 'dedicated', value: 'other', effect: 'NoSchedule' }];
       this.nodes.set(n.name, { name: n.name, labels: { ...NODE_SELECTOR }, ownTaints: taints, outages: 0, readySince: -3600 * S });
@@ -229,7 +230,8 @@ export class World {
   applyDs(revision: number, template: Template, digest: string, annotations: Annotations): void {
     this.templates.set(template.id, template);
     if (!this.ds) this.dsUid += 1;
-    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations };
+    const templateSince = this.ds && this.ds.template === template.id ? this.ds.templateSince : this.now;
+    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince };
     this.say(`DaemonSet applied: revision ${revision}, template ${template.id} (${template.behaviour}), ${JSON.stringify(annotations)}`);
     this.sync();
     for (const w of this.watchers) w();
@@ -328,7 +330,9 @@ export class World {
       const stale = lagging && p.stale && p.stale.observation === this.observations - 1 ? p.stale : undefined;
       const ready = stale ? stale.ready : p.ready;
       const readySince = stale ? stale.readySince : p.readySince;
-      return { name: p.name, uid: p.uid, node: p.node, updated: p.template === ds.template, ready, ...(ready && readySince !== undefined ? { readySince: iso(readySince) } : {}), terminating: !stale && p.deletedAt !== undefined };
+      const updated = p.template === ds.template;
+      // The pod-template-generation label: created since the DaemonSet's template last changed.
+      return { name: p.name, uid: p.uid, node: p.node, updated, ready, ...(ready && readySince !== undefined ? { readySince: iso(readySince) } : {}), terminating: !stale && p.deletedAt !== undefined, ...(updated ? { sinceApply: p.createdAt >= ds.templateSince } : {}) };
     }).sort((a, b) => (a.name < b.name ? -1 : 1));
     // The implementation's own view of a node (eligibility.ts), from the node as the API shows it.
     const nodes = [...this.nodes.values()].map((n) => toWaveNode({
