@@ -15,10 +15,11 @@ import { CANARY_ANNOTATION, DECLARED_STRATEGY_ANNOTATION } from '../labels';
 import { canonicalJson, selectorQuery } from '../k8s-values';
 import type { Lease } from '../store/lease';
 import type { DaemonSetState, ManagedRecord, RolloutState } from '../store/records';
+import type { DaemonSetManifest } from '../source/manifest';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
-import { chooseCanaryNodes, describeCanary, LOOK_AGAIN_SECONDS, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, holdBeforeApply, LOOK_AGAIN_SECONDS, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -88,6 +89,24 @@ export function canaryProblem(manifest: { metadata: { annotations?: Record<strin
   const ready = nodes.map((n) => toWaveNode(n, template)).filter((n) => n.ready && n.desired);
   if (chooseCanaryNodes(parsed.value.canary, ready).length > 0) return undefined;
   return `${CANARY_ANNOTATION}: "${describeCanary(parsed.value.canary)}" selects none of the ${ready.length} Ready ${ready.length === 1 ? 'node' : 'nodes'} this DaemonSet should run on, so the update was not applied: fix the node count or the label selector`;
+}
+
+/**
+ * Why a new pod template (`manifest`) for the managed DaemonSet `live` is not to be applied
+ * now (wave.ts, `holdBeforeApply`): more desired nodes than maxUnavailable have no running
+ * pod, and the controller would put the new template on all of them at once. One LIST of the
+ * DaemonSet's pods, made only when such a change is planned; `nodes` as listed by the caller.
+ */
+export async function holdForUnfilledNodes(cluster: Cluster, live: LiveDaemonSet, manifest: Pick<DaemonSetManifest, 'spec'>, nodes: readonly LiveNode[]): Promise<string | undefined> {
+  const pods = await cluster.watchCache('pods', { namespace: live.metadata.namespace ?? 'default', labelSelector: selectorQuery(live.spec.selector) });
+  try {
+    const owned = pods.items().filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === live.metadata.uid));
+    const template = manifest.spec.template.spec as PlacementSpec;
+    const obs = { nodes: nodes.map((n) => toWaveNode(n, template)), pods: owned.map((p) => toWavePod(p, false)) };
+    return holdBeforeApply(obs, manifest.spec.updateStrategy?.rollingUpdate?.maxUnavailable ?? 1);
+  } finally {
+    pods.stop();
+  }
 }
 
 /**

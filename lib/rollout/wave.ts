@@ -180,7 +180,7 @@ function replacementSeen(entry: InFlightPod, pods: readonly WavePod[]): boolean 
  * left the cluster, lost a label, gained a taint) are neither waited for nor deleted;
  * a desired node with no pod at all is still a node, and counts as unavailable.
  */
-function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], touched: ReadonlyMap<string, TouchedNode>, repairNodes: ReadonlySet<string>, minReadySeconds: number, now: Date): NodeFacts[] {
+function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], touched: ReadonlyMap<string, TouchedNode>, repairNodes: ReadonlySet<string>, minReadySeconds: number, now: Date, earlierPodsReached: boolean): NodeFacts[] {
   const podsByNode = new Map<string, WavePod[]>();
   for (const pod of obs.pods) {
     const here = podsByNode.get(pod.node);
@@ -207,7 +207,7 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
       availablePods,
       becomesAvailableAt: live.flatMap((l) => (l.from !== undefined && l.from > nowMs ? [l.from] : [])),
       hasUpdated: pods.some((p) => p.updated && !p.terminating),
-      reachedByUpdate: pods.some((p) => p.updated && !p.terminating && p.sinceApply !== false),
+      reachedByUpdate: pods.some((p) => p.updated && !p.terminating && (p.sinceApply !== false || earlierPodsReached)),
       updatedAvailable: availablePods.some((p) => p.updated),
       proven: provenTimes.some((t) => t <= nowMs),
       provenAt: provenTimes.length > 0 ? Math.min(...provenTimes) : undefined,
@@ -511,8 +511,11 @@ function nextCheckpoint(x: {
         return reached === undefined ? [] : [{ node: f.name, readyAtDelete: reached, at }];
       }),
   ], (t) => t.node);
-  // A node to repair that is Ready again is repaired (or recovered by itself): an ordinary node from now on.
-  const repairNodes = (checkpoint?.repairNodes ?? []).filter((n) => readyByNode.get(n) !== true);
+  // A node to repair is repaired once it is Ready and runs only the updated, available pod: an
+  // ordinary node from then on. Ready alone is not enough: the bad pod it still runs may not
+  // have started yet, and break it a moment later.
+  const doneByNode = new Map(facts.map((f) => [f.name, f.ready && isNodeDone(f)]));
+  const repairNodes = (checkpoint?.repairNodes ?? []).filter((n) => doneByNode.get(n) !== true);
 
   const next: WaveCheckpoint = {
     startedAt: checkpoint?.startedAt ?? at,
@@ -534,6 +537,7 @@ function nextCheckpoint(x: {
     : undefined;
   if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
   if (x.canaryPassed) next.canaryPassed = true;
+  if (checkpoint?.earlierPodsReached) next.earlierPodsReached = true;
   return next;
 }
 
@@ -594,7 +598,7 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const inFlightKept = (checkpoint?.inFlight ?? []).filter((e) => desiredNames.has(e.node) && !replacementSeen(e, obs.pods));
   const touched = new Map((checkpoint?.touched ?? []).map((t) => [t.node, t]));
   const repairNodes = new Set(checkpoint?.repairNodes ?? []);
-  const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now);
+  const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now, checkpoint?.earlierPodsReached === true);
   const counted = facts.filter((f) => !f.skipped);
   const skipped = facts.filter((f) => f.skipped);
   const notReadyNodes = skipped.map((f) => f.name);
@@ -611,7 +615,8 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
 
   // A repair of a node an earlier revision broke is work left, though the node is skipped.
   const repairLeft = facts.some((f) => f.repair && replaceablePod(f) !== undefined);
-  const readyNodesDone = counted.every(isNodeDone) && !repairLeft;
+  // Done only where the update has proven itself: a node that breaks within the settle time must not let the rollout be recorded complete (and healthy).
+  const readyNodesDone = counted.every((f) => isNodeDone(f) && (f.proven || !f.reachedByUpdate)) && !repairLeft;
   const pendingSkipped = skipped.filter((f) => !isSkippedNodeDone(f)).map((f) => f.name);
   const complete = readyNodesDone && pendingSkipped.length === 0;
 
@@ -693,4 +698,28 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
 function earliestWake(times: { nowMs: number; minReady: number[]; canaryHoldEnds?: number; deadline?: number; lookAgain?: number }): string | undefined {
   const candidates = [...times.minReady, times.canaryHoldEnds, times.deadline, times.lookAgain].filter((t): t is number => t !== undefined && Number.isFinite(t) && t > times.nowMs);
   return candidates.length === 0 ? undefined : new Date(Math.min(...candidates)).toISOString();
+}
+
+/**
+ * Whether a new pod template for a managed DaemonSet may be applied now, given what the
+ * cluster shows (its pods, the nodes, desired as for the template to apply). Returns why not,
+ * or undefined. Pure.
+ *
+ * Assumptions / invariants:
+ * - The DaemonSet controller puts the new template, with no deletion by anyone, on every
+ *   desired node that has no pod or only pods going away, as soon as it is applied: no wave
+ *   decision can keep those nodes from it. So a template change is applied only while at most
+ *   maxUnavailable such nodes exist; with more, it waits (the controller fills them with the
+ *   current template meanwhile) and the next pass applies it. Together with `nextWave`, which
+ *   counts those nodes as exposed from the first decision, an update that breaks nodes reaches
+ *   at most maxUnavailable nodes beyond the canary over its whole rollout.
+ * - A DaemonSet created, or re-created by a rollback, has no pods: every node gets it at once,
+ *   by design; the caller asks only for a template change of a live DaemonSet.
+ */
+export function holdBeforeApply(obs: WaveObservation, maxUnavailable: number | string): string | undefined {
+  const desired = obs.nodes.filter((n) => n.desired).map((n) => n.name).sort();
+  const filled = desired.filter((n) => !obs.pods.some((p) => p.node === n && !p.terminating));
+  const k = effectiveMaxUnavailable(maxUnavailable, desired.length);
+  if (filled.length <= k) return undefined;
+  return `held: ${plural(filled.length, 'desired node has', 'desired nodes have')} no running pod (${nameList(filled)}), so the new template would reach ${filled.length === 1 ? 'it' : 'all of them'} at once without a deletion, more than maxUnavailable ${k}; applied by a pass once the DaemonSet controller has given them a pod`;
 }

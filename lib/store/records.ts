@@ -135,6 +135,11 @@ export const waveCheckpointSchema = z.object({
   /** Nodes an earlier revision of this DaemonSet broke (or may have): unavailable, and their old pods may go although NotReady. */
   repairNodes: z.optional(z.array(z.string())),
   failed: z.optional(waveFailureSchema),
+  /**
+   * Set by a drift correction: the template was applied earlier in this same rollout, so its pods
+   * that predate the latest apply (an older template generation) reached their nodes with it too.
+   */
+  earlierPodsReached: z.optional(z.boolean()),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
@@ -243,10 +248,10 @@ export function nodesReachedBy(cp: WaveCheckpoint): string[] {
  * replaces (`previous`). Undefined: nothing to carry, the first decision starts afresh.
  *
  * Assumptions / invariants:
- * - Same pod template (a change of annotations or labels only, or a drift correction that
- *   restores the template): the pods are the same, so it is the same rollout, continued
- *   exactly where it stands: deletions in flight, nodes touched while Ready, the canary, a
- *   failure, the progress clock.
+ * - Same pod template (a change of annotations or labels only, or a drift correction, which
+ *   restores the recorded revision's template): the pods are the same, so it is the same
+ *   rollout, continued exactly where it stands: deletions in flight, nodes touched while Ready,
+ *   the canary, a failure, the progress clock.
  * - New template (a forward fix, a drift correction, a rollback): a new rollout, but what the
  *   earlier ones learnt about nodes stays. Every node an unfinished earlier rollout reached
  *   while Ready, failed on, or still had to repair becomes a repair node: while NotReady it is
@@ -263,6 +268,13 @@ export function checkpointForNextRevision(
 ): WaveCheckpoint | undefined {
   const cp = previous?.mode === 'managed' ? previous.managed?.checkpoint : undefined;
   if (cp && next.sameTemplate) return structuredClone(cp);
+  // A drift correction re-applies the recorded revision's own template (the live one it replaces is
+  // what drifted): the same rollout goes on, and the pods of that template created before the drift
+  // (the controller labels them with an older template generation) were this rollout's doing.
+  if (next.cause === 'drift-correction' && previous?.mode === 'managed') {
+    const base: WaveCheckpoint = cp ? structuredClone(cp) : { startedAt: previous.startedAt, lastProgressAt: previous.lastProgressAt, decidedAt: next.at, updatedAvailable: 0, waves: 0, inFlight: [] };
+    return { ...base, earlierPodsReached: true };
+  }
   const unfinished = cp !== undefined && previous?.phase !== 'complete';
   const repairNodes = unfinished ? nodesReachedBy(cp) : [];
   const rollback = next.cause === 'rollback';

@@ -27,7 +27,7 @@
  * lib/rollback.ts step by step. Every step may be the last one of its process (a crash):
  * the next pass starts from what was written.
  */
-import { nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
+import { holdBeforeApply, nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
 import { toWaveNode } from '../../lib/rollout/managed';
 import { pendingRecreate, pinHolds } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
@@ -323,8 +323,8 @@ export class World {
   }
 
   /** What the driver's watch caches show; with `lagging`, pods it deleted at its previous look still look as before. */
-  observe(lagging: boolean): { nodes: WaveNode[]; pods: WavePod[] } {
-    this.observations += 1;
+  observe(lagging: boolean, counted = true): { nodes: WaveNode[]; pods: WavePod[] } {
+    if (counted) this.observations += 1;
     const ds = this.ds!;
     const pods = this.pods.filter((p) => p.owner === ds.uid).map((p): WavePod => {
       const stale = lagging && p.stale && p.stale.observation === this.observations - 1 ? p.stale : undefined;
@@ -644,6 +644,15 @@ export class Run {
     else if (!state || state.appliedDigest !== this.git.digest || state.pin) cause = 'git-change';
     else if (current && live.template !== current.template.id) cause = 'drift-correction';
     if (!cause) return;
+    // reconcile.ts holdUnfilled: a template change waits while more desired nodes than maxUnavailable have no running pod.
+    if (live && cause !== 'create' && this.git.template.id !== live.template) {
+      const held = holdBeforeApply(this.world.observe(false, false), this.sc.maxUnavailable);
+      if (held) {
+        this.count('template change held');
+        this.world.say(`pass: ${held}`);
+        return;
+      }
+    }
     this.applyRevision({ template: this.git.template, digest: this.git.digest, annotations: this.git.annotations, cause, pin: state?.pin ? null : undefined, gitDigest: this.git.digest });
   }
 

@@ -5,7 +5,7 @@
  * current template, and a template marked as breaking takes its node down as it lands.
  */
 import { DRIVEN_GAP_SECONDS, nextWave, SETTLE_SECONDS, type WaveCheckpoint, type WaveDecision, type WaveObservation, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
-import { checkpointForNextRevision, stateAfterApply, type Cause, type DaemonSetState, type RolloutState } from '../../lib/store/records';
+import { checkpointForNextRevision, managedRollbackSeed, stateAfterApply, type Cause, type DaemonSetState, type RolloutState } from '../../lib/store/records';
 
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 const at = (seconds: number): Date => new Date(T0 + seconds * 1000);
@@ -165,6 +165,15 @@ describe('a new revision of a managed DaemonSet', () => {
     expect(deleted(r4.decisions)).toEqual(['a']);
     expect(r4.decisions.at(-1)!.phase).toBe('complete');
     expect(unavailableNodes(w)).toEqual([]);
+  });
+
+  it('carries every node an unfinished rollout\'s update reached into the repair set, also those reached while NotReady (a pod replaced there, or filled by the controller)', () => {
+    const unfinished: RolloutState = {
+      revision: 2, mode: 'managed', phase: 'stalled', startedAt: iso(0), lastProgressAt: iso(0),
+      managed: { checkpoint: { startedAt: iso(0), lastProgressAt: iso(0), updatedAvailable: 0, waves: 1, inFlight: [], touched: [{ node: 'a', readyAtDelete: true, at: iso(0) }, { node: 'c', readyAtDelete: false, at: iso(0) }], repairNodes: ['d'] } },
+    };
+    expect(checkpointForNextRevision(unfinished, { sameTemplate: false, cause: 'git-change', at: iso(100) })!.repairNodes).toEqual(['a', 'c', 'd']);
+    expect(managedRollbackSeed({ schema: 1, namespace: 'ops', name: 'agent', currentRevision: 2, appliedDigest: 'd2', updatedAt: iso(0), rollout: unfinished })).toEqual({ repairNodes: ['a', 'c', 'd'], canaryPassed: true });
   });
 
   it('after a complete rollout carries nothing: its nodes were proven', () => {

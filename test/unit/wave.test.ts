@@ -428,6 +428,49 @@ describe('nextWave', () => {
     });
   });
 
+  describe('nodes the update reaches without a deletion, judged from the observation alone', () => {
+    it('counts a NotReady node holding only a terminating pod as exposed: no Ready node\'s pod goes while it is unproven', () => {
+      // prepare: n01 is NotReady and its pod is going away, so the controller will put the update there without a deletion
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02')], pods: [oldPod('n01', { ready: false, terminating: true }), oldPod('n02')] };
+      // act
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), undefined, at(0));
+      // assert
+      expect(d.podsToDelete).toEqual([]);
+      expect(d.reason).toMatch(/1 node runs the update without being proven yet \(NotReady: n01\)/);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: false, at: iso(0) }]);
+    });
+
+    it('after a run died right after its apply, counts a NotReady node that already runs a pod created for the update as exposed, and records it to repair', () => {
+      // prepare: no checkpoint (the run that applied died); n01 got the update from the controller and is NotReady now
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02')], pods: [newPod('n01', { ready: false, sinceApply: true }), oldPod('n02')] };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), undefined, at(30));
+      expect(d.podsToDelete).toEqual([]);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: false, at: iso(30) }]);
+      // not evidence against the update: what n01 was when the update arrived is not known
+      expect(d.checkpoint.failed).toBeUndefined();
+    });
+
+    it('does not count a NotReady node whose updated pod predates the apply (a rollback to the template it still runs)', () => {
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02'), node('n03')], pods: [newPod('n01', { ready: false, sinceApply: false }), oldPod('n02'), newPod('n03', { sinceApply: false })] };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint({ canaryPassed: true }), at(0));
+      expect(deletedNodes(d)).toEqual(['n02']);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n02', readyAtDelete: true, at: iso(0) }]);
+    });
+
+    it('counts a node deleted from while NotReady and seen Ready before the update arrived as reached while Ready: it breaking then stops the rollout', () => {
+      // prepare: a repair deleted n01's pod while n01 was NotReady; n01 is Ready now, its pod gone, the update not there yet
+      const before = checkpoint({ touched: [{ node: 'n01', readyAtDelete: false, at: iso(-5) }], inFlight: [{ node: 'n01', uid: 'uid-n01-old', deletedAt: iso(-5) }] });
+      const ready = nextWave({ nodes: [node('n01'), node('n02')], pods: [oldPod('n02')] }, policy({ maxUnavailable: 1 }), before, at(0));
+      expect(ready.podsToDelete).toEqual([]);
+      expect(ready.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: true, at: iso(-5) }]);
+      // act: the update lands on n01 and n01 goes NotReady
+      const broken = nextWave({ nodes: [node('n01', { ready: false }), node('n02')], pods: [newPod('n01', { ready: false, sinceApply: true }), oldPod('n02')] }, policy({ maxUnavailable: 1 }), ready.checkpoint, at(2));
+      expect(broken.phase).toBe('stalled');
+      expect(broken.checkpoint.failed).toMatchObject({ nodes: ['n01'] });
+      expect(broken.podsToDelete).toEqual([]);
+    });
+  });
+
   describe('old pods that are already unavailable', () => {
     it('are replaced without spending budget, but never more at once than maxUnavailable nodes not yet proven on the update', () => {
       // prepare: 5 of 6 old pods are broken; a broken update would take down every node it reaches
