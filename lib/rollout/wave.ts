@@ -538,6 +538,7 @@ function nextCheckpoint(x: {
   if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
   if (x.canaryPassed) next.canaryPassed = true;
   if (checkpoint?.earlierPodsReached) next.earlierPodsReached = true;
+  if (checkpoint?.restores) next.restores = true;
   return next;
 }
 
@@ -567,7 +568,9 @@ function undrivenSince(checkpoint: WaveCheckpoint | undefined, nowMs: number): n
  *   (`repairNodes`, carried by `checkpointForNextRevision`) is unavailable by this product's
  *   doing and its old pod may be replaced although it is NotReady. Any other NotReady node is
  *   *skipped*: never deleted from and never evidence; when more than k desired nodes are
- *   skipped the rollout waits rather than roll the rest.
+ *   skipped the rollout waits rather than roll the rest. A rollback (`restores`) repairs every
+ *   NotReady node running a pod of another template than the one it restores, and is limited
+ *   by the availability budget only, not by exposure: the template it restores proved itself.
  * - Budget: every desired node without an available pod counts against k, skipped ones
  *   included, as the DaemonSet controller counts them: available old pods are deleted only
  *   up to k - (unavailable + skipped). But while nothing this product did is unavailable
@@ -597,7 +600,10 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   // A deletion whose node left the desired set will never be replaced: stop waiting for it.
   const inFlightKept = (checkpoint?.inFlight ?? []).filter((e) => desiredNames.has(e.node) && !replacementSeen(e, obs.pods));
   const touched = new Map((checkpoint?.touched ?? []).map((t) => [t.node, t]));
-  const repairNodes = new Set(checkpoint?.repairNodes ?? []);
+  // A rollback repairs every NotReady node that runs a pod of another template than the one it
+  // restores: such a pod exists only where a later revision reached, recorded or not.
+  const restores = checkpoint?.restores === true;
+  const repairNodes = new Set([...(checkpoint?.repairNodes ?? []), ...(restores ? notReadyWithOutdatedPods(obs) : [])]);
   const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now, checkpoint?.earlierPodsReached === true);
   const counted = facts.filter((f) => !f.skipped);
   const skipped = facts.filter((f) => f.skipped);
@@ -618,7 +624,8 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   // Done only where the update has proven itself: a node that breaks within the settle time must not let the rollout be recorded complete (and healthy).
   const readyNodesDone = counted.every((f) => isNodeDone(f) && (f.proven || !f.reachedByUpdate)) && !repairLeft;
   const pendingSkipped = skipped.filter((f) => !isSkippedNodeDone(f)).map((f) => f.name);
-  const complete = readyNodesDone && pendingSkipped.length === 0;
+  // With every desired node NotReady the update has proven itself nowhere: not complete (nor healthy), whatever runs there.
+  const complete = readyNodesDone && pendingSkipped.length === 0 && (counted.length > 0 || facts.length === 0);
 
   const breaking = facts.filter(isBrokenByUpdate).map((f) => f.name);
   const failed: WaveFailure | undefined = checkpoint?.failed ?? (breaking.length > 0 ? {
@@ -649,7 +656,8 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   }
   // Retrying a deletion this rollout already made exposes no new node.
   const retried = free.filter((p) => inFlightKept.some((e) => e.uid === p.uid));
-  const exposureLeft = Math.max(k - exposed, 0);
+  // A rollback restores a template that proved itself before: only the availability budget limits it.
+  const exposureLeft = restores ? Number.POSITIVE_INFINITY : Math.max(k - exposed, 0);
   const freeNow = [...retried, ...free.filter((p) => !retried.includes(p)).slice(0, exposureLeft)];
   const ours = unavailable + repairing;
   const room = Math.max(k - ours - skippedOutside.length, ours === 0 ? 1 : 0);
@@ -692,6 +700,12 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const decision: WaveDecision = { podsToDelete, phase, reason, checkpoint: next, readyNodesDone, notReadyNodes, brokenNodes, counts };
   if (wakeAt !== undefined) decision.wakeAt = wakeAt;
   return decision;
+}
+
+/** Desired NotReady nodes that run a pod of another template than the target, not going away. */
+function notReadyWithOutdatedPods(obs: WaveObservation): string[] {
+  const notReady = new Set(obs.nodes.filter((n) => n.desired && !n.ready).map((n) => n.name));
+  return [...new Set(obs.pods.filter((p) => notReady.has(p.node) && !p.updated && !p.terminating).map((p) => p.node))];
 }
 
 /** The earliest moment, strictly after now, at which time alone could change the decision. */

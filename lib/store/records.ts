@@ -140,6 +140,11 @@ export const waveCheckpointSchema = z.object({
    * that predate the latest apply (an older template generation) reached their nodes with it too.
    */
   earlierPodsReached: z.optional(z.boolean()),
+  /**
+   * A rollback's rollout: it restores a template that proved itself, so it repairs every NotReady
+   * node running a pod of another template, and only the availability budget limits it.
+   */
+  restores: z.optional(z.boolean()),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
@@ -283,7 +288,10 @@ export function checkpointForNextRevision(
   const fresh: WaveCheckpoint = { startedAt: next.at, lastProgressAt: next.at, decidedAt: next.at, updatedAvailable: 0, waves: 0, inFlight: [] };
   if (repairNodes.length > 0) fresh.repairNodes = repairNodes;
   if (canaryNodes !== undefined) fresh.canaryNodes = [...canaryNodes];
-  if (rollback) fresh.canaryPassed = true;
+  if (rollback) {
+    fresh.canaryPassed = true;
+    fresh.restores = true;
+  }
   return fresh;
 }
 
@@ -355,7 +363,8 @@ export function seedManagedRollout(state: DaemonSetState, seed: ManagedSeed | un
   if (!seed || !r || r.mode !== 'managed' || r.revision !== state.currentRevision) return state;
   const base: WaveCheckpoint = r.managed?.checkpoint ?? { startedAt: r.startedAt, lastProgressAt: r.startedAt, updatedAvailable: 0, waves: 0, inFlight: [] };
   const repairNodes = [...new Set([...(base.repairNodes ?? []), ...seed.repairNodes])].sort();
-  const checkpoint: WaveCheckpoint = { ...base, canaryPassed: seed.canaryPassed || base.canaryPassed };
+  // Only a rollback has a seed.
+  const checkpoint: WaveCheckpoint = { ...base, canaryPassed: seed.canaryPassed || base.canaryPassed, restores: true };
   if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
   return { ...state, rollout: { ...r, managed: { ...r.managed, checkpoint } } };
 }

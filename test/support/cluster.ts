@@ -166,14 +166,16 @@ export class AvailabilityWatcher {
 
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    // The pods are listed before any node event is sampled: a sample taken with no pods known
+    // yet would count every node as unavailable.
+    const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
+    for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
     const nodes = await core.listNode();
     for (const n of nodes.items) this.noteNode(n);
     this.nodeAbort = await new k8s.Watch(this.kc).watch('/api/v1/nodes', { resourceVersion: nodes.metadata?.resourceVersion }, (phase, n: k8s.V1Node) => {
       if (phase !== 'DELETED') this.noteNode(n);
       this.sample();
     }, () => undefined);
-    const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
-    for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
     const watch = new k8s.Watch(this.kc);
     this.abort = await watch.watch(
       `/api/v1/namespaces/${this.namespace}/pods`,

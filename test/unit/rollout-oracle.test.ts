@@ -107,7 +107,6 @@ export const scenarioArbForTiming: fc.Arbitrary<Scenario> = fc.record({
 
 const scenarioArb = scenarioArbForTiming;
 describe('managed rollouts across revisions, crashes and racing writers, judged from the world alone', () => {
-  // Fails with the fixes of items 1-6 merged, on the three stories marked failing below: marked so until they are fixed.
   it('keeps a node-breaking template within |canary| + k nodes over the whole history, keeps the budget, and always ends', () => {
     fc.assert(fc.property(scenarioArb, (sc) => {
       const run = expectHolds(sc);
@@ -169,7 +168,7 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       expectHolds(base(terminating, { delays: { terminateS: 5, createS: 2, startS: 5, breakAfterS: 0 } }));
     });
 
-    // Found by this oracle once the fixes of items 1-6 were in: still failing, reported (see the README of this test's findings in the report).
+    // Found by this oracle once the fixes of items 1-6 were in.
     it('a NotReady node holding only a terminating pod when a node-breaking revision is applied counts as exposed: the template reaches no second node', () => {
       const nodes = plain(2);
       nodes[0] = { ...nodes[0], pod: 'terminating', notReadyUntil: 10_000 };

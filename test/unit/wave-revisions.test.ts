@@ -182,7 +182,7 @@ describe('a new revision of a managed DaemonSet', () => {
       managed: { checkpoint: { startedAt: iso(0), lastProgressAt: iso(0), updatedAvailable: 4, waves: 4, inFlight: [], touched: [{ node: 'a', readyAtDelete: true, at: iso(0) }], canaryNodes: ['a'], canaryPassed: true } },
     };
     expect(checkpointForNextRevision(done, { sameTemplate: false, cause: 'git-change', at: iso(100) })).toBeUndefined();
-    expect(checkpointForNextRevision(done, { sameTemplate: false, cause: 'rollback', at: iso(100) })).toEqual({ startedAt: iso(100), lastProgressAt: iso(100), decidedAt: iso(100), updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true });
+    expect(checkpointForNextRevision(done, { sameTemplate: false, cause: 'rollback', at: iso(100) })).toEqual({ startedAt: iso(100), lastProgressAt: iso(100), decidedAt: iso(100), updatedAvailable: 0, waves: 0, inFlight: [], canaryPassed: true, restores: true });
     expect(checkpointForNextRevision(done, { sameTemplate: true, cause: 'git-change', at: iso(100) })).toEqual(done.managed!.checkpoint);
   });
 });
