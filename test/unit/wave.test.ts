@@ -1,4 +1,5 @@
 import {
+  holdBeforeApply,
   nextWave,
   resolveMaxUnavailable,
   type CanaryPolicy,
@@ -468,6 +469,38 @@ describe('nextWave', () => {
       expect(broken.phase).toBe('stalled');
       expect(broken.checkpoint.failed).toMatchObject({ nodes: ['n01'] });
       expect(broken.podsToDelete).toEqual([]);
+    });
+  });
+
+  describe('what a template change, a rollback and completion wait for', () => {
+    it('holds a template change while more desired nodes than maxUnavailable have no running pod, and applies it once they have one', () => {
+      const podless: WaveObservation = { nodes: [node('n01'), node('n02'), node('n03', { ready: false })], pods: [oldPod('n01', { terminating: true }), oldPod('n02')] };
+      expect(holdBeforeApply(podless, 1)).toMatch(/^held: 2 desired nodes have no running pod \(n01, n03\)/);
+      expect(holdBeforeApply(podless, 2)).toBeUndefined();
+      expect(holdBeforeApply(cluster(3), 1)).toBeUndefined();
+    });
+
+    it('a rollback replaces the pod of every NotReady node running another template, recorded or not, within the availability budget only', () => {
+      // prepare: n01 and n02 are NotReady and run the bad template (old here); no record names them; n03, n04 run the restored one
+      const obs: WaveObservation = {
+        nodes: [node('n01', { ready: false }), node('n02', { ready: false }), node('n03'), node('n04')],
+        pods: [oldPod('n01', { ready: false }), oldPod('n02', { ready: false }), newPod('n03', { sinceApply: false }), newPod('n04', { sinceApply: false })],
+      };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint({ canaryPassed: true, restores: true }), at(0));
+      expect(deletedNodes(d)).toEqual(['n01', 'n02']);
+    });
+
+    it('is not complete while an updated pod has not proven itself, so a node that breaks within the settle time is never recorded healthy', () => {
+      const obs = cluster(2, (name) => [newPod(name, { readyAgo: name === 'n02' ? 0 : 3600, sinceApply: true })]);
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint(), at(0));
+      expect(d.phase).toBe('progressing');
+      expect(d.wakeAt).toBe(iso(1));
+      expect(nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint(), at(1)).phase).toBe('complete');
+    });
+
+    it('is not complete with every desired node NotReady: the update proved itself nowhere', () => {
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false })], pods: [newPod('n01', { ready: false, sinceApply: true })] };
+      expect(nextWave(obs, policy(), checkpoint(), at(0)).phase).not.toBe('complete');
     });
   });
 
