@@ -16,6 +16,7 @@ import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage } from './errors';
+import { canonicalJson } from './k8s-values';
 import { changeCauseOf } from './plan/change-cause';
 import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
@@ -206,6 +207,8 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     source: req.source,
     commit: req.commit,
     pin,
+    sameTemplate: sameTemplate(req.live, applied),
+    cause: req.cause,
   }), snapshot.managedSeed)))!;
 
   const commitText = req.commit ? ` from commit ${req.commit.sha.slice(0, 7)} "${req.commit.subject}" by ${req.commit.author}` : '';
@@ -214,6 +217,14 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
     req.cause === 'rollback' ? 'RolledBack' : req.cause === 'drift-correction' ? 'DriftCorrected' : 'RevisionApplied', message);
   logger.log('info', `applied ${message}`, { daemonSet: key, action: 'apply', revision, cause: req.cause, digest: req.digest, commit: req.commit?.sha });
   return { revision, applied, state, snapshot };
+}
+
+/**
+ * The pod template did not change: the DaemonSet's pods are the same before and after (both
+ * objects as the API server returned them, defaults included). False when either is missing.
+ */
+export function sameTemplate(before: Pick<LiveDaemonSet, 'spec'> | null | undefined, after: Pick<LiveDaemonSet, 'spec'>): boolean {
+  return before != null && canonicalJson(before.spec.template) === canonicalJson(after.spec.template);
 }
 
 /** What became of the revision that `applied` replaced: rolled back, or superseded before it finished rolling out. */
@@ -259,5 +270,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     commit: snap.value.commit,
     pin: snap.value.pin,
     message: 'recorded after an interrupted run',
+    sameTemplate: sameTemplate(snap.value.replaced as LiveDaemonSet | null, live),
+    cause: snap.value.cause,
   }), snap.value.managedSeed));
 }

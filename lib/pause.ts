@@ -30,12 +30,16 @@ function restartStalled(rollout: RolloutState | undefined, now: string): Rollout
   const cp = managed.checkpoint;
   if (!cp) return { ...rollout, phase: 'progressing', lastProgressAt: now };
   const accepted = new Set(cp.failed?.nodes ?? []);
+  // The deadline starts again now, and the time until a run drives it counts (the schedule drives it from here).
   const checkpoint: WaveCheckpoint = {
     ...cp,
     lastProgressAt: now,
+    decidedAt: now,
+    handedOffAt: now,
     touched: cp.touched?.map((t) => (accepted.has(t.node) ? { ...t, readyAtDelete: false } : t)),
   };
   delete checkpoint.failed;
+  delete checkpoint.undrivenMs;
   return { ...rollout, phase: 'progressing', lastProgressAt: now, message: `resumed after: ${rollout.message ?? 'a stall'}`, managed: { ...managed, checkpoint, wavePhase: 'progressing' } };
 }
 

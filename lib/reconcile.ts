@@ -26,10 +26,11 @@ import { clusterLease, Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, LeaseHolder, LeaseLostError, RecordUnreadableError } from './errors';
 import { MANAGED_SELECTOR } from './labels';
 import { decide, DryRunResult, liveRevision, Observed, PlanItem, triage } from './plan/plan';
+import { rolloutModeOf } from './plan/render';
 import { DaemonSetReport, passFailed, ReconcileReport, RolloutReport, summarize, toRolloutReport, unreadableRecordEntry } from './report';
 import { consistentRow, countsOf, isRolloutComplete } from './rollout/status';
 import { parseRolloutAnnotations } from './rollout/annotations';
-import { canaryProblem } from './rollout/managed';
+import { canaryProblem, holdForUnfilledNodes } from './rollout/managed';
 import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
 import { Checkout, fetchHead, isUntrusted, redact, UntrustedHead } from './source/git';
@@ -612,6 +613,7 @@ async function plan(deps: Deps, observation: Observation, source: Source | undef
     return decide(o, result, config.policy);
   });
   await refuseUnmatchedCanaries(deps, items, observation.byKey);
+  await holdUnfilled(deps, items, observation.byKey);
   return { items, refused };
 }
 
@@ -649,6 +651,30 @@ async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map
       message: `${where(d.source)}: ${message}`,
       problems: [...item.problems, { file: d.source.file, document: d.source.document, key: item.key, code: 'canary-unmatched', severity: 'error', message }],
     });
+  }
+}
+
+/**
+ * A managed template change is held (not applied this pass) while more desired nodes than
+ * maxUnavailable have no running pod: the controller would give the new template to all of
+ * them at once, without a deletion (rollout/wave.ts, `holdBeforeApply`). Creates and the
+ * completion of a `rollback --recreate` are never held: the DaemonSet has no pods then. The
+ * nodes are listed once, and pods only for such a change.
+ */
+async function holdUnfilled(deps: Deps, items: PlanItem[], byKey: Map<string, Observed>): Promise<void> {
+  const changing = items.filter((i) => {
+    const o = byKey.get(i.key);
+    return i.apply && i.templateChanged && i.completesRecreate === undefined && i.cause !== 'create' && o?.live && o.desired && rolloutModeOf(o.desired.manifest) === 'managed';
+  });
+  if (changing.length === 0) return;
+  const nodes = await deps.cluster.listNodes();
+  for (const item of changing) {
+    const o = byKey.get(item.key)!;
+    const held = await holdForUnfilledNodes(deps.cluster, o.live!, o.desired!.manifest, nodes);
+    if (!held) continue;
+    deps.logger.log('warn', `${item.key}: ${held}`, { daemonSet: item.key, action: 'held' });
+    // A copy: a later plan that reuses this pass's decision (same observation) asks again.
+    items[items.indexOf(item)] = { ...item, apply: false, message: `${item.message}: ${held}` };
   }
 }
 

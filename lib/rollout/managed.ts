@@ -16,11 +16,12 @@ import { canonicalJson, selectorQuery } from '../k8s-values';
 import type { Lease } from '../store/lease';
 import type { DaemonSetState, ManagedRecord, RolloutState } from '../store/records';
 import { TimelineStore } from '../store/timeline-store';
+import type { DaemonSetManifest } from '../source/manifest';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { controllerCaughtUp } from './status';
 import { appendTimelinePoint, timelinePoint } from './timeline';
-import { chooseCanaryNodes, describeCanary, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
+import { chooseCanaryNodes, describeCanary, holdBeforeApply, LOOK_AGAIN_SECONDS, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
 
 export interface ManagedTarget {
   namespace: string;
@@ -37,6 +38,12 @@ export interface DriveOptions {
 }
 
 const MAX_WAIT_MS = 10_000;
+/**
+ * A decision that changes nothing is still recorded when the recorded one is this old, while
+ * the rollout's progress clock runs: the next run tells time it drove from time nobody drove
+ * by the recorded decision time (wave.ts: DRIVEN_GAP_SECONDS = 60 > 30 s + MAX_WAIT_MS).
+ */
+const HEARTBEAT_MS = LOOK_AGAIN_SECONDS * 1000;
 /** How long a burst of events may go on before it is decided on, as one. */
 const SETTLE_MS = 150;
 
@@ -44,9 +51,16 @@ function podReadyCondition(pod: LivePod) {
   return pod.status?.conditions?.find((c) => c.type === 'Ready');
 }
 
-export function toWavePod(pod: LivePod, isUpdated: boolean): WavePod {
+/**
+ * `templateGeneration`: the DaemonSet's current template generation
+ * (`deprecated.daemonset.template.generation`); a pod labelled with it was created for this
+ * template, after the apply that brought it (the controller bumps it with every template change).
+ */
+export function toWavePod(pod: LivePod, isUpdated: boolean, templateGeneration?: string): WavePod {
   const ready = podReadyCondition(pod);
+  const generation = pod.metadata.labels?.['pod-template-generation'];
   return {
+    ...(isUpdated && templateGeneration !== undefined && generation !== undefined ? { sinceApply: generation === templateGeneration } : {}),
     name: pod.metadata.name,
     uid: pod.metadata.uid ?? '',
     node: pod.spec.nodeName ?? '',
@@ -77,6 +91,24 @@ export function canaryProblem(manifest: { metadata: { annotations?: Record<strin
   const ready = nodes.map((n) => toWaveNode(n, template)).filter((n) => n.ready && n.desired);
   if (chooseCanaryNodes(parsed.value.canary, ready).length > 0) return undefined;
   return `${CANARY_ANNOTATION}: "${describeCanary(parsed.value.canary)}" selects none of the ${ready.length} Ready ${ready.length === 1 ? 'node' : 'nodes'} this DaemonSet should run on, so the update was not applied: fix the node count or the label selector`;
+}
+
+/**
+ * Why a new pod template (`manifest`) for the managed DaemonSet `live` is not to be applied
+ * now (wave.ts, `holdBeforeApply`): more desired nodes than maxUnavailable have no running
+ * pod, and the controller would put the new template on all of them at once. One LIST of the
+ * DaemonSet's pods, made only when such a change is planned; `nodes` as listed by the caller.
+ */
+export async function holdForUnfilledNodes(cluster: Cluster, live: LiveDaemonSet, manifest: Pick<DaemonSetManifest, 'spec'>, nodes: readonly LiveNode[]): Promise<string | undefined> {
+  const pods = await cluster.watchCache('pods', { namespace: live.metadata.namespace ?? 'default', labelSelector: selectorQuery(live.spec.selector) });
+  try {
+    const owned = pods.items().filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === live.metadata.uid));
+    const template = manifest.spec.template.spec as PlacementSpec;
+    const obs = { nodes: nodes.map((n) => toWaveNode(n, template)), pods: owned.map((p) => toWavePod(p, false)) };
+    return holdBeforeApply(obs, manifest.spec.updateStrategy?.rollingUpdate?.maxUnavailable ?? 1);
+  } finally {
+    pods.stop();
+  }
 }
 
 /**
@@ -191,7 +223,8 @@ export async function driveManaged(deps: Deps, target: ManagedTarget, previous: 
     const ds = daemonSet.items()[0];
     if (!ds) return previous?.revision === target.revision ? previous : undefined;
     caches = await openCaches(deps.cluster, namespace, daemonSet, ds);
-    return await drive(deps, target, previous, options, caches, (c) => (caches = c));
+    const result = await drive(deps, target, previous, options, caches, (c) => (caches = c));
+    return await handOff(deps, target, result);
   } finally {
     daemonSet.stop();
     stopCaches(caches);
@@ -248,7 +281,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
     // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
-    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next);
+    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
@@ -278,7 +311,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
   const pods = caches.pods.items()
     .filter((p) => p.metadata.ownerReferences?.some((o) => o.controller && o.uid === ds.metadata.uid))
     .sort(byName)
-    .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash)));
+    .map((p) => toWavePod(p, isPodUpdated(p, templateGeneration, currentHash), templateGeneration));
   const template = ds.spec.template.spec as PlacementSpec;
   const nodes = caches.nodes.items().sort(byName).map((n) => toWaveNode(n, template));
   const policy: WavePolicy = {
@@ -337,13 +370,41 @@ async function keepTimeline(deps: Deps, target: ManagedTarget, decision: WaveDec
   }
 }
 
-/** The same phase, counts and checkpoint: only the wording (elapsed times) may differ. */
+/** The same phase, counts and checkpoint: only the wording (elapsed times) and the decision time may differ. */
 function sameDecision(before: RolloutState | undefined, after: RolloutState): boolean {
   const essence = (r: RolloutState) => {
     const m = r.managed;
-    return canonicalJson({ revision: r.revision, phase: r.phase, counts: r.counts, checkpoint: m?.checkpoint, wavePhase: m?.wavePhase, paused: m?.paused, finishedAt: r.finishedAt });
+    const checkpoint = m?.checkpoint ? { ...m.checkpoint, decidedAt: undefined } : undefined;
+    return canonicalJson({ revision: r.revision, phase: r.phase, counts: r.counts, checkpoint, wavePhase: m?.wavePhase, paused: m?.paused, finishedAt: r.finishedAt });
   };
   return before !== undefined && essence(before) === essence(after);
+}
+
+/** Whether the progress clock runs for this decision and the recorded decision is too old to show that a run is driving. */
+function heartbeatDue(recorded: WaveCheckpoint | undefined, decision: WaveDecision, now: Date): boolean {
+  if (decision.phase !== 'progressing' && decision.phase !== 'waiting') return false;
+  const decided = recorded?.decidedAt === undefined ? Number.NaN : Date.parse(recorded.decidedAt);
+  return Number.isNaN(decided) || now.getTime() - decided >= HEARTBEAT_MS;
+}
+
+/**
+ * A run that stops driving a rollout still under way, without having failed (its time is
+ * up, only NotReady nodes are left, it does not wait), says so in the checkpoint: the time
+ * until the next run decides is then counted against the progress deadline, while the gap
+ * after a run that died is not (wave.ts, `undrivenSince`). Returns the rollout as stored.
+ */
+async function handOff(deps: Deps, target: ManagedTarget, rollout: RolloutState | undefined): Promise<RolloutState | undefined> {
+  const wavePhase = rollout?.managed?.wavePhase;
+  if (!rollout?.managed?.checkpoint || (wavePhase !== 'progressing' && wavePhase !== 'waiting')) return rollout;
+  const at = deps.clock.now().toISOString();
+  const after = await deps.store.updateState(target.namespace, target.name, (cur) => {
+    const stored = cur?.rollout;
+    const cp = stored?.managed?.checkpoint;
+    // Only this revision's rollout as the driver left it: a pause, a stall or a newer revision stands.
+    if (!cur || !stored || !cp || cur.currentRevision !== target.revision || stored.revision !== target.revision || stored.managed?.wavePhase !== wavePhase) return undefined;
+    return { ...cur, rollout: { ...stored, managed: { ...stored.managed, checkpoint: { ...cp, handedOffAt: at } } }, updatedAt: at };
+  });
+  return after?.currentRevision === target.revision && after.rollout?.revision === target.revision ? after.rollout : rollout;
 }
 
 /**

@@ -33,6 +33,14 @@ export interface WavePod {
   ready: boolean;          // pod condition Ready=True
   readySince?: string;     // ISO time Ready became True
   terminating: boolean;    // deletionTimestamp set
+  /**
+   * The pod was created for the DaemonSet's current template generation (its
+   * `pod-template-generation` label), so after the apply that brought this template: the
+   * update reached its node with this revision. False: an updated pod that predates it (a
+   * rollback or a revert to a template that still runs there, recognised by its revision
+   * hash). Undefined: not known, taken as created for it.
+   */
+  sinceApply?: boolean;
 }
 export interface CanaryPolicy { count?: number; selector?: Record<string, string>; holdSeconds: number }
 export interface WavePolicy {
@@ -52,7 +60,7 @@ export interface WaveDecision {
   checkpoint: WaveCheckpoint;
   /** Every desired node but the skipped NotReady ones runs only an updated, available pod. */
   readyNodesDone: boolean;
-  /** Skipped: desired nodes that were NotReady before this rollout touched them. Reported, left alone, outside the budget. */
+  /** Skipped: desired nodes NotReady for reasons outside this DaemonSet's rollouts. Reported, left alone, counted against the budget. */
   notReadyNodes: string[];
   /** Desired nodes this rollout deleted a pod from while they were Ready, and that are NotReady now. */
   brokenNodes: string[];
@@ -62,7 +70,11 @@ export interface WaveDecision {
    * `budget` is how many available old pods may be deleted now.
    */
   counts: { desired: number; updated: number; updatedAvailable: number; available: number; unavailable: number; maxUnavailable: number; budget: number; skipped: number };
-  /** Earliest ISO time at which the decision could change with no pod event (minReadySeconds elapsing, canary hold ending, the progress deadline). */
+  /**
+   * Earliest ISO time at which the driver should decide again with no pod event: minReadySeconds
+   * or the settle time elapsing, a canary hold ending, the progress deadline, and, while the
+   * progress clock runs, LOOK_AGAIN_SECONDS at most.
+   */
   wakeAt?: string;
 }
 
@@ -70,6 +82,22 @@ export type InFlightPod = WaveCheckpoint['inFlight'][number];
 export type PodRef = WaveDecision['podsToDelete'][number];
 
 const SECOND_MS = 1000;
+
+/**
+ * How long an updated pod must have been Ready before its node counts as proven, when
+ * `minReadySeconds` is shorter. Pod conditions carry whole-second timestamps (rounded down),
+ * so this is between 0 and 1 s of real time after the pod turned Ready.
+ */
+export const SETTLE_SECONDS = 1;
+
+/**
+ * The longest gap between two recorded decisions of a driver that is driving the rollout:
+ * while the progress clock runs, a decision's `wakeAt` is never more than
+ * LOOK_AGAIN_SECONDS away, and the driver records a decision at least that often (see
+ * managed.ts). A longer gap after an unclean end (no `handedOffAt`) is time nobody drove.
+ */
+export const DRIVEN_GAP_SECONDS = 60;
+export const LOOK_AGAIN_SECONDS = 30;
 
 /**
  * Resolves `maxUnavailable` against the number of nodes that should run the pod.
@@ -115,7 +143,13 @@ interface NodeFacts {
   /** Pods that count as available: on a Ready node, Ready for minReadySeconds, not deleted by this rollout. */
   availablePods: WavePod[];
   hasUpdated: boolean;
+  /** An updated pod here was created for this template (`sinceApply`): this revision's update reached the node. */
+  reachedByUpdate: boolean;
   updatedAvailable: boolean;
+  /** The updated pod has been available and Ready for max(minReadySeconds, SETTLE_SECONDS): the update proved itself here. */
+  proven: boolean;
+  /** When an updated pod that is Ready but not yet proven will be. */
+  provenAt?: number;
   /** When pods that are Ready but still inside minReadySeconds become available. */
   becomesAvailableAt: number[];
   /** Old pods that are not yet going away. */
@@ -124,9 +158,12 @@ interface NodeFacts {
   inFlightUid?: string;
   /** This rollout deleted a pod here while the node was Ready. */
   touchedWhileReady: boolean;
-  /** NotReady before this rollout touched it: left alone and outside the budget. */
+  /** NotReady and not touched while Ready by this rollout: left alone, and counted against the budget. */
   skipped: boolean;
-  /** A rollback may replace the old pod here although the node is NotReady: the revision it replaces broke the node. */
+  /**
+   * Broken by an earlier revision of this DaemonSet (`repairNodes`): the old pod here may be
+   * replaced although the node is NotReady, and the node is unavailable by this product's doing.
+   */
   repair: boolean;
 }
 
@@ -143,7 +180,7 @@ function replacementSeen(entry: InFlightPod, pods: readonly WavePod[]): boolean 
  * left the cluster, lost a label, gained a taint) are neither waited for nor deleted;
  * a desired node with no pod at all is still a node, and counts as unavailable.
  */
-function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], touched: ReadonlyMap<string, TouchedNode>, repairNodes: ReadonlySet<string>, minReadySeconds: number, now: Date): NodeFacts[] {
+function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], touched: ReadonlyMap<string, TouchedNode>, repairNodes: ReadonlySet<string>, minReadySeconds: number, now: Date, earlierPodsReached: boolean): NodeFacts[] {
   const podsByNode = new Map<string, WavePod[]>();
   for (const pod of obs.pods) {
     const here = podsByNode.get(pod.node);
@@ -153,13 +190,16 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
   const deletedUids = new Set(inFlight.map((e) => e.uid));
   const inFlightByNode = new Map(inFlight.map((e) => [e.node, e.uid]));
   const nowMs = now.getTime();
+  const settleSeconds = Math.max(minReadySeconds, SETTLE_SECONDS);
   return obs.nodes.filter((n) => n.desired).sort(byName).map((node) => {
     const pods = [...(podsByNode.get(node.name) ?? [])].sort(byName);
     // A watch can lag a delete: a pod we deleted is going away whatever the observation says.
     // A pod on a NotReady node serves nothing, whatever its own condition still says.
     const live = node.ready ? pods.filter((p) => !deletedUids.has(p.uid)).map((p) => ({ pod: p, from: availableFrom(p, minReadySeconds) })) : [];
     const availablePods = live.filter((l) => l.from !== undefined && l.from <= nowMs).map((l) => l.pod);
+    const provenTimes = availablePods.filter((p) => p.updated).map((p) => provenFrom(p, settleSeconds));
     const touchedWhileReady = touched.get(node.name)?.readyAtDelete === true;
+    const repair = !node.ready && !touchedWhileReady && repairNodes.has(node.name);
     return {
       name: node.name,
       ready: node.ready,
@@ -167,15 +207,28 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
       availablePods,
       becomesAvailableAt: live.flatMap((l) => (l.from !== undefined && l.from > nowMs ? [l.from] : [])),
       hasUpdated: pods.some((p) => p.updated && !p.terminating),
+      reachedByUpdate: pods.some((p) => p.updated && !p.terminating && (p.sinceApply !== false || earlierPodsReached)),
       updatedAvailable: availablePods.some((p) => p.updated),
+      proven: provenTimes.some((t) => t <= nowMs),
+      provenAt: provenTimes.length > 0 ? Math.min(...provenTimes) : undefined,
       outdated: pods.filter((p) => !p.updated && !p.terminating),
       hasTerminating: pods.some((p) => p.terminating),
       inFlightUid: inFlightByNode.get(node.name),
       touchedWhileReady,
       skipped: !node.ready && !touchedWhileReady,
-      repair: !node.ready && !touchedWhileReady && repairNodes.has(node.name),
+      repair,
     };
   });
+}
+
+/**
+ * When an available updated pod proves the update on its node. A pod without a Ready time
+ * (never the case for a pod the API server reports Ready) is taken as proven: nothing more
+ * can be learnt from waiting for it.
+ */
+function provenFrom(pod: WavePod, settleSeconds: number): number {
+  const since = pod.readySince === undefined ? Number.NaN : Date.parse(pod.readySince);
+  return Number.isNaN(since) ? Number.NEGATIVE_INFINITY : since + settleSeconds * SECOND_MS;
 }
 
 /** A node is done when it runs only an updated, available pod. */
@@ -194,11 +247,66 @@ function isBrokenByUpdate(f: NodeFacts): boolean {
 }
 
 /**
- * Nodes the update has reached without proving itself yet: a pod deleted and not yet
- * replaced, or an updated pod that is not available.
+ * The controller will put the current template here without anyone deleting a pod: the node
+ * has no pod at all, or only pods already going away (deleted by an earlier wave, an earlier
+ * revision, or someone else).
+ */
+function receivesTemplateWithoutDelete(f: NodeFacts): boolean {
+  return !f.hasUpdated && f.outdated.length === 0;
+}
+
+/**
+ * Whether the update reaches this node without a deletion by this rollout, and how it is to be
+ * recorded in `touched`: true, reached while Ready (its going NotReady with the update is
+ * evidence that the update breaks nodes); false, reached while NotReady (not evidence, but a
+ * node the update may have broken, to repair in a later revision or a rollback); undefined,
+ * not reached.
+ *
+ * Assumptions / invariants:
+ * - Every deletion this rollout makes is recorded (in `touched`) before it is made, so a node
+ *   that is not in `touched` and has, or will get, the update was filled by the controller
+ *   without a deletion of ours: it had no pod, or only one going away, when the revision was
+ *   applied, or lost its pod to someone else since.
+ * - A Ready node that will receive the update counts as reached while Ready, as if its pod
+ *   had been deleted now. A NotReady node that has or will get the update is recorded as
+ *   reached while NotReady, also when a run that died right after its apply missed the
+ *   moment: what the node was then is not known, so it is no evidence, but it is repaired.
+ * - An updated pod that predates this template's apply (`sinceApply: false`: a rollback or a
+ *   revert to a template that still runs there) is not this rollout's doing: its node is
+ *   neither reached nor exposed. A Ready node that already runs an updated pod is not recorded
+ *   either: an outage of a node the update has proven itself on is no evidence against it.
+ */
+function reachedWithoutDeleteAs(f: NodeFacts): boolean | undefined {
+  if (f.ready) return receivesTemplateWithoutDelete(f) ? true : undefined;
+  return receivesTemplateWithoutDelete(f) || f.reachedByUpdate ? false : undefined;
+}
+
+/**
+ * A node recorded while NotReady (its pod deleted, or reached by the controller) that is seen
+ * Ready before the update has arrived: the update reaches it while it is Ready after all.
+ */
+function reachedWhileReady(t: TouchedNode, facts: readonly NodeFacts[]): boolean {
+  if (t.readyAtDelete) return false;
+  const f = facts.find((x) => x.name === t.node);
+  return f !== undefined && f.ready && !f.hasUpdated;
+}
+
+/**
+ * Nodes the update has reached, or will reach, without proving itself yet: a pod deleted
+ * and not yet replaced, a node the controller fills without a deletion, or an updated pod
+ * that has not been available for max(minReadySeconds, SETTLE_SECONDS).
+ *
+ * Assumptions / invariants:
+ * - Judged from the observation alone (the pods' template labels, the node's condition), for
+ *   every desired node, NotReady ones included: no record of who deleted what is needed, so a
+ *   run that starts after another died right after its apply sees the same exposure. Only
+ *   updated pods created for this template count (`sinceApply`): a rollback is not held by
+ *   nodes that still run the template it restores. A
+ *   NotReady node that holds or will hold the update cannot prove it, so it stays exposed
+ *   until it is Ready and its updated pod has proven itself there.
  */
 function isExposed(f: NodeFacts): boolean {
-  return f.inFlightUid !== undefined || (f.hasUpdated && !f.updatedAvailable);
+  return f.inFlightUid !== undefined || receivesTemplateWithoutDelete(f) || (f.reachedByUpdate && !f.proven);
 }
 
 /**
@@ -243,11 +351,12 @@ type CanaryState =
 
 /**
  * The canary set of this decision: the one chosen earlier while any of it is still a
- * desired node that is not skipped; otherwise (it was never chosen, or every node of it
+ * desired node that is not skipped (or is one to repair); otherwise (it was never chosen, or every node of it
  * left or went NotReady untouched) chosen again among the Ready desired nodes.
  */
 function canaryMembers(canary: CanaryPolicy, chosen: readonly string[] | undefined, facts: readonly NodeFacts[]): string[] {
-  const members = chosen ? facts.filter((f) => !f.skipped && chosen.includes(f.name)).map((f) => f.name) : [];
+  // A canary node an earlier revision broke stays a canary: it is repaired first, and proves the update there.
+  const members = chosen ? facts.filter((f) => (!f.skipped || f.repair) && chosen.includes(f.name)).map((f) => f.name) : [];
   return members.length > 0 ? members : chooseCanaryNodes(canary, facts.filter((f) => f.ready));
 }
 
@@ -301,52 +410,70 @@ interface PhaseInputs {
   deadlinePassed: boolean;
   idleMs: number;
   counted: NodeFacts[];
+  skipped: NodeFacts[];
   skippedOutside: NodeFacts[];
   pendingSkipped: string[];
   unavailable: number;
   exposed: number;
+  /** The exposed nodes that are NotReady: they prove nothing until they are Ready again. */
+  exposedNotReady: string[];
   free: PodRef[];
   costly: PodRef[];
   freeNow: PodRef[];
   budget: number;
 }
 
-/** The phase of a decision, the pods it deletes (only while progressing) and the sentence that says why. */
+/**
+ * The phase of a decision, the pods it deletes (only while progressing) and the sentence that says why.
+ *
+ * Assumptions / invariants:
+ * - Every phase that waits on something outside the rollout (NotReady nodes, a canary that
+ *   selects nothing, NotReady nodes that have not taken the template) or on the rollout's own
+ *   pods turns `stalled` once the progress deadline has passed, naming what it waited for:
+ *   nothing waits silently forever. Only a pause and a canary hold (which ends by itself) stop
+ *   the clock.
+ */
 function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; reason: string } {
   const { policy, k, failed, canary, members, counted, unavailable } = x;
   const unavailableNodes = counted.filter((f) => f.availablePods.length === 0).map((f) => f.name);
   const unavailableText = `${unavailable} unavailable${unavailableNodes.length > 0 ? ` (${nameList(unavailableNodes)})` : ''}`;
+  const notReadyText = x.skipped.length > 0 ? `, ${x.skipped.length} NotReady` : '';
   const progressText = `${counted.filter((f) => f.updatedAvailable).length}/${counted.length} nodes updated and available, ${unavailableText}`;
   if (failed) return { phase: 'stalled', podsToDelete: [], reason: `stopped: ${failed.reason}; deleting nothing more (${progressText})` };
   if (x.complete) {
     return { phase: 'complete', podsToDelete: [], reason: `complete: ${plural(counted.length, 'node runs', 'nodes run')} the updated template and ${counted.length === 1 ? 'is' : 'are'} available` };
   }
   if (policy.paused) return { phase: 'paused', podsToDelete: [], reason: `paused: deleting nothing (${progressText})` };
+  const stalledFor = `no progress for ${Math.round(x.idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s)`;
+  const waitingOn = (phase: WavePhase, text: string) => (x.deadlinePassed
+    ? { phase: 'stalled' as const, podsToDelete: [], reason: `stalled: ${stalledFor} while ${text}` }
+    : { phase, podsToDelete: [], reason: `${phase === 'waiting' ? 'waiting: ' : ''}${text}` });
   if (x.tooManyNotReady) {
-    return { phase: 'waiting', podsToDelete: [], reason: `waiting: ${plural(x.skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(x.skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})` };
+    return waitingOn('waiting', `${plural(x.skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(x.skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})`);
   }
   if (x.readyNodesDone) {
-    return { phase: 'progressing', podsToDelete: [], reason: `every Ready node is updated and available; waiting for NotReady ${x.pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(x.pendingSkipped)} to take the new template` };
+    return waitingOn('progressing', `every Ready node is updated and available; waiting for NotReady ${x.pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(x.pendingSkipped)} to take the new template`);
   }
   if (canary.kind === 'unmatched') {
-    return { phase: 'waiting', podsToDelete: [], reason: `waiting: the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing` };
+    return waitingOn('waiting', `the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing`);
   }
   if (canary.kind === 'holding') {
     const leftS = Math.ceil((canary.until - x.nowMs) / SECOND_MS);
     return { phase: 'canary-hold', podsToDelete: [], reason: `canary ${nameList(members)} updated and available; holding ${leftS}s more of ${policy.canary?.holdSeconds ?? 0}s` };
   }
   if (x.deadlinePassed) {
-    return { phase: 'stalled', podsToDelete: [], reason: `stalled: no progress for ${Math.round(x.idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s); deleting nothing (${progressText})` };
+    return { phase: 'stalled', podsToDelete: [], reason: `stalled: ${stalledFor}; deleting nothing (${progressText}${notReadyText})` };
   }
   const { free, costly, freeNow, budget, exposed } = x;
   const podsToDelete = [...freeNow, ...costly.slice(0, budget)];
   const scope = canary.kind === 'rolling' ? 'canary: ' : '';
   if (podsToDelete.length > 0) {
     const freeText = freeNow.length > 0 ? `${freeNow.length} already unavailable, ` : '';
-    return { phase: 'progressing', podsToDelete, reason: `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable)` };
+    return { phase: 'progressing', podsToDelete, reason: `${scope}deleting ${plural(podsToDelete.length, 'old pod', 'old pods')} (${freeText}budget ${budget} of maxUnavailable ${k}; ${unavailable} unavailable${notReadyText})` };
   }
   if (free.length + costly.length > 0) {
-    const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being available yet` : unavailableText;
+    const notReadyExposed = x.exposedNotReady.length > 0 ? ` (NotReady: ${nameList(x.exposedNotReady)})` : '';
+    const held = exposed >= k ? `${exposed} ${exposed === 1 ? 'node runs' : 'nodes run'} the update without being proven yet${notReadyExposed}` : `${unavailableText}${notReadyText}`;
     return { phase: 'progressing', podsToDelete, reason: `${scope}waiting: budget 0 of maxUnavailable ${k} with ${held}; ${plural(free.length + costly.length, 'old pod waits', 'old pods wait')}` };
   }
   return { phase: 'progressing', podsToDelete, reason: `${scope}waiting for replacements to become available (${progressText})` };
@@ -361,6 +488,8 @@ function nextCheckpoint(x: {
   inFlightKept: WaveCheckpoint['inFlight'];
   podsToDelete: PodRef[];
   lastProgressAt: string;
+  undrivenMs: number;
+  waiting: boolean;
   updatedAvailable: number;
   failed: WaveFailure | undefined;
   canary: CanaryState;
@@ -373,24 +502,33 @@ function nextCheckpoint(x: {
     ...x.inFlightKept.filter((e) => !podsToDelete.some((p) => p.node === e.node)),
     ...podsToDelete.map((p) => ({ node: p.node, uid: p.uid, deletedAt: at })),
   ], (e) => e.node);
-  // A Ready node with no pod at all gets the update from the controller, not from a deletion:
-  // it is reached by the update while Ready all the same.
-  const reachedWithoutDelete = facts.filter((f) => f.ready && !touched.has(f.name) && f.outdated.length === 0 && !f.hasUpdated && !f.hasTerminating && f.inFlightUid === undefined);
   const touchedNext = sortedBy([
-    ...touched.values(),
+    ...[...touched.values()].map((t) => (reachedWhileReady(t, facts) ? { ...t, readyAtDelete: true } : t)),
     ...podsToDelete.filter((p) => !touched.has(p.node)).map((p) => ({ node: p.node, readyAtDelete: readyByNode.get(p.node) === true, at })),
-    ...reachedWithoutDelete.map((f) => ({ node: f.name, readyAtDelete: true, at })),
+    ...facts.filter((f) => !touched.has(f.name) && f.inFlightUid === undefined && !podsToDelete.some((p) => p.node === f.name))
+      .flatMap((f) => {
+        const reached = reachedWithoutDeleteAs(f);
+        return reached === undefined ? [] : [{ node: f.name, readyAtDelete: reached, at }];
+      }),
   ], (t) => t.node);
+  // A node to repair is repaired once it is Ready and runs only the updated, available pod: an
+  // ordinary node from then on. Ready alone is not enough: the bad pod it still runs may not
+  // have started yet, and break it a moment later.
+  const doneByNode = new Map(facts.map((f) => [f.name, f.ready && isNodeDone(f)]));
+  const repairNodes = (checkpoint?.repairNodes ?? []).filter((n) => doneByNode.get(n) !== true);
 
   const next: WaveCheckpoint = {
     startedAt: checkpoint?.startedAt ?? at,
     lastProgressAt: x.lastProgressAt,
+    decidedAt: at,
     updatedAvailable: x.updatedAvailable,
     waves: (checkpoint?.waves ?? 0) + (podsToDelete.length > 0 ? 1 : 0),
     inFlight,
   };
+  if (x.undrivenMs > 0) next.undrivenMs = x.undrivenMs;
+  if (x.waiting) next.waitingSince = checkpoint?.waitingSince ?? at;
   if (touchedNext.length > 0) next.touched = touchedNext;
-  if (checkpoint?.repairNodes?.length) next.repairNodes = [...checkpoint.repairNodes];
+  if (repairNodes.length > 0) next.repairNodes = repairNodes;
   if (x.failed) next.failed = x.failed;
   if (x.canaryNodes !== undefined) next.canaryNodes = [...x.canaryNodes];
   // Kept once the canary has passed: it records when the canary proved itself.
@@ -399,7 +537,21 @@ function nextCheckpoint(x: {
     : undefined;
   if (canarySince !== undefined) next.canaryAvailableSince = canarySince;
   if (x.canaryPassed) next.canaryPassed = true;
+  if (checkpoint?.earlierPodsReached) next.earlierPodsReached = true;
+  if (checkpoint?.restores) next.restores = true;
   return next;
+}
+
+/**
+ * Time since the checkpoint's decision that nobody drove the rollout: a gap longer than a
+ * driving run ever leaves (DRIVEN_GAP_SECONDS), after a run that ended without handing the
+ * rollout over (killed, timed out, out of memory). A run that ends cleanly records
+ * `handedOffAt`, and the gap until the next run counts: the schedule is driving it.
+ */
+function undrivenSince(checkpoint: WaveCheckpoint | undefined, nowMs: number): number {
+  if (checkpoint?.decidedAt === undefined || checkpoint.handedOffAt !== undefined) return 0;
+  const decided = Date.parse(checkpoint.decidedAt);
+  return Number.isNaN(decided) ? 0 : Math.max(0, nowMs - decided - DRIVEN_GAP_SECONDS * SECOND_MS);
 }
 
 /**
@@ -409,23 +561,33 @@ function nextCheckpoint(x: {
  * - One pod per node, on the desired nodes only (the caller computes them as the DaemonSet
  *   controller does). A desired node without an available pod is unavailable, whatever the
  *   reason: missing, Pending, crash-looping, or on a NotReady node.
- * - NotReady nodes come in two kinds. A node that was NotReady before this rollout touched
- *   it is *skipped*: never deleted from, outside the budget, never the cause of a stall, so
- *   one dead node cannot freeze a fleet-wide rollout; but when more than k desired nodes are
- *   skipped the rollout waits rather than roll the rest. A node that this rollout deleted a
- *   pod from while it was Ready and that is NotReady now counts as unavailable; once it runs
- *   the update it is evidence that the update breaks nodes: the rollout stops for good
- *   (stalled, `failed` in the checkpoint) until resumed or replaced.
- * - Budget: with `unavailable` counted over the non-skipped desired nodes, available old pods
- *   are deleted only up to k - unavailable, so after this decision at most
- *   max(k, unavailable before) such nodes are unavailable. Old pods that are already
- *   unavailable cost nothing to replace, but every deletion sends the update to one more
- *   node, so no more than k nodes are ever exposed to an update that has not yet proven
- *   available on them: a broken update reaches at most k nodes beyond the canary.
+ * - NotReady nodes come in three kinds. A node that this rollout deleted a pod from while it
+ *   was Ready and that is NotReady now counts as unavailable; once it runs the update it is
+ *   evidence that the update breaks nodes: the rollout stops for good (stalled, `failed` in
+ *   the checkpoint) until resumed or replaced. A node an earlier revision broke
+ *   (`repairNodes`, carried by `checkpointForNextRevision`) is unavailable by this product's
+ *   doing and its old pod may be replaced although it is NotReady. Any other NotReady node is
+ *   *skipped*: never deleted from and never evidence; when more than k desired nodes are
+ *   skipped the rollout waits rather than roll the rest. A rollback (`restores`) repairs every
+ *   NotReady node running a pod of another template than the one it restores, and is limited
+ *   by the availability budget only, not by exposure: the template it restores proved itself.
+ * - Budget: every desired node without an available pod counts against k, skipped ones
+ *   included, as the DaemonSet controller counts them: available old pods are deleted only
+ *   up to k - (unavailable + skipped). But while nothing this product did is unavailable
+ *   (only skipped nodes are), one deletion is always allowed, so NotReady nodes alone never
+ *   deadlock the rollout (kubernetes#117204): at most max(k, skipped + 1) nodes are then
+ *   unavailable.
+ * - Exposure: old pods that are already unavailable cost nothing to replace, but every
+ *   deletion sends the update to one more node, and so does every node the controller fills
+ *   without a deletion (no pod, only a terminating pod). No more than k nodes are ever
+ *   exposed to an update that has not proven itself on them (available for
+ *   max(minReadySeconds, SETTLE_SECONDS)): a broken update that shows within that time
+ *   reaches at most k nodes beyond the canary.
  * - Updated pods, terminating pods, pods on nodes that are not desired and pods on NotReady
- *   nodes (but a rollback's repair nodes) are never deleted.
- * - While paused, holding a canary, waiting, or waiting only on skipped nodes the rollout
- *   cannot stall, and that time does not count toward the deadline. A rollout stalled by the
+ *   nodes (but the repair nodes) are never deleted.
+ * - The progress deadline counts only time the rollout was driven (see `undrivenSince`), and
+ *   stops only while paused or holding a canary. Every waiting phase past it is `stalled`
+ *   with the reason; when the wait ends, the clock starts again. A rollout stalled by the
  *   deadline deletes nothing and becomes progressing again as soon as more updated pods are
  *   available.
  * - Deterministic: the same inputs give the same decision; the checkpoint is not mutated.
@@ -438,8 +600,11 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   // A deletion whose node left the desired set will never be replaced: stop waiting for it.
   const inFlightKept = (checkpoint?.inFlight ?? []).filter((e) => desiredNames.has(e.node) && !replacementSeen(e, obs.pods));
   const touched = new Map((checkpoint?.touched ?? []).map((t) => [t.node, t]));
-  const repairNodes = new Set(checkpoint?.repairNodes ?? []);
-  const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now);
+  // A rollback repairs every NotReady node that runs a pod of another template than the one it
+  // restores: such a pod exists only where a later revision reached, recorded or not.
+  const restores = checkpoint?.restores === true;
+  const repairNodes = new Set([...(checkpoint?.repairNodes ?? []), ...(restores ? notReadyWithOutdatedPods(obs) : [])]);
+  const facts = observeNodes(obs, inFlightKept, touched, repairNodes, policy.minReadySeconds, now, checkpoint?.earlierPodsReached === true);
   const counted = facts.filter((f) => !f.skipped);
   const skipped = facts.filter((f) => f.skipped);
   const notReadyNodes = skipped.map((f) => f.name);
@@ -450,13 +615,17 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const unavailable = counted.length - available;
   const updated = counted.filter((f) => f.hasUpdated).length;
   const updatedAvailable = counted.filter((f) => f.updatedAvailable).length;
-  const exposed = counted.filter(isExposed).length;
+  // Over every desired node: a skipped NotReady node the update reaches is exposed all the same.
+  const exposedNodes = facts.filter(isExposed);
+  const exposed = exposedNodes.length;
 
-  // A rollback's repair of a node the replaced revision broke is work left, though the node is skipped.
+  // A repair of a node an earlier revision broke is work left, though the node is skipped.
   const repairLeft = facts.some((f) => f.repair && replaceablePod(f) !== undefined);
-  const readyNodesDone = counted.every(isNodeDone) && !repairLeft;
+  // Done only where the update has proven itself: a node that breaks within the settle time must not let the rollout be recorded complete (and healthy).
+  const readyNodesDone = counted.every((f) => isNodeDone(f) && (f.proven || !f.reachedByUpdate)) && !repairLeft;
   const pendingSkipped = skipped.filter((f) => !isSkippedNodeDone(f)).map((f) => f.name);
-  const complete = readyNodesDone && pendingSkipped.length === 0;
+  // With every desired node NotReady the update has proven itself nowhere: not complete (nor healthy), whatever runs there.
+  const complete = readyNodesDone && pendingSkipped.length === 0 && (counted.length > 0 || facts.length === 0);
 
   const breaking = facts.filter(isBrokenByUpdate).map((f) => f.name);
   const failed: WaveFailure | undefined = checkpoint?.failed ?? (breaking.length > 0 ? {
@@ -464,8 +633,9 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
     reason: `the update broke ${plural(breaking.length, 'node', 'nodes')} (${nameList(breaking)}): Ready when this rollout deleted ${breaking.length === 1 ? 'its pod' : 'their pods'}, NotReady since ${breaking.length === 1 ? 'it' : 'they'} received the new template`,
     nodes: breaking,
   } : undefined);
-  // Repair nodes are this product's own damage, being undone: they do not hold the rollout back.
+  // Nodes broken by an earlier revision are this product's own damage: they never justify the extra deletion below.
   const skippedOutside = skipped.filter((f) => !f.repair);
+  const repairing = skipped.length - skippedOutside.length;
   const tooManyNotReady = skippedOutside.length > k;
 
   const canaryPassedBefore = checkpoint?.canaryPassed === true;
@@ -474,9 +644,9 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const canaryPassed = canary.kind === 'passed-now' || canaryPassedBefore;
   const canaryNodes = members.length > 0 ? members : checkpoint?.canaryNodes;
 
-  // Which nodes this decision may touch: the canary's until it passes, then every node.
+  // Which nodes this decision may touch: the canary's (and the nodes to repair) until it passes, then every node.
   const mayAct = !failed && !policy.paused && !tooManyNotReady && canary.kind !== 'holding' && canary.kind !== 'unmatched';
-  const inScope = !mayAct ? [] : canary.kind === 'rolling' ? facts.filter((f) => canary.members.includes(f.name)) : facts;
+  const inScope = !mayAct ? [] : canary.kind === 'rolling' ? facts.filter((f) => canary.members.includes(f.name) || f.repair) : facts;
   const free: PodRef[] = [];
   const costly: PodRef[] = [];
   for (const f of inScope) {
@@ -486,33 +656,45 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   }
   // Retrying a deletion this rollout already made exposes no new node.
   const retried = free.filter((p) => inFlightKept.some((e) => e.uid === p.uid));
-  const exposureLeft = Math.max(k - exposed, 0);
+  // A rollback restores a template that proved itself before: only the availability budget limits it.
+  const exposureLeft = restores ? Number.POSITIVE_INFINITY : Math.max(k - exposed, 0);
   const freeNow = [...retried, ...free.filter((p) => !retried.includes(p)).slice(0, exposureLeft)];
-  const budget = Math.min(Math.max(k - unavailable, 0), costly.length, exposureLeft - (freeNow.length - retried.length));
+  const ours = unavailable + repairing;
+  const room = Math.max(k - ours - skippedOutside.length, ours === 0 ? 1 : 0);
+  const budget = Math.max(0, Math.min(room, costly.length, exposureLeft - (freeNow.length - retried.length)));
 
   const grew = checkpoint !== undefined && updatedAvailable > checkpoint.updatedAvailable;
-  const waiting = tooManyNotReady || canary.kind === 'unmatched';
-  const cannotStall = complete || readyNodesDone || policy.paused || waiting || canary.kind === 'holding' || canary.kind === 'passed-now';
-  const progressAt = checkpoint === undefined || grew || cannotStall ? at : checkpoint.lastProgressAt;
-  const idleMs = nowMs - Date.parse(progressAt);
+  // Waiting on something outside the rollout (NotReady nodes, a canary that selects nothing);
+  // when that ends, the clock starts again, and a rollout stalled by the wait goes on.
+  const waiting = tooManyNotReady || canary.kind === 'unmatched' || (readyNodesDone && !complete);
+  const waitEnded = checkpoint?.waitingSince !== undefined && !waiting;
+  const cannotStall = complete || policy.paused || canary.kind === 'holding' || canary.kind === 'passed-now';
+  const progressed = checkpoint === undefined || grew || cannotStall || waitEnded;
+  const progressAt = progressed ? at : checkpoint.lastProgressAt;
+  const undrivenMs = progressed ? 0 : (checkpoint.undrivenMs ?? 0) + undrivenSince(checkpoint, nowMs);
+  const idleMs = nowMs - Date.parse(progressAt) - undrivenMs;
   const deadlinePassed = !cannotStall && idleMs > policy.progressDeadlineSeconds * SECOND_MS;
 
   const counts = { desired: facts.length, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget, skipped: skipped.length };
   const { phase, podsToDelete, reason } = phaseOf({
     policy, k, nowMs, failed, complete, tooManyNotReady, readyNodesDone, canary, members, deadlinePassed, idleMs,
-    counted, skippedOutside, pendingSkipped, unavailable, exposed, free, costly, freeNow, budget,
+    counted, skipped, skippedOutside, pendingSkipped, unavailable, exposed, exposedNotReady: exposedNodes.filter((f) => !f.ready).map((f) => f.name), free, costly, freeNow, budget,
   });
 
   const deletedNow = podsToDelete.length > 0;
   const lastProgressAt = deletedNow ? at : progressAt;
-  const next = nextCheckpoint({ checkpoint, at, facts, touched, inFlightKept, podsToDelete, lastProgressAt, updatedAvailable, failed, canary, canaryNodes, canaryPassed });
+  const undrivenAfter = deletedNow ? 0 : undrivenMs;
+  const next = nextCheckpoint({ checkpoint, at, facts, touched, inFlightKept, podsToDelete, lastProgressAt, undrivenMs: undrivenAfter, waiting, updatedAvailable, failed, canary, canaryNodes, canaryPassed });
 
+  const clockRuns = (phase === 'progressing' || phase === 'waiting') && !cannotStall;
   const wakeAt = failed ? undefined : earliestWake({
     nowMs,
-    minReady: facts.flatMap((f) => f.becomesAvailableAt),
+    minReady: facts.flatMap((f) => [...f.becomesAvailableAt, ...(f.provenAt !== undefined && isExposed(f) ? [f.provenAt] : [])]),
     canaryHoldEnds: canary.kind === 'holding' && !complete ? canary.until : undefined,
     // Stalling needs idle time strictly beyond the deadline, hence the extra millisecond.
-    deadline: phase === 'progressing' && !cannotStall ? Date.parse(lastProgressAt) + policy.progressDeadlineSeconds * SECOND_MS + 1 : undefined,
+    deadline: clockRuns ? Date.parse(lastProgressAt) + undrivenAfter + policy.progressDeadlineSeconds * SECOND_MS + 1 : undefined,
+    // A driver that looks again this often is seen driving (`undrivenSince`).
+    lookAgain: clockRuns ? nowMs + LOOK_AGAIN_SECONDS * SECOND_MS : undefined,
   });
 
   const decision: WaveDecision = { podsToDelete, phase, reason, checkpoint: next, readyNodesDone, notReadyNodes, brokenNodes, counts };
@@ -520,8 +702,38 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   return decision;
 }
 
+/** Desired NotReady nodes that run a pod of another template than the target, not going away. */
+function notReadyWithOutdatedPods(obs: WaveObservation): string[] {
+  const notReady = new Set(obs.nodes.filter((n) => n.desired && !n.ready).map((n) => n.name));
+  return [...new Set(obs.pods.filter((p) => notReady.has(p.node) && !p.updated && !p.terminating).map((p) => p.node))];
+}
+
 /** The earliest moment, strictly after now, at which time alone could change the decision. */
-function earliestWake(times: { nowMs: number; minReady: number[]; canaryHoldEnds?: number; deadline?: number }): string | undefined {
-  const candidates = [...times.minReady, times.canaryHoldEnds, times.deadline].filter((t): t is number => t !== undefined && Number.isFinite(t) && t > times.nowMs);
+function earliestWake(times: { nowMs: number; minReady: number[]; canaryHoldEnds?: number; deadline?: number; lookAgain?: number }): string | undefined {
+  const candidates = [...times.minReady, times.canaryHoldEnds, times.deadline, times.lookAgain].filter((t): t is number => t !== undefined && Number.isFinite(t) && t > times.nowMs);
   return candidates.length === 0 ? undefined : new Date(Math.min(...candidates)).toISOString();
+}
+
+/**
+ * Whether a new pod template for a managed DaemonSet may be applied now, given what the
+ * cluster shows (its pods, the nodes, desired as for the template to apply). Returns why not,
+ * or undefined. Pure.
+ *
+ * Assumptions / invariants:
+ * - The DaemonSet controller puts the new template, with no deletion by anyone, on every
+ *   desired node that has no pod or only pods going away, as soon as it is applied: no wave
+ *   decision can keep those nodes from it. So a template change is applied only while at most
+ *   maxUnavailable such nodes exist; with more, it waits (the controller fills them with the
+ *   current template meanwhile) and the next pass applies it. Together with `nextWave`, which
+ *   counts those nodes as exposed from the first decision, an update that breaks nodes reaches
+ *   at most maxUnavailable nodes beyond the canary over its whole rollout.
+ * - A DaemonSet created, or re-created by a rollback, has no pods: every node gets it at once,
+ *   by design; the caller asks only for a template change of a live DaemonSet.
+ */
+export function holdBeforeApply(obs: WaveObservation, maxUnavailable: number | string): string | undefined {
+  const desired = obs.nodes.filter((n) => n.desired).map((n) => n.name).sort();
+  const filled = desired.filter((n) => !obs.pods.some((p) => p.node === n && !p.terminating));
+  const k = effectiveMaxUnavailable(maxUnavailable, desired.length);
+  if (filled.length <= k) return undefined;
+  return `held: ${plural(filled.length, 'desired node has', 'desired nodes have')} no running pod (${nameList(filled)}), so the new template would reach ${filled.length === 1 ? 'it' : 'all of them'} at once without a deletion, more than maxUnavailable ${k}; applied by a pass once the DaemonSet controller has given them a pod`;
 }

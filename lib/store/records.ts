@@ -95,7 +95,7 @@ const countsSchema = z.object({
 });
 export type RolloutCounts = z.infer<typeof countsSchema>;
 
-/** A node whose pod a managed rollout deleted, and whether the node was Ready at that moment. */
+/** A node the update of a managed rollout reached (its pod deleted, or filled by the controller), and whether the node was Ready then. */
 const touchedNodeSchema = z.object({ node: z.string(), readyAtDelete: z.boolean(), at: z.string() });
 export type TouchedNode = z.infer<typeof touchedNodeSchema>;
 
@@ -112,17 +112,39 @@ export const waveCheckpointSchema = z.object({
   canaryAvailableSince: z.optional(z.string()),
   canaryPassed: z.optional(z.boolean()),
   lastProgressAt: z.string(),
+  /** When the decision that wrote this checkpoint was taken (a driver records one at least every 30 s while it drives). */
+  decidedAt: z.optional(z.string()),
+  /** Time since lastProgressAt that nobody drove the rollout (after a run that ended uncleanly); not counted against the deadline. */
+  undrivenMs: z.optional(z.int().check(z.nonnegative())),
+  /** Set by a run that stopped driving cleanly (its time was up, or nothing was left for it to do now): the gap until the next decision counts. */
+  handedOffAt: z.optional(z.string()),
+  /** Since when the rollout has been waiting on something outside it (NotReady nodes, a canary that selects nothing); its end restarts the clock. */
+  waitingSince: z.optional(z.string()),
   /** Updated and available nodes at the last decision. */
   updatedAvailable: z.int(),
   /** Decisions that deleted at least one pod. */
   waves: z.int(),
   /** Pods this rollout deleted whose replacement is not yet seen. */
   inFlight: z.array(z.object({ node: z.string(), uid: z.string(), deletedAt: z.string() })),
-  /** Every node whose pod this rollout deleted (first deletion only). */
+  /**
+   * Every node the update reached: whose pod this rollout deleted (first deletion only), or
+   * that the controller filled without a deletion; `readyAtDelete` says whether the node was
+   * Ready then (or seen Ready since, before the update arrived).
+   */
   touched: z.optional(z.array(touchedNodeSchema)),
-  /** A rollback's: nodes the replaced revision broke, whose old pods may go although NotReady. */
+  /** Nodes an earlier revision of this DaemonSet broke (or may have): unavailable, and their old pods may go although NotReady. */
   repairNodes: z.optional(z.array(z.string())),
   failed: z.optional(waveFailureSchema),
+  /**
+   * Set by a drift correction: the template was applied earlier in this same rollout, so its pods
+   * that predate the latest apply (an older template generation) reached their nodes with it too.
+   */
+  earlierPodsReached: z.optional(z.boolean()),
+  /**
+   * A rollback's rollout: it restores a template that proved itself, so it repairs every NotReady
+   * node running a pod of another template, and only the availability budget limits it.
+   */
+  restores: z.optional(z.boolean()),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
@@ -210,9 +232,76 @@ export const leaseSchema = z.object({
 export type LeaseRecord = z.infer<typeof leaseSchema>;
 
 /**
+ * Every node an unfinished managed rollout may have left broken: the nodes its update reached
+ * (a pod deleted, Ready or not, or filled by the controller without a deletion: all of
+ * `touched`), the nodes it failed on, and the nodes it still had to repair for an earlier
+ * revision. Pure.
+ *
+ * Assumptions / invariants:
+ * - A node that an update which breaks nodes reached is in `touched` (wave.ts records every
+ *   node that receives the update, with or without a deletion, Ready or not, and also after a
+ *   run died between its apply and its first decision), so this set holds every node the
+ *   rollout's template may have broken. It may hold nodes the template did not break: a
+ *   repair node that is Ready is an ordinary node, so that costs nothing.
+ */
+export function nodesReachedBy(cp: WaveCheckpoint): string[] {
+  return [...new Set([...(cp.repairNodes ?? []), ...(cp.failed?.nodes ?? []), ...(cp.touched ?? []).map((t) => t.node)])].sort();
+}
+
+/**
+ * What a new revision's managed rollout starts from, given the rollout of the revision it
+ * replaces (`previous`). Undefined: nothing to carry, the first decision starts afresh.
+ *
+ * Assumptions / invariants:
+ * - Same pod template (a change of annotations or labels only, or a drift correction, which
+ *   restores the recorded revision's template): the pods are the same, so it is the same
+ *   rollout, continued exactly where it stands: deletions in flight, nodes touched while Ready,
+ *   the canary, a failure, the progress clock.
+ * - New template (a forward fix, a drift correction, a rollback): a new rollout, but what the
+ *   earlier ones learnt about nodes stays. Every node an unfinished earlier rollout reached
+ *   while Ready, failed on, or still had to repair becomes a repair node: while NotReady it is
+ *   unavailable by this product's doing (it never unlocks the one extra deletion allowed for
+ *   NotReady nodes) and its pod may be replaced. A completed rollout proved its nodes: nothing
+ *   of it is carried.
+ * - A canary that did not pass keeps its nodes (repaired first, they prove the new template
+ *   there); one that passed proved the old template only, so a new canary is chosen. A
+ *   rollback restores a revision that ran before and goes without a canary.
+ */
+export function checkpointForNextRevision(
+  previous: RolloutState | undefined,
+  next: { sameTemplate: boolean; cause?: Cause; at: string },
+): WaveCheckpoint | undefined {
+  const cp = previous?.mode === 'managed' ? previous.managed?.checkpoint : undefined;
+  if (cp && next.sameTemplate) return structuredClone(cp);
+  // A drift correction re-applies the recorded revision's own template (the live one it replaces is
+  // what drifted): the same rollout goes on, and the pods of that template created before the drift
+  // (the controller labels them with an older template generation) were this rollout's doing.
+  if (next.cause === 'drift-correction' && previous?.mode === 'managed') {
+    const base: WaveCheckpoint = cp ? structuredClone(cp) : { startedAt: previous.startedAt, lastProgressAt: previous.lastProgressAt, decidedAt: next.at, updatedAvailable: 0, waves: 0, inFlight: [] };
+    return { ...base, earlierPodsReached: true };
+  }
+  const unfinished = cp !== undefined && previous?.phase !== 'complete';
+  const repairNodes = unfinished ? nodesReachedBy(cp) : [];
+  const rollback = next.cause === 'rollback';
+  const canaryNodes = unfinished && !rollback && !cp.canaryPassed ? cp.canaryNodes : undefined;
+  if (repairNodes.length === 0 && canaryNodes === undefined && !rollback) return undefined;
+  const fresh: WaveCheckpoint = { startedAt: next.at, lastProgressAt: next.at, decidedAt: next.at, updatedAvailable: 0, waves: 0, inFlight: [] };
+  if (repairNodes.length > 0) fresh.repairNodes = repairNodes;
+  if (canaryNodes !== undefined) fresh.canaryNodes = [...canaryNodes];
+  if (rollback) {
+    fresh.canaryPassed = true;
+    fresh.restores = true;
+  }
+  return fresh;
+}
+
+/**
  * The state of a DaemonSet whose revision `applied` was just applied (or found applied): that
  * revision is current and rolling out from `at`. What the revision does not say (the last
- * healthy revision, a pause, source and commit when it has none) is kept from `current`.
+ * healthy revision, a pause, source and commit when it has none) is kept from `current`; a
+ * managed rollout starts from what the replaced revision's rollout learnt
+ * (`checkpointForNextRevision`: `sameTemplate` says whether the pod template is unchanged,
+ * `cause` whether it is a rollback).
  */
 export function stateAfterApply(
   current: DaemonSetState | undefined,
@@ -229,9 +318,21 @@ export function stateAfterApply(
     commit?: DaemonSetState['commit'];
     pin?: DaemonSetState['pin'];
     message?: string;
+    /** The applied pod template equals the one of the revision it replaces (undefined: not known, taken as changed). */
+    sameTemplate?: boolean;
+    cause?: Cause;
   },
 ): DaemonSetState {
   const { revision, at, generation } = applied;
+  const rollout: RolloutState = { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at };
+  const carried = applied.mode === 'managed' && current?.currentRevision !== revision
+    ? checkpointForNextRevision(current?.rollout, { sameTemplate: applied.sameTemplate === true, cause: applied.cause, at })
+    : undefined;
+  if (carried) {
+    rollout.startedAt = carried.startedAt;
+    rollout.lastProgressAt = carried.lastProgressAt;
+    rollout.managed = { checkpoint: carried };
+  }
   return {
     schema: 1,
     namespace: applied.namespace,
@@ -243,7 +344,7 @@ export function stateAfterApply(
     source: applied.source ?? current?.source,
     commit: applied.commit ?? current?.commit,
     lastHealthyRevision: current?.lastHealthyRevision,
-    rollout: { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at },
+    rollout,
     pin: applied.pin,
     paused: current?.paused,
     lastAttempt: { at, revision, result: 'applied', ...(applied.message ? { message: applied.message } : {}) },
@@ -262,17 +363,17 @@ export function seedManagedRollout(state: DaemonSetState, seed: ManagedSeed | un
   if (!seed || !r || r.mode !== 'managed' || r.revision !== state.currentRevision) return state;
   const base: WaveCheckpoint = r.managed?.checkpoint ?? { startedAt: r.startedAt, lastProgressAt: r.startedAt, updatedAvailable: 0, waves: 0, inFlight: [] };
   const repairNodes = [...new Set([...(base.repairNodes ?? []), ...seed.repairNodes])].sort();
-  const checkpoint: WaveCheckpoint = { ...base, canaryPassed: seed.canaryPassed || base.canaryPassed };
+  // Only a rollback has a seed.
+  const checkpoint: WaveCheckpoint = { ...base, canaryPassed: seed.canaryPassed || base.canaryPassed, restores: true };
   if (repairNodes.length > 0) checkpoint.repairNodes = repairNodes;
   return { ...state, rollout: { ...r, managed: { ...r.managed, checkpoint } } };
 }
 
 /**
- * The seed of a managed rollback that replaces the rollout recorded in `before`: the nodes it
- * deleted pods from while they were Ready, and no canary. Pure.
+ * The seed of a managed rollback that replaces the rollout recorded in `before`: every node
+ * that rollout may have left broken (`nodesReachedBy`), and no canary. Pure.
  */
 export function managedRollbackSeed(before: DaemonSetState | undefined): ManagedSeed {
-  const failed = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
-  const repairNodes = [...new Set((failed?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node))].sort();
-  return { repairNodes, canaryPassed: true };
+  const replaced = before?.rollout?.mode === 'managed' ? before.rollout.managed?.checkpoint : undefined;
+  return { repairNodes: replaced ? nodesReachedBy(replaced) : [], canaryPassed: true };
 }

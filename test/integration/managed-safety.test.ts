@@ -72,6 +72,73 @@ describe('an update that takes down every node it reaches', () => {
   });
 });
 
+describe('a new revision after an update broke a node', () => {
+  it('with only an annotation changed in Git continues the stopped rollout: no other node is touched, and the rollback repairs the canary node', async () => {
+    const { ns, git, deps } = await scenario('meta-revision');
+    const nodes = await workerNames();
+    const annotations = { 'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '30s', 'daemonset-gitops.io/progress-deadline': '300' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 1, managedAnnotations: annotations })).commit('v1');
+    await reconcile(deps(), {}, autoRollback);
+    const breaker = new NodeBreaker(kc, ns, 'app=agent', BROKEN);
+    await breaker.start();
+    onCleanup(() => breaker.stop());
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: BROKEN, maxUnavailable: 1, managedAnnotations: annotations })).commit('v2: breaks its node');
+    const stopped = await reconcile(deps(), {}, autoRollback);
+    expect(stopped.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'stalled' });
+
+    // act: the operator turns automatic rollback on in Git; the template is the same
+    const withRollback = { ...annotations, 'daemonset-gitops.io/auto-rollback': 'true' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: BROKEN, maxUnavailable: 1, managedAnnotations: withRollback })).commit('v3: auto-rollback');
+    const r = await reconcile(deps(), {}, autoRollback);
+    await waitFor('the canary node to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
+    watcher.stop();
+
+    // assert: revision 3 went on from where revision 2 stopped, and the rollback repaired the node revision 2 broke
+    expect(r.daemonSets[0].rollout).toMatchObject({ revision: 3, phase: 'stalled' });
+    expect(r.daemonSets[0].rollout!.message).toMatch(/the update broke 1 node/);
+    expect(r.daemonSets[0].message).toMatch(/rolled back from revision 3 to revision 1/);
+    expect(breaker.broken).toEqual([nodes[0]]);
+    expect(new Set(watcher.deletions.map((d) => d.node))).toEqual(new Set([nodes[0]]));
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(1);
+    expect(Object.values(await imagesByNode(ns, 'agent'))).toEqual(nodes.map(() => GOOD));
+  });
+});
+
+describe('NotReady nodes before the rollout', () => {
+  it('count against maxUnavailable: 4 of 12 NotReady with 50% keeps at most 6 unavailable, and the Ready nodes are updated', async () => {
+    const { ns, git, deps } = await scenario('notready-budget');
+    const nodes = await workerNames();
+    const sick = nodes.slice(0, 4);
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: '50%' })).commit('v1');
+    await reconcile(deps());
+    const setNotReady = (names: string[], notReady: boolean) => Promise.all(names.map((name) => core.patchNode({ name, body: { metadata: { labels: { 'node-not-ready.stage.kwok.x-k8s.io': notReady ? 'true' : null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch))));
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    let r: Awaited<ReturnType<typeof reconcile>>;
+    try {
+      await setNotReady(sick, true);
+      await waitFor('four nodes NotReady', async () => (await readyNodeCount(nodes)) === NODES - 4, 60_000);
+      await watcher.start();
+      // act
+      git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: '50%' })).commit('v2');
+      r = await reconcile(deps());
+    } finally {
+      watcher.stop();
+      // The later tests of this file need the whole fleet Ready.
+      await setNotReady(sick, false);
+      await waitFor('the NotReady nodes to be Ready again', async () => (await readyNodeCount(nodes)) === NODES, 60_000);
+    }
+
+    // assert: 6 = ceil(50% of 12); the four NotReady nodes used four of them
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(6);
+    expect(r.daemonSets[0].rollout!.message).toMatch(/waiting for NotReady nodes/);
+    const images = await imagesByNode(ns, 'agent');
+    expect(nodes.slice(4).map((n) => images[n])).toEqual(nodes.slice(4).map(() => 'registry.local/agent:2.0'));
+    expect(sick.map((n) => images[n])).toEqual(sick.map(() => GOOD));
+  });
+});
+
 describe('a canary', () => {
   it('whose pod takes down its own node fails at once: rolled back, and no other node is touched', async () => {
     const { ns, git, deps } = await scenario('canary-breaks');

@@ -204,6 +204,44 @@ describe('NotReady nodes', () => {
 });
 
 describe('a driver killed mid-rollout', () => {
+  it('is not judged on the time nobody drove the rollout: the gap until the next run takes the lease does not count against the deadline', async () => {
+    const { ns, git } = await setup('undriven');
+    const env = stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, LEASE_SECONDS: '5' });
+    const deps = () => stackDeps(stackConfig(env));
+    const ann = { 'daemonset-gitops.io/progress-deadline': '75' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 1, managedAnnotations: ann })).commit('v1');
+    expect((await reconcile(deps())).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', await workerNames());
+    await watcher.start();
+    onCleanup(() => watcher.stop());
+    // v2 never becomes available: the rollout can only stall, and must, once it was driven 75 s without progress
+    git.write('a.yaml', managed({
+      name: 'agent', namespace: ns, image: 'registry.local/agent:2.0-crashes', maxUnavailable: 1, managedAnnotations: ann,
+      podLabels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' },
+    })).commit('v2: crashes');
+    let pid = 0;
+    const cli = runCliProcess(['reconcile', '--json'], env, 180_000, (p) => (pid = p));
+    await waitFor('the first wave', async () => watcher.deletions.length >= 1, 120_000);
+    await waitFor('the first wave recorded', async () => ((await deps().store.getState(ns, 'agent'))!.value.rollout?.managed?.checkpoint?.waves ?? 0) >= 1, 30_000);
+    process.kill(pid, 'SIGKILL');
+    expect((await cli).signal).toBe('SIGKILL');
+    const killedAt = Date.now();
+
+    // act: nobody drives it for longer than the deadline (a Lambda that timed out, a lease that has to expire)
+    await waitFor('100 s without a driver', async () => Date.now() - killedAt >= 100_000, 120_000);
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
+    watcher.stop();
+
+    // assert: it stalls, on the time it was driven; the undriven gap beyond 60 s is not in it
+    expect(next.daemonSets[0].rollout).toMatchObject({ revision: 2, phase: 'stalled' });
+    const state = (await deps().store.getState(ns, 'agent'))!.value;
+    const idle = Number(/no progress for (\d+)s \(deadline 75s\)/.exec(state.rollout!.message ?? '')?.[1]);
+    const wall = (Date.parse((await deps().store.getRevision(ns, 'agent', 2))!.value.outcomeAt) - Date.parse(state.rollout!.lastProgressAt)) / 1000;
+    expect(idle).toBeGreaterThanOrEqual(75);
+    expect(wall - idle).toBeGreaterThanOrEqual(30);
+    expect(watcher.deletions).toHaveLength(1);
+  });
+
   it('resumes from its checkpoint and never exceeds the budget across the handover', async () => {
     const { ns, git } = await setup('resume');
     const nodes = await workerNames();

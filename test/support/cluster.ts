@@ -181,6 +181,10 @@ export class AvailabilityWatcher {
 
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    // The pods are listed before any node event is sampled: a sample taken with no pods known
+    // yet would count every node as unavailable.
+    const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
+    for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
     const nodes = await core.listNode();
     for (const n of nodes.items) this.noteNode(n);
     const ended = (what: string) => (err: unknown) => {
@@ -190,8 +194,6 @@ export class AvailabilityWatcher {
       if (phase !== 'DELETED') this.noteNode(n);
       this.sample();
     }, ended('nodes'));
-    const list = await core.listNamespacedPod({ namespace: this.namespace, labelSelector: this.labelSelector });
-    for (const p of list.items) this.pods.set(p.metadata!.uid!, p);
     this.abort = await observerWatch(this.kc).watch(
       `/api/v1/namespaces/${this.namespace}/pods`,
       { labelSelector: this.labelSelector, resourceVersion: list.metadata?.resourceVersion },

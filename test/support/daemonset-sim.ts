@@ -13,14 +13,19 @@
  *   NoSchedule keeps its running pod. The pods of a deleted node disappear after the pod
  *   garbage collector's delay, and until then look as they did.
  * - Availability (the API's definition): a pod is available once its Ready condition has been
- *   True for minReadySeconds; a pod on a NotReady node and a terminating pod are not available.
- *   For a DaemonSet, unavailable = desired nodes without an available pod, for any reason.
+ *   True for minReadySeconds; a terminating pod is not available, and the pods of a NotReady
+ *   node are not Ready (the node lifecycle controller marks them so; kwok does not, this
+ *   model does). For a DaemonSet, unavailable = desired nodes without an available pod, for
+ *   any reason, NotReady nodes included.
  * - maxUnavailable: an integer, or a percent of the desired nodes rounded up (intstr with
  *   roundUp, as the DaemonSet controller resolves it), clamped to 0..desired; this product
  *   uses at least 1 when there is a desired node.
- * - A node is skipped by a rollout when it is desired and NotReady and the rollout never
- *   deleted its pod while it was Ready; a node whose pod the rollout deleted while it was Ready
- *   and that is NotReady now is broken. The simulator knows both from its own history.
+ * - The judgement reads the world only: which template's pods were created where, which
+ *   desired nodes lack an available pod, which nodes a template broke (the world knows: a pod
+ *   of that template landed there) and which are NotReady for a reason of their own (an
+ *   outage). It keeps no record of what the rollout touched or skipped: those are the
+ *   implementation's notions, and an oracle that kept them as the implementation does would
+ *   agree with it by construction.
  *
  * `drive` plays the reconciler's driver: observe, decide, delete what the decision names,
  * sleep until the next event or the decision's `wakeAt`, and decide again; it checks every
@@ -98,12 +103,6 @@ export interface ClusterSpec {
   minReadySeconds: number;
   maxUnavailable: number | string;
   delays: Delays;
-  /**
-   * The node lifecycle controller marks pods NotReady only after a grace period; when true,
-   * pods on a node that goes NotReady keep reporting Ready (the oracle still counts them
-   * unavailable, as the definition says).
-   */
-  podsKeepReadyOnNotReadyNode: boolean;
   world: { atS: number; change: WorldChange }[];
 }
 
@@ -122,6 +121,8 @@ interface PodState {
   uid: string;
   node: string;
   template: Template;
+  /** the DaemonSet's template generation when the pod was created (its pod-template-generation label) */
+  generation: number;
   containerReady: boolean;
   ready: boolean;               // the Ready condition as the API reports it
   readySince?: number;
@@ -149,10 +150,11 @@ export class Cluster {
   /** what the DaemonSet's template is now: what the controller creates */
   template: Template;
   readonly log: string[] = [];
-  /** nodes whose pod the current rollout deleted while the node was Ready */
-  touchedWhileReady = new Set<string>();
-  /** (rollbacks) nodes whose old pods may be deleted although NotReady */
-  repair = new Set<string>();
+  /** desired nodes available when the rollout began and not hit by an outage since: the budget's nodes */
+  readonly budgeted = new Set<string>();
+  /** nodes an outage hit after the update had reached them (the driver deleted a pod there, or no old pod is left there to delete) */
+  readonly outageAfterUpdate = new Set<string>();
+  private readonly deletedOn = new Set<string>();
   /** every node that got a pod of a template created during the simulation, by template */
   readonly received: Record<Template, Set<string>> = { old: new Set(), new: new Set() };
   /** when the controller last created a pod of each template */
@@ -168,12 +170,16 @@ export class Cluster {
   private pending: Pending[] = [];
   private seq = 0;
   private uidCounter = 0;
+  /** the DaemonSet's template generation: the controller bumps it with every template change */
+  private templateGeneration = 0;
   private readonly delayIndex: Record<keyof Delays, number> = { terminateS: 0, createS: 0, startS: 0, gcS: 0 };
   private observations = 0;
 
   constructor(readonly spec: ClusterSpec) {
     this.target = spec.template;
     this.template = spec.template;
+    // The pods there at the start predate the update: created under the template generation before it.
+    this.templateGeneration = 0;
     for (const n of spec.nodes) {
       const labels: Record<string, string> = { [POOL_LABEL]: 'agents' };
       if (n.canary) labels[CANARY_LABEL] = 'true';
@@ -183,17 +189,20 @@ export class Cluster {
       const p = this.newPod(n.name, template);
       if (n.pod === 'old-available' || n.pod === 'new-available') {
         p.containerReady = true;
-        if (n.ready || spec.podsKeepReadyOnNotReadyNode) {
+        if (n.ready) {
           p.ready = true;
           p.readySince = -3600 * SECOND;
         }
       }
       if (n.pod === 'old-starting') this.schedule({ at: this.delay('startS'), kind: 'container-ready', uid: p.uid });
     }
+    // The update is applied at the start: the controller's template generation moves on.
+    this.templateGeneration = 1;
     for (const w of spec.world) this.schedule({ at: w.atS * SECOND, kind: 'world', change: w.change });
     this.syncController();
     this.say(`start: ${this.describe()}`);
     this.advanceTo(0);   // what happens at the very start is seen by the first decision
+    for (const n of this.desiredNodes()) if (this.isNodeReady(n) && this.hasAvailablePod(n)) this.budgeted.add(n);
   }
 
   // ---- the oracle ----------------------------------------------------------------------
@@ -206,27 +215,21 @@ export class Cluster {
     return resolveBudget(this.spec.maxUnavailable, this.desiredNodes().length);
   }
 
-  isSkipped(name: string): boolean {
-    const n = this.nodes.get(name);
-    return n !== undefined && n.desired && !n.ready && !this.touchedWhileReady.has(name);
+  /** Desired nodes that are NotReady for a reason of their own (an outage, or from the start), not because a template broke them. */
+  outageNodes(): string[] {
+    return this.desiredNodes().filter((n) => {
+      const node = this.nodes.get(n);
+      return node !== undefined && !node.ready && node.brokenBy === undefined;
+    });
   }
 
-  skippedNodes(): string[] {
-    return this.desiredNodes().filter((n) => this.isSkipped(n));
-  }
-
-  /**
-   * The skipped nodes that count against the cap on skipping: a rollback's nodes to repair
-   * are skipped by the definition (it never deleted their pods while they were Ready), but
-   * they are the rollback's work, not nodes it leaves behind.
-   */
-  cappedSkippedNodes(): string[] {
-    return this.skippedNodes().filter((n) => !this.repair.has(n));
-  }
-
-  /** Desired nodes this rollout deleted a pod from while Ready, that are NotReady now. */
+  /** Desired nodes that a template broke: NotReady since a pod of it landed there. */
   brokenNodes(): string[] {
-    return this.desiredNodes().filter((n) => !this.nodes.get(n)?.ready && this.touchedWhileReady.has(n));
+    return this.desiredNodes().filter((n) => this.nodes.get(n)?.brokenBy !== undefined);
+  }
+
+  notReadyNodes(): string[] {
+    return this.desiredNodes().filter((n) => !this.nodes.get(n)?.ready);
   }
 
   isNodeReady(name: string): boolean {
@@ -239,13 +242,18 @@ export class Cluster {
       p.readySince !== undefined && this.now - p.readySince >= this.spec.minReadySeconds * SECOND;
   }
 
+  podIsAvailable(uid: string): boolean {
+    const p = this.pods.find((x) => x.uid === uid);
+    return p !== undefined && this.isAvailable(p);
+  }
+
   hasAvailablePod(node: string): boolean {
     return this.pods.some((p) => p.node === node && this.isAvailable(p));
   }
 
-  /** Desired, not skipped, and without an available pod: Pending, missing, crash-looping, NotReady node. */
+  /** Desired and without an available pod: Pending, missing, crash-looping, on a NotReady node. */
   unavailableNodes(): string[] {
-    return this.desiredNodes().filter((n) => !this.isSkipped(n) && !this.hasAvailablePod(n));
+    return this.desiredNodes().filter((n) => !this.hasAvailablePod(n));
   }
 
   /** Runs only pods of the target template, and one of them is available. */
@@ -255,12 +263,11 @@ export class Cluster {
   }
 
   /**
-   * Every desired node is done, but a skipped NotReady node, which cannot be available: it
-   * counts once it runs only the target template (this product's definition of a finished
-   * rollout; the DaemonSet controller itself stops counting a node tainted NotReady).
+   * Every desired node is done, but a NotReady one, which cannot be available: it counts once
+   * it runs only the target template (this product's definition of a finished rollout).
    */
   isComplete(): boolean {
-    return this.desiredNodes().every((n) => this.isDone(n) || (this.isSkipped(n) && this.runsOnlyTarget(n)));
+    return this.desiredNodes().every((n) => this.isDone(n) || (!this.isNodeReady(n) && this.runsOnlyTarget(n)));
   }
 
   private runsOnlyTarget(node: string): boolean {
@@ -269,7 +276,7 @@ export class Cluster {
   }
 
   readyNodesDone(): boolean {
-    return this.desiredNodes().every((n) => this.isSkipped(n) || this.isDone(n));
+    return this.desiredNodes().every((n) => !this.isNodeReady(n) || this.isDone(n));
   }
 
   nodesMatching(labels: Record<string, string>): string[] {
@@ -290,9 +297,9 @@ export class Cluster {
       const stale = lagging && p.deletedBy === 'driver' && p.deletedAfterObservation === this.observations - 1 && p.beforeDelete;
       if (stale && p.beforeDelete) {
         lagged += 1;
-        return view(p, p.beforeDelete.ready, p.beforeDelete.readySince, false, this.target);
+        return view(p, p.beforeDelete.ready, p.beforeDelete.readySince, false, this.target, this.templateGeneration);
       }
-      return view(p, p.ready, p.readySince, p.terminatingSince !== undefined, this.target);
+      return view(p, p.ready, p.readySince, p.terminatingSince !== undefined, this.target, this.templateGeneration);
     });
     const nodes = [...this.nodes.values()].map((n) => ({ name: n.name, ready: n.ready, desired: n.desired, labels: { ...n.labels } }));
     return { obs: { nodes, pods }, lagged };
@@ -311,7 +318,7 @@ export class Cluster {
         continue;
       }
       const node = this.nodes.get(p.node);
-      if (node?.ready) this.touchedWhileReady.add(p.node);
+      this.deletedOn.add(p.node);
       p.beforeDelete = { ready: p.ready, readySince: p.readySince };
       this.terminate(p, 'driver');
       p.deletedAfterObservation = this.observations;
@@ -348,12 +355,11 @@ export class Cluster {
   }
 
   /** A rollback of a failed update: the DaemonSet's template and the target go back to `old`. */
-  startRollback(repair: Iterable<string>): void {
+  startRollback(): void {
     this.target = 'old';
     this.template = 'old';
-    this.touchedWhileReady = new Set();
-    this.repair = new Set(repair);
-    this.say(`rollback: template and target back to old; repair ${[...this.repair].join(', ') || '(none)'}`);
+    this.templateGeneration += 1;
+    this.say('rollback: template and target back to old');
     this.syncController();
   }
 
@@ -417,22 +423,27 @@ export class Cluster {
 
   private change(c: WorldChange): void {
     const node = 'node' in c ? this.nodes.get(c.node) : undefined;
+    // A node that leaves the desired set (or the cluster) leaves the budget's nodes for good: what it runs later is the world's doing.
+    if (node && (c.kind === 'unlabel' || c.kind === 'taint' || c.kind === 'delete-node')) this.budgeted.delete(node.name);
     const applied = (what: string) => {
       this.applied[c.kind] = (this.applied[c.kind] ?? 0) + 1;
       this.say(what);
     };
     switch (c.kind) {
       case 'node-not-ready': {
-        // Unrelated to the update: only a node this rollout never touched, at most k NotReady at a time.
+        // Unrelated to the update, on any Ready desired node (one the update reached too), at most k NotReady at a time.
         const notReady = this.desiredNodes().filter((n) => !this.nodes.get(n)?.ready).length;
         if (notReady + 1 > this.k()) return;
         const names = [...this.nodes.keys()].sort();
         const from = Math.max(0, names.indexOf(c.node));
         const pick = [...names.slice(from), ...names.slice(0, from)].map((n) => this.nodes.get(n))
-          .find((n) => n !== undefined && n.ready && n.desired && !this.touchedWhileReady.has(n.name));
+          .find((n) => n !== undefined && n.ready && n.desired);
         if (!pick) return;
         pick.ready = false;
         pick.outage = true;
+        this.budgeted.delete(pick.name);
+        // ... or would reach them without a deletion (no old pod left to delete there).
+        if (this.deletedOn.has(pick.name) || !this.pods.some((p) => p.node === pick.name && p.template !== this.target && p.terminatingSince === undefined)) this.outageAfterUpdate.add(pick.name);
         this.outages.set(c.outage, pick.name);
         applied(`node ${pick.name} went NotReady (unrelated to the update)`);
         return;
@@ -505,7 +516,7 @@ export class Cluster {
       let ready: boolean;
       if (p.terminatingSince !== undefined || !p.containerReady) ready = false;
       else if (!node) ready = p.ready;   // a deleted node's pods keep their last status until collected
-      else ready = node.ready || (this.spec.podsKeepReadyOnNotReadyNode && p.ready);
+      else ready = node.ready;
       if (ready && !p.ready) p.readySince = this.now;
       if (!ready) p.readySince = undefined;
       p.ready = ready;
@@ -527,7 +538,7 @@ export class Cluster {
 
   private newPod(node: string, template: Template): PodState {
     this.uidCounter += 1;
-    const p: PodState = { name: `agent-${node}-${this.uidCounter}`, uid: `uid-${this.uidCounter}`, node, template, containerReady: false, ready: false };
+    const p: PodState = { name: `agent-${node}-${this.uidCounter}`, uid: `uid-${this.uidCounter}`, node, template, generation: this.templateGeneration, containerReady: false, ready: false };
     this.pods.push(p);
     return p;
   }
@@ -545,8 +556,10 @@ export class Cluster {
   }
 }
 
-function view(p: PodState, ready: boolean, readySince: number | undefined, terminating: boolean, target: Template): WavePod {
+function view(p: PodState, ready: boolean, readySince: number | undefined, terminating: boolean, target: Template, templateGeneration: number): WavePod {
+  const updated = p.template === target;
   return {
+    ...(updated ? { sinceApply: p.generation === templateGeneration } : {}),
     name: p.name,
     uid: p.uid,
     node: p.node,
@@ -563,9 +576,11 @@ function view(p: PodState, ready: boolean, readySince: number | undefined, termi
 export interface OracleView {
   desired: string[];
   k: number;
-  skipped: string[];
-  /** skipped nodes that count against the cap (a rollback's nodes to repair do not) */
-  capped: string[];
+  /** desired nodes NotReady for any reason */
+  notReady: string[];
+  /** desired nodes NotReady for a reason of their own (an outage), not broken by a template */
+  outage: string[];
+  /** desired nodes a template broke */
   broken: string[];
   unavailable: string[];
   complete: boolean;
@@ -576,8 +591,8 @@ export function oracleView(c: Cluster): OracleView {
   return {
     desired: c.desiredNodes(),
     k: c.k(),
-    skipped: c.skippedNodes(),
-    capped: c.cappedSkippedNodes(),
+    notReady: c.notReadyNodes(),
+    outage: c.outageNodes(),
     broken: c.brokenNodes(),
     unavailable: c.unavailableNodes(),
     complete: c.isComplete(),
@@ -589,7 +604,7 @@ export interface Step {
   at: number;
   decision: WaveDecision;
   before: OracleView;
-  /** unavailable (desired, not skipped, no available pod) right after the deletions */
+  /** unavailable (desired, no available pod) right after the deletions */
   unavailableAfter: number;
   /** pods shown as they were before the driver deleted them */
   lagged: number;
@@ -613,10 +628,6 @@ export interface DriveResult {
   checkpoint?: WaveCheckpoint;
 }
 
-const sameSet = (a: readonly string[], b: readonly string[]): boolean => {
-  const x = new Set(a);
-  return x.size === new Set(b).size && b.every((v) => x.has(v));
-};
 const list = (xs: readonly string[]): string => `[${[...xs].sort().join(', ')}]`;
 
 /**
@@ -640,7 +651,7 @@ export function checkDecision(c: Cluster, obs: WaveObservation, policy: WavePoli
     if (!n) problems.push(`deletes ${p.name} on ${p.node}, a node that is not in the node list (deleted)`);
     else {
       if (!n.desired) problems.push(`deletes ${p.name} on ${p.node}, where the DaemonSet is not desired any more (the controller will not replace it)`);
-      if (!n.ready && !(c.repair.has(p.node) && !p.updated)) problems.push(`deletes ${p.name} on ${p.node}, which is NotReady and not a node to repair`);
+      if (!n.ready && !before.broken.includes(p.node)) problems.push(`deletes ${p.name} on ${p.node}, which is NotReady for a reason of its own (not broken by a template: nothing to repair)`);
     }
     if (onNodes.has(p.node)) problems.push(`deletes two pods on ${p.node} in one decision`);
     onNodes.add(p.node);
@@ -649,23 +660,49 @@ export function checkDecision(c: Cluster, obs: WaveObservation, policy: WavePoli
   if (failedBefore && d.podsToDelete.length) problems.push(`deletes ${d.podsToDelete.length} pod(s) after the rollout failed`);
   if (failedBefore && !d.checkpoint.failed) problems.push('drops checkpoint.failed, which must be sticky');
 
-  if (before.capped.length > before.k) {
+  // More desired nodes NotReady on their own than the budget: the rollout waits, and says why.
+  if (before.outage.length > before.k) {
     const failed = failedBefore || d.checkpoint.failed !== undefined;
-    if (d.podsToDelete.length) problems.push(`deletes although ${before.capped.length} desired nodes are skipped NotReady ${list(before.capped)}, more than maxUnavailable ${before.k}`);
-    const allowed = ['waiting', ...(policy.paused ? ['paused'] : []), ...(failed ? ['stalled'] : []), ...(before.complete ? ['complete'] : [])];
-    if (!allowed.includes(d.phase)) problems.push(`phase ${d.phase} although ${before.capped.length} skipped NotReady nodes exceed maxUnavailable ${before.k} (want waiting): "${d.reason}"`);
-    else if (d.phase === 'waiting' && !/not ?ready/i.test(d.reason)) problems.push(`waits on ${before.capped.length} NotReady nodes without saying so: "${d.reason}"`);
+    const costly = d.podsToDelete.filter((r) => c.podIsAvailable(r.uid));
+    if (costly.length) problems.push(`deletes available pods on ${list(costly.map((r) => r.node))} although ${before.outage.length} desired nodes are NotReady ${list(before.outage)}, more than maxUnavailable ${before.k}`);
+    const allowed = ['waiting', ...(policy.paused ? ['paused'] : []), ...(failed ? ['stalled'] : []), ...(before.complete ? ['complete'] : []), ...(before.readyNodesDone ? ['progressing'] : [])];
+    if (!allowed.includes(d.phase)) problems.push(`phase ${d.phase} although ${before.outage.length} NotReady nodes exceed maxUnavailable ${before.k} (want waiting): "${d.reason}"`);
+    else if (d.phase === 'waiting' && !/not ?ready/i.test(d.reason)) problems.push(`waits on ${before.outage.length} NotReady nodes without saying so: "${d.reason}"`);
   }
 
-  const notDone = (skipSkipped: boolean) => before.desired.filter((n) => !(skipSkipped && before.skipped.includes(n)) && !c.isDone(n));
+  const notDone = (readyOnly: boolean) => before.desired.filter((n) => !(readyOnly && before.notReady.includes(n)) && !c.isDone(n));
   if (d.phase === 'complete' && !before.complete) problems.push(`says complete, but ${list(notDone(false))} do not run only an updated, available pod`);
-  if (d.readyNodesDone && !before.readyNodesDone) problems.push(`says readyNodesDone, but ${list(notDone(true))} are neither skipped nor done`);
+  if (d.readyNodesDone && !before.readyNodesDone) problems.push(`says readyNodesDone, but the Ready nodes ${list(notDone(true))} are not done`);
 
   if (d.counts.desired !== before.desired.length) problems.push(`counts.desired ${d.counts.desired}, but ${before.desired.length} nodes are desired`);
   if (d.counts.maxUnavailable !== before.k) problems.push(`counts.maxUnavailable ${d.counts.maxUnavailable}, but ${JSON.stringify(policy.maxUnavailable)} of ${before.desired.length} desired resolves to ${before.k}`);
-  if (d.counts.skipped !== before.skipped.length) problems.push(`counts.skipped ${d.counts.skipped}, but the skipped nodes are ${list(before.skipped)}`);
-  if (!sameSet(d.notReadyNodes, before.skipped)) problems.push(`notReadyNodes ${list(d.notReadyNodes)}, but the skipped nodes are ${list(before.skipped)}`);
-  if (!sameSet(d.brokenNodes, before.broken)) problems.push(`brokenNodes ${list(d.brokenNodes)}, but the nodes touched while Ready and NotReady now are ${list(before.broken)}`);
+  const notNotReady = [...d.notReadyNodes, ...d.brokenNodes].filter((n) => !before.notReady.includes(n));
+  if (notNotReady.length) problems.push(`reports ${list(notNotReady)} as NotReady or broken, but they are Ready desired nodes (or not desired)`);
+  const unreported = before.notReady.filter((n) => !d.notReadyNodes.includes(n) && !d.brokenNodes.includes(n));
+  if (unreported.length) problems.push(`reports neither as skipped nor as broken the NotReady desired nodes ${list(unreported)}`);
+  return problems;
+}
+
+/**
+ * The budget, from the world, after a decision that deleted an available pod: of the desired
+ * nodes that were available when the rollout began (and neither hit by an outage nor gone from
+ * the desired set since), at most k are without an available pod; and at most max(k, u + 1)
+ * desired nodes are unavailable, u being
+ * the unavailable ones outside that set (NotReady, podless, crash-looping nodes count, as the
+ * DaemonSet controller counts them; one node may be in flight so that a rollout never deadlocks).
+ */
+export function checkBudget(c: Cluster, k: number, tookAvailable: boolean): string[] {
+  const down = c.unavailableNodes();
+  const inBudget = down.filter((n) => c.budgeted.has(n));
+  const outside = down.filter((n) => !c.budgeted.has(n));
+  const problems: string[] = [];
+  // Judged where a decision took an available pod: between decisions the world alone (nodes
+  // leaving, which also shrinks k) changes these counts, and no decision can undo that.
+  if (!tookAvailable) return problems;
+  if (inBudget.length > k) problems.push(`over budget: ${inBudget.length} of the nodes available when the rollout began are unavailable ${list(inBudget)}, maxUnavailable ${k}`);
+  else if (down.length > Math.max(k, outside.length + 1)) {
+    problems.push(`over budget: after deleting available pods, ${down.length} desired nodes are unavailable ${list(down)}, ${outside.length} of them for reasons outside the rollout ${list(outside)}; at most max(k ${k}, ${outside.length} + 1)`);
+  }
   return problems;
 }
 
@@ -689,16 +726,10 @@ export function drive(c: Cluster, decide: Decide, opts: DriveOptions): DriveResu
     }
     c.say(`decide${lagged ? ` (sees ${lagged} deleted pod(s) as not yet terminating)` : ''}: ${d.phase}${d.podsToDelete.length ? `, delete ${list(d.podsToDelete.map((p) => p.node))}` : ''}: ${d.reason}`);
     const problems = checkDecision(c, obs, policy, failed, before, d);
+    const tookAvailable = d.podsToDelete.some((r) => c.podIsAvailable(r.uid));
     c.deletePods(d.podsToDelete);
-    // A Ready desired node the rollout saw with no pod at all gets the update from the
-    // controller: it is reached by the update while Ready, as if the rollout had deleted its pod.
-    for (const n of obs.nodes) {
-      if (n.desired && n.ready && !obs.pods.some((p) => p.node === n.name)) c.touchedWhileReady.add(n.name);
-    }
+    problems.push(...checkBudget(c, before.k, tookAvailable));
     const unavailableAfter = c.unavailableNodes().length;
-    if (unavailableAfter > Math.max(before.k, before.unavailable.length)) {
-      problems.push(`over budget: ${unavailableAfter} desired nodes without an available pod ${list(c.unavailableNodes())} after its deletions, ${before.unavailable.length} before, maxUnavailable ${before.k}`);
-    }
     const step: Step = { at: c.now, decision: d, before, unavailableAfter, lagged, paused: policy.paused };
     steps.push(step);
     if (problems.length) return { steps, problems: problems.map((p) => `decision ${i + 1} at t=${secs(c.now)}: ${p}`), ended: false, checkpoint };

@@ -47,8 +47,8 @@ function recordedFromSnapshot(before: DaemonSetState, snap: RevisionSnapshot): D
 }
 
 describe('managedRollbackSeed', () => {
-  it('names the nodes the replaced rollout deleted pods from while they were Ready, and skips the canary', () => {
-    expect(managedRollbackSeed(failedRollout())).toEqual({ repairNodes: ['n01'], canaryPassed: true });
+  it('names every node the replaced rollout\'s update reached (n03 too, whose pod it replaced while NotReady: it runs the bad template), and skips the canary', () => {
+    expect(managedRollbackSeed(failedRollout())).toEqual({ repairNodes: ['n01', 'n03'], canaryPassed: true });
     expect(managedRollbackSeed(undefined)).toEqual({ repairNodes: [], canaryPassed: true });
   });
 });
@@ -57,10 +57,10 @@ describe('a managed rollback killed between its apply and its state write', () =
   it('leaves the seed in its snapshot, and the state the next run records from it starts the rollout there', () => {
     const before = failedRollout();
     const snap = snapshotReadBack(managedRollbackSeed(before));
-    expect(snap.managedSeed).toEqual({ repairNodes: ['n01'], canaryPassed: true });
+    expect(snap.managedSeed).toEqual({ repairNodes: ['n01', 'n03'], canaryPassed: true });
     const state = recordedFromSnapshot(before, snap);
     expect(state).toMatchObject({ currentRevision: 3, pin: { revision: 1 }, rollout: { revision: 3, mode: 'managed', phase: 'progressing' } });
-    expect(state.rollout!.managed!.checkpoint).toMatchObject({ startedAt: T1, repairNodes: ['n01'], canaryPassed: true });
+    expect(state.rollout!.managed!.checkpoint).toMatchObject({ startedAt: T1, repairNodes: ['n01', 'n03'], canaryPassed: true });
   });
 
   it('so the first wave replaces the bad pod on the broken NotReady node, instead of waiting for it forever', () => {

@@ -107,7 +107,6 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
     canary: fc.option(canaryArb, { nil: undefined }),
     delays: delaysArb,
     lag: lagArb,
-    podsKeepReady: weighted(false, true, 3),
   });
   type GoodUpdateSeed = typeof goodUpdateArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -147,7 +146,6 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
       minReadySeconds: seed.minReadySeconds,
       maxUnavailable: seed.maxUnavailable,
       delays: seed.delays,
-      podsKeepReadyOnNotReadyNode: seed.podsKeepReady,
       world,
     };
     return { spec, canary };
@@ -166,14 +164,15 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
           lag: seed.lag,
           maxDecisions: 2000,
           until: (s, cl) => s.decision.phase === 'stalled' || (cl.now >= quietFrom && (s.decision.phase === 'complete' || (s.decision.readyNodesDone && cl.readyNodesDone()) ||
-            (s.before.capped.length > s.before.k && s.decision.phase === 'waiting') ||
+            (s.before.outage.length > s.before.k && s.decision.phase === 'waiting') ||
             (canary?.selector !== undefined && s.decision.phase === 'waiting' && !s.decision.checkpoint.canaryPassed && canarySelectsNothing(cl, canary.selector)))),
         });
         // assert
         const n = c.everNodes.size;
         const after = decisionsAfter(run.steps, quietFrom);
         const extra: string[] = [];
-        const stalled = run.steps.find((s) => s.decision.phase === 'stalled');
+        // A node that goes NotReady after the update reached it is evidence against the update, by design: a stall is an answer then.
+        const stalled = c.outageAfterUpdate.size > 0 ? undefined : run.steps.find((s) => s.decision.phase === 'stalled');
         if (stalled) extra.push(`a good update stalled at t=${stalled.at / 1000}s: ${stalled.decision.reason}`);
         if (!run.ended && !run.problems.length) extra.push(`no end: ${run.steps.length} decisions, the last: ${run.steps.at(-1)?.decision.phase}: ${run.steps.at(-1)?.decision.reason}`);
         else if (after > 4 * n + 10) extra.push(`ended only ${after} decisions after the world stopped changing; at most 4N+10 = ${4 * n + 10}`);
@@ -186,10 +185,10 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
         count('good: decisions deleting with the budget already spent (unavailable >= k)', run.steps.filter((s) => s.decision.podsToDelete.length && s.before.unavailable.length >= s.before.k).length);
         count('good: decisions shown a deleted pod as not terminating', run.steps.filter((s) => s.lagged > 0).length);
         count('good: decisions while paused', run.steps.filter((s) => s.paused).length);
-        if (run.steps.some((s) => s.before.skipped.length > 0 && s.decision.podsToDelete.length)) count('good: runs deleting while skipping a NotReady node');
+        if (run.steps.some((s) => s.before.outage.length > 0 && s.decision.podsToDelete.length)) count('good: runs deleting while a node is NotReady');
         for (const [kind, times] of Object.entries(c.applied)) if (times) count(`good: runs with world change ${kind}`);
         const last = run.steps.at(-1)?.decision;
-        count(`good: ended ${last?.phase === 'complete' ? 'complete' : last?.readyNodesDone ? 'readyNodesDone, skipped NotReady left' : last?.phase === 'waiting' && run.steps.at(-1)?.before.capped.length ? 'waiting on more NotReady nodes than maxUnavailable' : 'waiting: the canary selector matches no Ready desired node any more'}`);
+        count(`good: ended ${last?.phase === 'complete' ? 'complete' : last?.readyNodesDone ? 'readyNodesDone, skipped NotReady left' : last?.phase === 'stalled' ? 'stalled: an outage hit a node the update had reached' : last?.phase === 'waiting' && run.steps.at(-1)?.before.outage.length ? 'waiting on more NotReady nodes than maxUnavailable' : 'waiting: the canary selector matches no Ready desired node any more'}`);
         if (canary) count('good: runs with a canary');
       }),
       { numRuns: 1500 },
@@ -218,19 +217,19 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
         (seed) => {
           // prepare
           const nodes = seed.nodes.map((n, i): InitialNode => ({ name: nodeName(i), ready: n.ready, desired: true, canary: false, pod: n.start === 'new' ? 'new-available' : 'old-available' }));
-          const c = new Cluster({ nodes, behaviours: { old: 'good', new: 'good' }, template: 'new', minReadySeconds: 0, maxUnavailable: seed.maxUnavailable, delays: seed.delays, podsKeepReadyOnNotReadyNode: false, world: [] });
+          const c = new Cluster({ nodes, behaviours: { old: 'good', new: 'good' }, template: 'new', minReadySeconds: 0, maxUnavailable: seed.maxUnavailable, delays: seed.delays, world: [] });
           // act
           const run = drive(c, decide, {
             policy: { maxUnavailable: seed.maxUnavailable, minReadySeconds: 0, progressDeadlineSeconds: 3600 },
             lag: seed.lag,
             maxDecisions: 4 * nodes.length + 10,
-            until: (s) => s.decision.phase === 'complete' || s.decision.readyNodesDone || (s.before.capped.length > s.before.k && c.nextEventAt() === undefined),
+            until: (s) => s.decision.phase === 'complete' || s.decision.readyNodesDone || (s.before.outage.length > s.before.k && c.nextEventAt() === undefined),
           });
           // assert: the checks of every decision include the cap; a rollout under the cap finishes
           expectClean(c, run, run.ended ? [] : [`no end within ${4 * nodes.length + 10} decisions: ${run.steps.at(-1)?.decision.reason}`]);
           const first = run.steps[0];
-          if (first.before.capped.length > first.before.k) count('skip cap: runs starting with more skipped NotReady nodes than maxUnavailable');
-          else if (first.before.skipped.length > 0) count('skip cap: runs with skipped NotReady nodes within maxUnavailable');
+          if (first.before.outage.length > first.before.k) count('skip cap: runs starting with more skipped NotReady nodes than maxUnavailable');
+          else if (first.before.outage.length > 0) count('skip cap: runs with skipped NotReady nodes within maxUnavailable');
         },
       ),
       { numRuns: 1000 },
@@ -249,7 +248,6 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
     canary: fc.option(canaryArb, { nil: undefined }),
     delays: delaysArb,
     lag: lagArb,
-    podsKeepReady: weighted(false, true, 3),
   });
   type BreakingSeed = typeof breakingArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -269,7 +267,6 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
       minReadySeconds: seed.minReadySeconds,
       maxUnavailable: seed.maxUnavailable,
       delays: seed.delays,
-      podsKeepReadyOnNotReadyNode: seed.podsKeepReady,
       world: [],
     };
     return { spec, canary, nodes };
@@ -318,10 +315,6 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
           if (last?.checkpoint.failed && !last.checkpoint.failed.nodes.every((n) => c.received.new.has(n))) extra.push(`failed.nodes [${last.checkpoint.failed.nodes.join(', ')}] names nodes the update never reached`);
           if (failedStep > 0 && run.steps.slice(failedStep - 1).some((s) => s.decision.podsToDelete.length)) extra.push('deleted pods in or after the decision that failed it');
         }
-        const touched = last?.checkpoint.touched;
-        if (touched && !sameNodes(touched.filter((t) => t.readyAtDelete).map((t) => t.node), [...c.touchedWhileReady])) {
-          extra.push(`checkpoint.touched says Ready at delete on [${touched.filter((t) => t.readyAtDelete).map((t) => t.node).join(', ')}], but the pods deleted on Ready nodes were on [${[...c.touchedWhileReady].join(', ')}]`);
-        }
         expectClean(c, run, extra);
         // premises
         count('breaking: runs');
@@ -332,7 +325,7 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
       }),
       { numRuns: 1500 },
     );
-    expect(stats['breaking: runs where the update broke a node']).toBeGreaterThan(1200);
+    expect(stats['breaking: runs where the update broke a node']).toBeGreaterThan(1100);
     expect(stats['breaking: runs where it broke more than one node']).toBeGreaterThan(150);
     expect(stats['breaking: runs with a canary that broke a node']).toBeGreaterThan(300);
   });
@@ -350,8 +343,9 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
         if (!broken.length) return;
         count('rollback: runs with broken nodes to repair');
         if (broken.length > 1) count('rollback: runs with more than one broken node');
-        const repair = [...c.touchedWhileReady];
-        c.startRollback(repair);
+        // Seeded as lib/rollback.ts seeds it, from what the failed rollout's checkpoint recorded.
+        const repair = (first.run.checkpoint?.touched ?? []).filter((t) => t.readyAtDelete).map((t) => t.node);
+        c.startRollback();
         const startedAt = new Date(T0 + c.now).toISOString();
         // act
         const run = drive(c, decide, {
@@ -359,7 +353,7 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
           checkpoint: { startedAt, lastProgressAt: startedAt, updatedAvailable: 0, waves: 0, inFlight: [], repairNodes: repair, canaryPassed: true },
           lag: seed.lag,
           maxDecisions: bound,
-          until: (s, cl) => s.decision.phase === 'complete' || (s.decision.readyNodesDone && cl.readyNodesDone() && repair.every((n) => !cl.desiredNodes().includes(n) || cl.isDone(n))),
+          until: (s, cl) => s.decision.phase === 'complete' || (s.decision.readyNodesDone && cl.readyNodesDone() && broken.every((n) => !cl.desiredNodes().includes(n) || cl.isDone(n))),
         });
         // assert
         const extra: string[] = [];
@@ -441,7 +435,7 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
             nodes.push({ name: 'gone', ready: true, desired: true, canary: true, pod: 'old-available' });
             world.push({ atS: 0, change: { kind: 'delete-node', node: 'gone' } });
           }
-          const c = new Cluster({ nodes, behaviours: { old: 'good', new: 'good' }, template: 'new', minReadySeconds: 0, maxUnavailable: seed.maxUnavailable, delays: seed.delays, podsKeepReadyOnNotReadyNode: false, world });
+          const c = new Cluster({ nodes, behaviours: { old: 'good', new: 'good' }, template: 'new', minReadySeconds: 0, maxUnavailable: seed.maxUnavailable, delays: seed.delays, world });
           const canary: CanaryPolicy = { ...(seed.count !== undefined ? { count: seed.count } : {}), selector: { [CANARY_LABEL]: 'true' }, holdSeconds: 0 };
           // act
           let steps = 0;
@@ -464,4 +458,3 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
   });
 });
 
-const sameNodes = (a: string[], b: string[]) => new Set(a).size === new Set(b).size && b.every((x) => a.includes(x));

@@ -1,4 +1,5 @@
 import {
+  holdBeforeApply,
   nextWave,
   resolveMaxUnavailable,
   type CanaryPolicy,
@@ -174,7 +175,7 @@ describe('nextWave', () => {
       });
       const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint(), at(0));
       expect(d.podsToDelete).toEqual([]);
-      expect(d.reason).toBe('waiting: budget 0 of maxUnavailable 1 with 1 node runs the update without being available yet; 5 old pods wait');
+      expect(d.reason).toBe('waiting: budget 0 of maxUnavailable 1 with 1 node runs the update without being proven yet; 5 old pods wait');
     });
 
     it('spends the remaining budget on available old pods after the unavailable ones', () => {
@@ -276,20 +277,24 @@ describe('nextWave', () => {
       expect(d.counts.unavailable).toBe(0);
     });
 
-    it.each([0, 3600, 86_400])('reports readyNodesDone and never stalls when only skipped NotReady nodes hold old pods (%is later)', (later) => {
-      // prepare: the last progress was long ago
-      const obs: WaveObservation = {
-        nodes: [node('n01'), node('n02', { ready: false }), node('n03')],
-        pods: [newPod('n01'), oldPod('n02', { ready: false }), newPod('n03')],
-      };
-      const before = checkpoint({ lastProgressAt: iso(-7200), updatedAvailable: 2 });
-      // act
-      const d = nextWave(obs, policy({ progressDeadlineSeconds: 60 }), before, at(later));
-      // assert
-      expect(d).toMatchObject({ phase: 'progressing', readyNodesDone: true, notReadyNodes: ['n02'], podsToDelete: [] });
-      expect(d.reason).toContain('n02');
-      expect(d.wakeAt).toBeUndefined();
-    });
+    it.each<[number, string]>([[0, 'progressing'], [60, 'progressing'], [61, 'stalled'], [86_400, 'stalled']])(
+      'reports readyNodesDone when only skipped NotReady nodes hold old pods, and stalls naming them once the deadline passes (%is since the wait began: %s)',
+      (later, phase) => {
+        // prepare: the Ready nodes are done; n02 was NotReady before the rollout and keeps its old pod
+        const obs: WaveObservation = {
+          nodes: [node('n01'), node('n02', { ready: false }), node('n03')],
+          pods: [newPod('n01'), oldPod('n02', { ready: false }), newPod('n03')],
+        };
+        const began = nextWave(obs, policy({ progressDeadlineSeconds: 60 }), checkpoint({ updatedAvailable: 2, lastProgressAt: iso(0) }), at(0));
+        // act: the run that decided handed the rollout over (nothing left for it but NotReady nodes); the schedule drives it from there
+        const d = nextWave(obs, policy({ progressDeadlineSeconds: 60 }), { ...began.checkpoint, handedOffAt: iso(0) }, at(later));
+        // assert
+        expect(d).toMatchObject({ phase, readyNodesDone: true, notReadyNodes: ['n02'], podsToDelete: [] });
+        expect(d.reason).toContain('waiting for NotReady node n02 to take the new template');
+        if (phase === 'stalled') expect(d.reason).toMatch(/^stalled: no progress for \d+s \(deadline 60s\) while every Ready node is updated/);
+        else expect(d.wakeAt).toBeDefined();
+      },
+    );
 
     it('replaces an old pod at once when its node comes back, despite the time spent waiting', () => {
       const obs: WaveObservation = {
@@ -315,10 +320,36 @@ describe('nextWave', () => {
       const obs = cluster(6);
       obs.nodes[0] = node('n01', { ready: false });
       obs.nodes[1] = node('n02', { ready: false });
-      const d = nextWave(obs, policy({ maxUnavailable: 1, progressDeadlineSeconds: 60 }), checkpoint({ lastProgressAt: iso(-3600) }), at(0));
+      const pol = policy({ maxUnavailable: 1, progressDeadlineSeconds: 60 });
+      const d = nextWave(obs, pol, checkpoint({ lastProgressAt: iso(-10) }), at(0));
       expect(d).toMatchObject({ phase: 'waiting', podsToDelete: [], notReadyNodes: ['n01', 'n02'] });
       expect(d.reason).toContain('2 desired nodes are NotReady (n01, n02), more than maxUnavailable 1');
-      expect(d.checkpoint.lastProgressAt).toBe(iso(0));
+      expect(d.checkpoint).toMatchObject({ lastProgressAt: iso(-10), waitingSince: iso(0) });
+      expect(d.wakeAt).toBe(iso(30));
+    });
+
+    it('stalls once it has waited on NotReady nodes past the deadline, naming them, and starts the clock again when they are back', () => {
+      // prepare: two of six nodes NotReady with maxUnavailable 1, a driver deciding every 30 s
+      const sick = cluster(6);
+      sick.nodes[0] = node('n01', { ready: false });
+      sick.nodes[1] = node('n02', { ready: false });
+      const pol = policy({ maxUnavailable: 1, progressDeadlineSeconds: 60 });
+      let cp: WaveCheckpoint | undefined = checkpoint({ lastProgressAt: iso(0) });
+      const phases: string[] = [];
+      let last: WaveDecision | undefined;
+      for (const t of [0, 30, 60, 61]) {
+        last = nextWave(sick, pol, cp, at(t));
+        phases.push(last.phase);
+        cp = last.checkpoint;
+      }
+      // act: the nodes are back
+      const back = nextWave(cluster(6), pol, cp, at(90));
+      // assert
+      expect(phases).toEqual(['waiting', 'waiting', 'waiting', 'stalled']);
+      expect(last!.reason).toBe('stalled: no progress for 61s (deadline 60s) while 2 desired nodes are NotReady (n01, n02), more than maxUnavailable 1; deleting nothing until enough of them are Ready again (0/4 nodes updated and available, 0 unavailable)');
+      expect(back).toMatchObject({ phase: 'progressing' });
+      expect(deletedNodes(back)).toEqual(['n01']);
+      expect(back.checkpoint.waitingSince).toBeUndefined();
     });
   });
 
@@ -395,6 +426,81 @@ describe('nextWave', () => {
       expect(d.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: false, at: iso(0) }]);
       // n05 was NotReady before anything touched it: skipped, not repaired
       expect(d.notReadyNodes).toEqual(['n01', 'n05']);
+    });
+  });
+
+  describe('nodes the update reaches without a deletion, judged from the observation alone', () => {
+    it('counts a NotReady node holding only a terminating pod as exposed: no Ready node\'s pod goes while it is unproven', () => {
+      // prepare: n01 is NotReady and its pod is going away, so the controller will put the update there without a deletion
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02')], pods: [oldPod('n01', { ready: false, terminating: true }), oldPod('n02')] };
+      // act
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), undefined, at(0));
+      // assert
+      expect(d.podsToDelete).toEqual([]);
+      expect(d.reason).toMatch(/1 node runs the update without being proven yet \(NotReady: n01\)/);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: false, at: iso(0) }]);
+    });
+
+    it('after a run died right after its apply, counts a NotReady node that already runs a pod created for the update as exposed, and records it to repair', () => {
+      // prepare: no checkpoint (the run that applied died); n01 got the update from the controller and is NotReady now
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02')], pods: [newPod('n01', { ready: false, sinceApply: true }), oldPod('n02')] };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), undefined, at(30));
+      expect(d.podsToDelete).toEqual([]);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: false, at: iso(30) }]);
+      // not evidence against the update: what n01 was when the update arrived is not known
+      expect(d.checkpoint.failed).toBeUndefined();
+    });
+
+    it('does not count a NotReady node whose updated pod predates the apply (a rollback to the template it still runs)', () => {
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false }), node('n02'), node('n03')], pods: [newPod('n01', { ready: false, sinceApply: false }), oldPod('n02'), newPod('n03', { sinceApply: false })] };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint({ canaryPassed: true }), at(0));
+      expect(deletedNodes(d)).toEqual(['n02']);
+      expect(d.checkpoint.touched).toEqual([{ node: 'n02', readyAtDelete: true, at: iso(0) }]);
+    });
+
+    it('counts a node deleted from while NotReady and seen Ready before the update arrived as reached while Ready: it breaking then stops the rollout', () => {
+      // prepare: a repair deleted n01's pod while n01 was NotReady; n01 is Ready now, its pod gone, the update not there yet
+      const before = checkpoint({ touched: [{ node: 'n01', readyAtDelete: false, at: iso(-5) }], inFlight: [{ node: 'n01', uid: 'uid-n01-old', deletedAt: iso(-5) }] });
+      const ready = nextWave({ nodes: [node('n01'), node('n02')], pods: [oldPod('n02')] }, policy({ maxUnavailable: 1 }), before, at(0));
+      expect(ready.podsToDelete).toEqual([]);
+      expect(ready.checkpoint.touched).toEqual([{ node: 'n01', readyAtDelete: true, at: iso(-5) }]);
+      // act: the update lands on n01 and n01 goes NotReady
+      const broken = nextWave({ nodes: [node('n01', { ready: false }), node('n02')], pods: [newPod('n01', { ready: false, sinceApply: true }), oldPod('n02')] }, policy({ maxUnavailable: 1 }), ready.checkpoint, at(2));
+      expect(broken.phase).toBe('stalled');
+      expect(broken.checkpoint.failed).toMatchObject({ nodes: ['n01'] });
+      expect(broken.podsToDelete).toEqual([]);
+    });
+  });
+
+  describe('what a template change, a rollback and completion wait for', () => {
+    it('holds a template change while more desired nodes than maxUnavailable have no running pod, and applies it once they have one', () => {
+      const podless: WaveObservation = { nodes: [node('n01'), node('n02'), node('n03', { ready: false })], pods: [oldPod('n01', { terminating: true }), oldPod('n02')] };
+      expect(holdBeforeApply(podless, 1)).toMatch(/^held: 2 desired nodes have no running pod \(n01, n03\)/);
+      expect(holdBeforeApply(podless, 2)).toBeUndefined();
+      expect(holdBeforeApply(cluster(3), 1)).toBeUndefined();
+    });
+
+    it('a rollback replaces the pod of every NotReady node running another template, recorded or not, within the availability budget only', () => {
+      // prepare: n01 and n02 are NotReady and run the bad template (old here); no record names them; n03, n04 run the restored one
+      const obs: WaveObservation = {
+        nodes: [node('n01', { ready: false }), node('n02', { ready: false }), node('n03'), node('n04')],
+        pods: [oldPod('n01', { ready: false }), oldPod('n02', { ready: false }), newPod('n03', { sinceApply: false }), newPod('n04', { sinceApply: false })],
+      };
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint({ canaryPassed: true, restores: true }), at(0));
+      expect(deletedNodes(d)).toEqual(['n01', 'n02']);
+    });
+
+    it('is not complete while an updated pod has not proven itself, so a node that breaks within the settle time is never recorded healthy', () => {
+      const obs = cluster(2, (name) => [newPod(name, { readyAgo: name === 'n02' ? 0 : 3600, sinceApply: true })]);
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint(), at(0));
+      expect(d.phase).toBe('progressing');
+      expect(d.wakeAt).toBe(iso(1));
+      expect(nextWave(obs, policy({ maxUnavailable: 1 }), checkpoint(), at(1)).phase).toBe('complete');
+    });
+
+    it('is not complete with every desired node NotReady: the update proved itself nowhere', () => {
+      const obs: WaveObservation = { nodes: [node('n01', { ready: false })], pods: [newPod('n01', { ready: false, sinceApply: true })] };
+      expect(nextWave(obs, policy(), checkpoint(), at(0)).phase).not.toBe('complete');
     });
   });
 
@@ -500,8 +606,11 @@ describe('nextWave', () => {
     ])('never passes with %s: deletes nothing and names the annotation', (_label, canary) => {
       const obs = cluster(3);
       obs.nodes[2] = node('n03', { ready: false, labels: { pool: 'sick' } });
-      const d = nextWave(obs, policy({ canary, progressDeadlineSeconds: 60 }), checkpoint({ lastProgressAt: iso(-3600) }), at(0));
+      const d = nextWave(obs, policy({ canary, progressDeadlineSeconds: 60 }), checkpoint({ lastProgressAt: iso(-30) }), at(0));
+      const later = nextWave(obs, policy({ canary, progressDeadlineSeconds: 60 }), d.checkpoint, at(31));
       expect(d).toMatchObject({ phase: 'waiting', podsToDelete: [] });
+      expect(later).toMatchObject({ phase: 'stalled', podsToDelete: [] });
+      expect(later.reason).toContain('selects no Ready node');
       expect(d.checkpoint.canaryPassed).toBeUndefined();
       expect(d.reason).toContain(`daemonset-gitops.io/canary: "pool=`);
     });
@@ -522,7 +631,10 @@ describe('nextWave', () => {
       const pol = policy({ canary: { count: 1, ...hold }, progressDeadlineSeconds: 600 });
       // act
       const waiting = nextWave(obs, pol, undefined, at(0));
-      const stalled = nextWave(obs, pol, waiting.checkpoint, at(601));
+      // a driver looks again at least every 30 s
+      let cp = waiting.checkpoint;
+      for (let t = 30; t <= 600; t += 30) cp = nextWave(obs, pol, cp, at(t)).checkpoint;
+      const stalled = nextWave(obs, pol, cp, at(601));
       // assert
       expect(waiting).toMatchObject({ phase: 'progressing', podsToDelete: [] });
       expect(waiting.reason).toBe('canary: waiting: budget 0 of maxUnavailable 1 with 1 unavailable (n03); 1 old pod waits');
@@ -620,6 +732,7 @@ describe('nextWave', () => {
       expect(d.checkpoint).toEqual({
         startedAt: iso(0),
         lastProgressAt: iso(0),
+        decidedAt: iso(0),
         updatedAvailable: 0,
         waves: 1,
         inFlight: [{ node: 'n01', uid: 'uid-n01-old', deletedAt: iso(0) }],
