@@ -154,6 +154,12 @@ export class Cluster {
   readonly budgeted = new Set<string>();
   /** nodes an outage hit after the update had reached them (the driver deleted a pod there, or no old pod is left there to delete) */
   readonly outageAfterUpdate = new Set<string>();
+  /**
+   * Desired nodes NotReady from the start with no pod: the controller puts the update there without
+   * a deletion, and it cannot prove itself on a NotReady node. Such a node counts as exposed to an
+   * unproven update, so while it stays NotReady a stall is an answer too.
+   */
+  readonly unprovenAtStart = new Set<string>();
   private readonly deletedOn = new Set<string>();
   /** every node that got a pod of a template created during the simulation, by template */
   readonly received: Record<Template, Set<string>> = { old: new Set(), new: new Set() };
@@ -184,7 +190,10 @@ export class Cluster {
       const labels: Record<string, string> = { [POOL_LABEL]: 'agents' };
       if (n.canary) labels[CANARY_LABEL] = 'true';
       this.addNode({ name: n.name, ready: n.ready, desired: n.desired, labels, tainted: !n.desired, outage: false });
-      if (n.pod === 'none') continue;
+      if (n.pod === 'none') {
+        if (n.desired && !n.ready) this.unprovenAtStart.add(n.name);
+        continue;
+      }
       const template: Template = n.pod === 'new-available' ? 'new' : 'old';
       const p = this.newPod(n.name, template);
       if (n.pod === 'old-available' || n.pod === 'new-available') {
