@@ -493,35 +493,26 @@ export class KubernetesCluster implements Cluster {
     return WatchCache.start(this.listWatch(kind, scope) as ListWatch<CachedKinds[K]>);
   }
 
+  /** A LIST+WATCH of a core resource in one namespace (pods, Events), as the watch caches use it. */
+  private namespacedListWatch<T>(resource: 'pods' | 'events', { namespace, labelSelector, fieldSelector }: CacheScope): ListWatch<T> {
+    if (!namespace) throw new ClusterError(`a cache of ${resource} needs a namespace`, { retryable: false });
+    return {
+      list: async () => {
+        const list = await this.call<WireList<T>>(
+          { what: `list ${resource} in ${namespace}`, verb: 'list', resource, group: '', namespace, repeatable: true },
+          { method: 'GET', path: `/api/v1/namespaces/${segment(namespace)}/${resource}`, query: { labelSelector, fieldSelector } },
+        );
+        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+      },
+      watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/${resource}`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
+    };
+  }
+
   private listWatch(kind: keyof CachedKinds, scope: CacheScope): ListWatch<LivePod> | ListWatch<LiveNode> | ListWatch<LiveDaemonSet> | ListWatch<LiveEvent> {
     const { namespace, labelSelector, fieldSelector } = scope;
     const where = namespace ? ` in ${namespace}` : '';
-    if (kind === 'events') {
-      if (!namespace) throw new ClusterError('an event cache needs a namespace', { retryable: false });
-      return {
-        list: async () => {
-          const list = await this.call<WireList<LiveEvent>>(
-            { what: `list events${where}`, verb: 'list', resource: 'events', group: '', namespace, repeatable: true },
-            { method: 'GET', path: `/api/v1/namespaces/${segment(namespace)}/events`, query: { labelSelector, fieldSelector } },
-          );
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-        },
-        watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/events`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
-      };
-    }
-    if (kind === 'pods') {
-      if (!namespace) throw new ClusterError('a pod cache needs a namespace', { retryable: false });
-      return {
-        list: async () => {
-          const list = await this.call<WireList<LivePod>>(
-            { what: `list pods${where}`, verb: 'list', resource: 'pods', group: '', namespace, repeatable: true },
-            { method: 'GET', path: `/api/v1/namespaces/${segment(namespace)}/pods`, query: { labelSelector, fieldSelector } },
-          );
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-        },
-        watch: (rv, onEvent, onEnd) => this.openWatch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector, fieldSelector, resourceVersion: rv }, onEvent, onEnd),
-      };
-    }
+    if (kind === 'events') return this.namespacedListWatch<LiveEvent>('events', scope);
+    if (kind === 'pods') return this.namespacedListWatch<LivePod>('pods', scope);
     if (kind === 'nodes') {
       return {
         list: async () => {
