@@ -127,7 +127,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     for (const [id, done] of await applyStages(deps, steps.look.bundle, STAGES_AFTER_DAEMONSETS, () => lease.confirm())) steps.objects.set(id, done);
     steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
     steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
-    steps.prunedCopies = await pruneCopies(deps, lease, steps.source, steps.look, steps.tracked);
+    steps.prunedCopies = await pruneCopies(deps, lease, steps.source, steps.look, steps.applied, steps.tracked);
   } catch (err) {
     steps.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
     deps.logger.log('error', steps.error.message, { action: 'pass-failed', reason: steps.error.reason });
@@ -327,13 +327,17 @@ async function rollBackStalled(deps: Deps, lease: Lease, look: Look, tracked: Pa
  * Step: the versioned config copies no kept revision needs are deleted, under the lease, from a
  * complete source only, and not after a rollback took the lease over (it may restore copies).
  */
-async function pruneCopies(deps: Deps, lease: Lease, source: Source | undefined, look: Look, tracked: PassSteps['tracked']): Promise<string[] | undefined> {
+async function pruneCopies(deps: Deps, lease: Lease, source: Source | undefined, look: Look, applied: PassSteps['applied'], tracked: PassSteps['tracked']): Promise<string[] | undefined> {
   const live = look.bundle.copies ?? [];
   if (!source?.sourceComplete || tracked?.preemptedBy || live.length === 0) return undefined;
   await lease.confirm();
   const pruned = await pruneConfigCopies(deps, live, {
     source: source.loaded.objects.filter((o) => o.manifest.metadata && (o.manifest.metadata as { labels?: Record<string, string> }).labels?.[CONFIG_COPY_LABEL] !== undefined),
-    daemonSets: look.observation.observed,
+    // A DaemonSet applied in this pass counts from its new revision (its live template before, the one it replaced, is kept too).
+    daemonSets: look.observation.observed.map((o) => {
+      const r = applied?.get(o.key);
+      return r?.kind === 'applied' && o.state ? { ...o, state: { ...o.state, currentRevision: r.revision } } : o;
+    }),
     unjudged: new Set([...look.observation.unreadable.keys()].map((k) => k.split('/')[0])),
   });
   return pruned.length > 0 ? pruned : undefined;
