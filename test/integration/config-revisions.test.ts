@@ -183,6 +183,44 @@ describe('a DaemonSet\'s configuration, versioned with it', () => {
   });
 });
 
+describe('a configuration change under managed rollouts', () => {
+  it('goes through the canary and the waves within maxUnavailable, and ends on the new copy', async () => {
+    const ns = uniqueName('cfgmgd');
+    namespaces.push(ns);
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const git = new TestRepo();
+    repos.push(git);
+    const managedAgent = (interval: string) => agent(ns, { interval, maxUnavailable: 1, readyDelay: '1s' }).replace(
+      '  labels: {app: lumen-agent}\nspec:',
+      '  labels: {app: lumen-agent}\n  annotations: {daemonset-gitops.io/rollout: managed, daemonset-gitops.io/canary: "1", daemonset-gitops.io/canary-hold: 2s}\nspec:',
+    );
+    const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    const deps = () => stackDeps(config);
+    git.write('agent.yaml', managedAgent('15s')).commit('lumen-agent, managed');
+    const first = await reconcile(deps());
+    expect(first.daemonSets[0]).toMatchObject({ action: 'create', rollout: { mode: 'managed', phase: 'complete' } });
+    const nodes = (await livePods(ns)).map((p) => p.spec!.nodeName!).sort();
+    expect(nodes.length).toBeGreaterThan(1);
+
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=lumen-agent', nodes);
+    await watcher.start();
+    git.write('agent.yaml', managedAgent('30s')).commit('lumen-agent: scrape every 30 s');
+    const second = await reconcile(deps());
+    watcher.stop();
+
+    expect(second.daemonSets[0]).toMatchObject({ action: 'update', revision: 2, rollout: { mode: 'managed', phase: 'complete', upToDate: nodes.length } });
+    const copy = (await deps().store.getRevision(ns, 'lumen-agent', 2))!.value.config![0].copyName;
+    expect((await livePods(ns)).map(mounted)).toEqual(Array(nodes.length).fill(copy));
+    const checkpoint = ((await deps().store.getState(ns, 'lumen-agent'))!.value.rollout!.managed as { checkpoint: { canaryNodes: string[]; canaryPassed: boolean; waves: number } }).checkpoint;
+    // The canary is the first node by name; its pod went first, and the others only after it.
+    expect(checkpoint).toMatchObject({ canaryNodes: [nodes[0]], canaryPassed: true });
+    expect(checkpoint.waves).toBeGreaterThanOrEqual(2);
+    expect(watcher.deletions[0].node).toBe(nodes[0]);
+    expect(watcher.deletions.length).toBe(nodes.length);
+    expect(watcher.maxUnavailableSeen).toBeLessThanOrEqual(1);
+  });
+});
+
 describe('a rollback that needs a Secret copy no longer in the cluster', () => {
   it('refuses by name before changing anything, and no Secret value reaches S3, the report or the logs', async () => {
     const ns = uniqueName('cfgsec');
@@ -204,6 +242,10 @@ stringData: {token: ${token}}
     git.write('agent.yaml', bundle('second-value-c91e')).commit('lumen-agent: rotate the token');
     const second = await reconcile(deps());
     expect(second.daemonSets[0]).toMatchObject({ action: 'update', revision: 2, rollout: { phase: 'complete' } });
+    // The Secret's copy (stringData in Git, data in the cluster) is as in Git on the next pass.
+    const third = await reconcile(deps());
+    expect(third.objects?.filter((o) => o.kind === 'Secret').map((o) => o.name)).toEqual(expect.arrayContaining(['lumen-agent-token', expect.stringMatching(/^lumen-agent-token-[0-9a-f]{10}$/)]));
+    expect(third.objects?.every((o) => o.action === 'unchanged')).toBe(true);
 
     const snapshots = [(await deps().store.getRevision(ns, 'lumen-agent', 1))!.value, (await deps().store.getRevision(ns, 'lumen-agent', 2))!.value];
     const [oldCopy, newCopy] = snapshots.map((s) => s.config!.find((e) => e.kind === 'Secret')!.copyName);
