@@ -12,6 +12,7 @@
  * reuse of a pending snapshot below): the snapshot carries everything the state write sets
  * besides the revision itself (a rollback's pin, a managed rollback's seed).
  */
+import type { ConfigEntry } from './bundle/config-copies';
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
@@ -42,6 +43,8 @@ export interface ApplyRequest {
   pin?: Pin | null;
   /** A managed rollback's seed: written ahead with the snapshot, set with the state. */
   managedSeed?: ManagedSeed;
+  /** The configuration this revision runs with (its versioned copies), for the snapshot. */
+  config?: ConfigEntry[];
 }
 
 /** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
@@ -134,6 +137,7 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
     outcomeAt: now,
     pin,
     ...(req.managedSeed && mode === 'managed' ? { managedSeed: req.managedSeed } : {}),
+    ...(req.config?.length ? { config: req.config } : {}),
   });
   if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
   return { snapshot, mode, pin };

@@ -39,6 +39,8 @@ export interface Policy {
   allowedKinds?: KindsPolicy;
   /** DEFAULT_NAMESPACE: where a namespaced document without a namespace goes; absent: `default`. */
   defaultNamespace?: string;
+  /** CONFIG_REVISIONS_KEPT: how many of a DaemonSet's latest revisions keep their versioned config copies (docs/bundles.md); absent: 10. */
+  configRevisionsKept?: number;
 }
 
 /** Sign in to Amazon EKS with the process's IAM identity instead of a kubeconfig. */
@@ -201,6 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
       autoRollback: r.boolean('AUTO_ROLLBACK', false),
       allowedKinds: parseAllowedKinds(r.string('ALLOWED_KINDS', '', DEFAULT_ALLOWED_KINDS), 'ALLOWED_KINDS', r.problems),
       defaultNamespace: r.string('DEFAULT_NAMESPACE', '', 'default'),
+      configRevisionsKept: r.integer('CONFIG_REVISIONS_KEPT', 10, 2, 1000),
     },
     leaseSeconds: r.integer('LEASE_SECONDS', 900, 5, 86400),
     maxManifestBytes: r.integer('MAX_MANIFEST_BYTES', 1 << 20, 1024, 64 << 20),

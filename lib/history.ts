@@ -24,6 +24,8 @@ export interface HistoryEntry {
   outcomeReason?: string;
   images: string[];
   digest: string;
+  /** The configuration it runs with: the versioned copies of its ConfigMaps and Secrets (`ConfigMap name-0123456789`). */
+  config?: string[];
 }
 
 export interface HistoryReport {
@@ -83,6 +85,7 @@ export async function history(deps: Deps, req: { namespace: string; name: string
       outcomeReason: r.outcomeReason,
       images: imagesOf(r.manifest as unknown as DaemonSetManifest),
       digest: r.digest,
+      ...(r.config?.length ? { config: r.config.map((e) => `${e.kind} ${e.copyName}`) } : {}),
     });
   }
   return {
@@ -99,8 +102,10 @@ export async function history(deps: Deps, req: { namespace: string; name: string
 
 export function formatHistory(h: HistoryReport): string {
   const lines = [`${h.namespace}/${h.name} in cluster ${h.cluster}: ${h.total} revision${h.total === 1 ? '' : 's'}${h.pin ? `, pinned to revision ${h.pin.revision} (${h.pin.reason})` : ''}`, ''];
+  // The CONFIG column only when some revision runs with versioned configuration.
+  const withConfig = h.revisions.some((r) => r.config);
   lines.push(table(
-    ['REVISION', 'COMMIT', 'CAUSE', 'APPLIED AT', 'OUTCOME', 'IMAGES'],
+    ['REVISION', 'COMMIT', 'CAUSE', 'APPLIED AT', 'OUTCOME', 'IMAGES', ...(withConfig ? ['CONFIG'] : [])],
     h.revisions.map((r) => [
       `${r.revision}${r.current ? '*' : ''}`,
       r.commit ? `${r.commit.sha.slice(0, 7)} ${truncate(r.commit.subject, 40)}` : '-',
@@ -108,6 +113,7 @@ export function formatHistory(h: HistoryReport): string {
       r.appliedAt ? r.appliedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '(not applied)',
       r.outcome,
       r.images.join(', '),
+      ...(withConfig ? [r.config?.join(', ') ?? '-'] : []),
     ]),
   ));
   lines.push('', '* the revision in the cluster');

@@ -47,6 +47,8 @@ import { mapLimit } from './util';
 import { applyStages, BundleLook, lookAtBundle, ObjectApplied } from './bundle/apply';
 import { failedCompanion } from './bundle/companions';
 import { STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS } from './bundle/plan';
+import { CONFIG_COPY_LABEL } from './bundle/config-copies';
+import { pruneConfigCopies } from './bundle/prune-copies';
 import type { ObjectReport } from './report';
 
 export interface ReconcileRequest {
@@ -93,6 +95,8 @@ interface PassSteps {
   objects?: Map<string, ObjectApplied>;
   tracked?: { rollouts: Map<string, RolloutState>; preemptedBy?: string };
   rolledBack?: Map<string, string>;
+  /** Versioned config copies deleted (bundle/prune-copies.ts). */
+  prunedCopies?: string[];
   error?: { reason: string; message: string };
 }
 
@@ -123,6 +127,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     for (const [id, done] of await applyStages(deps, steps.look.bundle, STAGES_AFTER_DAEMONSETS, () => lease.confirm())) steps.objects.set(id, done);
     steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
     steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
+    steps.prunedCopies = await pruneCopies(deps, lease, steps.source, steps.look, steps.applied, steps.tracked);
   } catch (err) {
     steps.error = { reason: (err as DsGitopsError).reason ?? 'Error', message: errorMessage(err) };
     deps.logger.log('error', steps.error.message, { action: 'pass-failed', reason: steps.error.reason });
@@ -268,6 +273,7 @@ async function applyOne(deps: Deps, lease: Lease, source: Source | undefined, it
       state: o.state,
       gitDigest: d.digest,
       pin: item.releasesPin ? null : undefined,
+      config: d.config,
     });
     return {
       kind: 'applied',
@@ -317,6 +323,26 @@ async function rollBackStalled(deps: Deps, lease: Lease, look: Look, tracked: Pa
   return done;
 }
 
+/**
+ * Step: the versioned config copies no kept revision needs are deleted, under the lease, from a
+ * complete source only, and not after a rollback took the lease over (it may restore copies).
+ */
+async function pruneCopies(deps: Deps, lease: Lease, source: Source | undefined, look: Look, applied: PassSteps['applied'], tracked: PassSteps['tracked']): Promise<string[] | undefined> {
+  const live = look.bundle.copies ?? [];
+  if (!source?.sourceComplete || tracked?.preemptedBy || live.length === 0) return undefined;
+  await lease.confirm();
+  const pruned = await pruneConfigCopies(deps, live, {
+    source: source.loaded.objects.filter((o) => o.manifest.metadata && (o.manifest.metadata as { labels?: Record<string, string> }).labels?.[CONFIG_COPY_LABEL] !== undefined),
+    // A DaemonSet applied in this pass counts from its new revision (its live template before, the one it replaced, is kept too).
+    daemonSets: look.observation.observed.map((o) => {
+      const r = applied?.get(o.key);
+      return r?.kind === 'applied' && o.state ? { ...o, state: { ...o.state, currentRevision: r.revision } } : o;
+    }),
+    unjudged: new Set([...look.observation.unreadable.keys()].map((k) => k.split('/')[0])),
+  });
+  return pruned.length > 0 ? pruned : undefined;
+}
+
 /** The report of a pass, from what its steps came to. */
 function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; requests: number }, steps: PassSteps): ReconcileReport {
   const { config, clock, cluster, logger } = deps;
@@ -353,6 +379,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     summary: summarize(daemonSets),
     daemonSets,
     ...(objects.length > 0 ? { objects } : {}),
+    ...(steps.prunedCopies ? { prunedCopies: steps.prunedCopies } : {}),
     problems,
     kubernetesRequests: cluster.requestCount - started.requests,
     ...(error ? { error } : {}),

@@ -77,6 +77,8 @@ export interface ReconcileReport {
   daemonSets: DaemonSetReport[];
   /** The other objects of the source (ALLOWED_KINDS), in the order they are applied; absent when there are none. */
   objects?: ObjectReport[];
+  /** Versioned config copies this pass deleted, no kept revision needing them (docs/bundles.md). */
+  prunedCopies?: string[];
   /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
   problems: ManifestProblem[];
   kubernetesRequests: number;

@@ -21,6 +21,11 @@ import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
 import { DaemonSetState, managedRollbackSeed, Pin, RevisionSnapshot } from './store/records';
 import { mapLimit } from './util';
+import { ConfigEntry, copyFromEntry } from './bundle/config-copies';
+import { CONFIGMAPS, SECRETS } from './bundle/prune-copies';
+import type { LiveObject } from './cluster/resources';
+import { DIGEST_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './labels';
+import { digestOf, JsonObject } from './source/manifest';
 
 export interface RollbackRequest extends RollbackEvent {
   /** Who asked, for the pin (the CLI passes the local user). */
@@ -154,6 +159,7 @@ export async function completeRecreate(deps: Deps, o: { namespace: string; name:
     gitDigest: snap.pin?.gitDigest ?? o.state?.gitDigest ?? null,
     pin: snap.pin ?? null,
     managedSeed: snap.managedSeed,
+    config: snap.config,
   };
   deps.logger.log('warn', `completing the rollback to revision ${snap.rollbackTo} with recreate that a run left between its delete and its apply (revision ${revision})`, { daemonSet: key, action: 'complete-recreate', revision });
   if (o.live) {
@@ -209,8 +215,41 @@ async function pinnedRequest(deps: Deps, req: RollbackRequest, target: RevisionS
     pin,
     // A managed rollback starts where the rollout it replaces left the nodes (records.ts, managedRollbackSeed).
     managedSeed: managedRollbackSeed(state),
+    config: target.config,
   };
   return { request, pin };
+}
+
+/**
+ * The versioned config copies `target` runs with that are no longer in the cluster (pruned, or
+ * deleted by hand). A ConfigMap copy is recreated from the data its snapshot holds; a Secret's
+ * values were never stored, so a missing Secret copy refuses the rollback, by name, before
+ * anything is changed.
+ */
+async function missingCopies(deps: Deps, target: RevisionSnapshot): Promise<ConfigEntry[]> {
+  const entries = target.config ?? [];
+  const found = await mapLimit(entries, 8, (e) => deps.cluster.getObject(e.kind === 'Secret' ? SECRETS : CONFIGMAPS, e.namespace, e.copyName));
+  const missing = entries.filter((_, i) => !found[i]);
+  const secrets = missing.filter((e) => e.kind === 'Secret');
+  if (secrets.length > 0) {
+    const names = secrets.map((e) => `Secret ${e.namespace}/${e.copyName} (the copy of ${e.name} that revision ${target.revision} runs with)`).join(', ');
+    throw new RollbackRefusedError(`revision ${target.revision} of ${target.namespace}/${target.name} needs ${names}, which is no longer in the cluster, and a Secret's values are never stored in S3, so it cannot be restored: nothing was changed. Recreate it under that name with the values of that revision (kubectl -n ${secrets[0].namespace} create secret generic ${secrets[0].copyName} …) and roll back again, or roll back to a revision whose Secrets are still there`);
+  }
+  return missing;
+}
+
+/** Recreates the missing ConfigMap copies from their snapshot's data (immutable, labelled as the pass labels them). */
+async function restoreCopies(deps: Deps, key: string, missing: ConfigEntry[]): Promise<void> {
+  for (const e of missing) {
+    const manifest = copyFromEntry(e) as JsonObject & { metadata: JsonObject };
+    const digest = digestOf(manifest);
+    const body = {
+      ...manifest,
+      metadata: { ...manifest.metadata, labels: { ...(manifest.metadata.labels as JsonObject), [MANAGED_BY_LABEL]: MANAGED_BY_VALUE }, annotations: { ...(manifest.metadata.annotations as JsonObject), [DIGEST_ANNOTATION]: digest } },
+    };
+    await deps.cluster.applyObject(CONFIGMAPS, body as unknown as LiveObject);
+    deps.logger.log('info', `ConfigMap ${e.namespace}/${e.copyName}: recreated from its snapshot for the rollback (the copy of ${e.name})`, { daemonSet: key, action: 'restore-copy', object: `ConfigMap ${e.namespace}/${e.copyName}` });
+  }
 }
 
 /**
@@ -229,6 +268,8 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
       `revision ${target.revision} of ${key} has spec.selector ${canonicalJson(manifest.spec.selector)} but the live DaemonSet has ${canonicalJson(live.spec.selector)}, and spec.selector is immutable: nothing was changed. Pass "recreate": true (CLI: --recreate) to delete the DaemonSet and create it from revision ${target.revision}; its pods are replaced all at once`,
     );
   }
+  // The configuration goes back with the template: a Secret copy that is gone refuses the rollback here, before anything is written.
+  const missing = await missingCopies(deps, target);
   const { request, pin } = await pinnedRequest(deps, req, target, live, state);
   const reason = pin.reason;
   // Write-ahead before the delete: from the moment the DaemonSet is gone, the revision that
@@ -236,6 +277,7 @@ async function rollbackHeld(deps: Deps, lease: Lease, req: RollbackRequest, stat
   const pending = await writeAhead(deps, request);
   // Proof that this run still holds the lease (a rollback may have been preempted by another) before it changes anything.
   await lease.confirm();
+  await restoreCopies(deps, key, missing);
   const out = recreated ? await recreateFrom(deps, request, pending, live) : await applyPending(deps, request, pending);
   const rolloutState = out.state.rollout;
   await emitEvent(deps, { namespace, name, uid: out.applied.metadata.uid }, 'Normal', 'Pinned',

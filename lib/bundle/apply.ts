@@ -14,6 +14,7 @@ import { DsGitopsError, errorMessage, LeaseLostError } from '../errors';
 import { MANAGED_SELECTOR } from '../labels';
 import { mapLimit } from '../util';
 import type { DesiredObject } from './objects';
+import { CONFIG_COPY_LABEL } from './config-copies';
 import { decideObject, ObjectPlanItem, Stage, stageOf, stamped } from './plan';
 
 const CONCURRENCY = 8;
@@ -22,6 +23,8 @@ const ESTABLISHED_WITHIN_MS = 30_000;
 
 export interface BundleLook {
   items: ObjectPlanItem[];
+  /** The versioned config copies the LISTs found (config-copies.ts): what copy pruning judges, with no request of its own. */
+  copies?: LiveObject[];
 }
 
 const CRD = { group: 'apiextensions.k8s.io', kind: 'CustomResourceDefinition' };
@@ -83,6 +86,7 @@ export async function lookAtBundle(deps: Deps, objects: DesiredObject[]): Promis
     else resolved.push({ object: p.object, resource });
   }
   const { live, unlisted } = await listManaged(deps, resolved.flatMap((r) => (r.resource ? [{ object: r.object, resource: r.resource }] : [])));
+  const copies = [...live.values()].filter((o) => o.metadata.labels?.[CONFIG_COPY_LABEL] !== undefined && (o.kind === 'ConfigMap' || o.kind === 'Secret'));
   for (const { object, resource } of resolved) {
     const stage = stageOf(object, resource ? resource.namespaced : object.namespace !== undefined);
     const notListed = resource && unlisted.get(listKey(deps, resource, object));
@@ -96,7 +100,7 @@ export async function lookAtBundle(deps: Deps, objects: DesiredObject[]): Promis
     }
     items.push({ object, resource, stage, ...decideObject(object, live.get(liveKey(resource, object.namespace, object.name)), deps.config.policy.selfHeal) });
   }
-  return { items: items.sort((a, b) => a.stage - b.stage || (a.object.id < b.object.id ? -1 : 1)) };
+  return { items: items.sort((a, b) => a.stage - b.stage || (a.object.id < b.object.id ? -1 : 1)), copies };
 }
 
 function liveKey(r: ResourceRef, namespace: string | undefined, name: string): string {

@@ -82,6 +82,8 @@ export interface Cluster {
    * rejects the object itself.
    */
   applyObject(resource: ResourceRef, manifest: LiveObject, options?: { dryRun?: boolean }): Promise<LiveObject>;
+  /** Deletes one object, only if it is still the one read (`uid` precondition); gone already is no error. */
+  deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<void>;
 }
 
 /** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
@@ -412,6 +414,19 @@ export class KubernetesCluster implements Cluster {
 
   apply(manifest: object): Promise<LiveDaemonSet> {
     return this.serverSideApply(manifest, false);
+  }
+
+  async deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<void> {
+    try {
+      await this.call(
+        { what: `delete ${describeObject(resource, namespace, name)}`, verb: 'delete', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, repeatable: true },
+        { method: 'DELETE', path: objectPath(resource, namespace, name), body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } } },
+      );
+    } catch (err) {
+      // 404: gone already; 409: a new object of that name (the precondition held it).
+      if (err instanceof ClusterError && (err.status === 404 || err.status === 409)) return;
+      throw err;
+    }
   }
 
   async deleteDaemonSet(namespace: string, name: string): Promise<void> {

@@ -10,6 +10,7 @@ import type { Checkout } from './git';
 import { BundlePolicy, DesiredObject, ObjectCandidate, readObject, RefusedObject, settleObjects } from '../bundle/objects';
 import { holdDaemonSets } from '../bundle/companions';
 import { withConfigDigests } from '../bundle/config-digest';
+import { withConfigCopies } from '../bundle/config-copies';
 import { DesiredDaemonSet, JsonObject, ManifestProblem, validateDocument, where } from './manifest';
 
 /** YAML aliases a file may use; more is treated as an alias bomb. */
@@ -196,8 +197,8 @@ export function loadManifests(repoDir: string, gitPath: string, policy: BundlePo
   for (const d of held.kept) {
     if (d.defaultedNamespace) problems.push({ file: d.source.file, document: d.source.document, code: 'default-namespace', severity: 'info', message: `DaemonSet ${d.name} has no namespace: applied in ${d.namespace} (DEFAULT_NAMESPACE)` });
   }
-  const desired = withConfigDigests(held.kept, settled.objects);
-  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: settled.objects, problems, files };
+  const { desired, copies } = withConfigCopies(withConfigDigests(held.kept, settled.objects), settled.objects);
+  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: [...settled.objects, ...copies], problems, files };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */

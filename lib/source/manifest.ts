@@ -3,6 +3,7 @@
  * labels, its namespace against policy, the product's reserved labels. The result is a
  * DesiredDaemonSet with a digest, or a list of problems that each say what to fix.
  */
+import type { ConfigEntry } from '../bundle/config-copies';
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import '../schema';
@@ -57,6 +58,8 @@ export interface DesiredDaemonSet {
   digest: string;
   /** The document had no namespace: it went to DEFAULT_NAMESPACE. */
   defaultedNamespace?: boolean;
+  /** The versioned copies of its ConfigMaps and Secrets that its template references (bundle/config-copies.ts). */
+  config?: ConfigEntry[];
 }
 
 /** `info`: nothing is wrong, but the report says what was assumed (a namespace from DEFAULT_NAMESPACE). */

@@ -50,6 +50,21 @@ export const managedSeedSchema = z.object({
 });
 export type ManagedSeed = z.infer<typeof managedSeedSchema>;
 
+/**
+ * One ConfigMap or Secret a revision runs with, and the versioned copy its template references
+ * (lib/bundle/config-copies.ts). A ConfigMap's data is kept so a rollback can recreate a pruned
+ * copy; a Secret is only its digest, never a value.
+ */
+export const configEntrySchema = z.object({
+  kind: z.enum(['ConfigMap', 'Secret']),
+  namespace: z.string(),
+  name: z.string(),
+  copyName: z.string(),
+  digest: z.string(),
+  data: z.optional(z.record(z.string(), z.string())),
+  binaryData: z.optional(z.record(z.string(), z.string())),
+});
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -80,6 +95,8 @@ export const revisionSchema = z.object({
   pin: z.optional(pinSchema),
   /** A managed rollback's: where its rollout starts (see managedSeedSchema). */
   managedSeed: z.optional(managedSeedSchema),
+  /** The ConfigMaps and Secrets of the source its template references, as versioned copies (configEntrySchema). */
+  config: z.optional(z.array(configEntrySchema)),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 

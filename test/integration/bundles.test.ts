@@ -88,6 +88,8 @@ describe('a node agent bundle', () => {
       [`ClusterRole ${ns}-lumen-agent`, 'create', true],
       [`ClusterRoleBinding ${ns}-lumen-agent`, 'create', true],
       [`ConfigMap ${ns}/lumen-agent-config`, 'create', true],
+      // The versioned copy the DaemonSet mounts (docs/bundles.md).
+      [expect.stringMatching(new RegExp(`^ConfigMap ${ns}/lumen-agent-config-[0-9a-f]{10}$`)), 'create', true],
       [`Service ${ns}/lumen-agent`, 'create', true],
       [`ServiceAccount ${ns}/lumen-agent`, 'create', true],
     ]);
@@ -104,7 +106,7 @@ describe('a node agent bundle', () => {
   it('is unchanged on the next pass, whatever the YAML habits of the manifests', async () => {
     const again = await reconcile(stackDeps(config()));
     expect(again.result).toBe('succeeded');
-    expect(again.objects?.map((o) => o.action)).toEqual(Array(6).fill('unchanged'));
+    expect(again.objects?.map((o) => o.action)).toEqual(Array(7).fill('unchanged'));
     expect(again.daemonSets.map((d) => d.action)).toEqual(['unchanged']);
   });
 
@@ -114,7 +116,7 @@ describe('a node agent bundle', () => {
     const { result: again, requests, verbs } = await countApiRequests(() => reconcile(stackDeps(config())), { thisProcess: true });
 
     expect(again.result).toBe('succeeded');
-    expect(again.objects?.map((o) => o.action)).toEqual(Array(6).fill('unchanged'));
+    expect(again.objects?.map((o) => o.action)).toEqual(Array(7).fill('unchanged'));
     expect(again.daemonSets.map((d) => d.action)).toEqual(['unchanged']);
     expect(again.leaseTaken).toBeUndefined();
     // Kinds in the source: Namespace, ClusterRole, ClusterRoleBinding, ConfigMap, Service, ServiceAccount, DaemonSet.

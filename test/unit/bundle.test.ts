@@ -57,7 +57,8 @@ describe('loading a bundle', () => {
   it('with the default kinds, applies the namespaced objects and refuses each cluster-scoped one by file, document, kind and the setting that allows it', () => {
     const result = load({ 'agent.yaml': fixture('node-agent.yaml') });
 
-    expect(result.objects.map((o) => o.id)).toEqual(['ConfigMap lumen/lumen-agent-config', 'Service lumen/lumen-agent', 'ServiceAccount lumen/lumen-agent']);
+    // With the versioned copy of the ConfigMap the DaemonSet mounts (config-copies.ts).
+    expect(result.objects.map((o) => o.id)).toEqual(['ConfigMap lumen/lumen-agent-config', 'Service lumen/lumen-agent', 'ServiceAccount lumen/lumen-agent', expect.stringMatching(/^ConfigMap lumen\/lumen-agent-config-[0-9a-f]{10}$/)]);
     expect(result.desired.map((d) => d.key)).toEqual(['lumen/lumen-agent']);
     expect(result.problems.map((p) => [p.document, p.code, p.severity])).toEqual([
       [1, 'kind-not-allowed', 'skipped'],
@@ -86,7 +87,7 @@ describe('loading a bundle', () => {
     const result = load({ 'dust.yaml': fixture('no-namespace.yaml') }, { DEFAULT_NAMESPACE: 'agents' });
 
     expect(result.desired.map((d) => d.key)).toEqual(['agents/dust-agent']);
-    expect(result.objects.map((o) => [o.id, o.defaultedNamespace])).toEqual([['ConfigMap agents/dust-agent-config', true]]);
+    expect(result.objects.map((o) => [o.id, o.defaultedNamespace])).toEqual([['ConfigMap agents/dust-agent-config', true], [expect.stringMatching(/^ConfigMap agents\/dust-agent-config-[0-9a-f]{10}$/), undefined]]);
     expect(result.problems.filter((p) => p.code === 'default-namespace').map((p) => [p.severity, p.message])).toEqual([
       ['info', 'ConfigMap dust-agent-config has no namespace: applied in agents (DEFAULT_NAMESPACE)'],
       ['info', 'DaemonSet dust-agent has no namespace: applied in agents (DEFAULT_NAMESPACE)'],
