@@ -82,6 +82,11 @@ export interface Cluster {
    * rejects the object itself.
    */
   applyObject(resource: ResourceRef, manifest: LiveObject, options?: { dryRun?: boolean }): Promise<LiveObject>;
+  /**
+   * Deletes exactly the object with this uid (a precondition: an object created again under the
+   * same name is not touched). False when it was already gone or is another object now.
+   */
+  deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<boolean>;
 }
 
 /** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
@@ -379,6 +384,20 @@ export class KubernetesCluster implements Cluster {
       );
     } catch (err) {
       if (err instanceof ClusterError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<boolean> {
+    try {
+      // The uid precondition makes a repeat harmless: it can only delete this very object.
+      await this.call(
+        { what: `delete ${describeObject(resource, namespace, name)}`, verb: 'delete', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, repeatable: true },
+        { method: 'DELETE', path: objectPath(resource, namespace, name), body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background', preconditions: { uid } } },
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ClusterError && (err.status === 404 || err.status === 409)) return false;
       throw err;
     }
   }
