@@ -175,7 +175,11 @@ export async function lookAtInventory(deps: Deps, source: InventorySource | unde
       if (why) needed.set(entryKey(e), why);
     }
   }
-  const decided = decideOrphans(orphans, { policy, sourceComplete: source.complete, needed });
+  const inUse = {
+    namespaces: new Set([...source.objects.flatMap((o) => (o.namespace ? [o.namespace] : [])), ...ds.desired.map((d) => d.namespace)]),
+    groups: new Set(source.objects.map((o) => o.group)),
+  };
+  const decided = decideOrphans(orphans, { policy, sourceComplete: source.complete, needed, inUse });
   // What is recorded stays recorded until it is pruned (an object in Git that failed this pass included).
   const planned = merged(recorded, recordedNow(bundle));
   const writes = decided.some((d) => d.prune) || (read?.value.pruning.length ?? 0) > 0 || (read ? !sameEntries(read.value.objects, planned) : planned.length > 0);

@@ -16,6 +16,8 @@
  * - A ConfigMap, Secret or ServiceAccount that a DaemonSet still running, or a revision kept for
  *   rollback, names is kept (`needed`, gathered by the caller), so no pod of a revision that may
  *   run again finds its configuration gone.
+ * - A Namespace that objects of the source still live in, and a CRD whose API group objects of
+ *   the source still use, are kept: deleting them would delete those objects too.
  * - Deletions go in the reverse of the apply order: workloads first, Namespaces and CRDs last.
  */
 import { namespaceAllowed, Policy, allowedKindsOf } from '../config';
@@ -85,6 +87,8 @@ export interface OrphanContext {
   sourceComplete: boolean;
   /** Objects a running or kept revision needs, by `entryKey`, with who needs them. */
   needed: Map<string, string>;
+  /** The namespaces and API groups of what Git's source holds (its objects and DaemonSets): a Namespace or CRD they live in is kept. */
+  inUse?: { namespaces: Set<string>; groups: Set<string> };
 }
 
 /** Whether ALLOWED_KINDS names this kind itself (a bare Kind or group/Kind), not only through `*`. */
@@ -99,6 +103,9 @@ function keptBecause(e: InventoryEntry, ctx: OrphanContext): string | undefined 
   if (e.namespace === undefined && !listedByName(ctx.policy, e)) {
     return `cluster-scoped: pruned only when ALLOWED_KINDS lists ${entryFor(e.group, e.kind)} by name (not through *), so it is left in the cluster`;
   }
+  if (e.group === '' && e.kind === 'Namespace' && ctx.inUse?.namespaces.has(e.name)) return `Git's source still has objects in namespace ${e.name}`;
+  const crdGroup = e.group === 'apiextensions.k8s.io' && e.kind === 'CustomResourceDefinition' ? e.name.slice(e.name.indexOf('.') + 1) : undefined;
+  if (crdGroup && ctx.inUse?.groups.has(crdGroup)) return `Git's source still has objects of API group ${crdGroup}, which it may define`;
   const need = ctx.needed.get(entryKey(e));
   if (need) return `still needed: ${need}; pruned once nothing running or kept for rollback names it`;
   return undefined;

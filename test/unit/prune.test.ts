@@ -81,6 +81,19 @@ describe('decideOrphans', () => {
     expect(out.find((d) => d.id === 'ConfigMap elsewhere/old')).toMatchObject({ prune: false, message: expect.stringContaining('outside ALLOWED_NAMESPACES') });
   });
 
+  it('keeps a Namespace that objects of the source still live in, and a CRD whose API group the source still uses', () => {
+    const inUse = { namespaces: new Set(['agents']), groups: new Set(['', 'probes.example.dev']) };
+    const all = [e('Namespace', 'agents'), e('Namespace', 'retired'), e('CustomResourceDefinition', 'nodeprobes.probes.example.dev', undefined, 'apiextensions.k8s.io'), e('CustomResourceDefinition', 'widgets.retired.example.dev', undefined, 'apiextensions.k8s.io')];
+    const out = decideOrphans(all, { ...ctx({ allowedKinds: kinds('DaemonSet,Namespace,CustomResourceDefinition') }), inUse });
+    expect(Object.fromEntries(out.map((d) => [d.id, d.prune]))).toEqual({
+      'Namespace agents': false,
+      'Namespace retired': true,
+      'CustomResourceDefinition nodeprobes.probes.example.dev': false,
+      'CustomResourceDefinition widgets.retired.example.dev': true,
+    });
+    expect(out.find((d) => d.id === 'Namespace agents')!.message).toContain("Git's source still has objects in namespace agents");
+  });
+
   it('orders deletions as the reverse of the apply order: workloads first, Namespaces and CRDs last', () => {
     const all = [
       e('Namespace', 'agents'),
