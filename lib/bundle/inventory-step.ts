@@ -115,8 +115,11 @@ function sameEntries(a: InventoryEntry[], b: InventoryEntry[]): boolean {
  * keeps its ControllerRevisions; read from their snapshots in S3). A snapshot that cannot be
  * read keeps every candidate of its namespace.
  */
-async function neededIn(deps: Deps, namespaces: Set<string>, ds: DaemonSetsInView): Promise<{ needed: Map<string, string>; unread: Set<string> }> {
+async function neededIn(deps: Deps, candidates: InventoryEntry[], ds: DaemonSetsInView): Promise<{ needed: Map<string, string>; unread: Set<string> }> {
+  const namespaces = new Set(candidates.map((e) => e.namespace!));
   const needed = new Map<string, string>();
+  // Snapshots are read only while some candidate is not yet known to be needed.
+  const allNeeded = () => candidates.every((e) => needed.has(entryKey(e)));
   const note = (namespace: string, podSpec: unknown, who: string) => {
     for (const ref of companionsOf((podSpec ?? {}) as Record<string, unknown>)) {
       const key = entryKey({ group: '', kind: ref.kind, namespace, name: ref.name });
@@ -130,7 +133,7 @@ async function neededIn(deps: Deps, namespaces: Set<string>, ds: DaemonSetsInVie
     if (!namespaces.has(namespace) || ds.pruned.has(key)) continue;
     note(namespace, live.spec.template.spec, `DaemonSet ${key} (running)`);
     const current = ds.currentRevision(key);
-    if (current === undefined) continue;
+    if (current === undefined || allNeeded()) continue;
     const window = Math.max(1, live.spec.revisionHistoryLimit ?? 10);
     for (let n = current; n >= Math.max(1, current - window); n--) {
       try {
@@ -169,7 +172,7 @@ export async function lookAtInventory(deps: Deps, source: InventorySource | unde
   const candidates = orphans.filter((e) => isReferenceable(e) && e.namespace !== undefined);
   const needed = new Map<string, string>();
   if (policy.prune && source.complete && candidates.length > 0) {
-    const found = await neededIn(deps, new Set(candidates.map((e) => e.namespace!)), ds);
+    const found = await neededIn(deps, candidates, ds);
     for (const e of candidates) {
       const why = found.needed.get(entryKey(e)) ?? (found.unread.has(e.namespace!) ? `a revision of a DaemonSet in ${e.namespace} cannot be read, so what it needs is not known` : undefined);
       if (why) needed.set(entryKey(e), why);

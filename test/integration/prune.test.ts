@@ -219,7 +219,7 @@ describe('prune by inventory', () => {
 });
 
 describe('a whole bundle removed from Git, with PRUNE=true', () => {
-  it('is deleted in the reverse of its apply order: the DaemonSet and namespaced objects first, its ClusterRoleBinding, ClusterRole and Namespace last', async () => {
+  it('is deleted in the reverse of its apply order: the DaemonSet and namespaced objects first, its ClusterRoleBinding, ClusterRole and Namespace last (once nothing of Git lives in it)', async () => {
     const ns = uniqueName('gone');
     namespaces.push(ns);
     const git = new TestRepo();
@@ -241,9 +241,16 @@ describe('a whole bundle removed from Git, with PRUNE=true', () => {
       [`ServiceAccount ${ns}/lumen-agent`, 'pruned'],
       [`ClusterRoleBinding ${ns}-lumen-agent`, 'pruned'],
       [`ClusterRole ${ns}-lumen-agent`, 'pruned'],
-      [`Namespace ${ns}`, 'pruned'],
+      [`Namespace ${ns}`, 'orphaned'],
     ]);
     expect(await exists(() => rbac.readClusterRole({ name: `${ns}-lumen-agent` }))).toBe(false);
+    // Another object of the source still lives in the Namespace: deleting it would take that along.
+    expect(orphan(report, `Namespace ${ns}`)!.message).toContain(`Git's source still has objects in namespace ${ns}`);
+    expect((await core.readNamespace({ name: ns })).metadata?.deletionTimestamp).toBeUndefined();
+
+    git.remove('keep.yaml').commit('nothing left in the namespace');
+    const last = await reconcile(stackDeps(stackConfig(env)));
+    expect(last.orphans?.map((o) => [o.id, o.action])).toEqual([[`ConfigMap ${ns}/unrelated`, 'pruned'], [`Namespace ${ns}`, 'pruned']]);
     const namespace = await core.readNamespace({ name: ns }).catch(() => undefined);
     expect(namespace === undefined || namespace.metadata?.deletionTimestamp !== undefined).toBe(true);
   });
