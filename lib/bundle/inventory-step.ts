@@ -227,6 +227,7 @@ export async function recordAndPrune(deps: Deps, look: InventoryLook, bundle: Bu
   for (const d of pruning) {
     await confirmLease();
     const out = await pruneOne(deps, discovery, d);
+    if (out.deleted && deps.config.fault === 'kill-mid-prune') process.kill(process.pid, 'SIGKILL');
     outcomes.push(out);
     if (!out.forgotten) left.push(d.entry);
   }

@@ -4,7 +4,8 @@
  * from Git is deleted, a ConfigMap that a kept revision still names is not, a cluster-scoped
  * object only when ALLOWED_KINDS lists its kind by name, and nothing at all while a file of the
  * source cannot be read; with PRUNE=false they are listed as orphaned. A run killed between its
- * inventory write and its deletes is completed by the next pass.
+ * inventory write and its deletes (for real: the command sends itself SIGKILL after its first
+ * delete) is completed by the next pass.
  */
 import * as k8s from '@kubernetes/client-node';
 import { reconcile } from '../../lib/reconcile';
@@ -18,7 +19,8 @@ import { DEFAULT_RBAC_USER, rbacYaml } from '../../lib/rbac';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stackConfig, stackDeps } from '../support/reconciler';
+import { runCliProcess, stackConfig, stackConfigEnv, stackDeps } from '../support/reconciler';
+import { reconcileOnceLeaseFree } from '../support/scenario';
 
 jest.setTimeout(240_000);
 
@@ -253,5 +255,33 @@ describe('a whole bundle removed from Git, with PRUNE=true', () => {
     expect(last.orphans?.map((o) => [o.id, o.action])).toEqual([[`ConfigMap ${ns}/unrelated`, 'pruned'], [`Namespace ${ns}`, 'pruned']]);
     const namespace = await core.readNamespace({ name: ns }).catch(() => undefined);
     expect(namespace === undefined || namespace.metadata?.deletionTimestamp !== undefined).toBe(true);
+  });
+});
+
+describe('a run killed in the middle of its deletes', () => {
+  it('leaves what it had not deleted listed in the inventory, and the next pass deletes it', async () => {
+    const ns = await createNamespace(core, 'killed');
+    namespaces.push(ns);
+    const git = new TestRepo();
+    repos.push(git);
+    const env = stackConfigEnv({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, PRUNE: 'true', LEASE_SECONDS: '5' });
+    git.write('config.yaml', ['one', 'two', 'three'].map((n) => configMap(ns, n)).join('---\n')).commit('three ConfigMaps');
+    expect((await reconcile(stackDeps(stackConfig(env)))).result).toBe('succeeded');
+    git.remove('config.yaml').commit('no ConfigMaps');
+
+    const killed = await runCliProcess(['reconcile', '--json'], { ...env, DSGITOPS_FAULT: 'kill-mid-prune' });
+    expect(killed.signal).toBe('SIGKILL');
+    const names = async () => (await core.listNamespacedConfigMap({ namespace: ns, labelSelector: 'daemonset-gitops.io/managed-by=daemonset-gitops' })).items.map((c) => c.metadata!.name!).sort();
+    const left = await names();
+    expect(left).toHaveLength(2);
+    const inventory = (await inventoryOf(stackConfig(env)))!;
+    expect(inventory.pruning.map((e) => e.name).sort()).toEqual(['one', 'three', 'two']);
+
+    const next = await reconcileOnceLeaseFree(stackConfig(env));
+    expect(next.result).toBe('succeeded');
+    expect(next.orphans?.filter((o) => o.action === 'pruned').map((o) => o.name).sort()).toEqual(left);
+    expect(next.orphans?.find((o) => !left.includes(o.name))?.message).toBe('no longer in Git, and already gone from the cluster');
+    expect(await names()).toEqual([]);
+    expect((await inventoryOf(stackConfig(env)))).toMatchObject({ objects: [], pruning: [] });
   });
 });
