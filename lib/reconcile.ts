@@ -1,7 +1,7 @@
 /**
  * One reconcile pass, top to bottom:
  *
- *   fetch + trust -> load -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> track -> record -> release
+ *   fetch + trust -> load -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> inventory + prune -> track -> record -> release
  *
  * Trust is decided before anything of the tree is read: from an untrusted head (VERIFY_COMMITS)
  * only the commit is read. When Git cannot be fetched or its head is not trusted, the pass
