@@ -70,7 +70,7 @@ export interface Config {
   /** VERIFY_COMMITS: only commits signed by a trusted key are applied (lib/source/trust.ts reads the keys). */
   verify?: { commits: boolean; gpgKeys?: string; sshKeys?: string };
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
-  fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete';
+  fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete' | 'kill-mid-prune';
 }
 
 type Env = Record<string, string | undefined>;
@@ -218,7 +218,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   const fault = r.optional('DSGITOPS_FAULT');
-  if (fault === 'kill-after-snapshot' || fault === 'kill-after-apply' || fault === 'kill-before-delete' || fault === 'kill-after-delete') config.fault = fault;
+  if (fault === 'kill-after-snapshot' || fault === 'kill-after-apply' || fault === 'kill-before-delete' || fault === 'kill-after-delete' || fault === 'kill-mid-prune') config.fault = fault;
   else if (fault) r.problems.push(`DSGITOPS_FAULT=${fault} is not a known fault (kill-after-snapshot, kill-after-apply, kill-before-delete, kill-after-delete)`);
   if (r.problems.length > 0) {
     throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);

@@ -1,7 +1,7 @@
 /**
  * One reconcile pass, top to bottom:
  *
- *   fetch + trust -> load -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> track -> record -> release
+ *   fetch + trust -> load -> observe -> plan -> [lease -> observe + plan again] -> snapshot + apply -> inventory + prune -> track -> record -> release
  *
  * Trust is decided before anything of the tree is read: from an untrusted head (VERIFY_COMMITS)
  * only the commit is read. When Git cannot be fetched or its head is not trusted, the pass
@@ -49,7 +49,8 @@ import { failedCompanion } from './bundle/companions';
 import { STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS } from './bundle/plan';
 import { CONFIG_COPY_LABEL } from './bundle/config-copies';
 import { pruneConfigCopies } from './bundle/prune-copies';
-import type { ObjectReport } from './report';
+import type { ObjectReport, OrphanReport } from './report';
+import { InventoryLook, InventorySource, lookAtInventory, OrphanOutcome, recordAndPrune } from './bundle/inventory-step';
 
 export interface ReconcileRequest {
   /** Plan only: no lease, no writes; the report carries the diffs. */
@@ -93,6 +94,8 @@ interface PassSteps {
   applied?: Map<string, ApplyResult>;
   /** The bundle's other objects applied, by id (lib/bundle/apply.ts). */
   objects?: Map<string, ObjectApplied>;
+  /** The inventory recorded, and what became of its orphans (lib/bundle/inventory-step.ts). */
+  orphans?: OrphanOutcome[];
   tracked?: { rollouts: Map<string, RolloutState>; preemptedBy?: string };
   rolledBack?: Map<string, string>;
   /** Versioned config copies deleted (bundle/prune-copies.ts). */
@@ -125,6 +128,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     steps.applied = applying.results;
     if (applying.stoppedBy) throw applying.stoppedBy;
     for (const [id, done] of await applyStages(deps, steps.look.bundle, STAGES_AFTER_DAEMONSETS, () => lease.confirm())) steps.objects.set(id, done);
+    if (steps.look.inventory) steps.orphans = await recordAndPrune(deps, steps.look.inventory, steps.look.bundle, steps.objects, steps.source!.tree.commit.sha, () => lease.confirm());
     steps.tracked = await trackApplied(deps, lease, req, steps.look, steps.applied);
     steps.rolledBack = await rollBackStalled(deps, lease, steps.look, steps.tracked, onStall);
     steps.prunedCopies = await pruneCopies(deps, lease, steps.source, steps.look, steps.applied, steps.tracked);
@@ -157,13 +161,30 @@ interface Look {
   planned: Planned;
   /** The bundle's other objects: what each needs (lib/bundle). */
   bundle: BundleLook;
+  /** The inventory and its orphans; undefined without a source or with `only`. */
+  inventory?: InventoryLook;
 }
 
 /** Step: observe and plan, reading only. */
 async function lookAndPlan(deps: Deps, source: Source | undefined, req: ReconcileRequest, reads: Reads): Promise<Look> {
   const observation = await observe(deps, source, req, { record: false, listed: reads.listed, index: reads.index });
   const bundle = await lookAtBundle(deps, bundleObjects(source, req));
-  return { observation, planned: await plan(deps, observation, source, undefined, bundle), bundle };
+  const planned = await plan(deps, observation, source, undefined, bundle);
+  return { observation, planned, bundle, inventory: await lookAtOrphans(deps, source, req, { observation, planned, bundle }) };
+}
+
+/** Step: the inventory of the objects applied, and the orphans that Git's source no longer holds (reads only). */
+function lookAtOrphans(deps: Deps, source: Source | undefined, req: ReconcileRequest, look: Omit<Look, 'inventory'>): Promise<InventoryLook | undefined> {
+  const { observation, planned, bundle } = look;
+  const from: InventorySource | undefined = source && !req.only?.length
+    ? { commit: source.tree.commit.sha, objects: source.loaded.objects, refused: source.loaded.refused ?? [], problems: source.loaded.problems, complete: source.sourceComplete }
+    : undefined;
+  return lookAtInventory(deps, from, bundle, {
+    live: observation.live,
+    currentRevision: (key) => observation.byKey.get(key)?.state?.currentRevision ?? liveRevision(observation.live.get(key)),
+    desired: source?.loaded.desired ?? [],
+    pruned: new Set(planned.items.filter((i) => i.prune).map((i) => i.key)),
+  });
 }
 
 type LeaseStep =
@@ -178,7 +199,7 @@ type LeaseStep =
  */
 async function leaseToWrite(deps: Deps, lease: Lease, source: Source | undefined, req: ReconcileRequest, look: Look): Promise<LeaseStep> {
   const writes = req.dryRun ? new Set<string>() : keysToWrite(look.observation, look.planned);
-  if (writes.size === 0 && (req.dryRun || !look.bundle.items.some((i) => i.apply))) return { acting: false };
+  if (writes.size === 0 && (req.dryRun || (!look.bundle.items.some((i) => i.apply) && !look.inventory?.writes))) return { acting: false };
   try {
     await lease.acquire('reconcile');
   } catch (err) {
@@ -191,7 +212,8 @@ async function leaseToWrite(deps: Deps, lease: Lease, source: Source | undefined
   try {
     const observation = await observe(deps, source, req, { record: true, fresh: writes });
     const bundle = await lookAtBundle(deps, bundleObjects(source, req));
-    const again = { observation, planned: await plan(deps, observation, source, look, bundle), bundle };
+    const planned = await plan(deps, observation, source, look, bundle);
+    const again = { observation, planned, bundle, inventory: await lookAtOrphans(deps, source, req, { observation, planned, bundle }) };
     const { byKey } = again.observation;
     await mapLimit(again.planned.items.filter((i) => i.acceptGeneration !== undefined), STATE_READ_CONCURRENCY, (i) => acceptGeneration(deps, byKey.get(i.key)!, i.acceptGeneration!));
     return { acting: true, look: again };
@@ -356,10 +378,12 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     // A DaemonSet whose record cannot be read is failed alone, and nothing of it is touched.
     ...([...reported.observation.unreadable].map(([key, err]) => unreadableRecordEntry(key, err, liveRevision(reported.observation.live.get(key))))),
   ] : [];
-  const problems = steps.source?.problems ?? [];
+  const problems = [...(steps.source?.problems ?? [])];
   const skipped = !error && notTaken?.heldBy !== undefined;
   const objects = reported ? objectReports(reported.bundle, steps) : [];
-  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) || objects.some((o) => o.action === 'failed') ? 'failed' : 'succeeded';
+  const orphans = reported ? orphanReports(reported.inventory, steps) : [];
+  if (reported?.inventory?.unreadable) problems.push({ file: reported.inventory.unreadable.key, code: 'record-unreadable', severity: 'error', message: reported.inventory.unreadable.message });
+  const result = skipped ? 'skipped' : error || passFailed(daemonSets, problems) || [...objects, ...orphans].some((o) => o.action === 'failed') ? 'failed' : 'succeeded';
   const deferred = [...(steps.applied ?? [])].filter(([, r]) => r.kind === 'deferred').map(([k]) => k).sort();
   const report: ReconcileReport = {
     kind: 'ReconcileReport',
@@ -380,6 +404,7 @@ function passReport(deps: Deps, req: ReconcileRequest, started: { at: string; re
     daemonSets,
     ...(objects.length > 0 ? { objects } : {}),
     ...(steps.prunedCopies ? { prunedCopies: steps.prunedCopies } : {}),
+    ...(orphans.length > 0 ? { orphans } : {}),
     problems,
     kubernetesRequests: cluster.requestCount - started.requests,
     ...(error ? { error } : {}),
@@ -440,6 +465,21 @@ function objectReports(bundle: BundleLook, steps: PassSteps): ObjectReport[] {
     if (done?.error) Object.assign(entry, { action: 'failed', error: done.error });
     else if (steps.lease?.acting && !done && action !== 'unchanged' && action !== 'drifted' && action !== 'failed') entry.message = `${entry.message}; not applied in this pass`;
     return entry;
+  });
+}
+
+/** The inventory's orphans in the report, in the order they are deleted: what the look decided, then what the prune did. */
+function orphanReports(inventory: InventoryLook | undefined, steps: PassSteps): OrphanReport[] {
+  if (!inventory) return [];
+  const done = new Map(steps.orphans?.map((o) => [o.decision.id, o]));
+  return inventory.orphans.map((d) => {
+    const { entry } = d;
+    const base = { id: d.id, apiVersion: entry.group ? `${entry.group}/${entry.version}` : entry.version, kind: entry.kind, namespace: entry.namespace, name: entry.name, ...(entry.file ? { lastSource: entry.file } : {}) };
+    const out = done.get(d.id);
+    if (out?.error) return { ...base, action: 'failed', pruned: false, message: out.message, error: out.error };
+    if (out?.deleted) return { ...base, action: 'pruned', pruned: true, message: out.message };
+    if (out) return { ...base, action: 'orphaned', pruned: false, message: out.message };
+    return { ...base, action: 'orphaned', pruned: false, message: d.prune ? 'no longer in Git: a pass that applies deletes it (PRUNE=true)' : d.message };
   });
 }
 

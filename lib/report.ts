@@ -60,6 +60,22 @@ export interface ObjectReport {
   error?: { reason: string; message: string };
 }
 
+/** An object of the inventory that Git's source no longer holds (lib/bundle/prune.ts). */
+export interface OrphanReport {
+  id: string;
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  /** orphaned: left in the cluster (PRUNE=false, or kept, with why); pruned: deleted in this pass; failed: its delete failed. */
+  action: 'orphaned' | 'pruned' | 'failed';
+  pruned: boolean;
+  /** The file it was last applied from. */
+  lastSource?: string;
+  message: string;
+  error?: { reason: string; message: string };
+}
+
 export type PassResult = 'succeeded' | 'failed' | 'skipped';
 
 export interface ReconcileReport {
@@ -79,6 +95,8 @@ export interface ReconcileReport {
   objects?: ObjectReport[];
   /** Versioned config copies this pass deleted, no kept revision needing them (docs/bundles.md). */
   prunedCopies?: string[];
+  /** The objects a pass applied earlier (its inventory) that Git's source no longer holds, in the order they are deleted; absent when there are none. */
+  orphans?: OrphanReport[];
   /** Problems in Git that belong to no single DaemonSet (unreadable files, other kinds). */
   problems: ManifestProblem[];
   kubernetesRequests: number;
@@ -133,7 +151,7 @@ export function failureSummary(r: ReconcileReport): string {
     if (d.action === 'failed' || d.action === 'invalid') parts.push(`${d.key} ${d.action}${d.error ? ` (${d.error.reason}: ${d.error.message})` : ''}`);
     else if (d.rollout?.phase === 'stalled') parts.push(`${d.key} stalled at revision ${d.rollout.revision}`);
   }
-  for (const o of r.objects ?? []) if (o.action === 'failed') parts.push(`${o.id} failed (${o.error?.message ?? o.message})`);
+  for (const o of [...(r.objects ?? []), ...(r.orphans ?? [])]) if (o.action === 'failed') parts.push(`${o.id} failed (${o.error?.message ?? o.message})`);
   const errors = r.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) parts.push(`${errors.length} manifest problem${errors.length === 1 ? '' : 's'} (${errors.map((p) => p.file).join(', ')})`);
   return `reconcile pass ${r.runId} of cluster ${r.cluster} failed: ${parts.join('; ') || 'see the report in the log'}`;
@@ -181,6 +199,10 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
   if (r.objects?.length) {
     out.push('');
     out.push(table(['OBJECT', 'ACTION', 'MESSAGE'], r.objects.map((o) => [o.id, o.action, o.error?.message ?? o.message])));
+  }
+  if (r.orphans?.length) {
+    out.push('');
+    out.push(table(['NOT IN GIT', 'ACTION', 'MESSAGE'], r.orphans.map((o) => [o.id, o.action, o.error?.message ?? o.message])));
   }
   if (r.problems.length > 0) {
     out.push('');

@@ -82,8 +82,11 @@ export interface Cluster {
    * rejects the object itself.
    */
   applyObject(resource: ResourceRef, manifest: LiveObject, options?: { dryRun?: boolean }): Promise<LiveObject>;
-  /** Deletes one object, only if it is still the one read (`uid` precondition); gone already is no error. */
-  deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<void>;
+  /**
+   * Deletes exactly the object with this uid (a precondition: an object created again under the
+   * same name is not touched). False when it was already gone or is another object now.
+   */
+  deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<boolean>;
 }
 
 /** How long the server keeps one watch of a cache open before the cache resumes it (client-go uses 5 to 10 minutes). */
@@ -385,6 +388,20 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
+  async deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<boolean> {
+    try {
+      // The uid precondition makes a repeat harmless: it can only delete this very object.
+      await this.call(
+        { what: `delete ${describeObject(resource, namespace, name)}`, verb: 'delete', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, repeatable: true },
+        { method: 'DELETE', path: objectPath(resource, namespace, name), body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background', preconditions: { uid } } },
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ClusterError && (err.status === 404 || err.status === 409)) return false;
+      throw err;
+    }
+  }
+
   async listFailedCreate(namespace: string, name: string): Promise<{ message: string; count: number; lastAt: string }[]> {
     const list = await this.call<WireList<{ message?: string; count?: number; series?: { count?: number }; lastTimestamp?: string; eventTime?: string; metadata?: ObjectMeta }>>(
       { what: `list events of DaemonSet ${namespace}/${name}`, verb: 'list', resource: 'events', group: '', namespace, repeatable: true },
@@ -414,19 +431,6 @@ export class KubernetesCluster implements Cluster {
 
   apply(manifest: object): Promise<LiveDaemonSet> {
     return this.serverSideApply(manifest, false);
-  }
-
-  async deleteObject(resource: ResourceRef, namespace: string | undefined, name: string, uid: string): Promise<void> {
-    try {
-      await this.call(
-        { what: `delete ${describeObject(resource, namespace, name)}`, verb: 'delete', resource: resource.resource, group: resource.group, namespace: resource.namespaced ? namespace : undefined, repeatable: true },
-        { method: 'DELETE', path: objectPath(resource, namespace, name), body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid } } },
-      );
-    } catch (err) {
-      // 404: gone already; 409: a new object of that name (the precondition held it).
-      if (err instanceof ClusterError && (err.status === 404 || err.status === 409)) return;
-      throw err;
-    }
   }
 
   async deleteDaemonSet(namespace: string, name: string): Promise<void> {

@@ -20,6 +20,8 @@ export interface LoadResult {
   desired: DesiredDaemonSet[];
   /** The other objects of the source that the kinds policy allows (lib/bundle/objects.ts). */
   objects: DesiredObject[];
+  /** Documents that name an object but are not applied (kinds policy, namespace, duplicate): still in Git, so never pruned. */
+  refused?: RefusedObject[];
   problems: ManifestProblem[];
   /** Files read, relative to the repository root. */
   files: string[];
@@ -198,7 +200,7 @@ export function loadManifests(repoDir: string, gitPath: string, policy: BundlePo
     if (d.defaultedNamespace) problems.push({ file: d.source.file, document: d.source.document, code: 'default-namespace', severity: 'info', message: `DaemonSet ${d.name} has no namespace: applied in ${d.namespace} (DEFAULT_NAMESPACE)` });
   }
   const { desired, copies } = withConfigCopies(withConfigDigests(held.kept, settled.objects), settled.objects);
-  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: [...settled.objects, ...copies], problems, files };
+  return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: [...settled.objects, ...copies], refused: [...refused, ...settled.refused], problems, files };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */

@@ -15,6 +15,11 @@ export class StoreKeys {
     return `${this.root}/index.json`;
   }
 
+  /** The objects a pass applied besides DaemonSets, for prune (inventory.ts). */
+  inventory(): string {
+    return `${this.root}/inventory.json`;
+  }
+
   daemonSets(): string {
     return `${this.root}/daemonsets/`;
   }

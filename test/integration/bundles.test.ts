@@ -4,7 +4,8 @@
  * dependency order, and the DaemonSet becomes available; a second pass costs one LIST per kind
  * plus a small constant and changes nothing; a refused ServiceAccount holds its DaemonSet by
  * name; a CRD and an object of it in one commit apply in one pass; and a RoleBinding to
- * cluster-admin from Git is refused by the API server itself. The reconciler runs as the
+ * cluster-admin from Git is refused by the API server itself; a manifest that spells out the
+ * API server's defaults shows no diff, even to a server-side dry run. The reconciler runs as the
  * RBAC-limited identity, granted exactly what `dsgitops rbac --kinds …` prints.
  */
 import { execFileSync } from 'node:child_process';
@@ -121,6 +122,11 @@ describe('a node agent bundle', () => {
     expect(again.leaseTaken).toBeUndefined();
     // Kinds in the source: Namespace, ClusterRole, ClusterRoleBinding, ConfigMap, Service, ServiceAccount, DaemonSet.
     expect(verbs.every((v) => v.startsWith('list ') || v.startsWith('get '))).toBe(true);
+    // At most one LIST per kind (no collection read twice), plus a small constant of other requests.
+    const lists = verbs.filter((v) => v.startsWith('list '));
+    expect(new Set(lists).size).toBe(lists.length);
+    expect(lists.length).toBeLessThanOrEqual(7);
+    expect(verbs.length - lists.length).toBeLessThanOrEqual(2);
     expect(requests).toBeLessThanOrEqual(7 + 2);
     console.log(`second pass of a 7-kind bundle: ${requests} Kubernetes requests: ${verbs.join(', ')}`);
   });
@@ -261,5 +267,28 @@ describe('a commit that changes only a ConfigMap', () => {
     const digests = new Set(pods.map((p) => p.metadata?.annotations?.['daemonset-gitops.io/config-digest']));
     expect(digests.size).toBe(1);
     expect([...digests][0]).toMatch(/^sha256:/);
+  });
+});
+
+describe('a manifest that spells out what the API server defaults', () => {
+  it('is unchanged on the next pass, and a plan against a store that never saw it (compared by a server-side dry run) shows no diff', async () => {
+    const ns = uniqueName('plain');
+    namespaces.push(ns);
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const git = newRepo();
+    git.write('exporter.yaml', fixture('defaulted.yaml', ns)).commit('plain-exporter 1.8.0, as kubectl prints it');
+    const config = stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns });
+    const first = await reconcile(stackDeps(config));
+    expect(first.result).toBe('succeeded');
+    expect(first.daemonSets[0]).toMatchObject({ action: 'create', rollout: { phase: 'complete' } });
+
+    const again = await reconcile(stackDeps(config));
+    expect(again.objects?.map((o) => [o.id, o.action])).toEqual([[`ConfigMap ${ns}/plain-exporter`, 'unchanged'], [`Service ${ns}/plain-exporter`, 'unchanged']]);
+    expect(again.daemonSets.map((d) => d.action)).toEqual(['unchanged']);
+
+    const fresh = await reconcile(stackDeps(stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, CLUSTER_NAME: uniqueName('plain') })), { dryRun: true });
+    expect(fresh.objects?.map((o) => [o.id, o.action, o.diff])).toEqual([[`ConfigMap ${ns}/plain-exporter`, 'unchanged', undefined], [`Service ${ns}/plain-exporter`, 'unchanged', undefined]]);
+    expect(fresh.daemonSets[0]).toMatchObject({ action: 'unchanged' });
+    expect(fresh.daemonSets[0].diff).toBeUndefined();
   });
 });
