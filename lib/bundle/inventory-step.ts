@@ -71,6 +71,11 @@ export function presentInGit(source: InventorySource): PresentInGit {
   return { keys, refused: source.refused.map(({ kind, namespace, name }) => ({ kind, namespace, name })), brokenFiles };
 }
 
+function isConfigCopy(o: DesiredObject): boolean {
+  const labels = (o.manifest.metadata as { labels?: Record<string, unknown> } | undefined)?.labels;
+  return labels?.[CONFIG_COPY_LABEL] !== undefined;
+}
+
 function entryOf(o: DesiredObject, version?: string): InventoryEntry {
   const slash = o.apiVersion.indexOf('/');
   return {
@@ -92,6 +97,8 @@ function recordedNow(bundle: BundleLook, applied?: Map<string, ObjectApplied>): 
     const there = item.action !== 'create' || (applied ? done?.applied === true : true);
     if (!there) continue;
     const object = done?.item.object ?? item.object;
+    // A versioned configuration copy belongs to the revisions that use it (bundle/prune-copies.ts), not to the inventory.
+    if (isConfigCopy(object)) continue;
     out.push(entryOf(object, (done?.item.resource ?? item.resource)?.version));
   }
   return out;

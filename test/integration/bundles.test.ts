@@ -283,11 +283,21 @@ describe('a manifest that spells out what the API server defaults', () => {
     expect(first.daemonSets[0]).toMatchObject({ action: 'create', rollout: { phase: 'complete' } });
 
     const again = await reconcile(stackDeps(config));
-    expect(again.objects?.map((o) => [o.id, o.action])).toEqual([[`ConfigMap ${ns}/plain-exporter`, 'unchanged'], [`Service ${ns}/plain-exporter`, 'unchanged']]);
+    // The DaemonSet mounts its ConfigMap through a versioned copy (docs/bundles.md), named after a hash of its data.
+    const named = (id: string) => id.replace(/-[0-9a-f]{10}$/, '-<copy>');
+    expect(again.objects?.map((o) => [named(o.id), o.action])).toEqual([
+      [`ConfigMap ${ns}/plain-exporter`, 'unchanged'],
+      [`ConfigMap ${ns}/plain-exporter-<copy>`, 'unchanged'],
+      [`Service ${ns}/plain-exporter`, 'unchanged'],
+    ]);
     expect(again.daemonSets.map((d) => d.action)).toEqual(['unchanged']);
 
     const fresh = await reconcile(stackDeps(stackConfig({ GIT_URL: git.url, ALLOWED_NAMESPACES: ns, CLUSTER_NAME: uniqueName('plain') })), { dryRun: true });
-    expect(fresh.objects?.map((o) => [o.id, o.action, o.diff])).toEqual([[`ConfigMap ${ns}/plain-exporter`, 'unchanged', undefined], [`Service ${ns}/plain-exporter`, 'unchanged', undefined]]);
+    expect(fresh.objects?.map((o) => [named(o.id), o.action, o.diff])).toEqual([
+      [`ConfigMap ${ns}/plain-exporter`, 'unchanged', undefined],
+      [`ConfigMap ${ns}/plain-exporter-<copy>`, 'unchanged', undefined],
+      [`Service ${ns}/plain-exporter`, 'unchanged', undefined],
+    ]);
     expect(fresh.daemonSets[0]).toMatchObject({ action: 'unchanged' });
     expect(fresh.daemonSets[0].diff).toBeUndefined();
   });

@@ -50,7 +50,7 @@ afterAll(async () => {
   for (const r of repos) r.cleanup();
 });
 
-function agent(ns: string, config: string): string {
+function agent(ns: string, config: string, pull?: string): string {
   return `apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: agent, namespace: ${ns}}
@@ -63,9 +63,12 @@ spec:
     spec:
       tolerations: [{operator: Exists, effect: NoSchedule, key: node-role.kubernetes.io/control-plane}]
       containers: [{name: agent, image: registry.local/agent:1.0, volumeMounts: [{name: config, mountPath: /etc/agent}]}]
-      volumes: [{name: config, configMap: {name: ${config}}}]
+      volumes: [{name: config, configMap: {name: ${config}}}]${pull ? `\n      imagePullSecrets: [{name: ${pull}}]` : ''}
 `;
 }
+
+// A pull secret is named by the template as it is (a ConfigMap the template mounts is named through its versioned copy).
+const pullSecret = (ns: string, name: string) => `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}, namespace: ${ns}}\ntype: kubernetes.io/dockerconfigjson\nstringData: {.dockerconfigjson: '{"auths":{}}'}\n`;
 
 const configMap = (ns: string, name: string, data = 'level: info') => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: ${ns}}\ndata: {agent.yaml: "${data}"}\n`;
 const service = (ns: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: agent-metrics, namespace: ${ns}}\nspec:\n  clusterIP: None\n  selector: {app: agent}\n  ports: [{port: 9100}]\n`;
@@ -105,7 +108,7 @@ describe('prune by inventory', () => {
     git = new TestRepo();
     repos.push(git);
     base = { GIT_URL: git.url, ALLOWED_NAMESPACES: ns, CLUSTER_NAME: uniqueName('prune') };
-    firstSha = git.write('agent.yaml', [agent(ns, 'agent-config-v1'), configMap(ns, 'agent-config-v1'), configMap(ns, 'extra'), service(ns)].join('---\n'))
+    firstSha = git.write('agent.yaml', [agent(ns, 'agent-config-v1', 'agent-pull-v1'), configMap(ns, 'agent-config-v1'), pullSecret(ns, 'agent-pull-v1'), configMap(ns, 'extra'), service(ns)].join('---\n'))
       .write('role.yaml', clusterRole(role))
       .commit('agent 1.0 with its config, a spare ConfigMap, a Service and a ClusterRole');
     const first = await reconcile(stackDeps(config({ ALLOWED_KINDS: '*', PRUNE: 'true' })));
@@ -120,6 +123,7 @@ describe('prune by inventory', () => {
       `ClusterRole /${role}`,
       `ConfigMap ${ns}/agent-config-v1`,
       `ConfigMap ${ns}/extra`,
+      `Secret ${ns}/agent-pull-v1`,
       `Service ${ns}/agent-metrics`,
     ]);
     expect(inventory.pruning).toEqual([]);
@@ -127,7 +131,7 @@ describe('prune by inventory', () => {
   });
 
   it('lists what left Git as orphaned with PRUNE=false, and deletes nothing', async () => {
-    git.write('agent.yaml', [agent(ns, 'agent-config-v2'), configMap(ns, 'agent-config-v2', 'level: debug')].join('---\n')).remove('role.yaml')
+    git.write('agent.yaml', [agent(ns, 'agent-config-v2', 'agent-pull-v2'), configMap(ns, 'agent-config-v2', 'level: debug'), pullSecret(ns, 'agent-pull-v2')].join('---\n')).remove('role.yaml')
       .commit('agent reads agent-config-v2; the spare ConfigMap, the Service and the ClusterRole go');
     const report = await reconcile(stackDeps(config({ ALLOWED_KINDS: '*', PRUNE: 'false' })));
 
@@ -135,6 +139,7 @@ describe('prune by inventory', () => {
     expect(report.orphans?.map((o) => [o.id, o.action])).toEqual([
       [`ConfigMap ${ns}/agent-config-v1`, 'orphaned'],
       [`ConfigMap ${ns}/extra`, 'orphaned'],
+      [`Secret ${ns}/agent-pull-v1`, 'orphaned'],
       [`Service ${ns}/agent-metrics`, 'orphaned'],
       [`ClusterRole ${role}`, 'orphaned'],
     ]);
@@ -145,24 +150,29 @@ describe('prune by inventory', () => {
     expect(report.daemonSets[0]).toMatchObject({ action: 'update', revision: 2 });
   });
 
-  it('with PRUNE=true deletes what left Git, keeps the ConfigMap a kept revision names, and a cluster-scoped object allowed only through *', async () => {
+  it('with PRUNE=true deletes what left Git, keeps the Secret a kept revision names, and a cluster-scoped object allowed only through *', async () => {
     const report = await reconcile(stackDeps(config({ ALLOWED_KINDS: '*', PRUNE: 'true' })));
 
     expect(report.result).toBe('succeeded');
     expect(orphan(report, `ConfigMap ${ns}/extra`)).toMatchObject({ action: 'pruned', pruned: true, message: 'no longer in Git: deleted (PRUNE=true)' });
     expect(orphan(report, `Service ${ns}/agent-metrics`)).toMatchObject({ action: 'pruned', pruned: true });
-    expect(orphan(report, `ConfigMap ${ns}/agent-config-v1`)).toMatchObject({ action: 'orphaned', pruned: false });
-    expect(orphan(report, `ConfigMap ${ns}/agent-config-v1`)!.message).toContain(`still needed: revision 1 of DaemonSet ${ns}/agent, kept for rollback, names it (volumes[0].configMap)`);
+    // Revision 1 names its ConfigMap through the versioned copy, which stays; Git's ConfigMap is needed by nothing now.
+    expect(orphan(report, `ConfigMap ${ns}/agent-config-v1`)).toMatchObject({ action: 'pruned', pruned: true });
+    expect(orphan(report, `Secret ${ns}/agent-pull-v1`)).toMatchObject({ action: 'orphaned', pruned: false });
+    expect(orphan(report, `Secret ${ns}/agent-pull-v1`)!.message).toContain(`still needed: revision 1 of DaemonSet ${ns}/agent, kept for rollback, names it (imagePullSecrets[0])`);
     expect(orphan(report, `ClusterRole ${role}`)).toMatchObject({ action: 'orphaned', pruned: false });
     expect(orphan(report, `ClusterRole ${role}`)!.message).toContain('ALLOWED_KINDS lists rbac.authorization.k8s.io/ClusterRole by name (not through *)');
 
     expect(await exists(() => core.readNamespacedConfigMap({ name: 'extra', namespace: ns }))).toBe(false);
     expect(await exists(() => core.readNamespacedService({ name: 'agent-metrics', namespace: ns }))).toBe(false);
-    expect(await exists(() => core.readNamespacedConfigMap({ name: 'agent-config-v1', namespace: ns }))).toBe(true);
+    expect(await exists(() => core.readNamespacedConfigMap({ name: 'agent-config-v1', namespace: ns }))).toBe(false);
+    expect(await exists(() => core.readNamespacedSecret({ name: 'agent-pull-v1', namespace: ns }))).toBe(true);
+    const copies = await core.listNamespacedConfigMap({ namespace: ns, labelSelector: 'daemonset-gitops.io/config-copy-of=agent-config-v1' });
+    expect(copies.items).toHaveLength(1);
     expect(await exists(() => rbac.readClusterRole({ name: role }))).toBe(true);
     const inventory = (await inventoryOf(config({})))!;
     expect(inventory.pruning).toEqual([]);
-    expect(inventory.objects.map((o) => o.name).sort()).toEqual(['agent-config-v1', 'agent-config-v2', role].sort());
+    expect(inventory.objects.map((o) => o.name).sort()).toEqual(['agent-config-v2', 'agent-pull-v1', 'agent-pull-v2', role].sort());
   });
 
   it('deletes a cluster-scoped object once ALLOWED_KINDS lists its kind by name', async () => {
