@@ -27,7 +27,7 @@ import type { ObjectStore, WriteCondition } from '../store/object-store';
 import { StateStore } from '../store/state-store';
 import { mapLimit } from '../util';
 import {
-  budgetOf, ClusterRow, clusterView, EventRow, eventRows, LastPassView, lastPassView, NodeGroup, nodeGrid, revisionDiff, RevisionRow, revisionRows, RolloutChart, rolloutChart, TILE_LEGEND, tileCounts,
+  budgetOf, ClusterRow, clusterView, EventRow, eventRows, LastPassView, lastPassView, NodeGroup, PassLine, passLine, nodeGrid, revisionDiff, RevisionRow, revisionRows, RolloutChart, rolloutChart, TILE_LEGEND, tileCounts,
 } from './view-models';
 import type { Timeline } from '../store/timeline-store';
 
@@ -70,6 +70,8 @@ export interface DaemonSetPage {
   budget: number;
   stallReason?: string;
   revisions: RevisionRow[];
+  /** What the last recorded pass said of this DaemonSet, when it had something to say. */
+  pass?: PassLine;
   events: EventRow[];
   eventsProblem?: string;
 }
@@ -316,7 +318,8 @@ export class UiData {
     const ds = this.live(key);
     const records = await this.readDaemonSetRecords(namespace, name);
     const { state, unreadable, numbers, timeline } = records;
-    const pass = (this.clusterRecords ? await this.clusterRecords.catch(() => undefined) : undefined)?.pass.record?.daemonSets.find((d) => d.key === key);
+    const cluster = await this.readClusterRecords(this.daemonSets.items().map((d) => `${d.metadata.namespace}/${d.metadata.name}`)).catch(() => undefined);
+    const pass = cluster?.pass.record?.daemonSets.find((d) => d.key === key);
     if (!ds && !state && !unreadable && !pass) throw new NotFoundError(`${key} is neither a managed DaemonSet in the cluster nor recorded in S3`);
     const now = clock.now();
     const row = clusterView([{ key, state, live: ds, unreadable, pass }], now, config.policy.progressDeadlineSeconds)[0];
@@ -353,6 +356,7 @@ export class UiData {
       key, at: now.toISOString(), row, groups, counts: tileCounts(groups), legend: TILE_LEGEND,
       chart: rolloutChart(timeline?.points ?? [], now), budget, stallReason,
       revisions: revisionRows(snapshots.filter((s): s is RevisionSnapshot => Boolean(s)), state),
+      ...(pass ? { pass: passLine(pass) } : {}),
       events,
       eventsProblem,
     };

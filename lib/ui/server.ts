@@ -148,6 +148,8 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       res.end(readFileSync(asset.file()));
       return;
     }
+    // A look after a long quiet time (no page open to follow the slow interval) reads S3 again.
+    if (req.method === 'GET' && path.startsWith('/api/') && Date.now() - data.s3.lastAt > refreshMs) data.invalidate();
     if (req.method === 'GET' && path === '/api/cluster') return send(res, 200, await clusterJson());
     const ds = /^\/api\/daemonsets\/([^/]+)\/([^/]+)(\/diff|\/actions\/([a-z]+))?$/.exec(path);
     if (req.method === 'GET' && ds && !ds[3]) return sendJson(res, 200, await data.daemonSet(decodeURIComponent(ds[1]), decodeURIComponent(ds[2])));

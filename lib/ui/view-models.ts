@@ -11,6 +11,7 @@ import type { PlacementSpec } from '../rollout/eligibility';
 import { countsOf, evaluateNative } from '../rollout/status';
 import type { DaemonSetState, RevisionConfig, RevisionSnapshot } from '../store/records';
 import type { PassDaemonSet, PassRecord } from '../store/pass-record';
+import { MAX_PASS_RECORD_BYTES } from '../pass-summary';
 import type { TimelinePoint } from '../store/timeline-store';
 import { stringify } from 'yaml';
 import { unifiedDiff } from '../plan/diff';
@@ -138,7 +139,7 @@ export function problemsByFile(record: PassRecord | undefined): FileProblems[] {
     const f = file ?? '(no file)';
     byFile.set(f, [...(byFile.get(f) ?? []), p]);
   };
-  const kindOfCode = (code: string, severity: string): ProblemKind => (severity !== 'error' ? 'warning' : REFUSED_CODES.has(code) ? 'refused' : 'invalid');
+  const kindOfCode = (code: string, severity: string): ProblemKind => (REFUSED_CODES.has(code) ? 'refused' : severity === 'error' ? 'invalid' : 'warning');
   for (const p of record.problems) add(p.file, { document: p.document, subject: p.key, kind: kindOfCode(p.code, p.severity), code: p.code, message: p.message });
   for (const d of record.daemonSets) {
     const neverApplied = d.revision === undefined ? { neverApplied: true } : {};
@@ -180,7 +181,8 @@ export interface LastPassView {
   note?: string;
 }
 
-function lineOf(d: PassDaemonSet): PassLine {
+/** One DaemonSet's entry of the last pass, in a line. */
+export function passLine(d: PassDaemonSet): PassLine {
   const trouble = passProblem(d);
   const rollout = d.rollout && d.rollout.phase !== 'complete' ? `; rollout ${d.rollout.phase}${d.rollout.desired !== undefined ? ` (${d.rollout.upToDate ?? 0}/${d.rollout.desired} updated)` : ''}` : '';
   const text = d.applied
@@ -206,8 +208,8 @@ export function lastPassView(record: PassRecord | undefined, problem?: string): 
     ...(commit ? { commit: { short: commit.sha.slice(0, 7), subject: commit.subject, author: commit.author } } : {}),
     ...(record.error ? { error: `${record.error.reason}: ${record.error.message}` } : {}),
     counts: counts || 'no DaemonSets',
-    lines: record.daemonSets.map(lineOf),
-    ...(left ? { omitted: `${left} left out of the stored report (it is kept under ${Math.round(64)} KiB)` } : {}),
+    lines: record.daemonSets.map(passLine),
+    ...(left ? { omitted: `${left} left out of the stored report (it is kept under ${MAX_PASS_RECORD_BYTES / 1024} KiB)` } : {}),
     byFile: problemsByFile(record),
   };
 }

@@ -19,7 +19,7 @@ describe('problemsByFile', () => {
   it('groups every kind of problem under its file, documents in order, and marks DaemonSets never applied', () => {
     const r = record({
       problems: [
-        { file: 'rbac.yaml', document: 2, code: 'not-a-daemonset', severity: 'error', message: 'kind ClusterRole is not allowed (ALLOWED_KINDS)' },
+        { file: 'rbac.yaml', document: 2, code: 'kind-not-allowed', severity: 'skipped', message: 'ClusterRole reader is not applied: ALLOWED_KINDS does not allow it' },
         { file: 'notes.yaml', code: 'yaml-syntax', severity: 'error', message: 'bad indentation' },
       ],
       daemonSets: [
