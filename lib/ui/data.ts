@@ -64,7 +64,7 @@ export interface DaemonSetPage {
   groups: NodeGroup[];
   counts: ReturnType<typeof tileCounts>;
   legend: typeof TILE_LEGEND;
-  /** The current revision's timeline; empty for a native rollout (the controller keeps none). */
+  /** The current revision's timeline (managed: one point per decision; native: the controller's counts as the tracker saw them); empty when none was kept. */
   chart: RolloutChart;
   /** The budget now, for a rollout with no timeline. */
   budget: number;

@@ -223,16 +223,23 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
   let sending = false;
   let again = false;
   let s3Stale = false;
+  // A burst of changes is sent as one; S3 is read again at most once per MIN_S3_GAP_MS.
+  const fire = () => {
+    pending = undefined;
+    if (s3Stale) {
+      const wait = data.s3.lastAt + MIN_S3_GAP_MS - Date.now();
+      if (wait > 0) {
+        pending = setTimeout(fire, wait);
+        return;
+      }
+      data.invalidate();
+      s3Stale = false;
+    }
+    void sendAll();
+  };
   const push = () => {
     if (clients.size === 0 || pending) return;
-    // A burst of changes is sent as one; S3 is read again at most once per MIN_S3_GAP_MS.
-    const wait = s3Stale ? Math.max(PUSH_DELAY_MS, data.s3.lastAt + MIN_S3_GAP_MS - Date.now()) : PUSH_DELAY_MS;
-    pending = setTimeout(() => {
-      pending = undefined;
-      if (s3Stale) data.invalidate();
-      s3Stale = false;
-      void sendAll();
-    }, wait);
+    pending = setTimeout(fire, PUSH_DELAY_MS);
   };
   const s3MayHaveChanged = () => {
     s3Stale = true;
