@@ -237,7 +237,7 @@ describe('dsgitops ui in a browser', () => {
     const page = await context.newPage();
     await page.goto(ui.url);
     await page.waitForSelector(`#daemonsets tr[data-key="${ns}/new-agent"]`);
-    expect(await page.textContent(`#daemonsets tr[data-key="${ns}/new-agent"]`)).toMatch(/never applied.*agents\.yaml \(document 1\).*selector/s);
+    expect(await page.textContent(`#daemonsets tr[data-key="${ns}/new-agent"]`)).toMatch(/agents\.yaml \(document 1\): spec\.selector does not match.*never applied/s);
     const agents = await page.textContent('#problems .file[data-file="agents.yaml"]');
     expect(agents).toMatch(new RegExp(`invalid.*document 1: ${ns}/new-agent \\(never applied\\)`, 's'));
     expect(await page.textContent('#problems .file[data-file="rbac.yaml"]')).toMatch(/refused.*ClusterRole uipass-reader.*ALLOWED_KINDS/s);
@@ -274,5 +274,33 @@ describe('dsgitops ui in a browser', () => {
     await page.waitForSelector('#diff:not([hidden])');
     expect(await page.textContent('#diff')).toMatch(/--- revision 1\n\+\+\+ revision 2[\s\S]*-\s+- image: registry.local\/exporter:1.0\n\+\s+- image: registry.local\/exporter:1.1/);
     await shot(page, '10-diff');
+
+    // Revisions that carry their configuration (snapshots as written with a DaemonSet's ConfigMaps and
+    // Secrets): the diff shows the ConfigMap's data and only whether the Secret changed, never its value.
+    const store = deps().store;
+    const base = (await store.getRevision(ns, 'exporter', 2))!.value;
+    const configured = (revision: number, level: string, secretDigest: string) => ({
+      ...base, name: 'configured', revision, digest: `configured-${revision}`,
+      manifest: { ...base.manifest, metadata: { name: 'configured', namespace: ns } },
+      config: [
+        { kind: 'ConfigMap' as const, namespace: ns, name: 'configured-settings', copyName: `configured-settings-${level}`, digest: `cm-${level}`, data: { 'level': level, 'flush': '5s' } },
+        { kind: 'Secret' as const, namespace: ns, name: 'configured-token', copyName: `configured-token-${secretDigest}`, digest: secretDigest },
+      ],
+    });
+    for (const [n, level, secret] of [[1, 'info', 's-one'], [2, 'debug', 's-two']] as const) {
+      await deps().objects.put(store.keys.revision(ns, 'configured', n), JSON.stringify(configured(n, level, secret)), { ifNoneMatch: '*' });
+    }
+    await store.putState({ schema: 1, namespace: ns, name: 'configured', currentRevision: 2, appliedDigest: 'configured-2', updatedAt: new Date().toISOString() }, undefined);
+    await page.goto(`${ui.url}#ds=${ns}/configured`);
+    await page.waitForSelector('#revisions tr[data-revision="1"]');
+    await page.check('input[name="diff-a"][value="1"]');
+    await page.check('input[name="diff-b"][value="2"]');
+    await page.click('#diff-button');
+    await page.waitForFunction(`document.querySelector('#diff').textContent.includes('configuration')`, undefined, { timeout: 10_000 });
+    const diff = (await page.textContent('#diff'))!;
+    expect(diff).toMatch(/ConfigMap [^\n]*\/configured-settings: changed \(configured-settings-info -> configured-settings-debug\)/);
+    expect(diff).toMatch(/-level: info\n\+level: debug/);
+    expect(diff).toMatch(/Secret [^\n]*\/configured-token: changed[^\n]*values not shown/);
+    await shot(page, '11-diff-configuration');
   });
 });
