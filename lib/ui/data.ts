@@ -197,6 +197,11 @@ export class UiData {
     this.generation++;
   }
 
+  /** Changes with every `invalidate()`: a view built under the same generation and cache versions is the same view. */
+  get recordsGeneration(): number {
+    return this.generation;
+  }
+
   /** The cluster's records in S3, read again only after an `invalidate()` or a DaemonSet none of them knows. */
   private async readClusterRecords(keysLive: string[]): Promise<ClusterRecords> {
     const had = this.clusterRecords ? await this.clusterRecords.catch(() => undefined) : undefined;

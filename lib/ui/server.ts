@@ -28,6 +28,8 @@ import type { UiData } from './data';
 export const DEFAULT_REFRESH_MS = 30_000;
 /** S3 is read again at most this often, however many watch events arrive. */
 export const MIN_S3_GAP_MS = 1_000;
+/** The cluster's view is reused this long while nothing it rests on changed. */
+const CLUSTER_VIEW_MS = 3_000;
 /** Changes that come within this long are sent as one. */
 const PUSH_DELAY_MS = 250;
 
@@ -216,7 +218,16 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
   // The cluster's view: drawn from the caches and from what was last read of S3 (UiData reads
   // S3 again only after an invalidate()).
   const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
-  const clusterJson = async (): Promise<string> => JSON.stringify(await data.cluster());
+  // Kept while no cache changed and S3 was not read again, for at most CLUSTER_VIEW_MS (a phase
+  // depends on the time too: a rollout past its deadline is stalled).
+  let lastCluster: { json: string; at: number; basis: string } | undefined;
+  const clusterJson = async (): Promise<string> => {
+    const basis = `${data.recordsGeneration} ${data.caches().map((c) => c.version).join()}`;
+    if (lastCluster && lastCluster.basis === basis && Date.now() - lastCluster.at < CLUSTER_VIEW_MS) return lastCluster.json;
+    const json = JSON.stringify(await data.cluster());
+    lastCluster = { json, at: Date.now(), basis };
+    return json;
+  };
 
   // ---- live updates ----------------------------------------------------------------------
   let pending: ReturnType<typeof setTimeout> | undefined;
