@@ -50,18 +50,20 @@ export const managedSeedSchema = z.object({
 });
 export type ManagedSeed = z.infer<typeof managedSeedSchema>;
 
-/** One ConfigMap or Secret a revision references, as snapshotted with it. */
-export const revisionConfigSchema = z.object({
+/**
+ * One ConfigMap or Secret a revision runs with, and the versioned copy its template references
+ * (lib/bundle/config-copies.ts). A ConfigMap's data is kept so a rollback can recreate a pruned
+ * copy; a Secret is only its digest, never a value.
+ */
+export const configEntrySchema = z.object({
   kind: z.enum(['ConfigMap', 'Secret']),
   namespace: z.string(),
   name: z.string(),
-  /** The content-addressed copy the revision's pods mount. */
   copyName: z.string(),
   digest: z.string(),
-  /** ConfigMaps only: their data. Never set for a Secret. */
   data: z.optional(z.record(z.string(), z.string())),
+  binaryData: z.optional(z.record(z.string(), z.string())),
 });
-export type RevisionConfig = z.infer<typeof revisionConfigSchema>;
 
 export const revisionSchema = z.object({
   schema: z.literal(1),
@@ -93,8 +95,8 @@ export const revisionSchema = z.object({
   pin: z.optional(pinSchema),
   /** A managed rollback's: where its rollout starts (see managedSeedSchema). */
   managedSeed: z.optional(managedSeedSchema),
-  /** The configuration this revision runs with: its ConfigMaps (with their data) and Secrets (a digest only, never their values). */
-  config: z.optional(z.array(revisionConfigSchema)),
+  /** The ConfigMaps and Secrets of the source its template references, as versioned copies (configEntrySchema). */
+  config: z.optional(z.array(configEntrySchema)),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 

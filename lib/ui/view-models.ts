@@ -9,7 +9,10 @@ import { availableFrom, effectiveMaxUnavailable } from '../rollout/wave';
 import { isPodUpdated, toWaveNode, toWavePod } from '../rollout/managed';
 import type { PlacementSpec } from '../rollout/eligibility';
 import { countsOf, evaluateNative } from '../rollout/status';
-import type { DaemonSetState, RevisionConfig, RevisionSnapshot } from '../store/records';
+import type { DaemonSetState, RevisionSnapshot } from '../store/records';
+
+/** One ConfigMap or Secret a revision runs with (revisionSchema's `config`). */
+type RevisionConfig = NonNullable<RevisionSnapshot['config']>[number];
 import type { PassDaemonSet, PassRecord } from '../store/pass-record';
 import { MAX_PASS_RECORD_BYTES } from '../pass-summary';
 import type { TimelinePoint } from '../store/timeline-store';
@@ -466,7 +469,11 @@ export function configChanges(from: readonly RevisionConfig[] | undefined, to: r
   const id = (c: RevisionConfig) => `${c.kind} ${c.namespace}/${c.name}`;
   const a = new Map((from ?? []).map((c) => [id(c), c]));
   const b = new Map((to ?? []).map((c) => [id(c), c]));
-  const text = (c: RevisionConfig | undefined) => (c?.data && Object.keys(c.data).length ? stringify(c.data, { sortMapEntries: true }) : '');
+  // A ConfigMap's binaryData is shown as it is kept (base64), under its own key.
+  const text = (c: RevisionConfig | undefined) => {
+    const shown = { ...(c?.data ?? {}), ...Object.fromEntries(Object.entries(c?.binaryData ?? {}).map(([k, v]) => [`${k} (binary, base64)`, v])) };
+    return Object.keys(shown).length ? stringify(shown, { sortMapEntries: true }) : '';
+  };
   return [...new Set([...a.keys(), ...b.keys()])].sort().map((k) => {
     const x = a.get(k);
     const y = b.get(k);
