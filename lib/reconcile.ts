@@ -38,6 +38,8 @@ import { givenValue } from './secrets';
 import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import { commitJudge, untrustedMessage } from './source/trust';
+import { isRecordedPass, passRecord } from './pass-summary';
+import { PassRecordStore, StoredPass } from './store/pass-record';
 import type { Verification } from './source/verify-commit';
 import type { GitCommit } from './source/git';
 import type { Lease } from './store/lease';
@@ -48,8 +50,6 @@ import { applyStages, BundleLook, lookAtBundle, ObjectApplied } from './bundle/a
 import { failedCompanion } from './bundle/companions';
 import { STAGES_AFTER_DAEMONSETS, STAGES_BEFORE_DAEMONSETS } from './bundle/plan';
 import type { ObjectReport } from './report';
-import { isRecordedPass, passRecord } from './pass-summary';
-import { PassRecordStore, StoredPass } from './store/pass-record';
 
 export interface ReconcileRequest {
   /** Plan only: no lease, no writes; the report carries the diffs. */
