@@ -1,7 +1,7 @@
 /**
  * Benchmark: the first paint of `dsgitops ui` from a warm process, for a cluster of 300
  * managed DaemonSets with one DaemonSet of 200 nodes in a managed rollout (its grid, a
- * 240-point timeline, 10 revisions). The server, the view models and the page are the real
+ * 240-point timeline, 10 revisions) and a last pass with 30 problems in 30 files. The server, the view models and the page are the real
  * ones, in Debian's Chromium (playwright-core); the cluster and the store are synthetic and in
  * memory (watch caches already filled, records already written), so what is measured is the
  * page's own cost: the server's views, the transfer and the browser's drawing, not the API
@@ -32,6 +32,9 @@ import type { ObjectStore, StoredText, WriteCondition } from '../lib/store/objec
 import type { DaemonSetState, RevisionSnapshot } from '../lib/store/records';
 import { TimelineStore, TimelinePoint } from '../lib/store/timeline-store';
 import { UiData } from '../lib/ui/data';
+import { passRecord } from '../lib/pass-summary';
+import type { ReconcileReport } from '../lib/report';
+import { PassRecordStore } from '../lib/store/pass-record';
 import { startUiServer } from '../lib/ui/server';
 
 const { values: args } = parseArgs({ options: { daemonsets: { type: 'string', default: '300' }, nodes: { type: 'string', default: '200' }, runs: { type: 'string', default: '7' } } });
@@ -112,6 +115,16 @@ async function main(): Promise<void> {
   let points: TimelinePoint[] = [];
   for (let k = 0; k < 400; k++) points = appendTimelinePoint(points, { at: iso(-400 + k), desired: NODES, updated: Math.min(NODES, k), updatedAvailable: Math.min(NODES, k), unavailable: k % 20, budget: 20, skipped: 1, phase: k < 30 ? 'canary-hold' : 'progressing', wave: Math.floor(k / 20) });
   await new TimelineStore(objects, deps.store.keys).update(NS, 'agent-0', 10, () => points);
+
+  // The last pass's record: 20 DaemonSets with an invalid manifest (never applied) and 10 refused documents, as its problems by file.
+  const report: ReconcileReport = {
+    kind: 'ReconcileReport', runId: 'bench-pass', cluster: 'bench', dryRun: false, result: 'failed', startedAt: iso(-60), finishedAt: iso(-30), summary: { total: DAEMONSETS + 20 }, problems: [], kubernetesRequests: 3,
+    source: { url: 'https://git.example/agents.git', ref: 'main', path: '.', commit },
+    daemonSets: Array.from({ length: 20 }, (_, k) => ({ key: `${NS}/broken-${k}`, namespace: NS, name: `broken-${k}`, action: 'invalid' as const, applied: false, message: 'spec.selector does not match spec.template.metadata.labels',
+      problems: [{ file: `broken/${k}.yaml`, document: 1, key: `${NS}/broken-${k}`, code: 'selector-mismatch', severity: 'error' as const, message: 'spec.selector does not match spec.template.metadata.labels (app=a vs app=b)' }] })),
+  };
+  report.problems = Array.from({ length: 10 }, (_, k) => ({ file: `rbac/${k}.yaml`, document: 1, code: 'kind-not-allowed', severity: 'skipped' as const, message: `ClusterRole reader-${k} is not applied: ALLOWED_KINDS does not allow it` }));
+  await new PassRecordStore(objects, deps.store.keys).put(passRecord(report), {}, true);
 
   const data = await UiData.start(deps);
   const server = await startUiServer(data, { port: 0, allowActions: false, user: 'bench', actionDeps: () => deps, log: () => undefined, refreshMs: 3_600_000 });

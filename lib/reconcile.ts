@@ -38,6 +38,8 @@ import { givenValue } from './secrets';
 import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import { commitJudge, untrustedMessage } from './source/trust';
+import { isRecordedPass, passRecord } from './pass-summary';
+import { PassRecordStore, StoredPass } from './store/pass-record';
 import type { Verification } from './source/verify-commit';
 import type { GitCommit } from './source/git';
 import type { Lease } from './store/lease';
@@ -114,6 +116,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   const started = { at: deps.clock.now().toISOString(), requests: deps.cluster.requestCount };
   const lease = clusterLease(deps);
   const steps: PassSteps = {};
+  const lastPass = readLastPass(deps, req);
   try {
     const reads = startReads(deps);
     steps.head = await fetchAndJudge(deps);
@@ -121,7 +124,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
     steps.look = await lookAndPlan(deps, steps.source, req, reads);
     if ('untrusted' in steps.head) steps.untrusted = await refuseUntrusted(deps, req, steps.look, steps.head.untrusted);
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
-    if (!steps.lease.acting) return passReport(deps, req, started, steps);
+    if (!steps.lease.acting) return await keepPassRecord(deps, req, passReport(deps, req, started, steps), lastPass);
     steps.look = steps.lease.look;
     steps.objects = await applyStages(deps, steps.look.bundle, STAGES_BEFORE_DAEMONSETS, () => lease.confirm());
     const applying = await applyPlanned(deps, lease, steps.source, steps.look, steps.objects);
@@ -138,7 +141,32 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   } finally {
     if (steps.lease?.acting) await releaseLease(deps, lease);
   }
-  return passReport(deps, req, started, steps);
+  return keepPassRecord(deps, req, passReport(deps, req, started, steps), lastPass);
+}
+
+/** Step: the last pass's record as stored, read beside the pass's first reads (none for a dry run or a limited pass, which keep none). */
+function readLastPass(deps: Deps, req: ReconcileRequest): Promise<StoredPass | undefined> {
+  if (req.dryRun || req.only?.length) return Promise.resolve(undefined);
+  const read = new PassRecordStore(deps.objects, deps.store.keys).get();
+  read.catch(() => undefined);
+  return read;
+}
+
+/**
+ * Step: the report, kept bounded as the cluster's last pass (store/pass-record.ts) by a pass
+ * that wrote anyway or found other problems than the stored record: a pass with nothing to
+ * change and nothing new wrong writes nothing. Failing to keep it costs only the page's view of
+ * the pass: logged, never fatal.
+ */
+async function keepPassRecord(deps: Deps, req: ReconcileRequest, report: ReconcileReport, read: Promise<StoredPass | undefined>): Promise<ReconcileReport> {
+  if (!isRecordedPass(report, req)) return report;
+  try {
+    const stored = await read;
+    if (stored) await new PassRecordStore(deps.objects, deps.store.keys).put(passRecord(report), stored, Boolean(report.leaseTaken));
+  } catch (err) {
+    deps.logger.log('warn', `could not keep the pass's report in S3: ${errorMessage(err)}`, { action: 'pass-record-failed' });
+  }
+  return report;
 }
 
 /** Step: the reads that need nothing from Git (the managed DaemonSets, the state index), started while Git is asked. */
@@ -439,6 +467,7 @@ function daemonSetReport(steps: PassSteps, item: PlanItem): DaemonSetReport {
     diff: item.diff || undefined,
     problems: item.problems.length ? item.problems : undefined,
     pin: o.state?.pin,
+    ...(item.held ? { held: item.held } : {}),
   };
   const applied = steps.applied?.get(item.key);
   const acted = steps.lease?.acting === true;
@@ -741,7 +770,7 @@ async function holdUnfilled(deps: Deps, items: PlanItem[], byKey: Map<string, Ob
     if (!held) continue;
     deps.logger.log('warn', `${item.key}: ${held}`, { daemonSet: item.key, action: 'held' });
     // A copy: a later plan that reuses this pass's decision (same observation) asks again.
-    items[items.indexOf(item)] = { ...item, apply: false, message: `${item.message}: ${held}` };
+    items[items.indexOf(item)] = { ...item, apply: false, message: `${item.message}: ${held}`, held };
   }
 }
 

@@ -36,6 +36,8 @@ export interface DaemonSetReport {
   rollout?: RolloutReport;
   pin?: Pin;
   error?: { reason: string; message: string };
+  /** Why the pass held this DaemonSet's change back, when it did. */
+  held?: string;
 }
 
 /** A rollout as a row shows it (never `complete` with fewer available than desired: see consistentRow). */

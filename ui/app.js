@@ -34,6 +34,24 @@
         `<td>${lp}</td></tr>`;
     });
     $('daemonsets').tBodies[0].innerHTML = rows.join('') || '<tr><td colspan="7">no DaemonSets managed by daemonset-gitops</td></tr>';
+    renderPass(c.lastPass);
+  }
+
+  // The last pass (the last one that changed something or found something new), and its problems by file.
+  const KIND = { invalid: ['✕', 'invalid'], refused: ['⊘', 'refused'], held: ['⏸', 'held'], failed: ['⚠', 'failed'], warning: ['!', 'warning'] };
+  function renderPass(p) {
+    if (!p) { $('pass').innerHTML = '<p class="note">no pass recorded yet</p>'; $('problems').innerHTML = '<p class="note">none</p>'; return; }
+    if (p.note) { $('pass').innerHTML = `<p class="problem">${esc(p.note)}</p>`; $('problems').innerHTML = ''; return; }
+    $('pass').innerHTML = `<p data-run="${esc(p.runId)}"><span class="result-${esc(p.result)}">${esc(p.result)}</span> · ${when(p.at)} · ${esc(p.counts)}` +
+      `${p.commit ? ` · <code>${esc(p.commit.short)}</code> ${esc(p.commit.subject)}` : ''}</p>` +
+      (p.error ? `<p class="problem">${esc(p.error)}</p>` : '') +
+      (p.lines.length ? `<ul class="pass-lines">${p.lines.map((l) => `<li data-key="${esc(l.key)}" class="${l.serious ? 'problem' : ''}"><b>${esc(l.key)}</b> ${esc(l.text)}</li>`).join('')}</ul>` : '<p class="note">every DaemonSet unchanged</p>') +
+      (p.omitted ? `<p class="note">${esc(p.omitted)}</p>` : '') +
+      '<p class="note">A pass that changes nothing and finds nothing new writes nothing: this is the last pass that did.</p>';
+    $('problems').innerHTML = p.byFile.length ? p.byFile.map((f) => `<div class="file" data-file="${esc(f.file)}"><h4>${esc(f.file)}</h4><ul>` +
+      f.problems.map((x) => `<li data-kind="${esc(x.kind)}"><span class="kind kind-${esc(x.kind)}" title="${esc(KIND[x.kind][1])}">${esc(KIND[x.kind][0])} ${esc(KIND[x.kind][1])}</span> ` +
+        `${x.document !== undefined ? `document ${esc(x.document)}: ` : ''}${x.subject ? `<b>${esc(x.subject)}</b>${x.neverApplied ? ' <small>(never applied)</small>' : ''}: ` : ''}${esc(x.message)}</li>`).join('') +
+      '</ul></div>').join('') : '<p class="note">none: the last pass found nothing wrong</p>';
   }
 
   $('daemonsets').addEventListener('click', (e) => {
@@ -80,7 +98,10 @@
     const c = p.chart;
     const data = [c.t, c.unavailable, c.budget, c.updated];
     state.chart = { t: c.t, unavailable: c.unavailable, budget: c.budget, updated: c.updated, bands: c.bands };
-    $('chart-note').textContent = c.t.length ? `${c.t.length} points from the rollout's timeline in S3; bands: canary hold, waves, pauses, stall` : (p.row.mode === 'managed' ? 'no timeline kept for this revision yet' : 'native rollouts are run by the cluster\'s controller: no timeline is kept');
+    $('chart-note').textContent = c.t.length
+      ? (p.row.mode === 'managed' ? `${c.t.length} points from the rollout's timeline in S3; bands: canary hold, waves, pauses, stall` : `${c.t.length} points from the native rollout's timeline in S3: the DaemonSet controller's own counts as the reconciler watched them, against its budget (maxUnavailable)`)
+      : 'no timeline kept for this revision yet (a revision applied before timelines were kept, or one not watched yet)';
+    $('chart').dataset.points = String(c.t.length);
     // From the window, not the element: measuring the element would force a layout of the whole page first.
     const width = Math.max(320, Math.min(1400, Math.floor(window.innerWidth - Math.min(34 * 14, window.innerWidth * 0.4) - 80)));
     if (state.plot && state.plot.width !== width) { state.plot.destroy(); state.plot = undefined; }
@@ -144,6 +165,7 @@
     renderChart(p);
     renderRevisions(p);
     renderActions(p);
+    $('ds-pass').textContent = p.pass ? `in the last recorded pass: ${p.pass.text}` : '';
     $('last-pass').textContent = r.lastPass ? `${when(r.lastPass.at)}: ${r.lastPass.result}${r.lastPass.revision ? ` revision ${r.lastPass.revision}` : ''}${r.lastPass.message ? ` — ${r.lastPass.message}` : ''}` : 'no pass recorded';
     $('events').tBodies[0].innerHTML = p.events.map((e) => `<tr><td>${esc(e.type)}</td><td>${esc(e.reason)}</td><td>${esc(e.message)}</td><td>${esc(e.count)}</td><td>${when(e.last)}</td></tr>`).join('') || `<tr><td colspan="5">${esc(p.eventsProblem || 'no Events')}</td></tr>`;
     document.body.dataset.rendered = p.at;

@@ -53,6 +53,8 @@ export interface PlanItem {
   diff?: string;
   message: string;
   problems: ManifestProblem[];
+  /** Why the pass holds this change back (see reconcile's holdUnfilled). */
+  held?: string;
 }
 
 export type Triage =

@@ -16,6 +16,9 @@ import type { RolloutState } from '../store/records';
 import { driveManaged } from './managed';
 import { describeCounts, evaluateNative } from './status';
 import { FailedCreateEvent, refusalSince, withRefusal } from './cannot-start';
+import { nativeTimelinePoint } from './native-timeline';
+import { appendTimelinePoint } from './timeline';
+import { TimelineStore, type TimelinePoint } from '../store/timeline-store';
 
 export interface TrackTarget {
   namespace: string;
@@ -44,6 +47,8 @@ const WATCH_SLICE_MS = 10_000;
 const WHY_NO_PODS_AFTER_MS = 2_000;
 /** How long a burst of DaemonSet updates may go on before it is looked at, as one. */
 const SETTLE_MS = 100;
+/** A native rollout's new timeline points are written at most this often (and once at the end). */
+const TIMELINE_WRITE_MS = 5_000;
 
 function revisionOf(ds: LiveDaemonSet): number | undefined {
   const n = Number(ds.metadata.annotations?.[REVISION_ANNOTATION]);
@@ -107,6 +112,7 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
   // rollout that has not made every pod it needs, and at most once per look.
   const refusals = new Map<string, FailedCreateEvent>();
   const refusedBefore = new Map<string, FailedCreateEvent>();
+  const timelines = new NativeTimelines(deps);
 
   const observe = (t: TrackTarget, ds: LiveDaemonSet) => {
     const key = keyOf(t);
@@ -120,6 +126,8 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     const next = withRefusal(evaluated, refusals.get(key), refusedBefore.get(key));
     lastSeen.set(key, ds);
     results.set(key, next);
+    const point = nativeTimelinePoint(ds, next, clock.now());
+    if (point) timelines.add(t, point);
     const c = next.counts;
     const changed = !before || before.phase !== next.phase || before.message !== next.message;
     if (changed) deps.onProgress?.(`${key}: revision ${t.revision} ${next.phase}${next.onDelete ? ' (OnDelete)' : ''}: ${c && next.generation !== undefined && (ds.status?.observedGeneration ?? 0) >= next.generation ? describeCounts(c) : next.message}`);
@@ -160,11 +168,49 @@ async function trackNative(deps: Deps, targets: TrackTarget[], options: TrackOpt
     }
   };
 
-  const preemptedBy = await followRollouts(deps, options, pending, observeCache, askWhyNoPods);
+  const preemptedBy = await followRollouts(deps, options, pending, observeCache, async () => {
+    await askWhyNoPods();
+    await timelines.write(false);
+  });
 
   // What was seen is recorded even by a preempted run: each write is conditional on the revision it tracked.
+  await timelines.write(true);
   await recordAll(deps, results, byKey, lastSeen);
   return preemptedBy ? { rollouts: results, preemptedBy } : { rollouts: results };
+}
+
+/**
+ * The timeline points of native rollouts seen by this run, kept in memory and added to each
+ * revision's timeline in S3 at most every TIMELINE_WRITE_MS per rollout (a conditional
+ * read-change-write, bounded like a managed rollout's), and once at the end. A point equal to
+ * the last but for its time is not kept. A failure to write costs only the chart.
+ */
+class NativeTimelines {
+  private readonly waiting = new Map<string, { t: TrackTarget; points: TimelinePoint[]; writtenAt: number }>();
+
+  constructor(private readonly deps: Deps) {}
+
+  add(t: TrackTarget, point: TimelinePoint): void {
+    const key = `${keyOf(t)}/${t.revision}`;
+    const had = this.waiting.get(key) ?? { t, points: [], writtenAt: 0 };
+    had.points = appendTimelinePoint(had.points, point);
+    this.waiting.set(key, had);
+  }
+
+  async write(all: boolean): Promise<void> {
+    const now = Date.now();
+    for (const w of this.waiting.values()) {
+      if (w.points.length === 0 || (!all && now - w.writtenAt < TIMELINE_WRITE_MS)) continue;
+      const points = w.points;
+      w.points = [];
+      w.writtenAt = now;
+      try {
+        await new TimelineStore(this.deps.objects, this.deps.store.keys).update(w.t.namespace, w.t.name, w.t.revision, (stored) => points.reduce((acc, p) => appendTimelinePoint(acc, p), stored));
+      } catch (err) {
+        this.deps.logger.log('warn', `could not keep the rollout's timeline: ${errorMessage(err)}`, { daemonSet: keyOf(w.t) });
+      }
+    }
+  }
 }
 
 /**

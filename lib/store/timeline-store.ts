@@ -66,6 +66,8 @@ export class TimelineStore {
       // An unreadable timeline is only a chart: it is started again rather than blocking the rollout.
       const points = parsed?.ok ? parsed.value.points : [];
       const next: Timeline = { schema: 1, namespace, name, revision, points: change(points) };
+      // Nothing new (a look that saw what the last point says): nothing written.
+      if (parsed?.ok && JSON.stringify(next.points) === JSON.stringify(points)) return;
       try {
         await this.objects.put(key, JSON.stringify(next), got ? { ifMatch: got.etag } : { ifNoneMatch: '*' });
         return;

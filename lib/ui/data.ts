@@ -7,9 +7,11 @@
  * Assumptions:
  * - The cluster is never polled: every look at it is a read of a cache. ControllerRevisions
  *   are listed once per template generation of the DaemonSet, as the driver does.
- * - S3 has no watch: its records are read again when a cache changes and, while a page is
- *   open, every few seconds (one GET of the state index for the cluster; the open
- *   DaemonSet's state and timeline).
+ * - S3 has no watch: what was read of it is kept and reused until `invalidate()` says it may
+ *   have changed (the server calls it when a watch cache changes, after an action, and at a
+ *   slow interval for what changes in S3 alone: see server.ts). Reads are then one GET of the
+ *   state index and one of the last pass's record for the cluster; the open DaemonSet's state,
+ *   its revision numbers, new snapshots and its timeline.
  */
 import type { Cache } from '../cluster/watch-cache';
 import type { LiveDaemonSet, LiveEvent, LiveNode, LivePod } from '../cluster/types';
@@ -19,15 +21,40 @@ import { MANAGED_SELECTOR, REVISION_ANNOTATION } from '../labels';
 import { selectorQuery } from '../k8s-values';
 import type { DaemonSetState, RevisionSnapshot } from '../store/records';
 import { TimelineStore } from '../store/timeline-store';
+import { PassRecordStore, StoredPass } from '../store/pass-record';
+import type { StateIndexRecord } from '../store/state-index';
+import type { ObjectStore, WriteCondition } from '../store/object-store';
+import { StateStore } from '../store/state-store';
 import { mapLimit } from '../util';
 import {
-  budgetOf, ClusterRow, clusterView, EventRow, eventRows, NodeGroup, nodeGrid, revisionDiff, RevisionRow, revisionRows, RolloutChart, rolloutChart, TILE_LEGEND, tileCounts,
+  budgetOf, ClusterRow, clusterView, EventRow, eventRows, LastPassView, lastPassView, NodeGroup, PassLine, passLine, nodeGrid, revisionDiff, RevisionRow, revisionRows, RolloutChart, rolloutChart, TILE_LEGEND, tileCounts,
 } from './view-models';
+import type { Timeline } from '../store/timeline-store';
 
 export interface ClusterPage {
   cluster: string;
   at: string;
   daemonSets: ClusterRow[];
+  /** The last pass that changed something or found something new (store/pass-record.ts). */
+  lastPass?: LastPassView;
+}
+
+/** What was read of S3 for the cluster's view, and for which generation of `invalidate()`. */
+interface ClusterRecords {
+  generation: number;
+  index?: StateIndexRecord;
+  pass: StoredPass;
+  states: Map<string, DaemonSetState>;
+  unreadable: Map<string, string>;
+}
+
+/** What was read of S3 for one DaemonSet's view. */
+interface DaemonSetRecords {
+  generation: number;
+  state?: DaemonSetState;
+  unreadable?: string;
+  numbers: number[];
+  timeline?: Timeline;
 }
 
 export interface DaemonSetPage {
@@ -37,12 +64,14 @@ export interface DaemonSetPage {
   groups: NodeGroup[];
   counts: ReturnType<typeof tileCounts>;
   legend: typeof TILE_LEGEND;
-  /** The current revision's timeline; empty for a native rollout (the controller keeps none). */
+  /** The current revision's timeline (managed: one point per decision; native: the controller's counts as the tracker saw them); empty when none was kept. */
   chart: RolloutChart;
   /** The budget now, for a rollout with no timeline. */
   budget: number;
   stallReason?: string;
   revisions: RevisionRow[];
+  /** What the last recorded pass said of this DaemonSet, when it had something to say. */
+  pass?: PassLine;
   events: EventRow[];
   eventsProblem?: string;
 }
@@ -60,11 +89,51 @@ interface Watched {
   lastUsed: number;
 }
 
+interface ReadTally {
+  count: number;
+  lastAt: number;
+}
+
+/** The page's S3 adapter, counting its requests. */
+class TalliedObjects implements ObjectStore {
+  readonly tally: ReadTally = { count: 0, lastAt: 0 };
+
+  constructor(private readonly real: ObjectStore) {}
+
+  private note(): void {
+    this.tally.count++;
+    this.tally.lastAt = Date.now();
+  }
+
+  get(key: string) {
+    this.note();
+    return this.real.get(key);
+  }
+
+  list(prefix: string) {
+    this.note();
+    return this.real.list(prefix);
+  }
+
+  put(key: string, body: string, condition?: WriteCondition) {
+    return this.real.put(key, body, condition);
+  }
+
+  delete(key: string) {
+    return this.real.delete(key);
+  }
+}
+
 export class UiData {
   private readonly watched = new Map<string, Watched>();
   private readonly opening = new Map<string, Promise<Watched>>();
   private stopped = false;
   private readonly snapshots = new Map<string, RevisionSnapshot>();
+  private readonly snapshotRead = new Map<string, number>();
+  /** Bumped by `invalidate()`: records read under an older generation are read again. */
+  private generation = 0;
+  private clusterRecords?: Promise<ClusterRecords>;
+  private readonly daemonSetRecords = new Map<string, Promise<DaemonSetRecords>>();
 
   private constructor(
     private readonly deps: Deps,
@@ -72,7 +141,19 @@ export class UiData {
     readonly nodes: Cache<LiveNode>,
   ) {}
 
-  static async start(deps: Deps): Promise<UiData> {
+  /** S3 requests made for the page: reads, and when the last was made (ms since the epoch). */
+  get s3(): { reads: number; lastAt: number } {
+    return { reads: this.reads.count, lastAt: this.reads.lastAt };
+  }
+
+  private get reads(): ReadTally {
+    return (this.deps.objects as TalliedObjects).tally;
+  }
+
+  static async start(given: Deps): Promise<UiData> {
+    // Every S3 request of the page goes through one tally (the README's claims about reads are measured with it).
+    const objects = new TalliedObjects(given.objects);
+    const deps: Deps = { ...given, objects, store: new StateStore(objects, given.store.keys, given.clock) };
     const [daemonSets, nodes] = await Promise.all([
       deps.cluster.watchCache('daemonsets', { labelSelector: MANAGED_SELECTOR }),
       deps.cluster.watchCache('nodes', {}),
@@ -83,6 +164,17 @@ export class UiData {
   /** Every cache open now (the page's live updates follow these). */
   caches(): Cache<unknown>[] {
     return [this.daemonSets, this.nodes, ...[...this.watched.values()].flatMap((w) => (w.events ? [w.pods, w.events] : [w.pods]))];
+  }
+
+  /**
+   * The caches whose changes say that S3 may hold something new: the managed DaemonSets (every
+   * apply, rollback, pause and wave of this product changes one of them, or their status moves
+   * as the pods it replaces come and go) and the Events of the DaemonSets looked at (every
+   * action of this product becomes an Event). Pods and nodes change only what is drawn from
+   * the caches themselves.
+   */
+  s3Signals(): Cache<unknown>[] {
+    return [this.daemonSets, ...[...this.watched.values()].flatMap((w) => (w.events ? [w.events] : []))];
   }
 
   stop(): void {
@@ -100,16 +192,51 @@ export class UiData {
     return this.daemonSets.items().find((d) => `${d.metadata.namespace}/${d.metadata.name}` === key);
   }
 
+  /** What S3 holds may have changed: the next look reads it again. */
+  invalidate(): void {
+    this.generation++;
+  }
+
+  /** Changes with every `invalidate()`: a view built under the same generation and cache versions is the same view. */
+  get recordsGeneration(): number {
+    return this.generation;
+  }
+
+  /** The cluster's records in S3, read again only after an `invalidate()` or a DaemonSet none of them knows. */
+  private async readClusterRecords(keysLive: string[]): Promise<ClusterRecords> {
+    const had = this.clusterRecords ? await this.clusterRecords.catch(() => undefined) : undefined;
+    if (had && had.generation === this.generation && keysLive.every((k) => had.states.has(k) || had.unreadable.has(k) || had.index?.entries[k] !== undefined || had.pass.record?.daemonSets.some((d) => d.key === k))) return had;
+    const generation = this.generation;
+    const p = (async (): Promise<ClusterRecords> => {
+      const { store } = this.deps;
+      const [index, pass] = await Promise.all([store.index.read(), new PassRecordStore(this.deps.objects, store.keys).get().catch((err: unknown) => ({ problem: `the last pass's record cannot be read: ${errorMessage(err)}` }) as StoredPass)]);
+      const keys = [...new Set([...keysLive, ...Object.keys(index?.entries ?? {})])];
+      const read = await store.readStates(keys, { index: Promise.resolve(index) });
+      return {
+        generation, index, pass,
+        states: new Map([...read.states].flatMap(([k, v]) => (v ? [[k, v.value] as const] : []))),
+        unreadable: new Map([...read.unreadable].map(([k, e]) => [k, e.message])),
+      };
+    })();
+    this.clusterRecords = p;
+    p.catch(() => {
+      if (this.clusterRecords === p) this.clusterRecords = undefined;
+    });
+    return p;
+  }
+
   async cluster(): Promise<ClusterPage> {
-    const { store, clock, config } = this.deps;
-    const index = await store.index.read();
-    const keys = [...new Set([...this.daemonSets.items().map((d) => `${d.metadata.namespace}/${d.metadata.name}`), ...Object.keys(index?.entries ?? {})])];
-    const read = await store.readStates(keys, { index: Promise.resolve(index) });
+    const { clock, config } = this.deps;
+    const liveKeys = this.daemonSets.items().map((d) => `${d.metadata.namespace}/${d.metadata.name}`);
+    const records = await this.readClusterRecords(liveKeys);
+    const passEntries = new Map((records.pass.record?.daemonSets ?? []).map((d) => [d.key, d]));
+    const keys = [...new Set([...liveKeys, ...records.states.keys(), ...records.unreadable.keys(), ...passEntries.keys()])];
     const inputs = keys
-      .filter((key) => read.states.get(key) || this.live(key) || read.unreadable.has(key))
-      .map((key) => ({ key, state: read.states.get(key)?.value, live: this.live(key), unreadable: read.unreadable.get(key)?.message }));
+      .filter((key) => records.states.get(key) || this.live(key) || records.unreadable.has(key) || passEntries.has(key))
+      .map((key) => ({ key, state: records.states.get(key), live: this.live(key), unreadable: records.unreadable.get(key), pass: passEntries.get(key) }));
     const now = clock.now();
-    return { cluster: config.cluster.name, at: now.toISOString(), daemonSets: clusterView(inputs, now, config.policy.progressDeadlineSeconds) };
+    const lastPass = lastPassView(records.pass.record, records.pass.problem);
+    return { cluster: config.cluster.name, at: now.toISOString(), daemonSets: clusterView(inputs, now, config.policy.progressDeadlineSeconds), ...(lastPass ? { lastPass } : {}) };
   }
 
   /**
@@ -179,6 +306,9 @@ export class UiData {
     const had = this.snapshots.get(key);
     // A snapshot's manifest never changes; its outcome does, until a newer revision is current.
     if (had && state && n < state.currentRevision && !['pending', 'progressing'].includes(had.outcome)) return had;
+    const seen = this.snapshotRead.get(key);
+    if (had && seen === this.generation) return had;
+    this.snapshotRead.set(key, this.generation);
     const got = await this.deps.store.getRevision(namespace, name, n).catch((err) => {
       if (err instanceof RecordUnreadableError) return undefined;
       throw err;
@@ -189,23 +319,17 @@ export class UiData {
 
   async daemonSet(namespace: string, name: string): Promise<DaemonSetPage> {
     const key = `${namespace}/${name}`;
-    const { store, clock, config } = this.deps;
+    const { clock, config } = this.deps;
     const ds = this.live(key);
-    let state: DaemonSetState | undefined;
-    let unreadable: string | undefined;
-    try {
-      state = (await store.getState(namespace, name))?.value;
-    } catch (err) {
-      if (!(err instanceof RecordUnreadableError)) throw err;
-      unreadable = err.message;
-    }
-    if (!ds && !state && !unreadable) throw new NotFoundError(`${key} is neither a managed DaemonSet in the cluster nor recorded in S3`);
+    const records = await this.readDaemonSetRecords(namespace, name);
+    const { state, unreadable, numbers, timeline } = records;
+    const cluster = await this.readClusterRecords(this.daemonSets.items().map((d) => `${d.metadata.namespace}/${d.metadata.name}`)).catch(() => undefined);
+    const pass = cluster?.pass.record?.daemonSets.find((d) => d.key === key);
+    if (!ds && !state && !unreadable && !pass) throw new NotFoundError(`${key} is neither a managed DaemonSet in the cluster nor recorded in S3`);
     const now = clock.now();
-    const row = clusterView([{ key, state, live: ds, unreadable }], now, config.policy.progressDeadlineSeconds)[0];
-    const numbers = (await store.listRevisionNumbers(namespace, name)).sort((a, b) => b - a).slice(0, REVISIONS_SHOWN);
-    const [snapshots, timeline, watched] = await Promise.all([
+    const row = clusterView([{ key, state, live: ds, unreadable, pass }], now, config.policy.progressDeadlineSeconds)[0];
+    const [snapshots, watched] = await Promise.all([
       mapLimit(numbers, 8, (n) => this.snapshot(namespace, name, n, state)),
-      state ? new TimelineStore(this.deps.objects, store.keys).get(namespace, name, state.currentRevision) : Promise.resolve(undefined),
       ds ? this.watch(ds) : Promise.resolve(undefined),
     ]);
     let groups: NodeGroup[] = [];
@@ -237,9 +361,42 @@ export class UiData {
       key, at: now.toISOString(), row, groups, counts: tileCounts(groups), legend: TILE_LEGEND,
       chart: rolloutChart(timeline?.points ?? [], now), budget, stallReason,
       revisions: revisionRows(snapshots.filter((s): s is RevisionSnapshot => Boolean(s)), state),
+      ...(pass ? { pass: passLine(pass) } : {}),
       events,
       eventsProblem,
     };
+  }
+
+  /** One DaemonSet's records in S3, read again only after an `invalidate()`. */
+  private readDaemonSetRecords(namespace: string, name: string): Promise<DaemonSetRecords> {
+    const key = `${namespace}/${name}`;
+    const had = this.daemonSetRecords.get(key);
+    const generation = this.generation;
+    const p = (async (): Promise<DaemonSetRecords> => {
+      const before = had ? await had.catch(() => undefined) : undefined;
+      if (before && before.generation === generation) return before;
+      const { store } = this.deps;
+      let state: DaemonSetState | undefined;
+      let unreadable: string | undefined;
+      try {
+        state = (await store.getState(namespace, name))?.value;
+      } catch (err) {
+        if (!(err instanceof RecordUnreadableError)) throw err;
+        unreadable = err.message;
+      }
+      const [numbers, timeline] = await Promise.all([
+        store.listRevisionNumbers(namespace, name),
+        state ? new TimelineStore(this.deps.objects, store.keys).get(namespace, name, state.currentRevision) : Promise.resolve(undefined),
+      ]);
+      return { generation, state, unreadable, numbers: numbers.sort((a, b) => b - a).slice(0, REVISIONS_SHOWN), timeline };
+    })();
+    this.daemonSetRecords.set(key, p);
+    p.catch(() => {
+      if (this.daemonSetRecords.get(key) === p) this.daemonSetRecords.delete(key);
+    });
+    // Only a few DaemonSets' records are kept.
+    if (this.daemonSetRecords.size > 16) this.daemonSetRecords.delete(this.daemonSetRecords.keys().next().value!);
+    return p;
   }
 
   async diff(namespace: string, name: string, a: number, b: number): Promise<string> {

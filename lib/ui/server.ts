@@ -5,7 +5,11 @@
  * (a page on another site cannot reach it through DNS rebinding). Read-only unless started with
  * `allowActions`; an action then needs the DaemonSet's name typed back as its confirmation, goes
  * through the same library calls as the CLI (lease, pins and records as there), and is logged.
- * Live updates are server-sent events, sent when a watch cache changes.
+ * Live updates are server-sent events, sent when a watch cache changes. S3 is read again only
+ * when something says it may have changed: a change of the managed DaemonSets or of the open
+ * DaemonSet's Events, an action from the page, or the slow interval (`refreshMs`, default 30 s)
+ * for what changes in S3 alone (a pass that only finds a new problem in Git) — never on a
+ * timer of a few seconds.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -20,6 +24,15 @@ import { unpin } from '../pins';
 import { rollback } from '../rollback';
 import type { UiData } from './data';
 
+/** The slow re-read of S3 while a page is open: for what changes in S3 alone (a pass in Lambda that only finds a new problem). */
+export const DEFAULT_REFRESH_MS = 30_000;
+/** S3 is read again at most this often, however many watch events arrive. */
+export const MIN_S3_GAP_MS = 1_000;
+/** The cluster's view is reused this long while nothing it rests on changed. */
+const CLUSTER_VIEW_MS = 3_000;
+/** Changes that come within this long are sent as one. */
+const PUSH_DELAY_MS = 250;
+
 export const UI_ACTIONS = ['pause', 'resume', 'rollback', 'unpin'] as const;
 export type UiAction = (typeof UI_ACTIONS)[number];
 
@@ -32,7 +45,7 @@ export interface UiOptions {
   actionDeps: () => Deps;
   /** Where each action is written down (the terminal). */
   log: (line: string) => void;
-  /** Refresh of the S3 records while a page is open. */
+  /** The slow re-read of S3 while a page is open, for changes no watch sees (default 30 s). */
   refreshMs?: number;
   /** The token (tests and the benchmark pass their own; otherwise a random one). */
   token?: string;
@@ -137,6 +150,8 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       res.end(readFileSync(asset.file()));
       return;
     }
+    // A look after a long quiet time (no page open to follow the slow interval) reads S3 again.
+    if (req.method === 'GET' && path.startsWith('/api/') && Date.now() - data.s3.lastAt > refreshMs) data.invalidate();
     if (req.method === 'GET' && path === '/api/cluster') return send(res, 200, await clusterJson());
     const ds = /^\/api\/daemonsets\/([^/]+)\/([^/]+)(\/diff|\/actions\/([a-z]+))?$/.exec(path);
     if (req.method === 'GET' && ds && !ds[3]) return sendJson(res, 200, await data.daemonSet(decodeURIComponent(ds[1]), decodeURIComponent(ds[2])));
@@ -190,6 +205,7 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       }
       options.log(`ui: ${action} ${key}: done: ${message}\n`);
       deps.logger.log('info', `${action} done: ${message}`, { daemonSet: key, action: `ui-${action}`, by: options.user });
+      data.invalidate();
       push();
       return sendJson(res, 200, { ok: true, message });
     } catch (err) {
@@ -199,15 +215,17 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     }
   };
 
-  // The cluster's view, kept while nothing changes: a page opened again within the refresh
-  // period gets the last one at once (and its live updates bring the next).
-  const refreshMs = options.refreshMs ?? 3000;
-  let lastCluster: { json: string; at: number; versions: number[] } | undefined;
+  // The cluster's view: drawn from the caches and from what was last read of S3 (UiData reads
+  // S3 again only after an invalidate()).
+  const refreshMs = options.refreshMs ?? DEFAULT_REFRESH_MS;
+  // Kept while no cache changed and S3 was not read again, for at most CLUSTER_VIEW_MS (a phase
+  // depends on the time too: a rollout past its deadline is stalled).
+  let lastCluster: { json: string; at: number; basis: string } | undefined;
   const clusterJson = async (): Promise<string> => {
-    const versions = data.caches().map((c) => c.version);
-    if (lastCluster && Date.now() - lastCluster.at < refreshMs && versions.join() === lastCluster.versions.join()) return lastCluster.json;
+    const basis = `${data.recordsGeneration} ${data.caches().map((c) => c.version).join()}`;
+    if (lastCluster && lastCluster.basis === basis && Date.now() - lastCluster.at < CLUSTER_VIEW_MS) return lastCluster.json;
     const json = JSON.stringify(await data.cluster());
-    lastCluster = { json, at: Date.now(), versions };
+    lastCluster = { json, at: Date.now(), basis };
     return json;
   };
 
@@ -215,12 +233,28 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
   let pending: ReturnType<typeof setTimeout> | undefined;
   let sending = false;
   let again = false;
+  let s3Stale = false;
+  // A burst of changes is sent as one; S3 is read again at most once per MIN_S3_GAP_MS.
+  const fire = () => {
+    pending = undefined;
+    if (s3Stale) {
+      const wait = data.s3.lastAt + MIN_S3_GAP_MS - Date.now();
+      if (wait > 0) {
+        pending = setTimeout(fire, wait);
+        return;
+      }
+      data.invalidate();
+      s3Stale = false;
+    }
+    void sendAll();
+  };
   const push = () => {
     if (clients.size === 0 || pending) return;
-    pending = setTimeout(() => {
-      pending = undefined;
-      void sendAll();
-    }, 250);
+    pending = setTimeout(fire, PUSH_DELAY_MS);
+  };
+  const s3MayHaveChanged = () => {
+    s3Stale = true;
+    push();
   };
   const sendAll = async () => {
     if (sending) {
@@ -229,7 +263,6 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     }
     sending = true;
     try {
-      lastCluster = undefined;
       const cluster = await clusterJson();
       const pages = new Map<string, string>();
       for (const c of clients) {
@@ -254,9 +287,12 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
   let subscriptions: (() => void)[] = [];
   const follow = () => {
     for (const u of subscriptions) u();
-    subscriptions = data.caches().map((c) => c.subscribe(push));
+    const signals = new Set(data.s3Signals());
+    subscriptions = data.caches().map((c) => c.subscribe(signals.has(c) ? s3MayHaveChanged : push));
   };
-  const refresh = setInterval(() => push(), refreshMs);
+  const refresh = setInterval(() => {
+    if (clients.size > 0) s3MayHaveChanged();
+  }, refreshMs);
   refresh.unref();
 
   const openStream = async (req: IncomingMessage, res: ServerResponse, key: string | undefined): Promise<void> => {

@@ -10,6 +10,11 @@ import { isPodUpdated, toWaveNode, toWavePod } from '../rollout/managed';
 import type { PlacementSpec } from '../rollout/eligibility';
 import { countsOf, evaluateNative } from '../rollout/status';
 import type { DaemonSetState, RevisionSnapshot } from '../store/records';
+
+/** One ConfigMap or Secret a revision runs with (revisionSchema's `config`). */
+type RevisionConfig = NonNullable<RevisionSnapshot['config']>[number];
+import type { PassDaemonSet, PassRecord } from '../store/pass-record';
+import { MAX_PASS_RECORD_BYTES } from '../pass-summary';
 import type { TimelinePoint } from '../store/timeline-store';
 import { stringify } from 'yaml';
 import { unifiedDiff } from '../plan/diff';
@@ -44,6 +49,20 @@ export interface ClusterRowInput {
   live?: LiveDaemonSet;
   /** The state cannot be read: the message that says how to repair it. */
   unreadable?: string;
+  /** What the last recorded pass said of it, when it had something to say. */
+  pass?: PassDaemonSet;
+}
+
+/** The one line a pass entry's trouble is told in, with its file (undefined: nothing wrong). */
+export function passProblem(p: PassDaemonSet | undefined): { file?: string; message: string } | undefined {
+  if (!p) return undefined;
+  const first = p.problems?.find((x) => x.severity === 'error') ?? p.problems?.[0];
+  const file = first ? `${first.file}${first.document !== undefined ? ` (document ${first.document})` : ''}` : p.source ? `${p.source.file}${p.source.document !== undefined ? ` (document ${p.source.document})` : ''}` : undefined;
+  if (p.action === 'failed') return { file, message: p.error ? `${p.error.reason}: ${p.error.message}` : p.message };
+  if (p.action === 'invalid') return { file, message: first?.message ?? p.message };
+  if (p.held) return { file, message: `held: ${p.held}` };
+  if (first) return { file, message: first.message };
+  return undefined;
 }
 
 function liveRevisionOf(ds: LiveDaemonSet | undefined): number | undefined {
@@ -68,7 +87,11 @@ export function clusterRow(input: ClusterRowInput, now: Date, deadlineSeconds: n
     lastPass: state?.lastAttempt ? { ...state.lastAttempt } : undefined,
   };
   if (state?.lastAttempt?.result === 'failed') row.problem = { file: state.source?.file, message: state.lastAttempt.message ?? 'the last apply failed' };
+  const fromPass = passProblem(input.pass);
+  if (fromPass) row.problem = fromPass;
   if (input.unreadable) return { ...row, phase: 'unreadable', message: input.unreadable, problem: { message: input.unreadable } };
+  // In Git, never applied: only the last pass's record knows of it.
+  if (!live && !state && input.pass) return { ...row, phase: 'never applied', message: input.pass.message };
   if (!live) return { ...row, phase: state?.deleted ? 'pruned' : 'not in cluster', message: state?.deleted ? `pruned at ${state.deleted.at}` : 'not in the cluster' };
   const counts = countsOf(live);
   const withCounts = { ...row, desired: counts.desired, upToDate: counts.upToDate, available: counts.available };
@@ -81,6 +104,117 @@ export function clusterRow(input: ClusterRowInput, now: Date, deadlineSeconds: n
 /** Every DaemonSet, sorted by key; problems first is the page's choice, not this one's. */
 export function clusterView(inputs: readonly ClusterRowInput[], now: Date, deadlineSeconds: number): ClusterRow[] {
   return [...inputs].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((i) => clusterRow(i, now, deadlineSeconds));
+}
+
+// ---- the last pass ---------------------------------------------------------------------------
+
+export type ProblemKind = 'invalid' | 'refused' | 'held' | 'failed' | 'warning';
+
+export interface FileProblem {
+  document?: number;
+  /** The DaemonSet (namespace/name) or object (`Kind namespace/name`) it concerns. */
+  subject?: string;
+  kind: ProblemKind;
+  code?: string;
+  message: string;
+  /** The DaemonSet was never applied: no revision of it is in the cluster. */
+  neverApplied?: boolean;
+}
+
+export interface FileProblems {
+  /** The file in Git; "(no file)" for a failure the pass could not tie to one. */
+  file: string;
+  problems: FileProblem[];
+}
+
+/** The codes of documents refused as they are (another kind, another namespace, a reserved key): not the DaemonSet's own schema. */
+const REFUSED_CODES = new Set(['not-a-daemonset', 'namespace-not-allowed', 'reserved-key', 'duplicate', 'kind-not-allowed', 'too-large', 'alias-limit', 'yaml-syntax', 'path-missing']);
+
+/**
+ * Everything the last pass found wrong, by file in Git, documents in order: invalid manifests,
+ * refused documents, DaemonSets held back, applies that failed, and objects of the bundle that
+ * failed. A DaemonSet with no revision applied (`revision` unset) is marked as never applied.
+ */
+export function problemsByFile(record: PassRecord | undefined): FileProblems[] {
+  if (!record) return [];
+  const byFile = new Map<string, FileProblem[]>();
+  const add = (file: string | undefined, p: FileProblem) => {
+    const f = file ?? '(no file)';
+    byFile.set(f, [...(byFile.get(f) ?? []), p]);
+  };
+  const kindOfCode = (code: string, severity: string): ProblemKind => (REFUSED_CODES.has(code) ? 'refused' : severity === 'error' ? 'invalid' : 'warning');
+  for (const p of record.problems) add(p.file, { document: p.document, subject: p.key, kind: kindOfCode(p.code, p.severity), code: p.code, message: p.message });
+  for (const d of record.daemonSets) {
+    const neverApplied = d.revision === undefined ? { neverApplied: true } : {};
+    for (const p of d.problems ?? []) add(p.file, { document: p.document, subject: d.key, kind: kindOfCode(p.code, p.severity), code: p.code, message: p.message, ...neverApplied });
+    if (d.held) add(d.source?.file, { document: d.source?.document, subject: d.key, kind: 'held', message: d.held, ...neverApplied });
+    else if (d.action === 'failed') add(d.source?.file, { document: d.source?.document, subject: d.key, kind: 'failed', code: d.error?.reason, message: d.error?.message ?? d.message, ...neverApplied });
+    else if (d.action === 'invalid' && !d.problems?.length) add(d.source?.file, { document: d.source?.document, subject: d.key, kind: 'invalid', message: d.message, ...neverApplied });
+  }
+  for (const o of record.objects) if (o.action === 'failed') add(o.source.file, { document: o.source.document, subject: o.id, kind: 'failed', code: o.error?.reason, message: o.error?.message ?? o.message });
+  return [...byFile].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([file, problems]) => ({
+    file,
+    problems: problems.sort((a, b) => (a.document ?? 0) - (b.document ?? 0)),
+  }));
+}
+
+export interface PassLine {
+  key: string;
+  action: string;
+  revision?: number;
+  /** "applied revision 3 (git-change)", "held: …", "failed: …". */
+  text: string;
+  serious: boolean;
+}
+
+export interface LastPassView {
+  at: string;
+  startedAt: string;
+  runId: string;
+  result: string;
+  commit?: { short: string; subject: string; author: string };
+  error?: string;
+  /** "3 updated, 1 invalid, 296 unchanged". */
+  counts: string;
+  lines: PassLine[];
+  /** Entries left out of the stored record to keep it small. */
+  omitted?: string;
+  byFile: FileProblems[];
+  /** Why the record is missing or unreadable, when it is. */
+  note?: string;
+}
+
+/** One DaemonSet's entry of the last pass, in a line. */
+export function passLine(d: PassDaemonSet): PassLine {
+  const trouble = passProblem(d);
+  const rollout = d.rollout && d.rollout.phase !== 'complete' ? `; rollout ${d.rollout.phase}${d.rollout.desired !== undefined ? ` (${d.rollout.upToDate ?? 0}/${d.rollout.desired} updated)` : ''}` : '';
+  const text = d.applied
+    ? `${d.action === 'pruned' ? 'pruned' : `applied revision ${d.revision}${d.cause ? ` (${d.cause})` : ''}`}${rollout}`
+    : trouble
+      ? `${d.held ? '' : `${d.action}: `}${trouble.file ? `${trouble.file}: ` : ''}${trouble.message}`
+      : `${d.action}${d.pin ? ` to revision ${d.pin.revision} (${d.pin.reason})` : ''}${rollout}${d.message ? ` — ${d.message}` : ''}`;
+  return { key: d.key, action: d.action, revision: d.revision, text, serious: Boolean(trouble) || d.rollout?.phase === 'stalled' };
+}
+
+/** The last pass, as the page tells it; `problem` when the record cannot be read. */
+export function lastPassView(record: PassRecord | undefined, problem?: string): LastPassView | undefined {
+  if (!record) return problem ? { at: '', startedAt: '', runId: '', result: 'unknown', counts: '', lines: [], byFile: [], note: problem } : undefined;
+  const counts = Object.entries(record.summary).filter(([k]) => k !== 'total').sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n} ${k}`).join(', ');
+  const o = record.omitted;
+  const left = o ? [o.daemonSets && `${o.daemonSets} DaemonSets`, o.objects && `${o.objects} objects`, o.problems && `${o.problems} problems`].filter(Boolean).join(', ') : '';
+  const commit = record.source?.commit;
+  return {
+    at: record.finishedAt,
+    startedAt: record.startedAt,
+    runId: record.runId,
+    result: record.result,
+    ...(commit ? { commit: { short: commit.sha.slice(0, 7), subject: commit.subject, author: commit.author } } : {}),
+    ...(record.error ? { error: `${record.error.reason}: ${record.error.message}` } : {}),
+    counts: counts || 'no DaemonSets',
+    lines: record.daemonSets.map(passLine),
+    ...(left ? { omitted: `${left} left out of the stored report (it is kept under ${MAX_PASS_RECORD_BYTES / 1024} KiB)` } : {}),
+    byFile: problemsByFile(record),
+  };
 }
 
 // ---- a DaemonSet's nodes -------------------------------------------------------------------
@@ -315,11 +449,77 @@ export function revisionRows(snapshots: readonly RevisionSnapshot[], state: Daem
   }));
 }
 
-/** The diff between two revisions' manifests as applied (template and metadata), older first. */
-export function revisionDiff(a: RevisionSnapshot, b: RevisionSnapshot): string {
+/**
+ * The configuration of two revisions compared, one entry per ConfigMap or Secret either
+ * references (by kind, namespace and name): a ConfigMap's data as a unified diff; a Secret only
+ * as its digest changed or not (its values are never kept). Older first.
+ */
+export interface ConfigChange {
+  kind: 'ConfigMap' | 'Secret';
+  namespace: string;
+  name: string;
+  change: 'added' | 'removed' | 'changed' | 'unchanged';
+  /** ConfigMaps: the diff of their data (empty when unchanged). */
+  diff?: string;
+  /** The content-addressed copies each revision mounts. */
+  copies: { from?: string; to?: string };
+}
+
+export function configChanges(from: readonly RevisionConfig[] | undefined, to: readonly RevisionConfig[] | undefined, labels: { before: string; after: string }): ConfigChange[] {
+  const id = (c: RevisionConfig) => `${c.kind} ${c.namespace}/${c.name}`;
+  const a = new Map((from ?? []).map((c) => [id(c), c]));
+  const b = new Map((to ?? []).map((c) => [id(c), c]));
+  // A ConfigMap's binaryData is shown as it is kept (base64), under its own key.
+  const text = (c: RevisionConfig | undefined) => {
+    const shown = { ...(c?.data ?? {}), ...Object.fromEntries(Object.entries(c?.binaryData ?? {}).map(([k, v]) => [`${k} (binary, base64)`, v])) };
+    return Object.keys(shown).length ? stringify(shown, { sortMapEntries: true }) : '';
+  };
+  return [...new Set([...a.keys(), ...b.keys()])].sort().map((k) => {
+    const x = a.get(k);
+    const y = b.get(k);
+    const c = (x ?? y)!;
+    const change = !x ? 'added' : !y ? 'removed' : x.digest === y.digest ? 'unchanged' : 'changed';
+    const out: ConfigChange = { kind: c.kind, namespace: c.namespace, name: c.name, change, copies: { from: x?.copyName, to: y?.copyName } };
+    if (c.kind === 'ConfigMap') out.diff = change === 'unchanged' ? '' : unifiedDiff(text(x), text(y), { before: `${labels.before} ${k}`, after: `${labels.after} ${k}` });
+    return out;
+  });
+}
+
+export interface RevisionDiffView {
+  from: number;
+  to: number;
+  /** The manifests as applied (template and metadata): a unified diff, empty when equal. */
+  template: string;
+  config: ConfigChange[];
+  /** Neither revision records its configuration (snapshots from before configuration was kept). */
+  configUnknown: boolean;
+}
+
+/** The diff between two revisions, older first: the manifest as applied, and the configuration. */
+export function revisionDiffView(a: RevisionSnapshot, b: RevisionSnapshot): RevisionDiffView {
   const [from, to] = a.revision <= b.revision ? [a, b] : [b, a];
   const text = (s: RevisionSnapshot) => stringify(s.manifest, { sortMapEntries: true });
-  return unifiedDiff(text(from), text(to), { before: `revision ${from.revision}`, after: `revision ${to.revision}` }) || `revisions ${from.revision} and ${to.revision} apply the same manifest\n`;
+  const labels = { before: `revision ${from.revision}`, after: `revision ${to.revision}` };
+  return {
+    from: from.revision,
+    to: to.revision,
+    template: unifiedDiff(text(from), text(to), labels),
+    config: configChanges(from.config, to.config, labels),
+    configUnknown: from.config === undefined && to.config === undefined,
+  };
+}
+
+/** The diff between two revisions as text (template, then configuration), older first. */
+export function revisionDiff(a: RevisionSnapshot, b: RevisionSnapshot): string {
+  const v = revisionDiffView(a, b);
+  const template = v.template || `revisions ${v.from} and ${v.to} apply the same manifest\n`;
+  if (v.configUnknown) return template;
+  const config = v.config.map((c) => {
+    const head = `${c.kind} ${c.namespace}/${c.name}: ${c.change}${c.copies.from && c.copies.to && c.copies.from !== c.copies.to ? ` (${c.copies.from} -> ${c.copies.to})` : ''}`;
+    if (c.kind === 'Secret') return `${head}${c.change === 'changed' ? ' (values not shown: only their digest is kept)' : ''}\n`;
+    return `${head}\n${c.diff ?? ''}`;
+  });
+  return `${template}\n# configuration\n${config.join('') || 'no ConfigMaps or Secrets referenced\n'}`;
 }
 
 // ---- Events --------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import { dsYaml } from '../support/manifests';
 import { stackConfig, stackDeps } from '../support/reconciler';
 import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 import { repoRoot } from '../../stack/paths';
+import { countingDeps, CountingObjectStore } from '../support/counting-store';
+import { passRecordKey } from '../../lib/store/pass-record';
 
 jest.setTimeout(600_000);
 
@@ -39,7 +41,7 @@ interface Running {
 }
 
 /** Runs `dsgitops ui` in this process, as the CLI does, with the scenario's cluster and store seen through the admin's kubeconfig. */
-async function startUi(clusterName: string, ns: string, gitUrl: string, values: Partial<CliValues>): Promise<Running> {
+async function startUi(clusterName: string, ns: string, gitUrl: string, values: Partial<CliValues>, s3?: CountingObjectStore[]): Promise<Running> {
   // The person's own credentials (admin here), as `dsgitops ui` is meant to run: Events need them.
   const config = stackConfig({ GIT_URL: gitUrl, ALLOWED_NAMESPACES: ns, CLUSTER_NAME: clusterName, KUBECONFIG: stackEnv().KUBECONFIG });
   const out: string[] = [];
@@ -47,7 +49,13 @@ async function startUi(clusterName: string, ns: string, gitUrl: string, values: 
   const io: CliIO = { out: (t) => out.push(t), err: (t) => log.push(t) };
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const done = runUi({ port: '0', ...values } as CliValues, io, (budgetMs) => stackDeps(config, { budgetMs }), stopped);
+  const done = runUi({ port: '0', ...values } as CliValues, io, (budgetMs) => {
+    if (!s3) return stackDeps(config, { budgetMs });
+    // The page's S3 requests, counted (the real MinIO answers them).
+    const counted = countingDeps(stackDeps(config, { budgetMs }));
+    s3.push(counted.s3);
+    return counted.deps;
+  }, stopped);
   const url = await waitFor('dsgitops ui to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out.join(''))?.[0], 30_000, 100);
   return { url, log, stop: async () => { stop(); await done; } };
 }
@@ -80,6 +88,104 @@ describe('dsgitops ui in a browser', () => {
   afterAll(async () => {
     await context?.close();
     rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('shows the last pass and its problems by file (a DaemonSet that never applied, a refused document), a native rollout against its budget, a diff of two revisions, and follows changes without polling S3', async () => {
+    const { ns, git, deps, config } = await scenario('uipass');
+    const exporter = (image: string) => dsYaml({ name: 'exporter', namespace: ns, image, maxUnavailable: 2, minReadySeconds: 2 });
+    const invalidAgent = dsYaml({ name: 'new-agent', namespace: ns }).replace(/app: new-agent\n(\s+)updateStrategy/, 'app: not-new-agent\n$1updateStrategy');
+    expect(invalidAgent).toContain('app: not-new-agent');
+    const clusterRole = 'apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: uipass-reader\nrules: []\n';
+    git.write('exporter.yaml', exporter('registry.local/exporter:1.0')).write('agents.yaml', invalidAgent).write('rbac.yaml', clusterRole).commit('v1: an exporter, an agent with a typo, a ClusterRole');
+    const first = await reconcile(deps());
+    expect(first.daemonSets.find((d) => d.name === 'exporter')).toMatchObject({ applied: true });
+    expect(first.daemonSets.find((d) => d.name === 'new-agent')).toMatchObject({ action: 'invalid', applied: false });
+    // The report is kept in S3, bounded, and a pass with nothing new writes nothing more.
+    const stored = await deps().objects.get(passRecordKey(deps().store.keys));
+    expect(stored).toBeDefined();
+    expect(stored!.body.length).toBeLessThanOrEqual(64 * 1024);
+    const quiet = countingDeps(deps());
+    expect((await reconcile(quiet.deps)).result).toBe('failed'); // the invalid manifest is still there
+    expect(quiet.s3.written).toEqual([]);
+
+    const s3: CountingObjectStore[] = [];
+    const ui = await startUi(config.cluster.name, ns, git.url, {}, s3);
+    onCleanup(ui.stop);
+    const page = await context.newPage();
+    await page.goto(ui.url);
+    await page.waitForSelector(`#daemonsets tr[data-key="${ns}/new-agent"]`);
+    expect(await page.textContent(`#daemonsets tr[data-key="${ns}/new-agent"]`)).toMatch(/agents\.yaml \(document 1\): spec\.selector does not match.*never applied/s);
+    const agents = await page.textContent('#problems .file[data-file="agents.yaml"]');
+    expect(agents).toMatch(new RegExp(`invalid.*document 1: ${ns}/new-agent \\(never applied\\)`, 's'));
+    expect(await page.textContent('#problems .file[data-file="rbac.yaml"]')).toMatch(/refused.*ClusterRole uipass-reader.*ALLOWED_KINDS/s);
+    expect(await page.textContent('#pass')).toMatch(/failed/);
+    await shot(page, '8-last-pass-problems-by-file');
+
+    // A quiet page reads nothing of S3; a change seen by the watches brings it back, live.
+    await page.goto(`${ui.url}#ds=${ns}/exporter`);
+    await page.waitForSelector('.tile[data-state="available"]');
+    const reads = () => s3.reduce((n, c) => n + c.reads, 0);
+    // Other managed DaemonSets of the cluster may still be settling (their changes are news for the
+    // cluster's view): once they stop, an 8 s spell (longer than any poll of every few seconds
+    // would leave) passes without a single S3 read. (This test runs first: the next one leaves a
+    // node-breaking rollout behind until the end of the file.)
+    await waitFor('an 8 s spell in which the open page reads nothing of S3', async () => {
+      const before = reads();
+      await page.waitForTimeout(8_000);
+      return reads() === before ? true : undefined;
+    }, 90_000, 0);
+    const settled = reads();
+
+    git.write('exporter.yaml', exporter('registry.local/exporter:1.1')).commit('v2: exporter 1.1');
+    const rolled = await reconcile(deps());
+    expect(rolled.daemonSets.find((d) => d.name === 'exporter')?.rollout).toMatchObject({ phase: 'complete', revision: 2 });
+    await page.waitForFunction(`document.querySelectorAll('.tile[data-state="available"][data-revision="2"]').length === ${NODES}`, undefined, { timeout: 60_000 });
+    expect(reads()).toBeGreaterThan(settled);
+    // The native rollout's chart: the controller's counts against its budget (maxUnavailable 2), from the timeline in S3.
+    await page.waitForFunction(`window.dsgitops.chart && window.dsgitops.chart.updated.at(-1) === ${NODES}`, undefined, { timeout: 30_000 });
+    const chart = await page.evaluate<{ t: number[]; unavailable: number[]; budget: number[]; updated: number[] }>('window.dsgitops.chart');
+    expect(chart.t.length).toBeGreaterThan(1);
+    expect(new Set(chart.budget)).toEqual(new Set([2]));
+    chart.unavailable.forEach((u, i) => expect(u).toBeLessThanOrEqual(chart.budget[i]));
+    expect(Math.max(...chart.unavailable)).toBeGreaterThanOrEqual(1);
+    expect(await page.textContent('#chart-note')).toMatch(/native rollout's timeline/);
+    await shot(page, '9-native-rollout-chart');
+
+    // The diff of two revisions: the template as applied.
+    await page.check('input[name="diff-a"][value="1"]');
+    await page.check('input[name="diff-b"][value="2"]');
+    await page.click('#diff-button');
+    await page.waitForSelector('#diff:not([hidden])');
+    expect(await page.textContent('#diff')).toMatch(/--- revision 1\n\+\+\+ revision 2[\s\S]*-\s+- image: registry.local\/exporter:1.0\n\+\s+- image: registry.local\/exporter:1.1/);
+    await shot(page, '10-diff');
+
+    // Revisions that carry their configuration (snapshots as written with a DaemonSet's ConfigMaps and
+    // Secrets): the diff shows the ConfigMap's data and only whether the Secret changed, never its value.
+    const store = deps().store;
+    const base = (await store.getRevision(ns, 'exporter', 2))!.value;
+    const configured = (revision: number, level: string, secretDigest: string) => ({
+      ...base, name: 'configured', revision, digest: `configured-${revision}`,
+      manifest: { ...base.manifest, metadata: { name: 'configured', namespace: ns } },
+      config: [
+        { kind: 'ConfigMap' as const, namespace: ns, name: 'configured-settings', copyName: `configured-settings-${level}`, digest: `cm-${level}`, data: { 'level': level, 'flush': '5s' } },
+        { kind: 'Secret' as const, namespace: ns, name: 'configured-token', copyName: `configured-token-${secretDigest}`, digest: secretDigest },
+      ],
+    });
+    for (const [n, level, secret] of [[1, 'info', 's-one'], [2, 'debug', 's-two']] as const) {
+      await deps().objects.put(store.keys.revision(ns, 'configured', n), JSON.stringify(configured(n, level, secret)), { ifNoneMatch: '*' });
+    }
+    await store.putState({ schema: 1, namespace: ns, name: 'configured', currentRevision: 2, appliedDigest: 'configured-2', updatedAt: new Date().toISOString() }, undefined);
+    await page.goto(`${ui.url}#ds=${ns}/configured`);
+    await page.waitForSelector('#revisions tr[data-revision="1"]');
+    await page.check('input[name="diff-a"][value="1"]');
+    await page.check('input[name="diff-b"][value="2"]');
+    await page.click('#diff-button');
+    await page.waitForFunction(`document.querySelector('#diff').textContent.includes('configuration')`, undefined, { timeout: 10_000 });
+    const diff = (await page.textContent('#diff'))!;
+    expect(diff).toMatch(/ConfigMap [^\n]*\/configured-settings: changed \(configured-settings-info -> configured-settings-debug\)/);
+    expect(diff).toMatch(/-level: info\n\+level: debug/);
+    expect(diff).toMatch(/Secret [^\n]*\/configured-token: changed[^\n]*values not shown/);
+    await shot(page, '11-diff-configuration');
   });
 
   it('shows a pass, a managed rollout within its budget, a broken node and its stall, and rolls back from the page only with --allow-actions', async () => {
