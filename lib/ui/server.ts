@@ -285,10 +285,32 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     }
   };
   let subscriptions: (() => void)[] = [];
+  // A pass that writes S3 also writes the DaemonSets it changes (a new generation, this tool's
+  // annotations), or adds or removes one, and a rollout it tracks ends when its DaemonSet's pods
+  // are all updated and available. The rest of the status moves with every pod (on any node, of
+  // any DaemonSet) and says nothing of S3: those changes redraw from the caches alone.
+  const written = () =>
+    data.daemonSets
+      .items()
+      .map((d) => {
+        const own = Object.entries(d.metadata.annotations ?? {}).filter(([k]) => k.startsWith('daemonset-gitops.io/')).sort();
+        const st = d.status;
+        const settled = !!st && st.updatedNumberScheduled === st.desiredNumberScheduled && st.numberAvailable === st.desiredNumberScheduled;
+        return `${d.metadata.namespace}/${d.metadata.name} ${d.metadata.generation ?? ''} ${settled} ${JSON.stringify(own)}`;
+      })
+      .sort()
+      .join('\n');
+  let lastWritten = written();
+  const daemonSetsChanged = () => {
+    const now = written();
+    if (now === lastWritten) return push();
+    lastWritten = now;
+    s3MayHaveChanged();
+  };
   const follow = () => {
     for (const u of subscriptions) u();
     const signals = new Set(data.s3Signals());
-    subscriptions = data.caches().map((c) => c.subscribe(signals.has(c) ? s3MayHaveChanged : push));
+    subscriptions = data.caches().map((c) => c.subscribe(c === data.daemonSets ? daemonSetsChanged : signals.has(c) ? s3MayHaveChanged : push));
   };
   const refresh = setInterval(() => {
     if (clients.size > 0) s3MayHaveChanged();

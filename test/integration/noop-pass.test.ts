@@ -68,7 +68,9 @@ describe('a pass with nothing to change', () => {
       expect(pass.log.some((l) => l.action === 'lease-held')).toBe(false);
     }
     expect(thirty.reads).toBe(three.reads);
-    expect(thirty.reads).toBeLessThanOrEqual(2);
+    // The state index, the inventory of the bundle's other objects (docs/bundles.md#prune) and the
+    // last pass's record (docs/ui.md), read while the pass plans: a constant, whatever the number of DaemonSets.
+    expect(thirty.reads).toBeLessThanOrEqual(3);
   });
 
   it('reuses the checkout while Git has not moved, and applies a new commit when it has', async () => {
