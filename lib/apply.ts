@@ -42,6 +42,8 @@ export interface ApplyRequest {
   pin?: Pin | null;
   /** A managed rollback's seed: written ahead with the snapshot, set with the state. */
   managedSeed?: ManagedSeed;
+  /** What rendered the manifest (a kustomization), recorded with the snapshot. */
+  rendered?: RevisionSnapshot['rendered'];
 }
 
 /** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
@@ -134,6 +136,7 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
     outcomeAt: now,
     pin,
     ...(req.managedSeed && mode === 'managed' ? { managedSeed: req.managedSeed } : {}),
+    ...(req.rendered ? { rendered: req.rendered } : {}),
   });
   if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
   return { snapshot, mode, pin };

@@ -50,6 +50,14 @@ export const managedSeedSchema = z.object({
 });
 export type ManagedSeed = z.infer<typeof managedSeedSchema>;
 
+/** What rendered a revision's manifest (lib/source/render.ts). */
+export const renderedSchema = z.object({
+  renderer: z.literal('kustomize'),
+  kustomization: z.string(),
+  kustomizeVersion: z.string(),
+  helmVersion: z.string(),
+});
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -80,6 +88,12 @@ export const revisionSchema = z.object({
   pin: z.optional(pinSchema),
   /** A managed rollback's: where its rollout starts (see managedSeedSchema). */
   managedSeed: z.optional(managedSeedSchema),
+  /**
+   * When the manifest was rendered (GIT_PATH holds a kustomization): by what, from which
+   * kustomization. The manifest above is the rendered one: a rollback applies it as stored and
+   * never renders again. `commit` is the source commit that was rendered.
+   */
+  rendered: z.optional(renderedSchema),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 
