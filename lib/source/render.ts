@@ -46,7 +46,7 @@ export class RenderError extends DsGitopsError {
 export function kustomizationIn(dir: string): string | undefined {
   for (const name of KUSTOMIZATION_FILES) {
     const full = join(dir, name);
-    if (statSync(full, { throwIfNoEntry: false })?.isFile()) return full;
+    if (statOrUndefined(full)?.isFile()) return full;
   }
   return undefined;
 }
@@ -85,10 +85,19 @@ export function findRenderers(config: RenderConfig = DEFAULT_RENDER): Partial<Re
 export function renderersIdentity(config: RenderConfig = DEFAULT_RENDER): string {
   const found = findRenderers(config);
   const parts = [found.kustomize, found.helm].map((p) => {
-    const st = p ? statSync(p, { throwIfNoEntry: false }) : undefined;
-    return st ? `${p}:${st.size}:${st.mtimeMs}` : 'none';
+    const st = p ? statOrUndefined(p) : undefined;
+    return st ? `${p}:${st.size}:${st.mtimeMs}` : `${p ?? ''}:none`;
   });
   return [...parts, config.allowRemote, config.maxOutputBytes].join('|');
+}
+
+/** A file's status, or undefined when it is missing or cannot be read (a program another user owns). */
+function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 const versions = new Map<string, string>();
