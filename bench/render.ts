@@ -4,7 +4,6 @@
  *
  *   cold   a new commit: kustomize build, with the Helm it runs for the chart (median of 5)
  *   warm   the same commit again with the warm checkout: the kept render is reused (median of 20)
- *   disk   a new process finding the same commit: the render kept on disk beside the checkout
  *
  * then the Lambda side: the renderers layer's zipped and unpacked bytes, the reconcile function's
  * zip (from `serverless package`), the time to unpack the layer (work Lambda adds to a cold start
