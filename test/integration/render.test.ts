@@ -17,6 +17,7 @@ import { adminClients, createNamespace, stackEnv, uniqueName } from '../support/
 import { cleanupScenarios, onCleanup } from '../support/scenario';
 import { TestRepo } from '../support/git';
 import { stackConfig, stackDeps } from '../support/reconciler';
+import { countingDeps } from '../support/counting-store';
 import { ChartRepository, writeBase, writeOverlay, writeProbeBase } from '../support/render-repo';
 
 jest.setTimeout(300_000);
@@ -108,9 +109,11 @@ describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
 
   it('does not render again while the commit is the same', async () => {
     const before = kustomize.runs();
+    const { deps, s3 } = countingDeps(stackDeps(config(clusterA, nsA)));
 
-    const again = await reconcile(stackDeps(config(clusterA, nsA)));
+    const again = await reconcile(deps);
 
+    expect(s3.written).toEqual([]);
     expect(again.leaseTaken).toBeFalsy();
     expect(again.daemonSets.map((d) => d.action)).toEqual(['unchanged', 'unchanged']);
     expect(kustomize.runs()).toBe(before);
