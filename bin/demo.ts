@@ -6,7 +6,7 @@
  * rollout's progress, and ends with the stored history.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../lib/config';
@@ -21,6 +21,7 @@ import { stackUp } from '../stack/up';
 import { runCli } from './cli';
 
 const BUMP = { file: 'fluent-bit.yaml', key: 'logging/fluent-bit' };
+const RENDERED = { gitPath: 'kustomize/clusters/{cluster}', cluster: 'local-demo-rendered', namespace: 'node-health' };
 
 function say(text: string): void {
   process.stdout.write(`\n==> ${text}\n`);
@@ -132,6 +133,28 @@ async function reconcileAfterPushPass(): Promise<number> {
   }
 }
 
+/**
+ * One overlay rendered: examples/kustomize (a base with a generated ConfigMap, a chart, an overlay
+ * per cluster) published beside the plain manifests, and one pass with GIT_PATH naming the
+ * cluster's overlay. Its own CLUSTER_NAME and namespace: one deployment reads one GIT_PATH.
+ */
+async function renderedDemo(work: string, env: Awaited<ReturnType<typeof stackUp>>['env']): Promise<number> {
+  say(`a kustomize overlay with a Helm chart (examples/kustomize): GIT_PATH=${RENDERED.gitPath}, CLUSTER_NAME=${RENDERED.cluster}`);
+  kubectl(['apply', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: RENDERED.namespace } }));
+  rmSync(join(work, 'kustomize'), { recursive: true, force: true });
+  cpSync(join(repoRoot, 'examples', 'kustomize'), join(work, 'kustomize'), { recursive: true });
+  git(work, ['add', '-A'], env.GIT_HTTP_TOKEN);
+  git(work, ['commit', '--quiet', '--allow-empty', '-m', 'Add the node-health overlay from examples/kustomize'], env.GIT_HTTP_TOKEN);
+  git(work, ['push', '--quiet', 'origin', 'HEAD:main'], env.GIT_HTTP_TOKEN);
+  const saved = { GIT_PATH: process.env.GIT_PATH, CLUSTER_NAME: process.env.CLUSTER_NAME, ALLOWED_NAMESPACES: process.env.ALLOWED_NAMESPACES };
+  Object.assign(process.env, { GIT_PATH: RENDERED.gitPath, CLUSTER_NAME: RENDERED.cluster, ALLOWED_NAMESPACES: RENDERED.namespace, KUSTOMIZE_BIN: env.KUSTOMIZE_BIN ?? '', HELM_BIN: env.HELM_BIN ?? '' });
+  try {
+    return await runCli(['reconcile']);
+  } finally {
+    Object.assign(process.env, saved);
+  }
+}
+
 export async function runDemo(): Promise<number> {
   say('no cluster configured (GIT_URL, S3_BUCKET and CLUSTER_NAME are unset): running the demo on the local stack');
   process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see README: about 10-25 minutes); later runs start in seconds\n');
@@ -198,6 +221,8 @@ export async function runDemo(): Promise<number> {
 
   say(`history of ${BUMP.key}, from S3`);
   code = await runCli(['history', BUMP.key]);
+
+  if (code === 0) code = await renderedDemo(work, env);
 
   say('done. To use the CLI against this stack yourself:');
   process.stdout.write([

@@ -45,6 +45,8 @@ export interface ApplyRequest {
   managedSeed?: ManagedSeed;
   /** The configuration this revision runs with (its versioned copies), for the snapshot. */
   config?: ConfigEntry[];
+  /** What rendered the manifest (a kustomization), recorded with the snapshot. */
+  rendered?: RevisionSnapshot['rendered'];
 }
 
 /** A revision written ahead of its apply: its number is claimed and nothing is in the cluster yet. */
@@ -138,6 +140,7 @@ export async function writeAhead(deps: Deps, req: ApplyRequest): Promise<Pending
     pin,
     ...(req.managedSeed && mode === 'managed' ? { managedSeed: req.managedSeed } : {}),
     ...(req.config?.length ? { config: req.config } : {}),
+    ...(req.rendered ? { rendered: req.rendered } : {}),
   });
   if (deps.config.fault === 'kill-after-snapshot') process.kill(process.pid, 'SIGKILL');
   return { snapshot, mode, pin };

@@ -71,6 +71,20 @@ export interface Config {
   verify?: { commits: boolean; gpgKeys?: string; sshKeys?: string };
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete' | 'kill-mid-prune';
+  /** How a GIT_PATH holding a kustomization is rendered (lib/source/render.ts); absent: the defaults. */
+  render?: RenderConfig;
+}
+
+/** The renderers' settings: RENDER_ALLOW_REMOTE, RENDER_TIMEOUT_SECONDS, RENDER_MAX_BYTES, KUSTOMIZE_BIN, HELM_BIN. */
+export interface RenderConfig {
+  /** Remote bases and charts (fetched at render time) only when true. */
+  allowRemote: boolean;
+  timeoutSeconds: number;
+  /** The most output a render may produce; a larger render fails. */
+  maxOutputBytes: number;
+  /** The programs; absent: /opt/bin (the Lambda layer), else the PATH. */
+  kustomize?: string;
+  helm?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -154,14 +168,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (/^https?:\/\/[^/]*@/i.test(url)) {
     r.problems.push('GIT_URL contains credentials: remove them from the URL and put the token in GIT_TOKEN, which is never logged');
   }
-  const gitPath = r.string('GIT_PATH', '', '.');
-  if (gitPath.split('/').includes('..') || gitPath.startsWith('/')) {
-    r.problems.push(`GIT_PATH=${gitPath} must be a relative path inside the repository (no leading / and no ..)`);
+  const gitPathTemplate = r.string('GIT_PATH', '', '.');
+  if (gitPathTemplate.split('/').includes('..') || gitPathTemplate.startsWith('/')) {
+    r.problems.push(`GIT_PATH=${gitPathTemplate} must be a relative path inside the repository (no leading / and no ..)`);
   }
   const clusterName = r.string('CLUSTER_NAME', 'a short name for this cluster; it keys the state in S3 (for example prod-eu-1)');
   if (clusterName && !NAME.test(clusterName)) {
     r.problems.push(`CLUSTER_NAME=${clusterName} must be lower-case letters, digits and dashes (it becomes part of S3 keys)`);
   }
+  const gitPath = resolveGitPath(gitPathTemplate, clusterName, r.problems);
   const prefix = r.string('S3_PREFIX', '', 'daemonset-gitops').replace(/^\/+|\/+$/g, '');
   const endpoint = r.optional('S3_ENDPOINT');
   if (endpoint && !/^https?:\/\//.test(endpoint)) {
@@ -207,6 +222,13 @@ export function loadConfig(env: Env = process.env): Config {
     },
     leaseSeconds: r.integer('LEASE_SECONDS', 900, 5, 86400),
     maxManifestBytes: r.integer('MAX_MANIFEST_BYTES', 1 << 20, 1024, 64 << 20),
+    render: {
+      allowRemote: r.boolean('RENDER_ALLOW_REMOTE', false),
+      timeoutSeconds: r.integer('RENDER_TIMEOUT_SECONDS', 60, 1, 900),
+      maxOutputBytes: r.integer('RENDER_MAX_BYTES', 16 << 20, 1024, 256 << 20),
+      kustomize: r.optional('KUSTOMIZE_BIN'),
+      helm: r.optional('HELM_BIN'),
+    },
   };
   const verifyCommits = r.boolean('VERIFY_COMMITS', false);
   if (verifyCommits) {
@@ -224,6 +246,16 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
   }
   return config;
+}
+
+/**
+ * GIT_PATH with `{cluster}` replaced by CLUSTER_NAME (`clusters/{cluster}` -> `clusters/prod-eu-1`),
+ * so one repository and one setting serve every cluster. Any other `{…}` is refused.
+ */
+export function resolveGitPath(template: string, clusterName: string, problems: string[]): string {
+  const unknown = template.match(/\{(?!cluster\})[^}]*\}/);
+  if (unknown) problems.push(`GIT_PATH=${template} contains ${unknown[0]}: the only placeholder is {cluster} (replaced by CLUSTER_NAME)`);
+  return template.replaceAll('{cluster}', clusterName);
 }
 
 function eksConfig(r: Reader, region: string): EksConfig | undefined {

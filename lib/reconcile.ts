@@ -35,7 +35,7 @@ import { trackRollouts, TrackTarget } from './rollout/track';
 import type { CanaryPolicy } from './rollout/wave';
 import { Checkout, fetchHead, isUntrusted, redact, UntrustedHead } from './source/git';
 import { givenValue } from './secrets';
-import { loadCheckout, LoadResult, loadWithoutTree } from './source/load';
+import { INCOMPLETE_SOURCE_CODES, loadCheckout, LoadResult, loadWithoutTree } from './source/load';
 import { ManifestProblem, where } from './source/manifest';
 import { commitJudge, untrustedMessage } from './source/trust';
 import { isRecordedPass, passRecord } from './pass-summary';
@@ -120,7 +120,7 @@ export async function reconcile(deps: Deps, req: ReconcileRequest = {}, onStall?
   try {
     const reads = startReads(deps);
     steps.head = await fetchAndJudge(deps);
-    if ('tree' in steps.head) steps.source = loadSource(deps, steps.head.tree);
+    if ('tree' in steps.head) steps.source = await loadSource(deps, steps.head.tree);
     steps.look = await lookAndPlan(deps, steps.source, req, reads);
     if ('untrusted' in steps.head) steps.untrusted = await refuseUntrusted(deps, req, steps.look, steps.head.untrusted);
     steps.lease = await leaseToWrite(deps, lease, steps.source, req, steps.look);
@@ -318,6 +318,7 @@ async function applyOne(deps: Deps, lease: Lease, source: Source | undefined, it
       digest: d.digest,
       source: d.source,
       commit: source.tree.commit,
+      rendered: source.loaded.rendered,
       cause: item.cause!,
       live: o.live,
       state: o.state,
@@ -547,7 +548,7 @@ async function fetchAndJudge(deps: Deps): Promise<HeadStep> {
   try {
     head = await fetchHead(config.git, undefined, {
       verify: commitJudge(config, () => deps.clock.now()),
-      treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes),
+      treeNotNeeded: (t) => loadWithoutTree(t, path, config.policy, config.maxManifestBytes, config.render),
     });
   } catch (err) {
     const unavailable = { reason: (err as DsGitopsError).reason ?? 'SourceUnavailable', message: errorMessage(err) };
@@ -566,12 +567,12 @@ function headReport(head: HeadStep | undefined): { commit?: GitCommit; verificat
   return { commit, ...(verdict ? { verification: verdict } : {}) };
 }
 
-/** Step: the manifests of a trusted (or unverified) tree. */
-function loadSource(deps: Deps, tree: Checkout): Source {
+/** Step: the manifests of a trusted (or unverified) tree, rendered by kustomize when GIT_PATH holds a kustomization. */
+async function loadSource(deps: Deps, tree: Checkout): Promise<Source> {
   const { config, logger } = deps;
   const { path } = config.git;
-  const loaded = loadCheckout(tree, path, config.policy, config.maxManifestBytes);
-  const sourceComplete = !loaded.problems.some((p) => ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing'].includes(p.code));
+  const loaded = await loadCheckout(tree, path, config.policy, config.maxManifestBytes, config.render);
+  const sourceComplete = !loaded.problems.some((p) => INCOMPLETE_SOURCE_CODES.includes(p.code));
   const keyed = new Map<string, ManifestProblem[]>();
   const problems: ManifestProblem[] = [];
   for (const p of loaded.problems) {

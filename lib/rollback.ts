@@ -15,7 +15,8 @@ import { RolloutReport, toRolloutReport } from './report';
 import { trackRollouts } from './rollout/track';
 import { fetchHead, isUntrusted } from './source/git';
 import { commitJudge } from './source/trust';
-import { loadManifests } from './source/load';
+import { keptLoadOf, loadManifests } from './source/load';
+import { rendersPath } from './source/render';
 import { canonicalJson } from './k8s-values';
 import type { DaemonSetManifest } from './source/manifest';
 import type { Lease } from './store/lease';
@@ -56,7 +57,13 @@ async function gitDigestNow(deps: Deps, key: string): Promise<string | null | un
     // From a head that is not trusted (VERIFY_COMMITS) nothing but its commit is read.
     const tree = await fetchHead(deps.config.git, undefined, { verify: commitJudge(deps.config, () => deps.clock.now()) });
     if (isUntrusted(tree)) throw new Error(`Git's head ${tree.commit.sha.slice(0, 7)} is not trusted: ${tree.verdict.problem ?? 'not signed by a trusted key'}`);
-    const loaded = loadManifests(tree.dir, deps.config.git.path, deps.config.policy, deps.config.maxManifestBytes);
+    const { path } = deps.config.git;
+    // A path kustomize renders is never rendered by a rollback (a chart repository may be down): the
+    // result of the last pass's render of this commit is used when this process or the checkout has it.
+    const loaded = rendersPath(tree.dir, path)
+      ? keptLoadOf(tree, path, deps.config.policy, deps.config.maxManifestBytes, deps.config.render)
+      : loadManifests(tree.dir, path, deps.config.policy, deps.config.maxManifestBytes);
+    if (!loaded) throw new Error(`${path} is rendered by kustomize and no render of ${tree.commit.sha.slice(0, 7)} is at hand; a rollback does not render`);
     return loaded.desired.find((d) => d.key === key)?.digest ?? null;
   } catch (err) {
     deps.logger.log('warn', `could not read Git to record what the pin holds against; using the digest the last pass saw: ${errorMessage(err)}`, { daemonSet: key });
@@ -206,6 +213,8 @@ async function pinnedRequest(deps: Deps, req: RollbackRequest, target: RevisionS
     digest: target.digest,
     source: target.source,
     commit: target.commit,
+    // The stored, rendered manifest is applied as it is: what rendered it is carried over, nothing renders again.
+    rendered: target.rendered,
     cause: 'rollback',
     rollbackTo: target.revision,
     reason,

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir, repoRoot } from './paths';
-import { ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, MINIO_VERSION } from './versions';
+import { ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, KWOK_VERSION, MINIO_VERSION } from './versions';
 import { log } from './log';
 
 export interface BuildSpec {
@@ -53,6 +53,22 @@ export const builds: BuildSpec[] = [
   },
   { name: 'kwok', version: KWOK_VERSION, binaries: ['kwok'], packages: ['sigs.k8s.io/kwok/cmd/kwok'], ldflags: '-s -w' },
   { name: 'minio', version: MINIO_VERSION, binaries: ['minio'], packages: ['github.com/minio/minio'], ldflags: '-s -w' },
+  // The renderers (lib/source/render.ts). The -X flags give `kustomize version` and `helm version`
+  // the release they were built from, which revision snapshots record.
+  {
+    name: 'kustomize',
+    version: KUSTOMIZE_VERSION,
+    binaries: ['kustomize'],
+    packages: ['sigs.k8s.io/kustomize/kustomize/v5'],
+    ldflags: `-s -w -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/${KUSTOMIZE_VERSION}`,
+  },
+  {
+    name: 'helm',
+    version: HELM_VERSION,
+    binaries: ['helm'],
+    packages: ['helm.sh/helm/v4/cmd/helm'],
+    ldflags: `-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v4/internal/version.gitTreeState=clean`,
+  },
 ];
 
 function moduleDir(spec: BuildSpec): string {

@@ -21,6 +21,9 @@ export interface StackEnv {
   AWS_EMULATOR_ENDPOINT?: string;
   /** The push webhook the demo repository's post-receive hook calls (absent in an env file written before it existed). */
   WEBHOOK_URL?: string;
+  /** The renderers built with the stack (lib/source/render.ts); absent in an env file written before they were. */
+  KUSTOMIZE_BIN?: string;
+  HELM_BIN?: string;
 }
 
 function quote(value: string): string {

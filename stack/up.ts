@@ -164,6 +164,8 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     GIT_HTTP_BASE: `http://127.0.0.1:${ports.git}`,
     AWS_EMULATOR_ENDPOINT: `http://127.0.0.1:${ports.awsEmulator}`,
     WEBHOOK_URL: `http://127.0.0.1:${ports.webhook}/`,
+    KUSTOMIZE_BIN: binaryPath('kustomize'),
+    HELM_BIN: binaryPath('helm'),
   };
   writeStackEnv(env);
   const seconds = (Date.now() - t0) / 1000;

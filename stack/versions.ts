@@ -8,6 +8,9 @@ export const ETCD_VERSION = 'v3.6.16';
 export const KWOK_VERSION = 'v0.8.0';
 /** MinIO publishes no semver module tags; this pseudo-version is commit 7aac2a2c5b7c (2026-02-12). */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+/** The renderers of kustomizations and Helm charts (lib/source/render.ts); shipped to Lambda as a layer. */
+export const KUSTOMIZE_VERSION = 'v5.8.1';
+export const HELM_VERSION = 'v4.3.2';
 
 /** Port layout on 127.0.0.1; STACK_PORT_BASE moves all of them together. */
 export interface StackPorts {

@@ -12,6 +12,8 @@ import { holdDaemonSets } from '../bundle/companions';
 import { withConfigDigests } from '../bundle/config-digest';
 import { withConfigCopies } from '../bundle/config-copies';
 import { DesiredDaemonSet, JsonObject, ManifestProblem, validateDocument, where } from './manifest';
+import type { RenderConfig } from '../config';
+import { DEFAULT_RENDER, kustomizationIn, RenderedBy, RenderError, renderersIdentity, renderKustomization } from './render';
 
 /** YAML aliases a file may use; more is treated as an alias bomb. */
 export const MAX_ALIASES = 100;
@@ -25,7 +27,12 @@ export interface LoadResult {
   problems: ManifestProblem[];
   /** Files read, relative to the repository root. */
   files: string[];
+  /** When GIT_PATH holds a kustomization: what rendered it (the documents are kustomize's output). */
+  rendered?: RenderedBy;
 }
+
+/** Problem codes that mean part of the source could not be read: what it holds is unknown. */
+export const INCOMPLETE_SOURCE_CODES = ['yaml-syntax', 'too-large', 'alias-limit', 'path-missing', 'render-failed', 'not-rendered'];
 
 function listYamlFiles(root: string, dir: string, out: string[]): void {
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
@@ -159,24 +166,19 @@ export function linkOutside(repoDir: string, gitPath: string): { link: string; t
 }
 
 export function loadManifests(repoDir: string, gitPath: string, policy: BundlePolicy, maxBytes: number): LoadResult {
-  const base = join(repoDir, gitPath);
   const problems: ManifestProblem[] = [];
-  const candidates: DesiredDaemonSet[] = [];
-  const objectCandidates: ObjectCandidate[] = [];
-  const refused: RefusedObject[] = [];
   const files: string[] = [];
-  const outside = linkOutside(repoDir, gitPath);
-  if (outside) {
-    problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} leads outside the repository through a symbolic link (${outside.link} -> ${outside.target}): nothing under it is read; make it a real directory in the repository, or point GIT_PATH at one` });
-    return { desired: [], objects: [], problems, files };
-  }
-  const st = lstatSync(base, { throwIfNoEntry: false });
-  if (!st || !st.isDirectory()) {
-    problems.push({ file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` });
-    return { desired: [], objects: [], problems, files };
+  const where = checkGitPath(repoDir, gitPath);
+  if (where.problem) return { desired: [], objects: [], problems: [where.problem], files };
+  const kustomization = kustomizationIn(where.base);
+  if (kustomization) {
+    // Rendering runs a program: only loadPath does it (a rollback, for one, never renders).
+    const file = relative(repoDir, kustomization).split(sep).join('/');
+    return { desired: [], objects: [], problems: [{ file, code: 'not-rendered', severity: 'error', message: `${gitPath} holds a kustomization (${file}), which is rendered by kustomize, not read as plain YAML` }], files: [file] };
   }
   const paths: string[] = [];
-  listYamlFiles(base, base, paths);
+  listYamlFiles(where.base, where.base, paths);
+  const read: ReturnType<typeof readDocuments>[] = [];
   for (const full of paths) {
     const file = relative(repoDir, full).split(sep).join('/');
     files.push(file);
@@ -185,13 +187,31 @@ export function loadManifests(repoDir: string, gitPath: string, policy: BundlePo
       problems.push({ file, code: 'too-large', severity: 'error', message: `the file is ${size} bytes, over the ${maxBytes}-byte limit (MAX_MANIFEST_BYTES): split it into smaller files` });
       continue;
     }
-    const read = readDocuments(file, readFileSync(full, 'utf8'), policy);
-    candidates.push(...read.desired);
-    objectCandidates.push(...read.objects);
-    refused.push(...read.refused);
-    problems.push(...read.problems);
+    read.push(readDocuments(file, readFileSync(full, 'utf8'), policy));
   }
+  return settleLoad(read, problems, files, policy);
+}
 
+/** GIT_PATH's folder in the checkout, or the problem that keeps it from being read. */
+function checkGitPath(repoDir: string, gitPath: string): { base: string; problem?: undefined } | { base?: undefined; problem: ManifestProblem } {
+  const outside = linkOutside(repoDir, gitPath);
+  if (outside) {
+    return { problem: { file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} leads outside the repository through a symbolic link (${outside.link} -> ${outside.target}): nothing under it is read; make it a real directory in the repository, or point GIT_PATH at one` } };
+  }
+  const base = join(repoDir, gitPath);
+  const st = lstatSync(base, { throwIfNoEntry: false });
+  if (!st || !st.isDirectory()) {
+    return { problem: { file: gitPath, code: 'path-missing', severity: 'error', message: `GIT_PATH ${gitPath} is not a directory in the repository: fix GIT_PATH or the repository layout` } };
+  }
+  return { base };
+}
+
+/** The documents read, settled into what a pass applies: duplicates, companions held, configuration digests. */
+function settleLoad(read: ReturnType<typeof readDocuments>[], problems: ManifestProblem[], files: string[], policy: BundlePolicy): LoadResult {
+  const candidates = read.flatMap((r) => r.desired);
+  const objectCandidates = read.flatMap((r) => r.objects);
+  const refused = read.flatMap((r) => r.refused);
+  problems.push(...read.flatMap((r) => r.problems));
   const settled = settleObjects(objectCandidates, policy);
   problems.push(...settled.problems);
   const held = holdDaemonSets(withoutDuplicates(candidates, problems), [...refused, ...settled.refused]);
@@ -201,6 +221,28 @@ export function loadManifests(repoDir: string, gitPath: string, policy: BundlePo
   }
   const { desired, copies } = withConfigCopies(withConfigDigests(held.kept, settled.objects), settled.objects);
   return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: [...settled.objects, ...copies], refused: [...refused, ...settled.refused], problems, files };
+}
+
+/**
+ * GIT_PATH's documents: kustomize's output when the folder holds a kustomization
+ * (lib/source/render.ts), otherwise every YAML file below it (loadManifests). The rendered
+ * documents are named by the kustomization that produced them; a render that fails is one
+ * problem of that file (`render-failed`) and nothing of the path is applied.
+ */
+export async function loadPath(repoDir: string, gitPath: string, policy: BundlePolicy, maxBytes: number, render: RenderConfig = DEFAULT_RENDER): Promise<LoadResult> {
+  const where = checkGitPath(repoDir, gitPath);
+  if (where.problem || !kustomizationIn(where.base)) return loadManifests(repoDir, gitPath, policy, maxBytes);
+  const file = relative(repoDir, kustomizationIn(where.base)!).split(sep).join('/');
+  let rendered;
+  try {
+    rendered = await renderKustomization({ repoDir, gitPath, config: render });
+  } catch (err) {
+    if (!(err instanceof RenderError)) throw err;
+    return { desired: [], objects: [], problems: [{ file, code: 'render-failed', severity: 'error', message: err.message }], files: [file] };
+  }
+  const read = readDocuments(file, rendered.yaml, policy);
+  for (const p of read.problems) p.message = `in kustomize's output: ${p.message}`;
+  return { ...settleLoad([read], [], [file], policy), rendered: rendered.by };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */
@@ -254,24 +296,37 @@ function keepLoad(dir: string, from: string, result: LoadResult): void {
  * a bundle also keeps the result on disk next to the checkout, keyed by the commit, the
  * settings and the bundle itself, so a new process (a CLI run) skips parsing too.
  */
-export function loadCheckout(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): LoadResult {
-  const from = loadKey(tree, gitPath, policy, maxBytes);
+export async function loadCheckout(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number, render?: RenderConfig): Promise<LoadResult> {
+  const from = loadKey(tree, gitPath, policy, maxBytes, render);
   const reused = tree.reused ? reusedLoad(tree, from) : undefined;
   if (reused) return reused;
-  const result = loadManifests(tree.dir, gitPath, policy, maxBytes);
+  const result = await loadPath(tree.dir, gitPath, policy, maxBytes, render);
+  // A render that failed (a chart repository down, a timeout) is tried again by the next pass.
+  if (result.problems.some((p) => p.code === 'render-failed')) return result;
   if (from.code) keepLoad(tree.dir, from.digest, result);
   lastLoad.set(tree.dir, { from: from.digest, result });
   return result;
 }
 
-/** True when `loadCheckout` of this reused tree will not read the tree (its result is at hand). */
-export function loadWithoutTree(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): boolean {
-  return reusedLoad(tree, loadKey(tree, gitPath, policy, maxBytes)) !== undefined;
+/** The load result at hand for this checkout and these settings (this process's, or one kept on disk), without reading the tree or rendering. */
+export function keptLoadOf(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number, render?: RenderConfig): LoadResult | undefined {
+  return reusedLoad(tree, loadKey(tree, gitPath, policy, maxBytes, render));
 }
 
-function loadKey(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number): { digest: string; code?: string } {
+/** True when `loadCheckout` of this reused tree will not read the tree (its result is at hand). */
+export function loadWithoutTree(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number, render?: RenderConfig): boolean {
+  return reusedLoad(tree, loadKey(tree, gitPath, policy, maxBytes, render)) !== undefined;
+}
+
+/**
+ * The key of a load: the commit, the path (with the cluster's name in it, for `clusters/{cluster}`),
+ * the settings, the loading code and, for a path kustomize renders, the renderers (their
+ * programs' identity and the render settings), so an upgraded kustomize or Helm renders again.
+ */
+function loadKey(tree: Checkout, gitPath: string, policy: BundlePolicy, maxBytes: number, render?: RenderConfig): { digest: string; code?: string } {
   const code = codeIdentity();
-  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces ?? null, policy.allowedKinds ?? null, policy.defaultNamespace ?? null, maxBytes, code ?? null]);
+  const renderers = renderersIdentity(render ?? DEFAULT_RENDER);
+  const from = JSON.stringify([tree.commit.sha, gitPath, policy.allowedNamespaces ?? null, policy.allowedKinds ?? null, policy.defaultNamespace ?? null, maxBytes, code ?? null, renderers]);
   return { digest: createHash('sha256').update(from).digest('hex'), code };
 }
 

@@ -65,6 +65,14 @@ export const configEntrySchema = z.object({
   binaryData: z.optional(z.record(z.string(), z.string())),
 });
 
+/** What rendered a revision's manifest (lib/source/render.ts). */
+export const renderedSchema = z.object({
+  renderer: z.literal('kustomize'),
+  kustomization: z.string(),
+  kustomizeVersion: z.string(),
+  helmVersion: z.string(),
+});
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -97,6 +105,12 @@ export const revisionSchema = z.object({
   managedSeed: z.optional(managedSeedSchema),
   /** The ConfigMaps and Secrets of the source its template references, as versioned copies (configEntrySchema). */
   config: z.optional(z.array(configEntrySchema)),
+  /**
+   * When the manifest was rendered (GIT_PATH holds a kustomization): by what, from which
+   * kustomization. The manifest above is the rendered one: a rollback applies it as stored and
+   * never renders again. `commit` is the source commit that was rendered.
+   */
+  rendered: z.optional(renderedSchema),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 

@@ -169,7 +169,7 @@ describe.each(implementations)('git checkout with %s', (implementation) => {
     repo.write('clusters/prod/a.yaml', dsYaml({ name: 'a', namespace: 'x' })).write('clusters/dev/b.yaml', dsYaml({ name: 'b', namespace: 'x' }));
     repo.commit('two clusters');
     const tree = await checkout(configFor(repo, { path: 'clusters/prod' }), implementation);
-    const loaded = loadCheckout(tree, 'clusters/prod', { allowedNamespaces: '*' }, 1 << 20);
+    const loaded = await loadCheckout(tree, 'clusters/prod', { allowedNamespaces: '*' }, 1 << 20);
     expect(loaded.files).toEqual(['clusters/prod/a.yaml']);
     expect(loaded.problems).toEqual([]);
     expect(loaded.desired.map((d) => d.name)).toEqual(['a']);

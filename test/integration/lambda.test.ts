@@ -10,13 +10,16 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { packageFunctions, PackagedFunction } from '../../scripts/lambda-package';
 import { adminClients, createNamespace, deleteNamespace, stackEnv } from '../support/cluster';
 import { git } from '../support/git';
 import { LambdaSandbox } from '../support/lambda-sandbox';
 import { dsYaml } from '../support/manifests';
 import { stackConfigEnv } from '../support/reconciler';
+import { folderWriter, writeBase, writeOverlay, writeProbeBase } from '../support/render-repo';
+import { ensureRenderersLayer } from '../../scripts/renderers-layer';
+import { KUSTOMIZE_VERSION } from '../../stack/versions';
 
 jest.setTimeout(600_000);
 
@@ -35,15 +38,18 @@ const sandboxes: LambdaSandbox[] = [];
 function functionEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const e = stackConfigEnv({ GIT_URL: repo.url, GIT_TOKEN: env.GIT_HTTP_TOKEN, ALLOWED_NAMESPACES: ns, S3_PREFIX: prefix, ...overrides });
   delete e.KUBECONFIG;
+  // Deployed, the renderers come from the layer (/opt/bin on the PATH), not from the stack's build cache.
+  delete e.KUSTOMIZE_BIN;
+  delete e.HELM_BIN;
   // serverless.yml sets GIT_CACHE_DIR to /tmp/daemonset-gitops/git; the default is the same place under the sandbox's own /tmp.
   rmSync(e.GIT_CACHE_DIR, { recursive: true, force: true });
   delete e.GIT_CACHE_DIR;
   return e;
 }
 
-async function sandbox(name: string, environment: Record<string, string>): Promise<LambdaSandbox> {
+async function sandbox(name: string, environment: Record<string, string>, layers?: string[]): Promise<LambdaSandbox> {
   const f = functions.find((x) => x.name === name)!;
-  const s = await LambdaSandbox.start({ functionName: `daemonset-gitops-dev-${name}`, handler: `handlers/${name}.handler`, zip: f.zip, environment, kubeconfig: env.RECONCILER_KUBECONFIG });
+  const s = await LambdaSandbox.start({ functionName: `daemonset-gitops-dev-${name}`, handler: `handlers/${name}.handler`, zip: f.zip, environment, kubeconfig: env.RECONCILER_KUBECONFIG, layers });
   sandboxes.push(s);
   return s;
 }
@@ -193,6 +199,53 @@ describe('the packaged functions in a Lambda-like environment (Node.js 24, aws-l
     for (const form of [wrong, Buffer.from(`x-access-token:${wrong}`).toString('base64')]) {
       expect(s.logs).not.toContain(form);
       expect(JSON.stringify(out)).not.toContain(form);
+    }
+  });
+
+  it('renders an overlay with a chart with the renderers layer under /opt/bin, attached to the reconcile function alone', async () => {
+    // The template attaches the layer to reconcile, the one function that renders.
+    const template = JSON.parse(readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8')) as { Resources: Record<string, { Type: string; Properties: { Layers?: unknown } }> };
+    const withLayers = Object.entries(template.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties.Layers).map(([id, r]) => [id, r.Properties.Layers]);
+    expect(withLayers).toEqual([['ReconcileLambdaFunction', [{ Ref: 'RenderersLambdaLayer' }]]]);
+    const layer = await ensureRenderersLayer();
+    expect(execFileSync('unzip', ['-Z1', layer], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()).toEqual(['bin/', 'bin/helm', 'bin/kustomize']);
+    // A repository of its own: a base, the chart's base, an overlay.
+    const name = `lambda-render-${randomBytes(4).toString('hex')}.git`;
+    const bare = join(env.GIT_HTTP_ROOT, name);
+    const work = mkdtempSync(join(tmpdir(), 'dsgitops-lambda-render-'));
+    try {
+      git(env.GIT_HTTP_ROOT, ['init', '--quiet', '--bare', '--initial-branch=main', bare]);
+      git(work, ['init', '--quiet', '--initial-branch=main']);
+      git(work, ['remote', 'add', 'origin', bare]);
+      const w = folderWriter(work);
+      writeBase(w);
+      writeProbeBase(w, ns, { interval: '12s' });
+      writeOverlay(w, 'clusters/lambda', { namespace: ns, tag: '3.1.0', chart: 'base' });
+      git(work, ['add', '-A']);
+      git(work, ['commit', '--quiet', '-m', 'rendered: an overlay with a chart']);
+      git(work, ['push', '--quiet', 'origin', 'HEAD:main']);
+      const s = await sandbox('reconcile', functionEnv({ GIT_URL: `${env.GIT_HTTP_BASE}/${name}`, GIT_PATH: 'clusters/{cluster}', CLUSTER_NAME: 'lambda' }), [layer]);
+
+      const out = await s.invoke(schedule, 300_000);
+
+      expect(out).toMatchObject({ ok: true, result: { result: 'succeeded', problems: [] } });
+      const rows = (out as { result: { daemonSets: { key: string; action: string; applied: boolean }[] } }).result.daemonSets;
+      // (The namespace also holds the earlier tests' DaemonSets, another CLUSTER_NAME's: reported orphaned, left alone.)
+      const rendered = rows.filter((d) => d.key === `${ns}/edge-probe` || d.key === `${ns}/node-agent`);
+      expect(rendered.map((d) => [d.key, d.action, d.applied])).toEqual([[`${ns}/edge-probe`, 'create', true], [`${ns}/node-agent`, 'create', true]]);
+      expect(rows.filter((d) => !rendered.includes(d)).every((d) => !d.applied)).toBe(true);
+      expect((await apps.readNamespacedDaemonSet({ name: 'edge-probe', namespace: ns })).spec!.template.spec!.containers[0].args).toEqual(['--interval=12s']);
+      expect((await apps.readNamespacedDaemonSet({ name: 'node-agent', namespace: ns })).spec!.template.spec!.containers[0].image).toBe('registry.example/node-agent:3.1.0');
+      // What the function recorded: the renderers from the layer.
+      const s3 = new S3Client({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+      const got = await s3.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: `${prefix}/lambda/daemonsets/${ns}/node-agent/revisions/1.json` }));
+      const snap = JSON.parse(await got.Body!.transformToString()) as { rendered?: { kustomizeVersion: string; helmVersion: string } };
+      s3.destroy();
+      expect(snap.rendered).toMatchObject({ kustomizeVersion: KUSTOMIZE_VERSION, helmVersion: expect.stringMatching(/^v4\.3\.2/) });
+      expect(s.logs).not.toMatch(/ENOENT|EACCES|read-only file system/i);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

@@ -27,6 +27,8 @@ export interface SandboxOptions {
   /** A kubeconfig file to give the function (copied in, readable only by it); KUBECONFIG points at the copy. */
   kubeconfig?: string;
   memoryMb?: number;
+  /** Layer zips, unpacked read-only (programs kept executable) under the sandbox's /opt, whose bin/ joins the PATH as Lambda's /opt/bin does. */
+  layers?: string[];
 }
 
 export class LambdaSandbox {
@@ -74,6 +76,13 @@ export class LambdaSandbox {
     for (const d of [join(this.root, 'var'), join(this.root, 'var', 'lang'), this.path, runtimeDir]) chmodSync(d, 0o755);
     // /var/task: the zip, read-only.
     unpackReadOnly(options.zip, this.task);
+    // /opt: the layers, read-only.
+    const opt = join(this.root, 'opt');
+    for (const layer of options.layers ?? []) {
+      mkdirSync(opt, { recursive: true });
+      execFileSync('unzip', ['-q', '-o', layer, '-d', opt]);
+    }
+    if (options.layers?.length) execFileSync('chmod', ['-R', 'a-w,a+rX', opt]);
     // /tmp: the only writable place.
     mkdirSync(this.tmp, { mode: 0o700 });
     chownSync(this.tmp, NOBODY, NOBODY);
@@ -93,7 +102,7 @@ export class LambdaSandbox {
       AWS_DEFAULT_REGION: options.environment.AWS_REGION ?? 'us-east-1',
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      PATH: `${this.path}:/nonexistent/bin`,
+      PATH: `${this.path}:/nonexistent/bin${options.layers?.length ? `:${join(this.root, 'opt', 'bin')}` : ''}`,
       TMPDIR: this.tmp,
       NODE_PATH: `${runtimeDir}:${this.task}`,
     };

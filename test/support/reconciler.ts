@@ -43,6 +43,8 @@ export function stackConfigEnv(overrides: Record<string, string | undefined>): R
     CLUSTER_NAME: uniqueName('it'),
     GIT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'dsgitops-cache-')),
     PROGRESS_DEADLINE_SECONDS: '60',
+    KUSTOMIZE_BIN: env.KUSTOMIZE_BIN,
+    HELM_BIN: env.HELM_BIN,
     ...overrides,
   };
   return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as Record<string, string>;

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       policy: { allowedNamespaces: ['logging'], selfHeal: true, prune: false, progressDeadlineSeconds: 600, autoRollback: false, allowedKinds: [{ kind: 'DaemonSet' }, { kind: 'ConfigMap' }, { kind: 'Secret' }, { kind: 'ServiceAccount' }, { kind: 'Role' }, { kind: 'RoleBinding' }, { kind: 'Service' }], defaultNamespace: 'default', configRevisionsKept: 10 },
       leaseSeconds: 900,
       maxManifestBytes: 1048576,
+      render: { allowRemote: false, timeoutSeconds: 60, maxOutputBytes: 16777216, kustomize: undefined, helm: undefined },
     });
   });
 
@@ -75,6 +76,7 @@ describe('loadConfig', () => {
       leaseSeconds: 60,
       maxManifestBytes: 2048,
       fault: 'kill-after-apply',
+      render: { allowRemote: false, timeoutSeconds: 60, maxOutputBytes: 16777216, kustomize: undefined, helm: undefined },
     });
   });
 
