@@ -1,7 +1,8 @@
 /**
  * Scheduled, manual or push-started reconcile pass: returns the report. A failed pass logs its
  * report and fails the invocation (PassFailedError), so Lambda's Errors metric and alarms
- * count it, and its metrics (lib/metrics.ts) count failed and successful passes; the schedule does not retry it (serverless.yml), the next scheduled pass is the retry.
+ * count it; its metrics (lib/metrics.ts) count failed and successful passes. The schedule does
+ * not retry it (serverless.yml): the next scheduled pass is the retry.
  */
 import { reconcileCatchingUp } from '../lib/catch-up';
 import { PassFailedError } from '../lib/errors';

@@ -66,13 +66,17 @@ function clusterCa(): string {
   return readFileSync(join(d, 'ca.pem')).toString('base64');
 }
 
-/** One ASCII-armored OpenPGP public key (RSA 4096, about 3 KB), as `gpg --armor --export` prints it. */
+/** One ASCII-armored OpenPGP public key (RSA 4096 with an RSA 4096 encryption subkey, about 3 KB), as `gpg --armor --export` prints it. */
 function armoredKey(): string {
   const home = mkdtempSync(join(tmpdir(), 'dsgitops-gpg-'));
   dirs.push(home);
   const gpg = (args: string[]) => execFileSync('gpg', ['--batch', '--yes', '--passphrase', '', '--pinentry-mode', 'loopback', ...args], { env: { ...process.env, GNUPGHOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   gpg(['--quick-gen-key', 'Release signing <release@example.com>', 'rsa4096', 'sign', 'never']);
-  return gpg(['--armor', '--export', 'release@example.com']);
+  const fingerprint = gpg(['--list-keys', '--with-colons', 'release@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  gpg(['--quick-add-key', fingerprint, 'rsa4096', 'encr', 'never']);
+  const armored = gpg(['--armor', '--export', 'release@example.com']);
+  expect(armored.length).toBeGreaterThan(2800);
+  return armored;
 }
 
 const writers = ['ReconcileRole', 'RollbackRole', 'UnpinRole', 'PauseRole', 'ResumeRole'];
