@@ -4,9 +4,10 @@
 // - the settings, checked with the functions' own rules (lib/config.ts) before anything is
 //   packaged, so a deploy with GIT_URL or CLUSTER_NAME missing fails and names them;
 // - the state bucket (unless S3_BUCKET names an existing one): versioned, encrypted, private,
-//   TLS only, old versions of the lease and state expired;
-// - one IAM role per function with only what it does: S3 read or read/write under the prefix,
-//   the Git token's parameter or secret for the functions that fetch from Git, the cluster
+//   TLS only, old versions of the lease and state expired, webhook delivery records expired;
+// - one IAM role per function with only what it does: S3 read or read/write under its
+//   cluster's part of the prefix (the webhook: its own records only), the bucket's KMS key
+//   through S3 when it has one, the parameters or secrets of the settings it reads, the cluster
 //   (an EKS access entry, eks:DescribeCluster when the endpoint is not given) for those that
 //   talk to it; the partition, region and account from the stack;
 // - each function's environment: only the settings it reads (functionEnvironment below);
