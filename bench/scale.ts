@@ -125,7 +125,8 @@ async function setBenchNodes(count: number): Promise<void> {
       },
     })));
   }
-  await Promise.all(remove.map((name) => core.deleteNode({ name })));
+  // In batches, as they were created: thousands of requests at once exhaust the client's sockets.
+  for (let i = 0; i < remove.length; i += 16) await Promise.all(remove.slice(i, i + 16).map((name) => core.deleteNode({ name })));
   for (const deadline = Date.now() + 120_000; ;) {
     const nodes = (await core.listNode({ labelSelector: BENCH_NODE_LABEL })).items;
     const ready = nodes.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
@@ -280,7 +281,8 @@ ${table(['DAEMONSETS', 'COMMAND', 'WALL', 'DSGITOPS / THIS', 'K8S REQUESTS', 'PE
       progress(table(header, rollouts));
     }
   } finally {
-    await setBenchNodes(0);
+    // A failed cleanup must not hide why the rollout failed.
+    await setBenchNodes(0).catch((err: Error) => console.error(`removing the bench nodes failed: ${err.message}`));
   }
   console.log(`${table(header, rollouts)}\n\nReproduce: npm ci && npm run stack:up && npm run bench:scale`);
 }

@@ -4,12 +4,16 @@
 // - the settings, checked with the functions' own rules (lib/config.ts) before anything is
 //   packaged, so a deploy with GIT_URL or CLUSTER_NAME missing fails and names them;
 // - the state bucket (unless S3_BUCKET names an existing one): versioned, encrypted, private,
-//   TLS only, old versions of the lease and state expired;
-// - one IAM role per function with only what it does: S3 read or read/write under the prefix,
-//   the Git token's parameter or secret for the functions that fetch from Git, the cluster
+//   TLS only, old versions of the lease and state expired, webhook delivery records expired;
+// - one IAM role per function with only what it does: S3 read or read/write under its
+//   cluster's part of the prefix (the webhook: its own records only), the bucket's KMS key
+//   through S3 when it has one, the parameters or secrets of the settings it reads, the cluster
 //   (an EKS access entry, eks:DescribeCluster when the endpoint is not given) for those that
 //   talk to it; the partition, region and account from the stack;
-// - a metric filter and alarms on failed passes and on errors, with an optional SNS topic.
+// - each function's environment: only the settings it reads (functionEnvironment below);
+// - the VPC, for the functions that talk to the cluster only;
+// - alarms on failed passes, on every function's errors, on asynchronous invocations that
+//   failed (sent to a queue) and on no successful pass for a while, with an optional SNS topic.
 const { require: tsRequire } = require('tsx/cjs/api');
 
 const env = (name, fallback = '') => (process.env[name] ?? '').trim() || fallback;
@@ -18,18 +22,48 @@ const env = (name, fallback = '') => (process.env[name] ?? '').trim() || fallbac
 const KUBERNETES_USER = 'daemonset-gitops';
 const KUBERNETES_READER = 'daemonset-gitops-reader';
 
-/** What each function does, and so may do. */
+/**
+ * What each function does, and so may do. `memory` (MB) comes from measurements (docs/aws.md,
+ * "Memory"): a pass's peak RSS at 2,000 nodes with twice its margin, the small functions
+ * sized for their cold start rather than their memory.
+ */
 const FUNCTIONS = {
-  reconcile: { s3: 'write', cluster: true, git: true },
-  rollback: { s3: 'write', cluster: true, git: true },
-  unpin: { s3: 'write', cluster: true, git: false },
-  pause: { s3: 'write', cluster: true, git: false },
-  resume: { s3: 'write', cluster: true, git: false },
-  status: { s3: 'read', cluster: true, git: false, clusterReadOnly: true },
-  history: { s3: 'read', cluster: false, git: false },
-  // Records delivery ids (and removes one when it could not start the pass), starts reconcile.
-  webhook: { s3: 'write', cluster: false, git: false, webhook: true },
+  reconcile: { s3: 'write', cluster: true, git: true, memory: 1024 },
+  rollback: { s3: 'write', cluster: true, git: true, memory: 1024 },
+  unpin: { s3: 'write', cluster: true, git: false, memory: 512 },
+  pause: { s3: 'write', cluster: true, git: false, memory: 512 },
+  resume: { s3: 'write', cluster: true, git: false, memory: 512 },
+  status: { s3: 'read', cluster: true, git: false, clusterReadOnly: true, memory: 512 },
+  history: { s3: 'read', cluster: false, git: false, memory: 512 },
+  // Records deliveries and push.json under its cluster's webhook/ (and removes a delivery it could not act on), starts reconcile.
+  webhook: { s3: 'webhook', cluster: false, git: false, webhook: true, memory: 512 },
 };
+
+/** Lambda refuses a function whose environment (names and values) is larger than this. */
+const ENVIRONMENT_LIMIT_BYTES = 4096;
+
+/**
+ * Settings too large for that limit when given as values (a CA bundle, armored keys): each may
+ * be kept in SSM Parameter Store (NAME_PARAMETER) or Secrets Manager (NAME_SECRET_ARN)
+ * instead, read by the function at start (lib/config.ts, withStoredSettings).
+ */
+const STORED = {
+  EKS_CLUSTER_CA: 'cluster',
+  TRUSTED_GPG_KEYS: 'git',
+  TRUSTED_SSH_KEYS: 'git',
+};
+
+/** The settings each kind of function reads (lib/config.ts); every function reads `base`. */
+const SETTINGS = {
+  // The configuration loader of every function requires these.
+  base: ['GIT_URL', 'S3_PREFIX', 'S3_ENDPOINT', 'CLUSTER_NAME', 'ALLOWED_NAMESPACES', 'S3_TIMEOUT_SECONDS'],
+  cluster: ['KUBECONFIG', 'EKS_CLUSTER_NAME', 'EKS_CLUSTER_ENDPOINT', 'EKS_CLUSTER_CA', 'KUBE_TIMEOUT_SECONDS', 'ALLOWED_KINDS', 'DEFAULT_NAMESPACE',
+    'SELF_HEAL', 'PRUNE', 'PROGRESS_DEADLINE_SECONDS', 'AUTO_ROLLBACK', 'LEASE_SECONDS', 'CONFIG_REVISIONS_KEPT'],
+  git: ['GIT_REF', 'GIT_PATH', 'GIT_TOKEN', 'GIT_TIMEOUT_SECONDS', 'MAX_MANIFEST_BYTES', 'VERIFY_COMMITS', 'TRUSTED_GPG_KEYS', 'TRUSTED_SSH_KEYS',
+    'RENDER_ALLOW_REMOTE', 'RENDER_TIMEOUT_SECONDS', 'RENDER_MAX_BYTES'],
+  webhook: ['GIT_REF', 'WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_SECRET'],
+};
+const SECRET_SETTINGS = new Set(['GIT_TOKEN', 'WEBHOOK_SECRET', ...Object.keys(STORED)]);
 
 const capitalised = (name) => name[0].toUpperCase() + name.slice(1);
 const roleId = (fn) => `${capitalised(fn)}Role`;
@@ -43,7 +77,7 @@ function settings() {
   const problems = [];
   const { loadConfig } = tsRequire('../lib/config.ts', __filename);
   try {
-    loadConfig({ ...process.env, S3_BUCKET: env('S3_BUCKET', 'created-by-the-stack') });
+    loadConfig({ ...process.env, ...storedPlaceholders(), S3_BUCKET: env('S3_BUCKET', 'created-by-the-stack') });
   } catch (err) {
     problems.push(...String(err.message).split('\n').slice(1).map((l) => l.replace(/^\s*- /, '')));
   }
@@ -59,12 +93,35 @@ function settings() {
   if (!env('EKS_CLUSTER_NAME') && !env('KUBECONFIG')) {
     problems.push('EKS_CLUSTER_NAME is required: the EKS cluster the functions sign in to with their IAM roles (or KUBECONFIG, a kubeconfig file packaged with the functions)');
   }
-  for (const name of ['STATE_VERSION_RETENTION_DAYS']) {
+  const whole = (name, fallback, min, max) => {
     const v = env(name);
-    if (v && !(Number.isInteger(Number(v)) && Number(v) >= 1 && Number(v) <= 3650)) problems.push(`${name}=${v} must be a whole number of days from 1 to 3650`);
-  }
+    if (!v) return fallback;
+    if (Number.isInteger(Number(v)) && Number(v) >= min && Number(v) <= max) return Number(v);
+    problems.push(`${name}=${v} must be a whole number from ${min} to ${max}`);
+    return fallback;
+  };
+  const retentionDays = whole('STATE_VERSION_RETENTION_DAYS', 30, 1, 3650);
+  const deliveryRetentionDays = whole('WEBHOOK_DELIVERY_RETENTION_DAYS', 30, 1, 3650);
+  const passAlarmMinutes = whole('PASS_ALARM_MINUTES', 30, 10, 1440);
+  const concurrency = (name, fallback) => (env(name) === 'none' ? undefined : whole(name, fallback, 1, 1000));
   const topic = env('ALARM_TOPIC_ARN');
   if (topic && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/.test(topic)) problems.push(`ALARM_TOPIC_ARN=${topic} is not an SNS topic ARN`);
+  const kmsKey = (name) => {
+    const v = env(name);
+    if (v && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(v)) problems.push(`${name}=${v} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; an alias cannot be granted)`);
+    return v;
+  };
+  const s3KmsKey = kmsKey('S3_KMS_KEY_ARN');
+  if (s3KmsKey && !env('S3_BUCKET')) problems.push('S3_KMS_KEY_ARN is for an existing bucket (S3_BUCKET) encrypted with that key: the bucket the stack creates uses S3-managed keys; unset it or name the bucket');
+  const secretsKmsKey = kmsKey('SECRETS_KMS_KEY_ARN');
+  const subnets = list('VPC_SUBNET_IDS');
+  const groups = list('VPC_SECURITY_GROUP_IDS');
+  if (subnets.length > 0 && groups.length === 0) problems.push(`VPC_SUBNET_IDS is set but VPC_SECURITY_GROUP_IDS is not: Lambda refuses a VPC configuration without security groups; name a group the cluster's security group accepts on 443 (comma-separated ids, sg-…)`);
+  if (groups.length > 0 && subnets.length === 0) problems.push('VPC_SECURITY_GROUP_IDS is set but VPC_SUBNET_IDS is not: name the private subnets the functions run in (comma-separated ids, subnet-…), or unset both');
+  for (const id of subnets) if (!/^subnet-[0-9a-f]{8,17}$/.test(id)) problems.push(`VPC_SUBNET_IDS contains ${id}, which is not a subnet id (subnet-…)`);
+  for (const id of groups) if (!/^sg-[0-9a-f]{8,17}$/.test(id)) problems.push(`VPC_SECURITY_GROUP_IDS contains ${id}, which is not a security group id (sg-…)`);
+  const architecture = env('LAMBDA_ARCHITECTURE', 'x86_64');
+  if (architecture !== 'x86_64' && architecture !== 'arm64') problems.push(`LAMBDA_ARCHITECTURE=${architecture}: use x86_64 (the default) or arm64 (Graviton)`);
   if (problems.length > 0) {
     throw new Error(`daemonset-gitops cannot be deployed with these settings (environment of serverless package/deploy):\n  - ${problems.join('\n  - ')}`);
   }
@@ -73,16 +130,52 @@ function settings() {
     prefix: env('S3_PREFIX', 'daemonset-gitops').replace(/^\/+|\/+$/g, ''),
     eks: env('EKS_CLUSTER_NAME'),
     eksEndpointGiven: Boolean(env('EKS_CLUSTER_ENDPOINT')),
-    tokenParameter: env('GIT_TOKEN_PARAMETER'),
-    tokenSecretArn: env('GIT_TOKEN_SECRET_ARN'),
-    webhookParameter: env('WEBHOOK_SECRET_PARAMETER'),
-    webhookSecretArn: env('WEBHOOK_SECRET_SECRET_ARN'),
-    secretsKmsKey: env('SECRETS_KMS_KEY_ARN'),
-    retentionDays: Number(env('STATE_VERSION_RETENTION_DAYS', '30')),
+    secretsKmsKey,
+    s3KmsKey,
+    retentionDays,
+    deliveryRetentionDays,
+    passAlarmMinutes,
+    scheduled: env('RECONCILE_SCHEDULE_ENABLED', 'true') !== 'false',
+    reconcileConcurrency: concurrency('RECONCILE_CONCURRENCY', 2),
+    webhookConcurrency: concurrency('WEBHOOK_CONCURRENCY', 10),
     alarmTopic: topic,
     alarmEmail: env('ALARM_EMAIL'),
-    vpc: Boolean(env('VPC_SUBNET_IDS')),
+    vpc: subnets.length > 0 ? { subnetIds: subnets, securityGroupIds: groups } : null,
+    architecture,
     clusterName: env('CLUSTER_NAME'),
+  };
+}
+
+function list(name) {
+  return env(name).split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/**
+ * A stored setting (NAME_PARAMETER or NAME_SECRET_ARN) is checked when the function reads
+ * it; for the checks here it stands for a value of the right shape.
+ */
+function storedPlaceholders() {
+  const shapes = {
+    EKS_CLUSTER_CA: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64'),
+    TRUSTED_GPG_KEYS: '-----BEGIN PGP PUBLIC KEY BLOCK-----',
+    TRUSTED_SSH_KEYS: 'ssh-ed25519 stored',
+  };
+  const out = {};
+  for (const name of Object.keys(STORED)) {
+    if (!env(name) && (env(`${name}_PARAMETER`) || env(`${name}_SECRET_ARN`))) out[name] = shapes[name];
+  }
+  return out;
+}
+
+/** Where each secret or stored setting of a function is kept: SSM parameters and Secrets Manager secrets. */
+function storedSources(fn, what) {
+  const names = [];
+  if (what.git) names.push('GIT_TOKEN', 'TRUSTED_GPG_KEYS', 'TRUSTED_SSH_KEYS');
+  if (what.cluster) names.push('EKS_CLUSTER_CA');
+  if (what.webhook) names.push('WEBHOOK_SECRET');
+  return {
+    parameters: names.map((n) => env(`${n}_PARAMETER`)).filter(Boolean),
+    secrets: names.map((n) => env(`${n}_SECRET_ARN`)).filter(Boolean),
   };
 }
 
@@ -90,13 +183,29 @@ function bucketArn(s) {
   return s.bucket ? sub(`arn:\${AWS::Partition}:s3:::${s.bucket}`) : { 'Fn::GetAtt': ['StateBucket', 'Arn'] };
 }
 
-function objectsArn(s) {
-  return { 'Fn::Join': ['', [bucketArn(s), `/${s.prefix}/*`]] };
+/** The cluster's own part of the prefix: each role reaches its cluster's objects only. */
+function clusterRoot(s) {
+  return s.prefix ? `${s.prefix}/${s.clusterName}` : s.clusterName;
+}
+
+function objectsArn(s, under = '') {
+  return { 'Fn::Join': ['', [bucketArn(s), `/${clusterRoot(s)}/${under}*`]] };
 }
 
 function parameterArn(name) {
   return name.startsWith('arn:') ? name : sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${name.replace(/^\//, '')}`);
 }
+
+/** Use of a KMS key through one service only (the SSM, Secrets Manager or S3 call that needs it). */
+function viaService(...services) {
+  return { StringEquals: { 'kms:ViaService': services.map((svc) => sub(`${svc}.\${AWS::Region}.amazonaws.com`)) } };
+}
+
+/**
+ * The network interface statements a function in a VPC needs (those of
+ * AWSLambdaVPCAccessExecutionRole without its logs:* on every log group).
+ */
+const NETWORK_INTERFACE_ACTIONS = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'];
 
 function roleStatements(fn, what, s) {
   const statements = [
@@ -105,21 +214,38 @@ function roleStatements(fn, what, s) {
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: { 'Fn::GetAtt': [`${capitalised(fn)}LogGroup`, 'Arn'] },
     },
-    { Effect: 'Allow', Action: what.s3 === 'write' ? ['s3:GetObject', 's3:PutObject'] : ['s3:GetObject'], Resource: objectsArn(s) },
-    { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${s.prefix}/*`] } } },
   ];
-  if (what.git && s.tokenParameter) statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: parameterArn(s.tokenParameter) });
-  if (what.git && s.tokenSecretArn) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: s.tokenSecretArn });
-  if (what.git && s.secretsKmsKey && (s.tokenParameter || s.tokenSecretArn)) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey });
-  if (what.webhook) {
-    statements.push({ Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: { 'Fn::Join': ['', [bucketArn(s), `/${s.prefix}/webhook/*`]] } });
-    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: sub('arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-reconcile') });
-    if (s.webhookParameter) statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: parameterArn(s.webhookParameter) });
-    if (s.webhookSecretArn) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: s.webhookSecretArn });
-    if (s.secretsKmsKey && (s.webhookParameter || s.webhookSecretArn)) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey });
+  if (what.s3 === 'webhook') {
+    // Its delivery records and push.json: all that starting a pass needs.
+    statements.push({ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: objectsArn(s, 'webhook/') });
+    statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${clusterRoot(s)}/webhook/*`] } } });
+  } else {
+    statements.push({ Effect: 'Allow', Action: what.s3 === 'write' ? ['s3:GetObject', 's3:PutObject'] : ['s3:GetObject'], Resource: objectsArn(s) });
+    statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${clusterRoot(s)}/*`] } } });
   }
+  if (s.s3KmsKey) {
+    // The bucket's default encryption is SSE-KMS with this key: reading needs Decrypt, writing GenerateDataKey.
+    const actions = what.s3 === 'read' ? ['kms:Decrypt'] : ['kms:Decrypt', 'kms:GenerateDataKey'];
+    statements.push({ Effect: 'Allow', Action: actions, Resource: s.s3KmsKey, Condition: viaService('s3') });
+  }
+  const stored = storedSources(fn, what);
+  if (stored.parameters.length > 0) statements.push({ Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: stored.parameters.map(parameterArn) });
+  if (stored.secrets.length > 0) statements.push({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: stored.secrets });
+  if (s.secretsKmsKey && stored.parameters.length + stored.secrets.length > 0) {
+    const services = [...(stored.parameters.length > 0 ? ['ssm'] : []), ...(stored.secrets.length > 0 ? ['secretsmanager'] : [])];
+    statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey, Condition: viaService(...services) });
+  }
+  if (what.webhook) {
+    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: { 'Fn::GetAtt': ['ReconcileLambdaFunction', 'Arn'] } });
+  }
+  // An asynchronous invocation that failed is sent to the queue (its onFailure destination).
+  statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } });
   if (what.cluster && s.eks && !s.eksEndpointGiven) {
     statements.push({ Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: sub(`arn:\${AWS::Partition}:eks:\${AWS::Region}:\${AWS::AccountId}:cluster/${s.eks}`) });
+  }
+  if (what.cluster && s.vpc) {
+    // Describe and create take no resource-level condition that would narrow them usefully; Lambda's own managed policy grants them on * too.
+    statements.push({ Effect: 'Allow', Action: NETWORK_INTERFACE_ACTIONS, Resource: '*' });
   }
   return statements;
 }
@@ -128,12 +254,11 @@ function role(fn, what, s) {
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
-      Description: `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : 'reads'} its S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? ', reads the webhook secret, starts reconcile' : ''}`,
+      Description: `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : what.s3 === 'read' ? 'reads' : 'writes its delivery records under'} its cluster's S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? ', reads the webhook secret, starts reconcile' : ''}`,
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
         Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
       },
-      ...(s.vpc ? { ManagedPolicyArns: [sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole')] } : {}),
       Policies: [{ PolicyName: fn, PolicyDocument: { Version: '2012-10-17', Statement: roleStatements(fn, what, s) } }],
     },
   };
@@ -164,6 +289,14 @@ function bucketResources(s) {
               AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
             },
             { Id: 'remove-expired-delete-markers', Status: 'Enabled', Prefix: `${s.prefix}/`, ExpiredObjectDeleteMarker: true },
+            {
+              // A delivery record only has to outlive the provider's redeliveries (and replays of the same signed body).
+              Id: 'expire-webhook-deliveries',
+              Status: 'Enabled',
+              Prefix: `${clusterRoot(s)}/webhook/deliveries/`,
+              ExpirationInDays: s.deliveryRetentionDays,
+              NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+            },
           ],
         },
       },
@@ -189,6 +322,9 @@ function bucketResources(s) {
     },
   };
 }
+
+/** The CloudWatch namespace of the functions' own metrics (lib/metrics.ts writes them). */
+const METRICS_NAMESPACE = 'daemonset-gitops';
 
 /** An alarm that goes off when the metric counts one or more in 15 minutes, and clears when it counts none. */
 function anyCountAlarm(description, namespace, metricName, dimensions, actions) {
@@ -219,23 +355,67 @@ function alarmResources(s) {
     topic = { Ref: 'AlarmTopic' };
   }
   const actions = topic ? { AlarmActions: [topic], OKActions: [topic] } : {};
-  resources.FailedPassesMetricFilter = {
-    Type: 'AWS::Logs::MetricFilter',
-    Properties: {
-      LogGroupName: { Ref: 'ReconcileLogGroup' },
-      // The JSON line every pass ends with: {"action":"pass","result":"failed",...,"cluster":"..."}
-      FilterPattern: '{ ($.action = "pass") && ($.result = "failed") }',
-      MetricTransformations: [{ MetricNamespace: 'daemonset-gitops', MetricName: 'FailedPasses', MetricValue: '1', Dimensions: [{ Key: 'Cluster', Value: '$.cluster' }] }],
-    },
-  };
+  // Every pass's end is a metric in CloudWatch's embedded metric format (lib/metrics.ts), per cluster.
   resources.FailedPassesAlarm = anyCountAlarm(
     `daemonset-gitops: a reconcile pass of cluster ${s.clusterName} failed (its report and log say why)`,
-    'daemonset-gitops', 'FailedPasses', [{ Name: 'Cluster', Value: s.clusterName }], actions,
+    METRICS_NAMESPACE, 'FailedPasses', [{ Name: 'Cluster', Value: s.clusterName }], actions,
   );
-  resources.ReconcileErrorsAlarm = anyCountAlarm(
-    `daemonset-gitops: the reconcile function of cluster ${s.clusterName} ended in an error (configuration, timeout, crash)`,
-    'AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: 'ReconcileLambdaFunction' } }], actions,
-  );
+  for (const fn of Object.keys(FUNCTIONS)) {
+    resources[`${capitalised(fn)}ErrorsAlarm`] = anyCountAlarm(
+      `daemonset-gitops: the ${fn} function of cluster ${s.clusterName} ended in an error (configuration, timeout, crash${fn === 'reconcile' ? ', a failed pass' : ''})`,
+      'AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: `${capitalised(fn)}LambdaFunction` } }], actions,
+    );
+  }
+  // Asynchronous invocations that failed (a rollback, a pass started by a push) or were too old to run.
+  resources.FailedInvocationsQueue = {
+    Type: 'AWS::SQS::Queue',
+    Properties: { MessageRetentionPeriod: 1_209_600, SqsManagedSseEnabled: true },
+  };
+  resources.FailedInvocationsQueuePolicy = {
+    Type: 'AWS::SQS::QueuePolicy',
+    Properties: {
+      Queues: [{ Ref: 'FailedInvocationsQueue' }],
+      PolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'DenyWithoutTLS', Effect: 'Deny', Principal: '*', Action: 'sqs:*', Resource: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] }, Condition: { Bool: { 'aws:SecureTransport': 'false' } } }],
+      },
+    },
+  };
+  resources.FailedInvocationsAlarm = {
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: `daemonset-gitops: an asynchronous invocation for cluster ${s.clusterName} failed or expired; the queue's message holds the request and the error`,
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      ...actions,
+    },
+  };
+  if (s.scheduled) {
+    // Missing data is the point: a schedule that stopped, a function that no longer starts.
+    resources.NoSuccessfulPassAlarm = {
+      Type: 'AWS::CloudWatch::Alarm',
+      Properties: {
+        AlarmDescription: `daemonset-gitops: no reconcile pass of cluster ${s.clusterName} succeeded in ${s.passAlarmMinutes} minutes (schedule stopped, every pass failing, or the function not starting)`,
+        Namespace: METRICS_NAMESPACE,
+        MetricName: 'SuccessfulPasses',
+        Dimensions: [{ Name: 'Cluster', Value: s.clusterName }],
+        Statistic: 'Sum',
+        Period: s.passAlarmMinutes * 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+        ...actions,
+      },
+    };
+  }
   return resources;
 }
 
@@ -269,11 +449,74 @@ module.exports.resources = () => {
 /** The functions' S3_BUCKET: the bucket named, or the one the stack creates. */
 module.exports.bucket = () => settings().bucket || { Ref: 'StateBucket' };
 
-/** The functions' VPC, when VPC_SUBNET_IDS is set (a cluster with a private endpoint). */
-module.exports.vpc = () => {
-  const list = (name) => env(name).split(',').map((x) => x.trim()).filter(Boolean);
-  if (list('VPC_SUBNET_IDS').length === 0) return null;
-  return { subnetIds: list('VPC_SUBNET_IDS'), securityGroupIds: list('VPC_SECURITY_GROUP_IDS') };
+/** Bytes a value takes in a function's environment; a reference is counted at the longest it can resolve to. */
+function environmentValueBytes(value) {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  // A bucket name is at most 63 characters; a function ARN about 140.
+  if (value && value.Ref === 'StateBucket') return 63;
+  return 200;
+}
+
+/** Lambda's count of an environment: its names and values. */
+function environmentBytes(variables) {
+  return Object.entries(variables).reduce((n, [k, v]) => n + Buffer.byteLength(k) + environmentValueBytes(v), 0);
+}
+
+/** The environment of one function: the settings it reads, as given to serverless package/deploy. */
+function functionEnvironment(fn, what, s, reconcileName) {
+  const groups = ['base', ...(what.cluster ? ['cluster'] : []), ...(what.git ? ['git'] : []), ...(what.webhook ? ['webhook'] : [])];
+  const names = [...new Set(groups.flatMap((g) => SETTINGS[g]))];
+  const variables = { S3_BUCKET: s.bucket || { Ref: 'StateBucket' } };
+  for (const name of names) {
+    const variants = SECRET_SETTINGS.has(name) ? [name, `${name}_PARAMETER`, `${name}_SECRET_ARN`] : [name];
+    for (const v of variants) if (env(v)) variables[v] = env(v);
+  }
+  if (what.git) variables.GIT_CACHE_DIR = '/tmp/daemonset-gitops/git';
+  // The reconcile function's own name, as the framework names it (its role is granted that function's ARN).
+  if (what.webhook) variables.RECONCILE_FUNCTION_NAME = reconcileName;
+  variables.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  return variables;
+}
+
+/**
+ * What serverless.yml takes for each function: its environment (refused when larger than
+ * Lambda's limit, naming the largest settings and where to keep them), memory, architecture,
+ * VPC (only the functions that talk to the cluster), reserved concurrency.
+ */
+module.exports.functions = async ({ resolveVariable }) => {
+  const s = settings();
+  const reconcileName = `${await resolveVariable('self:service')}-${await resolveVariable('sls:stage')}-reconcile`;
+  // The function that renders carries the renderers layer (deploy/renderers-layer.js), whose
+  // kustomize and helm are x86_64 builds: it stays on x86_64 whatever LAMBDA_ARCHITECTURE says.
+  const layered = (await resolveVariable("param:artifact, 'zip'")) === 'zip' ? new Set(['reconcile']) : new Set();
+  const out = {};
+  for (const [fn, what] of Object.entries(FUNCTIONS)) {
+    out[fn] = {
+      // Checked when it is read, so that a problem is reported once, for the function it belongs to.
+      get environment() {
+        return checkedEnvironment(fn, functionEnvironment(fn, what, s, reconcileName));
+      },
+      memorySize: what.memory,
+      architecture: layered.has(fn) ? 'x86_64' : s.architecture,
+      vpc: what.cluster && s.vpc ? s.vpc : null,
+      reservedConcurrency: fn === 'reconcile' ? (s.reconcileConcurrency ?? null) : fn === 'webhook' ? (s.webhookConcurrency ?? null) : null,
+      onFailure: { type: 'sqs', arn: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } },
+    };
+  }
+  return out;
 };
 
+/** The environment, or an error naming the function, its size, its largest settings and where to keep them. */
+function checkedEnvironment(fn, environment) {
+  const bytes = environmentBytes(environment);
+  if (bytes <= ENVIRONMENT_LIMIT_BYTES) return environment;
+  const largest = Object.entries(environment).map(([k, v]) => [k, Buffer.byteLength(k) + environmentValueBytes(v)]).sort((x, y) => y[1] - x[1]).slice(0, 3);
+  const movable = largest.map(([k]) => k).filter((k) => k in STORED);
+  throw new Error(`daemonset-gitops cannot be deployed with these settings: the ${fn} function's environment would be ${bytes} bytes, over Lambda's limit of ${ENVIRONMENT_LIMIT_BYTES} (largest: ${largest.map(([k, n]) => `${k} ${n}`).join(', ')})`
+    + (movable.length > 0 ? `: keep ${movable.join(' and ')} in SSM Parameter Store (${movable.map((k) => `${k}_PARAMETER`).join(', ')}) or Secrets Manager (${movable.map((k) => `${k}_SECRET_ARN`).join(', ')}) instead` : ''));
+}
+
 module.exports.FUNCTIONS = FUNCTIONS;
+module.exports.STORED = STORED;
+module.exports.environmentBytes = environmentBytes;
+module.exports.ENVIRONMENT_LIMIT_BYTES = ENVIRONMENT_LIMIT_BYTES;

@@ -2,13 +2,15 @@
  * What every handler shares: configuration from the environment and dependencies sized to
  * the invocation's remaining time. Errors leave as typed errors with a reason.
  */
-import { loadConfig } from '../lib/config';
+import { loadConfig, withStoredSettings } from '../lib/config';
 import { Clients, connect, createDeps, Deps } from '../lib/deps';
-import { jsonLogger } from '../lib/log';
+import { invocationFields, jsonLogger } from '../lib/log';
+import { readSecret } from '../lib/secrets';
 
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;
   awsRequestId?: string;
+  functionName?: string;
 }
 
 /** Leaves this much of the invocation for recording results and returning. */
@@ -30,13 +32,14 @@ function clientsFor(config: ReturnType<typeof loadConfig>, cluster: boolean): Pr
 
 /** `cluster: false` for a function that only reads S3 (history): it connects to no cluster. */
 export async function depsFor(context: LambdaContext | undefined, options: { cluster?: boolean } = {}): Promise<Deps> {
-  const config = loadConfig();
+  // The CA and trusted keys may be kept in SSM or Secrets Manager (too large for the environment).
+  const config = loadConfig(await withStoredSettings((source) => readSecret(source)));
   const remaining = context?.getRemainingTimeInMillis?.() ?? 15 * 60_000;
   const runId = context?.awsRequestId ? `lambda-${context.awsRequestId}` : undefined;
   return createDeps(config, {
     clients: await clientsFor(config, options.cluster ?? true),
     budgetMs: Math.max(5_000, remaining - RESERVE_MS),
     runId,
-    logger: jsonLogger({ cluster: config.cluster.name, ...(runId ? { runId } : {}) }),
+    logger: jsonLogger({ cluster: config.cluster.name, ...(runId ? { runId } : {}), ...invocationFields(context) }),
   });
 }

@@ -2,13 +2,13 @@
 import { ConfigError } from '../lib/errors';
 import { loadConfig, loadWebhookSettings } from '../lib/config';
 import { s3ObjectStore } from '../lib/store/object-store';
-import { jsonLogger } from '../lib/log';
+import { invocationFields, jsonLogger } from '../lib/log';
 import { answerFunctionUrl, webhookContext } from '../lib/webhook/endpoint';
 import type { FunctionUrlResult } from '../lib/webhook/function-url';
 import { lambdaStarter } from '../lib/webhook/starters';
 
-export async function handler(event: unknown): Promise<FunctionUrlResult> {
-  const logger = jsonLogger({ function: 'webhook' });
+export async function handler(event: unknown, context?: { awsRequestId?: string; functionName?: string }): Promise<FunctionUrlResult> {
+  const logger = jsonLogger({ function: 'webhook', ...invocationFields(context) });
   return answerFunctionUrl(event, async () => {
     const config = loadConfig();
     const settings = loadWebhookSettings();

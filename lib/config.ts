@@ -348,3 +348,25 @@ export function loadWebhookSettings(env: Env = process.env): WebhookSettings {
   if (r.problems.length > 0) throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
   return settings;
 }
+
+/**
+ * Settings too large for Lambda's 4 KB environment when given as values; each may be kept in
+ * SSM Parameter Store (NAME_PARAMETER) or Secrets Manager (NAME_SECRET_ARN) instead.
+ */
+export const STORED_SETTINGS = ['EKS_CLUSTER_CA', 'TRUSTED_GPG_KEYS', 'TRUSTED_SSH_KEYS'] as const;
+
+/**
+ * The environment with each stored setting read (through `read`: lib/secrets.ts's readSecret,
+ * once per process) into NAME, ready for loadConfig. Both a value and a place for the same
+ * setting are refused, naming them.
+ */
+export async function withStoredSettings(read: (source: SecretSource) => Promise<string>, env: Env = process.env): Promise<Env> {
+  const r = new Reader(env);
+  const sources = STORED_SETTINGS.map((name) => [name, r.secret(name)] as const);
+  if (r.problems.length > 0) throw new ConfigError(`configuration is invalid:\n  - ${r.problems.join('\n  - ')}`);
+  const out: Env = { ...env };
+  for (const [name, source] of sources) {
+    if (source && !('value' in source)) out[name] = await read(source);
+  }
+  return out;
+}

@@ -30,4 +30,22 @@ export function humanLogger(write: (line: string) => void = (l) => process.stder
   };
 }
 
+/** True until the process's first invocation has begun: its init was part of that invocation's latency. */
+let coldStart = true;
+
+/**
+ * The fields every log line of one invocation carries, as Lambda's own logs name them: the
+ * request id (the key to the invocation's REPORT line and its X-Ray trace), the function and
+ * whether this invocation started the process. Call once per invocation.
+ */
+export function invocationFields(context: { awsRequestId?: string; functionName?: string } | undefined): Record<string, unknown> {
+  const fields = {
+    ...(context?.awsRequestId ? { requestId: context.awsRequestId } : {}),
+    ...(context?.functionName ? { function: context.functionName } : {}),
+    coldStart,
+  };
+  coldStart = false;
+  return fields;
+}
+
 export const silentLogger: Logger = { log: () => undefined };

@@ -1,7 +1,7 @@
 /**
  * The push webhook, one request top to bottom:
  *
- *   size -> signature (headers and raw bytes only) -> parse -> push? -> our ref? -> replay? -> record -> start a pass
+ *   size -> signature (headers and raw bytes only) -> parse -> push? -> our ref? -> replay? -> claim -> start a pass -> mark started
  *
  * A replay is a body received before (whatever delivery id or provider headers it carries
  * now), or a delivery id received before.
@@ -17,8 +17,14 @@ import type { Clock } from '../clock';
 import type { ObjectStore } from '../store/object-store';
 import type { StoreKeys } from '../store/keys';
 import { isDeletion, parsePush, Push, pushMovesRef } from './push-event';
-import { bodyKeyId, deliveryKeyId, PushRequest, recordDelivery, writePushRequest } from './push-request';
+import { bodyKeyId, claimDelivery, deliveryKeyId, markDeliveryStarted, PushRequest, writePushRequest } from './push-request';
 import { Headers, Provider, verifyRequest } from './verify';
+
+/**
+ * A delivery record still pending after this long was left by a request that ended before it
+ * started the pass (the webhook's timeout is 10 s): a redelivery claims it again.
+ */
+export const PENDING_DELIVERY_STALE_MS = 60_000;
 
 /** Starts a reconcile pass for a push and returns once it is under way (not finished). */
 export type PassStarter = (request: PushRequest) => Promise<void>;
@@ -48,6 +54,11 @@ export interface WebhookResponse {
   };
 }
 
+/** Removes the delivery records this request claimed, so that the provider's retry is not taken for a replay. */
+async function release(ctx: WebhookContext, claimed: { key: string }[]): Promise<void> {
+  for (const { key } of claimed) await ctx.objects.delete(ctx.keys.webhookDelivery(key)).catch(() => undefined);
+}
+
 export async function handleWebhook(ctx: WebhookContext, headers: Headers, body: Buffer): Promise<WebhookResponse> {
   const answer = (status: number, result: WebhookResult, reason: string, extra: Partial<WebhookResponse['body']> = {}): WebhookResponse => {
     ctx.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', `webhook ${result}: ${reason}`, { action: 'webhook', status, result, bytes: body.length, ...extra });
@@ -74,26 +85,40 @@ export async function handleWebhook(ctx: WebhookContext, headers: Headers, body:
     return answer(200, 'ignored', `push deletes ${push.ref}: nothing to apply (the next scheduled pass reports the missing ref)`, seen);
   }
 
-  const receivedAt = ctx.clock.now().toISOString();
+  const now = ctx.clock.now();
+  const receivedAt = now.toISOString();
   const id = deliveryKeyId(provider, verdict.delivery, body);
   const ids = [...new Set([bodyKeyId(body), id])];
-  const recorded: string[] = [];
+  const record = { provider, delivery: verdict.delivery ?? null, ref: push.ref, commit, receivedAt };
+  const claimed: { key: string; etag: string }[] = [];
   try {
     for (const key of ids) {
-      const first = await recordDelivery(ctx.objects, ctx.keys, key, { provider, delivery: verdict.delivery ?? null, ref: push.ref, commit, receivedAt });
-      if (!first) {
-        const what = key === id ? `delivery ${verdict.delivery ?? '(identified by its body)'}` : `this signed body (delivery ${verdict.delivery ?? 'without an id'} now)`;
+      const claim = await claimDelivery(ctx.objects, ctx.keys, key, record, now, PENDING_DELIVERY_STALE_MS);
+      const what = key === id ? `delivery ${verdict.delivery ?? '(identified by its body)'}` : `this signed body (delivery ${verdict.delivery ?? 'without an id'} now)`;
+      if (claim.kind === 'started') {
+        await release(ctx, claimed);
         return answer(200, 'duplicate', `${what} was received before: a replay or a redelivery, ignored`, { ...seen, commit });
       }
-      recorded.push(key);
+      if (claim.kind === 'pending') {
+        await release(ctx, claimed);
+        // Not a 2xx: should that request never start its pass, the provider shows this delivery as failed, to be redelivered.
+        return answer(409, 'duplicate', `${what} is being started by a request received at ${claim.since}; redeliver it if no pass follows`, { ...seen, commit });
+      }
+      claimed.push({ key, etag: claim.etag });
     }
     const request: PushRequest = { commit, ref: push.ref, provider, delivery: verdict.delivery ?? id, receivedAt };
     await writePushRequest(ctx.objects, ctx.keys, request);
     await ctx.start(request);
   } catch (err) {
     // The provider retries a 5xx; the delivery record is removed so that the retry is not taken for a replay.
-    for (const key of recorded) await ctx.objects.delete(ctx.keys.webhookDelivery(key)).catch(() => undefined);
+    await release(ctx, claimed);
     return answer(503, 'failed', `could not record the delivery or start a pass: ${errorMessage(err)}`, { ...seen, commit });
+  }
+  // Only now is the delivery done: a request cut off before this point leaves it pending, and a redelivery starts the pass.
+  for (const { key, etag } of claimed) {
+    await markDeliveryStarted(ctx.objects, ctx.keys, key, etag, record, ctx.clock.now()).catch((err: unknown) => {
+      ctx.logger.log('warn', `the pass was started but delivery ${key} could not be marked so: a redelivery of it would start another pass (${errorMessage(err)})`, { action: 'webhook' });
+    });
   }
   return answer(202, 'started', `push of ${commit.slice(0, 7)} to ${push.ref}${push.pusher ? ` by ${push.pusher}` : ''}: a reconcile pass was started`, { ...seen, commit });
 }

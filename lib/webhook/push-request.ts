@@ -1,7 +1,8 @@
 /**
  * The webhook's records in S3:
  *
- *   <prefix>/<cluster>/webhook/deliveries/<provider>-<id>.json   one per delivery, created with If-None-Match: *
+ *   <prefix>/<cluster>/webhook/deliveries/<provider>-<id>.json   one per delivery, created pending with If-None-Match: *,
+ *                                                                 started once its pass was started
  *   <prefix>/<cluster>/webhook/push.json                         the last push accepted (commit, ref, delivery)
  *
  * Why push.json: a pass started by a push finds the lease held when another pass is at
@@ -45,15 +46,51 @@ export function bodyKeyId(body: Buffer): string {
   return `body-${createHash('sha256').update(body).digest('hex')}`;
 }
 
-/** Records a delivery; false when it was recorded before (a replay). */
-export async function recordDelivery(objects: ObjectStore, keys: StoreKeys, id: string, record: Record<string, unknown>): Promise<boolean> {
+/**
+ * What claiming a delivery found: it is ours to start (`claimed`, with the record's etag to
+ * mark it started), a pass was started for it before (`started`: a replay or a redelivery),
+ * or another request claimed it moments ago and may still be starting it (`pending`).
+ */
+export type DeliveryClaim = { kind: 'claimed'; etag: string } | { kind: 'started' } | { kind: 'pending'; since: string };
+
+/**
+ * Claims a delivery: its record is created `pending` (If-None-Match: *), and says `started`
+ * only once the pass was started (markDeliveryStarted). A record still pending after
+ * `staleMs` belongs to a request that ended before it started the pass (a timeout, a
+ * crash): it is claimed again (If-Match), so the provider's redelivery is not lost.
+ */
+export async function claimDelivery(objects: ObjectStore, keys: StoreKeys, id: string, record: Record<string, unknown>, now: Date, staleMs: number): Promise<DeliveryClaim> {
+  const key = keys.webhookDelivery(id);
+  const body = JSON.stringify({ ...record, state: 'pending', claimedAt: now.toISOString() });
   try {
-    await objects.put(keys.webhookDelivery(id), JSON.stringify(record), { ifNoneMatch: '*' });
-    return true;
+    return { kind: 'claimed', etag: await objects.put(key, body, { ifNoneMatch: '*' }) };
   } catch (err) {
-    if (err instanceof PreconditionFailedError) return false;
+    if (!(err instanceof PreconditionFailedError)) throw err;
+  }
+  const existing = await objects.get(key);
+  if (!existing) return { kind: 'pending', since: now.toISOString() };
+  let seen: { state?: unknown; claimedAt?: unknown } = {};
+  try {
+    seen = JSON.parse(existing.body) as typeof seen;
+  } catch {
+    // An unreadable record is treated as one of a started pass: never a reason to start twice.
+  }
+  // Records written before deliveries had a state were written for started passes.
+  if (seen.state !== 'pending') return { kind: 'started' };
+  const since = typeof seen.claimedAt === 'string' ? seen.claimedAt : '';
+  const claimedAt = Date.parse(since);
+  if (Number.isFinite(claimedAt) && now.getTime() - claimedAt < staleMs) return { kind: 'pending', since };
+  try {
+    return { kind: 'claimed', etag: await objects.put(key, body, { ifMatch: existing.etag }) };
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) return { kind: 'pending', since };
     throw err;
   }
+}
+
+/** Marks a claimed delivery as done: its pass was started. */
+export async function markDeliveryStarted(objects: ObjectStore, keys: StoreKeys, id: string, etag: string, record: Record<string, unknown>, now: Date): Promise<void> {
+  await objects.put(keys.webhookDelivery(id), JSON.stringify({ ...record, state: 'started', startedAt: now.toISOString() }), { ifMatch: etag });
 }
 
 export async function readPushRequest(objects: ObjectStore, keys: StoreKeys): Promise<{ value: PushRequest; etag: string } | undefined> {

@@ -4,8 +4,9 @@
  * only what it does. A deploy with required settings missing fails before anything is built,
  * naming them. The alarm's metric filter matches the JSON line a failed pass really logs.
  */
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,6 +58,27 @@ function actions(t: Template, role: string): string[] {
   return statements(t, role).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
 }
 
+/** A cluster CA as `aws eks describe-cluster` gives it: a base64 PEM certificate (about 1.5 KB). */
+function clusterCa(): string {
+  const d = mkdtempSync(join(tmpdir(), 'dsgitops-ca-'));
+  dirs.push(d);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(d, 'key.pem'), '-out', join(d, 'ca.pem'), '-subj', '/CN=kubernetes', '-days', '1'], { stdio: 'ignore' });
+  return readFileSync(join(d, 'ca.pem')).toString('base64');
+}
+
+/** One ASCII-armored OpenPGP public key (RSA 4096 with an RSA 4096 encryption subkey, about 3 KB), as `gpg --armor --export` prints it. */
+function armoredKey(): string {
+  const home = mkdtempSync(join(tmpdir(), 'dsgitops-gpg-'));
+  dirs.push(home);
+  const gpg = (args: string[]) => execFileSync('gpg', ['--batch', '--yes', '--passphrase', '', '--pinentry-mode', 'loopback', ...args], { env: { ...process.env, GNUPGHOME: home }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  gpg(['--quick-gen-key', 'Release signing <release@example.com>', 'rsa4096', 'sign', 'never']);
+  const fingerprint = gpg(['--list-keys', '--with-colons', 'release@example.com']).split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9];
+  gpg(['--quick-add-key', fingerprint, 'rsa4096', 'encr', 'never']);
+  const armored = gpg(['--armor', '--export', 'release@example.com']);
+  expect(armored.length).toBeGreaterThan(2800);
+  return armored;
+}
+
 const writers = ['ReconcileRole', 'RollbackRole', 'UnpinRole', 'PauseRole', 'ResumeRole'];
 const dirs: string[] = [];
 
@@ -64,13 +86,32 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-describe('the packaged template: EKS, the bucket created, the token in SSM', () => {
+/**
+ * The settings of the deploy example in docs/aws.md (step 6): its `export` line, continuation
+ * lines joined, followed by `npx serverless deploy`. The first template is packaged with them.
+ */
+function documentedDeploySettings(): Record<string, string> {
+  const guide = readFileSync(join(repoRoot, 'docs', 'aws.md'), 'utf8');
+  const step = guide.slice(guide.indexOf('**6. Deploy.**'));
+  const block = /```sh\n([\s\S]*?)```/.exec(step)?.[1];
+  if (!block) throw new Error('docs/aws.md: no sh block after "**6. Deploy.**"');
+  const lines = block.replace(/\\\n\s*/g, ' ').trim().split('\n');
+  expect(lines).toHaveLength(2);
+  expect(lines[1]).toBe('npx serverless deploy');
+  const words = lines[0].split(/\s+/);
+  expect(words[0]).toBe('export');
+  return Object.fromEntries(words.slice(1).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+}
+
+describe('the packaged template: the deploy example of docs/aws.md (EKS, the bucket created, the token in SSM)', () => {
   let t: Template;
   let file: string;
 
   beforeAll(async () => {
     ensurePythonTool('cfn-lint');
-    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token', ALARM_EMAIL: 'oncall@example.com' });
+    const documented = documentedDeploySettings();
+    expect(documented).toMatchObject({ CLUSTER_NAME: 'prod-eu-1', EKS_CLUSTER_NAME: 'prod', GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token', ALARM_EMAIL: 'oncall@example.com' });
+    const p = await serverlessPackage(documented);
     dirs.push(p.dir);
     if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
     t = p.template;
@@ -88,24 +129,31 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
       expect(t.Resources[`${fn}LambdaFunction`].Properties.Role).toEqual({ 'Fn::Sub': `\${${fn}Role.Arn}` });
     }
     for (const role of writers) expect(actions(t, role)).toContain('s3:PutObject');
-    expect(actions(t, 'HistoryRole')).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
-    expect(actions(t, 'StatusRole')).toEqual(['eks:DescribeCluster', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
+    expect(actions(t, 'HistoryRole')).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sqs:SendMessage']);
+    expect(actions(t, 'StatusRole')).toEqual(['eks:DescribeCluster', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket', 'sqs:SendMessage']);
     // Only the webhook deletes, and only its own delivery records (one it could not act on).
     for (const [id, r] of Object.entries(t.Resources)) {
       if (r.Type === 'AWS::IAM::Role' && id !== 'WebhookRole') expect(JSON.stringify(r)).not.toContain('s3:DeleteObject');
     }
     const deletes = statements(t, 'WebhookRole').filter((st) => [st.Action].flat().includes('s3:DeleteObject'));
     expect(deletes).toHaveLength(1);
-    expect(JSON.stringify(deletes[0].Resource)).toContain('/daemonset-gitops/webhook/*');
+    expect(deletes[0].Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/daemonset-gitops/prod-eu-1/webhook/*']] });
     expect(actions(t, 'WebhookRole')).toContain('lambda:InvokeFunction');
     expect(t.Resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
-  it('lists the bucket only under the prefix, and names no partition itself', () => {
+  it('reaches only its own cluster\'s objects, the webhook only its delivery records and push.json, and names no partition itself', () => {
     for (const role of [...writers, 'HistoryRole', 'StatusRole']) {
       const list = statements(t, role).find((s) => s.Action.includes('s3:ListBucket'));
-      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['daemonset-gitops/*'] } });
+      expect(list?.Condition).toEqual({ StringLike: { 's3:prefix': ['daemonset-gitops/prod-eu-1/*'] } });
+      const objects = statements(t, role).filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'));
+      expect(objects.map((s) => s.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/daemonset-gitops/prod-eu-1/*']] }]);
     }
+    const webhookObjects = statements(t, 'WebhookRole').filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
+    expect(webhookObjects.map((s) => [[s.Action].flat().sort(), s.Resource, s.Condition])).toEqual([
+      [['s3:DeleteObject', 's3:GetObject', 's3:PutObject'], { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, '/daemonset-gitops/prod-eu-1/webhook/*']] }, undefined],
+      [['s3:ListBucket'], { 'Fn::GetAtt': ['StateBucket', 'Arn'] }, { StringLike: { 's3:prefix': ['daemonset-gitops/prod-eu-1/webhook/*'] } }],
+    ]);
     const ours = Object.entries(t.Resources).filter(([id]) => !id.startsWith('ServerlessDeployment'));
     expect(JSON.stringify(ours)).not.toMatch(/arn:aws:/);
   });
@@ -114,7 +162,7 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
     expect(actions(t, 'ReconcileRole')).toContain('ssm:GetParameter');
     expect(actions(t, 'RollbackRole')).toContain('ssm:GetParameter');
     expect(statements(t, 'ReconcileRole').find((s) => s.Action.includes('ssm:GetParameter'))?.Resource)
-      .toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/daemonset-gitops/git-token' });
+      .toEqual([{ 'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/daemonset-gitops/git-token' }]);
     for (const role of ['UnpinRole', 'PauseRole', 'ResumeRole', 'StatusRole', 'HistoryRole']) expect(actions(t, role)).not.toContain('ssm:GetParameter');
     for (const fn of ['Reconcile', 'Rollback']) expect(t.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables.GIT_TOKEN_PARAMETER).toBe('/daemonset-gitops/git-token');
     expect(t.Resources.StatusLambdaFunction.Properties.Environment.Variables.GIT_TOKEN_PARAMETER).toBeUndefined();
@@ -138,13 +186,52 @@ describe('the packaged template: EKS, the bucket created, the token in SSM', () 
     const deny = t.Resources.StateBucketPolicy.Properties.PolicyDocument.Statement[0];
     expect(deny).toMatchObject({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
     expect(t.Resources.ReconcileLambdaFunction.Properties.Environment.Variables.S3_BUCKET).toEqual({ Ref: 'StateBucket' });
+    // Delivery records only need to outlive redeliveries; the rule names this cluster's records only.
+    expect(bucket.LifecycleConfiguration.Rules).toContainEqual(expect.objectContaining({ Prefix: 'daemonset-gitops/prod-eu-1/webhook/deliveries/', ExpirationInDays: 30, Status: 'Enabled' }));
+  });
+
+  it('blocks public access to the framework\'s deployment bucket and refuses requests to it without TLS', () => {
+    expect(t.Resources.ServerlessDeploymentBucket.Properties.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(t.Resources.ServerlessDeploymentBucketPolicy.Properties.PolicyDocument.Statement).toContainEqual(expect.objectContaining({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': false } } }));
+  });
+
+  it('lets the webhook invoke the reconcile function by that function\'s own ARN, and gives each function only the settings it reads', () => {
+    const reconcileArn = { 'Fn::GetAtt': ['ReconcileLambdaFunction', 'Arn'] };
+    expect(statements(t, 'WebhookRole').find((s) => s.Action.includes('lambda:InvokeFunction'))?.Resource).toEqual(reconcileArn);
+    const vars = (fn: string) => t.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables as Record<string, unknown>;
+    expect(vars('Webhook').RECONCILE_FUNCTION_NAME).toBe(t.Resources.ReconcileLambdaFunction.Properties.FunctionName);
+    expect(Object.keys(vars('Webhook'))).not.toContain('EKS_CLUSTER_NAME');
+    expect(Object.keys(vars('History'))).not.toContain('EKS_CLUSTER_NAME');
+    expect(Object.keys(vars('History'))).not.toContain('GIT_TOKEN_PARAMETER');
+    expect(vars('Status').EKS_CLUSTER_NAME).toBe('prod');
+    expect(vars('Reconcile').EKS_CLUSTER_NAME).toBe('prod');
+  });
+
+  it('publishes no function versions, and bounds the public webhook and reconcile: reserved concurrency, event age', () => {
+    expect(Object.values(t.Resources).filter((r) => r.Type === 'AWS::Lambda::Version')).toEqual([]);
+    expect(t.Resources.WebhookLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(10);
+    expect(t.Resources.ReconcileLambdaFunction.Properties.ReservedConcurrentExecutions).toBe(2);
+    expect(t.Resources.ReconcileLambdaEvConf.Properties.MaximumEventAgeInSeconds).toBe(900);
+    expect(t.Resources.WebhookLambdaEvConf.Properties.MaximumEventAgeInSeconds).toBe(60);
   });
 
   it('does not retry a failed scheduled pass, and alarms on failed passes', () => {
     expect(t.Resources.ReconcileLambdaEvConf.Properties.MaximumRetryAttempts).toBe(0);
-    expect(t.Resources.FailedPassesMetricFilter.Properties.LogGroupName).toEqual({ Ref: 'ReconcileLogGroup' });
-    expect(t.Resources.FailedPassesAlarm.Properties).toMatchObject({ MetricName: 'FailedPasses', Dimensions: [{ Name: 'Cluster', Value: 'prod-eu-1' }], AlarmActions: [{ Ref: 'AlarmTopic' }] });
+    expect(t.Resources.FailedPassesAlarm.Properties).toMatchObject({ Namespace: 'daemonset-gitops', MetricName: 'FailedPasses', Dimensions: [{ Name: 'Cluster', Value: 'prod-eu-1' }], AlarmActions: [{ Ref: 'AlarmTopic' }] });
     expect(t.Resources.AlarmEmailSubscription.Properties).toMatchObject({ Protocol: 'email', Endpoint: 'oncall@example.com' });
+  });
+
+  it('alarms on every function\'s errors, sends every failed asynchronous invocation to a queue that alarms, and alarms when no pass succeeded for 30 minutes, missing data included', () => {
+    for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status', 'Webhook']) {
+      expect(t.Resources[`${fn}ErrorsAlarm`].Properties).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: `${fn}LambdaFunction` } }], AlarmActions: [{ Ref: 'AlarmTopic' }] });
+      expect(t.Resources[`${fn}LambdaEvConf`].Properties.DestinationConfig).toEqual({ OnFailure: { Destination: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } } });
+      expect(statements(t, `${fn}Role`)).toContainEqual({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } });
+    }
+    expect(t.Resources.FailedInvocationsAlarm.Properties).toMatchObject({ Namespace: 'AWS/SQS', MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 1 });
+    expect(t.Resources.NoSuccessfulPassAlarm.Properties).toMatchObject({
+      Namespace: 'daemonset-gitops', MetricName: 'SuccessfulPasses', Dimensions: [{ Name: 'Cluster', Value: 'prod-eu-1' }],
+      Statistic: 'Sum', Period: 1800, ComparisonOperator: 'LessThanThreshold', Threshold: 1, TreatMissingData: 'breaching',
+    });
   });
 });
 
@@ -171,26 +258,146 @@ describe('the packaged template: an existing bucket, a kubeconfig, the token in 
   it('creates no bucket and grants the named one under its prefix, in the stack\'s partition', () => {
     expect(t.Resources.StateBucket).toBeUndefined();
     const write = statements(t, 'ReconcileRole').find((s) => s.Action.includes('s3:PutObject'));
-    expect(write?.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::platform-state' }, '/gitops/*']] });
+    expect(write?.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::platform-state' }, '/gitops/prod-eu-1/*']] });
     expect(t.Resources.ReconcileLambdaFunction.Properties.Environment.Variables.S3_BUCKET).toBe('platform-state');
   });
 
-  it('puts every function in the VPC, with the permissions its network interfaces need', () => {
-    for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status']) {
+  it('puts only the functions that talk to the cluster in the VPC, with the network interface statements and no logs:* on every log group', () => {
+    for (const fn of ['Reconcile', 'Rollback', 'Unpin', 'Pause', 'Resume', 'Status']) {
       expect(t.Resources[`${fn}LambdaFunction`].Properties.VpcConfig).toEqual({ SubnetIds: ['subnet-0123456789abcdef0', 'subnet-0fedcba9876543210'], SecurityGroupIds: ['sg-0123456789abcdef0'] });
-      expect(t.Resources[`${fn}Role`].Properties.ManagedPolicyArns).toEqual([{ 'Fn::Sub': 'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole' }]);
+      expect(actions(t, `${fn}Role`)).toEqual(expect.arrayContaining(['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces']));
+    }
+    for (const fn of ['History', 'Webhook']) {
+      expect(t.Resources[`${fn}LambdaFunction`].Properties.VpcConfig).toBeUndefined();
+      expect(actions(t, `${fn}Role`).filter((a) => a.startsWith('ec2:'))).toEqual([]);
+    }
+    for (const [, r] of Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role')) {
+      expect(r.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(JSON.stringify(r.Properties.Policies)).not.toMatch(/"logs:\*"|"logs:CreateLogGroup"/);
     }
   });
 
   it('lets only reconcile and rollback read the secret, and needs no EKS access', () => {
     for (const role of ['ReconcileRole', 'RollbackRole']) {
-      expect(statements(t, role).find((s) => s.Action.includes('secretsmanager:GetSecretValue'))?.Resource).toBe(secretArn);
+      expect(statements(t, role).find((s) => s.Action.includes('secretsmanager:GetSecretValue'))?.Resource).toEqual([secretArn]);
     }
     for (const role of ['UnpinRole', 'PauseRole', 'ResumeRole', 'StatusRole', 'HistoryRole']) expect(actions(t, role)).not.toContain('secretsmanager:GetSecretValue');
     expect(Object.values(t.Resources).filter((r) => r.Type === 'AWS::EKS::AccessEntry')).toEqual([]);
     expect(JSON.stringify(t)).not.toContain('eks:DescribeCluster');
     expect(t.Resources.FailedPassesAlarm.Properties.AlarmActions).toEqual(['arn:aws:sns:eu-west-1:123456789012:oncall']);
   });
+});
+
+describe('serverless package refuses what Lambda would refuse', () => {
+  it('subnets without security groups, naming the missing setting', async () => {
+    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', VPC_SUBNET_IDS: 'subnet-0123456789abcdef0' });
+    dirs.push(p.dir);
+
+    expect(p.code).not.toBe(0);
+    expect(p.template).toBeUndefined();
+    expect(p.output).toContain('VPC_SUBNET_IDS is set but VPC_SECURITY_GROUP_IDS is not');
+  }, 120_000);
+
+  let ca: string;
+  let key: string;
+
+  beforeAll(() => {
+    ca = clusterCa();
+    key = armoredKey();
+  }, 300_000);
+
+  it('an environment over 4 KB (a cluster CA and an armored OpenPGP key), naming the function and where to keep them', async () => {
+    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com', EKS_CLUSTER_CA: ca, VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS: key });
+    dirs.push(p.dir);
+
+    expect(p.code).not.toBe(0);
+    expect(p.template).toBeUndefined();
+    expect(p.output).toMatch(/the reconcile function's environment would be \d+ bytes, over Lambda's limit of 4096/);
+    expect(p.output).toContain('TRUSTED_GPG_KEYS_PARAMETER');
+    expect(p.output).toContain('EKS_CLUSTER_CA_PARAMETER');
+    // The functions that do not read them are not the ones refused.
+    expect(p.output).not.toMatch(/the (status|history|webhook) function's environment/);
+  }, 300_000);
+});
+
+describe('the packaged template: the CA and keys in SSM, an existing bucket encrypted with SSE-KMS, on arm64', () => {
+  const kmsKey = 'arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+  const secretsKey = 'arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+  let t: Template;
+  let file: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com', EKS_CLUSTER_CA_PARAMETER: '/dsg/cluster-ca',
+      VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS_PARAMETER: '/dsg/trusted-keys', GIT_TOKEN_PARAMETER: '/dsg/git-token', S3_BUCKET: 'platform-state', S3_KMS_KEY_ARN: kmsKey, SECRETS_KMS_KEY_ARN: secretsKey, LAMBDA_ARCHITECTURE: 'arm64' });
+    dirs.push(p.dir);
+    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
+    t = p.template;
+    file = p.file!;
+    dir = p.dir;
+  }, 300_000);
+
+  it('passes cfn-lint', async () => {
+    const lint = await cfnLint(file);
+    expect(lint.output).toBe('');
+    expect(lint.code).toBe(0);
+  }, 120_000);
+
+  it('keeps every function\'s environment under 4 KB, and gives the stored settings only to the functions that read them', () => {
+    for (const [id, r] of Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+      const vars = r.Properties.Environment.Variables as Record<string, string>;
+      const bytes = Object.entries(vars).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(String(v)), 0);
+      expect({ id, under: bytes <= 4096 }).toEqual({ id, under: true });
+    }
+    const vars = (fn: string) => t.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables;
+    expect(vars('Reconcile')).toMatchObject({ TRUSTED_GPG_KEYS_PARAMETER: '/dsg/trusted-keys', EKS_CLUSTER_CA_PARAMETER: '/dsg/cluster-ca', VERIFY_COMMITS: 'true' });
+    expect(vars('Status').EKS_CLUSTER_CA_PARAMETER).toBe('/dsg/cluster-ca');
+    expect(vars('Status').TRUSTED_GPG_KEYS_PARAMETER).toBeUndefined();
+    expect(vars('History').EKS_CLUSTER_CA_PARAMETER).toBeUndefined();
+    const parameters = (role: string) => statements(t, role).find((s) => s.Action.includes('ssm:GetParameter'))?.Resource;
+    const arn = (name: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/dsg/${name}` });
+    expect(parameters('ReconcileRole')).toEqual([arn('git-token'), arn('trusted-keys'), arn('cluster-ca')]);
+    expect(parameters('StatusRole')).toEqual([arn('cluster-ca')]);
+    expect(parameters('HistoryRole')).toBeUndefined();
+  });
+
+  it('runs every function on arm64 but reconcile, whose renderers layer is x86_64, with the memory chosen for it', () => {
+    const memory: Record<string, number> = {};
+    for (const [id, r] of Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
+      expect({ id, arch: r.Properties.Architectures }).toEqual({ id, arch: [id === 'ReconcileLambdaFunction' ? 'x86_64' : 'arm64'] });
+      memory[id] = r.Properties.MemorySize;
+    }
+    expect(memory.ReconcileLambdaFunction).toBe(1024);
+    expect(memory.HistoryLambdaFunction).toBe(512);
+  });
+
+  it('lets each function use the bucket\'s KMS key through S3 only, and the secrets\' key through SSM only', () => {
+    const viaS3 = { StringEquals: { 'kms:ViaService': [{ 'Fn::Sub': 's3.${AWS::Region}.amazonaws.com' }] } };
+    const viaSsm = { StringEquals: { 'kms:ViaService': [{ 'Fn::Sub': 'ssm.${AWS::Region}.amazonaws.com' }] } };
+    for (const role of [...writers, 'WebhookRole']) {
+      expect(statements(t, role)).toContainEqual({ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: kmsKey, Condition: viaS3 });
+    }
+    for (const role of ['HistoryRole', 'StatusRole']) expect(statements(t, role)).toContainEqual({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: kmsKey, Condition: viaS3 });
+    const kms = Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role').flatMap(([id]) => statements(t, id)).filter((s) => [s.Action].flat().some((a) => a.startsWith('kms:')));
+    for (const s of kms) expect(s.Condition).toEqual(s.Resource === kmsKey ? viaS3 : viaSsm);
+    expect(kms.filter((s) => s.Resource === secretsKey).length).toBe(6);
+  });
+
+  it('gives the same zips, byte for byte, when the same sources are packaged again', async () => {
+    const again = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com', EKS_CLUSTER_CA_PARAMETER: '/dsg/cluster-ca',
+      VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS_PARAMETER: '/dsg/trusted-keys', GIT_TOKEN_PARAMETER: '/dsg/git-token', S3_BUCKET: 'platform-state', S3_KMS_KEY_ARN: kmsKey, SECRETS_KMS_KEY_ARN: secretsKey, LAMBDA_ARCHITECTURE: 'arm64' });
+    dirs.push(again.dir);
+    const zips = readdirSync(dir).filter((f) => f.endsWith('.zip')).sort();
+    expect(zips).toHaveLength(8);
+    expect(readdirSync(again.dir).filter((f) => f.endsWith('.zip')).sort()).toEqual(zips);
+    for (const zip of zips) {
+      const digest = (d: string) => createHash('sha256').update(readFileSync(join(d, zip))).digest('hex');
+      expect({ zip, digest: digest(again.dir) }).toEqual({ zip, digest: digest(dir) });
+      // Nothing native in them: the same zip runs on x86_64 and arm64 (LAMBDA_ARCHITECTURE).
+      const entries = execFileSync('unzip', ['-Z1', join(dir, zip)], { encoding: 'utf8' }).trim().split('\n');
+      expect(entries.filter((e) => /\.(node|so)$/.test(e))).toEqual([]);
+    }
+  }, 300_000);
 });
 
 describe('serverless package with settings missing', () => {
@@ -216,8 +423,28 @@ describe('serverless package with settings missing', () => {
   }, 120_000);
 });
 
-describe('the failed-pass metric filter', () => {
-  it('names fields that the JSON line of a failed pass carries: action "pass", result "failed" and the cluster', async () => {
+/**
+ * The embedded metric format as CloudWatch's specification defines it: `_aws` with a numeric
+ * Timestamp and CloudWatchMetrics, each naming a Namespace, Dimensions (arrays of member names
+ * whose values are strings) and Metrics (members whose values are numbers).
+ */
+function metricsOf(line: Record<string, unknown>): { namespace: string; dimensions: Record<string, string>; values: Record<string, number> }[] {
+  const aws = line._aws as { Timestamp: unknown; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit?: string }[] }[] } | undefined;
+  if (!aws) return [];
+  expect(typeof aws.Timestamp).toBe('number');
+  return aws.CloudWatchMetrics.map((d) => {
+    for (const set of d.Dimensions) for (const name of set) expect(typeof line[name]).toBe('string');
+    for (const m of d.Metrics) expect(typeof line[m.Name]).toBe('number');
+    return {
+      namespace: d.Namespace,
+      dimensions: Object.fromEntries(d.Dimensions.flat().map((n) => [n, line[n] as string])),
+      values: Object.fromEntries(d.Metrics.map((m) => [m.Name, line[m.Name] as number])),
+    };
+  });
+}
+
+describe('the metrics the alarms read', () => {
+  it('a failed pass logs, in the embedded metric format, one FailedPasses and no SuccessfulPasses for its cluster, with the invocation\'s request id and cold start', async () => {
     const { handler } = await import('../../handlers/reconcile');
     const { stackConfigEnv } = await import('../support/reconciler');
     const settings = stackConfigEnv({ GIT_URL: join(tmpdir(), 'no-such-repository-here'), ALLOWED_NAMESPACES: 'metric-filter' });
@@ -231,16 +458,23 @@ describe('the failed-pass metric filter', () => {
     Object.assign(process.env, settings);
     try {
       // A failed pass fails the invocation (for Lambda's Errors metric too), after logging its report.
-      await expect(handler({}, { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'metric-filter-test' })).rejects.toThrow(/failed: SourceUnavailable/);
+      await expect(handler({}, { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'metric-test-1', functionName: 'daemonset-gitops-dev-reconcile' })).rejects.toThrow(/failed: SourceUnavailable/);
+      await expect(handler({}, { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'metric-test-2' })).rejects.toThrow(/failed: SourceUnavailable/);
     } finally {
       process.stderr.write = write;
       for (const k of Object.keys(settings)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
     }
     const logged = lines.join('').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    // The metric filter of deploy/stack.js: { ($.action = "pass") && ($.result = "failed") }, dimension Cluster = $.cluster.
-    const matching = logged.filter((l) => l.action === 'pass' && l.result === 'failed');
-    expect(matching).toHaveLength(1);
-    expect(matching[0].cluster).toBe(settings.CLUSTER_NAME);
+    // The alarms of deploy/stack.js: namespace daemonset-gitops, FailedPasses / SuccessfulPasses, dimension Cluster.
+    const metrics = logged.flatMap((l) => metricsOf(l).map((m) => ({ ...m, requestId: l.requestId, coldStart: l.coldStart })));
+    expect(metrics).toHaveLength(2);
+    for (const m of metrics) {
+      expect(m).toMatchObject({ namespace: 'daemonset-gitops', dimensions: { Cluster: settings.CLUSTER_NAME }, values: { FailedPasses: 1, SuccessfulPasses: 0 } });
+    }
+    expect(metrics.map((m) => m.requestId)).toEqual(['metric-test-1', 'metric-test-2']);
+    // This process had served no invocation before the first (jest imported the handler for it).
+    expect(metrics.map((m) => m.coldStart)).toEqual([true, false]);
+    expect(logged.filter((l) => l.requestId === 'metric-test-1').every((l) => l.function === 'daemonset-gitops-dev-reconcile')).toBe(true);
   }, 60_000);
 });

@@ -118,6 +118,12 @@ describe('the packaged functions in a Lambda-like environment (Node.js 24, aws-l
     expect(warm).toMatchObject({ ok: true, result: { result: 'succeeded', daemonSets: [{ action: 'unchanged' }] } });
     const fetches = s.logLines().filter((l) => l.action === 'fetch');
     expect(fetches.map((l) => l.reused)).toEqual([false, true]);
+    // Each pass's metrics line (embedded metric format) carries the invocation: its request id, and whether it started the process.
+    const metrics = s.logLines().filter((l) => l.action === 'pass-metrics');
+    expect(metrics.map((l) => [l.coldStart, l.SuccessfulPasses, l.FailedPasses])).toEqual([[true, 1, 0], [false, 1, 0]]);
+    expect(metrics.map((l) => l.requestId)).toEqual([expect.stringMatching(/^[0-9a-f-]{36}$/), expect.stringMatching(/^[0-9a-f-]{36}$/)]);
+    expect(metrics[0].requestId).not.toBe(metrics[1].requestId);
+    expect(s.logLines().filter((l) => l.requestId === metrics[0].requestId).length).toBeGreaterThan(1);
     // The checkout is in the sandbox's /tmp, and nothing else was written.
     expect(existsSync(join(s.tmp, 'daemonset-gitops', 'git'))).toBe(true);
     expect(s.logs).not.toContain(env.GIT_HTTP_TOKEN);

@@ -8,6 +8,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { reconcileCatchingUp } from '../../lib/catch-up';
 import { loadConfig } from '../../lib/config';
+import { silentLogger } from '../../lib/log';
+import { handleWebhook, PENDING_DELIVERY_STALE_MS, WebhookContext } from '../../lib/webhook/handle';
 import { StoreKeys } from '../../lib/store/keys';
 import { repoRoot } from '../../stack/paths';
 import { adminClients, createNamespace, deleteNamespace, waitFor } from '../support/cluster';
@@ -180,6 +182,39 @@ describe('push webhook', () => {
 
     expect(passesStarted()).toBe(passes);
     expect((await deliveries()).filter((k) => k.includes(headers['x-github-delivery']))).toHaveLength(1);
+  });
+
+  it('a delivery whose request was cut off before it started the pass is started on redelivery, not dropped as a duplicate', async () => {
+    const sha = repo.commit('redelivered after a timeout');
+    const body = pushBody('refs/heads/main', sha);
+    const headers = githubHeaders(secret, body);
+    const at = (ms: number) => ({ now: () => new Date(Date.parse('2026-01-01T00:00:00Z') + ms) });
+    const started: string[] = [];
+    const context = (start: WebhookContext['start'], ms: number): WebhookContext => ({
+      secret, gitRef: 'main', maxBodyBytes: 4096, objects: objects(), keys, start, logger: silentLogger, clock: at(ms),
+    });
+    // The first request claims the delivery, then never gets its pass started (Lambda's timeout ends it here).
+    let cutOff!: () => void;
+    const reachedStart = new Promise<void>((resolve) => (cutOff = resolve));
+    void handleWebhook(context(() => { cutOff(); return new Promise<void>(() => undefined); }, 0), headers, body);
+    await reachedStart;
+    const record = await objects().get(`${keys.root}/webhook/deliveries/github-${headers['x-github-delivery']}.json`);
+    expect(JSON.parse(record!.body)).toMatchObject({ state: 'pending', commit: sha });
+
+    // A redelivery while that request might still be at work is not started twice, and is not answered 2xx.
+    const early = await handleWebhook(context(async (r) => { started.push(r.commit); }, 5_000), headers, body);
+    expect({ status: early.status, result: early.body.result }).toEqual({ status: 409, result: 'duplicate' });
+    expect(started).toEqual([]);
+
+    // Once that request must have ended, the redelivery starts the pass, and the delivery is done.
+    const later = await handleWebhook(context(async (r) => { started.push(r.commit); }, PENDING_DELIVERY_STALE_MS + 1_000), headers, body);
+    expect({ status: later.status, result: later.body.result }).toEqual({ status: 202, result: 'started' });
+    expect(started).toEqual([sha]);
+    const done = await objects().get(`${keys.root}/webhook/deliveries/github-${headers['x-github-delivery']}.json`);
+    expect(JSON.parse(done!.body)).toMatchObject({ state: 'started', commit: sha });
+    const again = await handleWebhook(context(async (r) => { started.push(r.commit); }, PENDING_DELIVERY_STALE_MS + 2_000), headers, body);
+    expect({ status: again.status, result: again.body.result }).toEqual({ status: 200, result: 'duplicate' });
+    expect(started).toEqual([sha]);
   });
 
   it('a push that lands while a pass holds the lease is applied by that pass running again, not lost', async () => {
