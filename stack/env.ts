@@ -21,6 +21,8 @@ export interface StackEnv {
   AWS_EMULATOR_ENDPOINT?: string;
   /** The push webhook the demo repository's post-receive hook calls (absent in an env file written before it existed). */
   WEBHOOK_URL?: string;
+  /** How many clusters the stack runs when more than one (stack/clusters.ts finds their kubeconfigs). */
+  STACK_CLUSTERS?: string;
 }
 
 function quote(value: string): string {
