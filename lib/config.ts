@@ -67,6 +67,11 @@ export interface Config {
   maxManifestBytes: number;
   /** VERIFY_COMMITS: only commits signed by a trusted key are applied (lib/source/trust.ts reads the keys). */
   verify?: { commits: boolean; gpgKeys?: string; sshKeys?: string };
+  /**
+   * FLEET_FILE: the fleet file's path inside the repository (lib/fleet/fleet-file.ts). With it,
+   * a pass reconciles the commit promoted to CLUSTER_NAME (lib/fleet/), not GIT_REF's head.
+   */
+  fleetFile?: string;
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete';
 }
@@ -213,6 +218,11 @@ export function loadConfig(env: Env = process.env): Config {
     } else if (config.verify.gpgKeys && !config.verify.gpgKeys.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
       r.problems.push('TRUSTED_GPG_KEYS holds no ASCII-armored public key: export it with gpg --armor --export KEYID');
     }
+  }
+  const fleetFile = r.optional('FLEET_FILE');
+  if (fleetFile) {
+    if (fleetFile.startsWith('/') || fleetFile.split('/').includes('..')) r.problems.push(`FLEET_FILE=${fleetFile} must be a path inside the repository (no leading / and no ..), e.g. fleet.yaml`);
+    else config.fleetFile = fleetFile;
   }
   const fault = r.optional('DSGITOPS_FAULT');
   if (fault === 'kill-after-snapshot' || fault === 'kill-after-apply' || fault === 'kill-before-delete' || fault === 'kill-after-delete') config.fault = fault;
