@@ -72,6 +72,8 @@ export interface Config {
    * a pass reconciles the commit promoted to CLUSTER_NAME (lib/fleet/), not GIT_REF's head.
    */
   fleetFile?: string;
+  /** FLEET_KUBECONFIGS: `cluster=path,…`, how a fleet's clusters are reached without EKS (a kubeconfig each). */
+  fleetKubeconfigs?: Record<string, string>;
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete';
 }
@@ -223,6 +225,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (fleetFile) {
     if (fleetFile.startsWith('/') || fleetFile.split('/').includes('..')) r.problems.push(`FLEET_FILE=${fleetFile} must be a path inside the repository (no leading / and no ..), e.g. fleet.yaml`);
     else config.fleetFile = fleetFile;
+  }
+  const fleetKubeconfigs = r.optional('FLEET_KUBECONFIGS');
+  if (fleetKubeconfigs) {
+    config.fleetKubeconfigs = {};
+    for (const item of fleetKubeconfigs.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.+)$/.exec(item);
+      if (m) config.fleetKubeconfigs[m[1]] = m[3];
+      else r.problems.push(`FLEET_KUBECONFIGS: ${item} is not CLUSTER=PATH (for example staging=/etc/kube/staging.yaml)`);
+    }
   }
   const fault = r.optional('DSGITOPS_FAULT');
   if (fault === 'kill-after-snapshot' || fault === 'kill-after-apply' || fault === 'kill-before-delete' || fault === 'kill-after-delete') config.fault = fault;
