@@ -74,6 +74,8 @@ export interface Config {
   fleetFile?: string;
   /** FLEET_KUBECONFIGS: `cluster=path,…`, how a fleet's clusters are reached without EKS (a kubeconfig each). */
   fleetKubeconfigs?: Record<string, string>;
+  /** FLEET_PASS_FUNCTION: the fleet-pass function (name or ARN) the durable promotion invokes per cluster. */
+  fleetPassFunction?: string;
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete';
 }
@@ -226,6 +228,8 @@ export function loadConfig(env: Env = process.env): Config {
     if (fleetFile.startsWith('/') || fleetFile.split('/').includes('..')) r.problems.push(`FLEET_FILE=${fleetFile} must be a path inside the repository (no leading / and no ..), e.g. fleet.yaml`);
     else config.fleetFile = fleetFile;
   }
+  const fleetPassFunction = r.optional('FLEET_PASS_FUNCTION');
+  if (fleetPassFunction) config.fleetPassFunction = fleetPassFunction;
   const fleetKubeconfigs = r.optional('FLEET_KUBECONFIGS');
   if (fleetKubeconfigs) {
     config.fleetKubeconfigs = {};

@@ -59,7 +59,8 @@ export type Decision =
   | { kind: 'held'; by: string; reason?: string }
   | { kind: 'start'; commit: string; supersedes?: string }
   | { kind: 'reconcile'; wave: number; commit: string; clusters: string[]; waiting: string[] }
-  | { kind: 'wait'; wave: number; seconds: number; reasons: string[]; healthySince?: string }
+  /** Look again in `seconds`, first running the passes of `recheck` (clusters rolling out, unreachable, or at the soak's end) to see how they are. */
+  | { kind: 'wait'; wave: number; seconds: number; reasons: string[]; recheck: string[]; healthySince?: string }
   | { kind: 'advance'; from: number; to: number }
   | { kind: 'done'; commit: string }
   | { kind: 'stop'; wave: number; cluster: string; daemonSet?: string; reason: string };
@@ -144,14 +145,14 @@ export function decidePromotion(
   if (toPromote.length > 0 || changing.length > 0 || unreachable.length > 0) {
     const seconds = maintenanceEnd && changing.length === 0 && unreachable.length === 0 ? secondsUntil(maintenanceEnd, now) : poll;
     // Any cluster not healthy ends a soak that had begun: it starts again once all are.
-    return { kind: 'wait', wave: w, seconds, reasons };
+    return { kind: 'wait', wave: w, seconds, reasons, recheck: [...changing, ...unreachable] };
   }
 
   // Every cluster of the wave is healthy at the commit: the soak.
   const since = promotion.healthySince ? new Date(promotion.healthySince) : now;
   const remaining = wave.soakSeconds - (now.getTime() - since.getTime()) / 1000;
   if (remaining > 0) {
-    return { kind: 'wait', wave: w, seconds: Math.ceil(remaining), reasons: [`wave ${wave.name} healthy since ${since.toISOString()}; soaking ${Math.ceil(remaining)}s more`], healthySince: since.toISOString() };
+    return { kind: 'wait', wave: w, seconds: Math.ceil(remaining), reasons: [`wave ${wave.name} healthy since ${since.toISOString()}; soaking ${Math.ceil(remaining)}s more`], recheck: wave.clusters, healthySince: since.toISOString() };
   }
   if (w + 1 >= fleet.waves.length) return { kind: 'done', commit };
   return { kind: 'advance', from: w, to: w + 1 };

@@ -9,7 +9,7 @@ import type { Config } from '../../lib/config';
 import { PromotionStore } from '../../lib/store/promotion-store';
 import { uniqueName } from './cluster';
 import { TestRepo } from './git';
-import { dsYaml, DsOptions } from './manifests';
+import { dsYaml } from './manifests';
 import { stackConfig, stackDeps } from './reconciler';
 import { ensureStackClusters } from './stack-clusters';
 
@@ -22,7 +22,7 @@ export interface FleetWorld {
   store: PromotionStore;
   clients: Record<string, { kc: k8s.KubeConfig; core: k8s.CoreV1Api; apps: k8s.AppsV1Api }>;
   /** Writes the DaemonSet `agent` into every cluster's manifests path and the fleet file, and commits. */
-  commitAgent(image: string, message: string, extra?: Partial<DsOptions>): string;
+  commitAgent(image: string, message: string, manifest?: (image: string) => string): string;
   liveImage(cluster: string): Promise<string | undefined>;
   cleanup(): Promise<void>;
 }
@@ -58,9 +58,9 @@ export async function fleetWorld(options: { waves: { name: string; clusters: str
   const fleet = fleetYaml(options.waves);
   return {
     repo, ns, config, store, clients,
-    commitAgent(image, message, extra = {}) {
+    commitAgent(image, message, manifest = (i) => dsYaml({ name: 'agent', namespace: ns, image: i })) {
       repo.write('fleet.yaml', fleet);
-      for (const name of FLEET_CLUSTERS) repo.write(`clusters/${name}/agent.yaml`, dsYaml({ name: 'agent', namespace: ns, image, ...extra }));
+      for (const name of FLEET_CLUSTERS) repo.write(`clusters/${name}/agent.yaml`, manifest(image));
       return repo.commit(message);
     },
     async liveImage(cluster) {

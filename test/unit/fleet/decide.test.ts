@@ -38,13 +38,13 @@ describe('decidePromotion', () => {
 
   it('waits while the wave rolls the commit out, without starting the soak', () => {
     const d = decidePromotion(fleet, promotion(), B, { ...oldEverywhere, staging: at(B, 'progressing') }, NOW);
-    expect(d).toMatchObject({ kind: 'wait', wave: 0, reasons: ['staging is rolling bbbbbbb out'] });
+    expect(d).toMatchObject({ kind: 'wait', wave: 0, reasons: ['staging is rolling bbbbbbb out'], recheck: ['staging'] });
     expect(d).not.toHaveProperty('healthySince');
   });
 
   it('soaks a healthy wave before promoting, then advances once the soak has passed', () => {
     const healthy = { ...oldEverywhere, staging: at(B) };
-    expect(decidePromotion(fleet, promotion(), B, healthy, NOW)).toMatchObject({ kind: 'wait', wave: 0, seconds: 600, healthySince: NOW.toISOString() });
+    expect(decidePromotion(fleet, promotion(), B, healthy, NOW)).toMatchObject({ kind: 'wait', wave: 0, seconds: 600, healthySince: NOW.toISOString(), recheck: ['staging'] });
     expect(decidePromotion(fleet, promotion({ healthySince: minutesAgo(9) }), B, healthy, NOW)).toMatchObject({ kind: 'wait', seconds: 60 });
     expect(decidePromotion(fleet, promotion({ healthySince: minutesAgo(10) }), B, healthy, NOW)).toEqual({ kind: 'advance', from: 0, to: 1 });
   });
@@ -98,7 +98,7 @@ describe('decidePromotion', () => {
   it('skips a wave inside a maintenance window and re-queues it for the window\'s end', () => {
     const inWindow = new Date('2026-12-06T13:00:00Z');
     const d = decidePromotion(fleet, promotion({ wave: 1 }), B, { ...oldEverywhere, staging: at(B) }, inWindow);
-    expect(d).toEqual({ kind: 'wait', wave: 1, seconds: 3600, reasons: ['prod-a, prod-b, prod-c skipped: wave prod is in a maintenance window until 2026-12-06T14:00:00.000Z; re-queued'] });
+    expect(d).toEqual({ kind: 'wait', wave: 1, seconds: 3600, reasons: ['prod-a, prod-b, prod-c skipped: wave prod is in a maintenance window until 2026-12-06T14:00:00.000Z; re-queued'], recheck: [] });
     expect(decidePromotion(fleet, promotion({ wave: 1 }), B, { ...oldEverywhere, staging: at(B) }, new Date('2026-12-06T14:00:00Z')).kind).toBe('reconcile');
   });
 
@@ -108,7 +108,7 @@ describe('decidePromotion', () => {
     expect(d).toEqual({ kind: 'reconcile', wave: 1, commit: B, clusters: ['prod-b', 'prod-c'], waiting: [] });
     const rest = { ...records, 'prod-b': at(B), 'prod-c': at(B) };
     const stuck = decidePromotion(fleet, promotion({ wave: 1, healthySince: minutesAgo(120) }), B, rest, NOW);
-    expect(stuck).toEqual({ kind: 'wait', wave: 1, seconds: 30, reasons: ['prod-a cannot be reached: connect ETIMEDOUT'] });
+    expect(stuck).toEqual({ kind: 'wait', wave: 1, seconds: 30, reasons: ['prod-a cannot be reached: connect ETIMEDOUT'], recheck: ['prod-a'] });
     // Its pass for the commit could not reach it either: still waiting, not failed, not done.
     const passUnreachable = { ...rest, 'prod-a': at(B, 'unreachable') };
     expect(decidePromotion(fleet, promotion({ wave: 1, healthySince: minutesAgo(120) }), B, passUnreachable, NOW).kind).toBe('wait');
