@@ -12,7 +12,8 @@ import { promotionWorkflow, PromotionResult } from '../../lib/fleet/orchestrate'
 import { NodeBreaker, waitFor } from '../support/cluster';
 import { FLEET_CLUSTERS, fleetWorld, FleetWorld } from '../support/fleet';
 import { managedYaml } from '../support/managed';
-import { captureLog } from '../support/reconciler';
+import { captureLog, stackConfigEnv } from '../support/reconciler';
+import { runCli } from '../../bin/cli';
 
 jest.setTimeout(600_000);
 
@@ -154,5 +155,67 @@ describe('the durable promotion over three clusters', () => {
     expect(execution.getResult()?.decision).toEqual({ kind: 'held', by: 'alice', reason: 'incident 42' });
     expect(calls).toEqual([]);
     for (const c of FLEET_CLUSTERS) expect((await world.store.readCluster(c)).promoted?.commit).toBe(before[c]);
+  });
+});
+
+/** dsgitops with the world's configuration in the environment, in this process. */
+async function dsgitops(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const env = stackConfigEnv({
+    GIT_URL: world.repo.url,
+    FLEET_FILE: 'fleet.yaml',
+    S3_PREFIX: world.config.s3.prefix,
+    CLUSTER_NAME: 'staging',
+    ALLOWED_NAMESPACES: world.ns,
+    GIT_CACHE_DIR: world.config.git.cacheDir,
+  });
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  let out = '';
+  let err = '';
+  try {
+    const code = await runCli(args, { out: (t) => (out += t), err: (t) => (err += t) });
+    return { code, out, err };
+  } finally {
+    for (const k of Object.keys(env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe('dsgitops fleet', () => {
+  it('status names, per wave and cluster, the commit it runs, the held promotion and the history', async () => {
+    const r = await dsgitops(['fleet', 'status', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.waves.map((w: { name: string; clusters: { name: string }[] }) => [w.name, w.clusters.map((c) => c.name)])).toEqual([['canary', ['staging']], ['prod', ['prod-a', 'prod-b']]]);
+    for (const w of report.waves) for (const c of w.clusters) expect(c.runs).toBe((await world.store.readCluster(c.name)).promoted!.commit);
+    expect(report.next).toEqual({ kind: 'held', by: 'alice', reason: 'incident 42' });
+    expect(report.history[0]).toMatchObject({ event: expect.any(String), by: expect.any(String) });
+    const text = await dsgitops(['fleet', 'status']);
+    expect(text.out).toMatch(/HELD by alice/);
+    expect(text.out).toMatch(/^WAVE\s+CLUSTER\s+RUNS\s+IN FLIGHT\s+LAST PASS\s+SOAK LEFT\s+REASON$/m);
+  });
+
+  it('resume and hold are recorded with who and why, and refused without a reason', async () => {
+    expect((await dsgitops(['fleet', 'resume'])).code).toBe(2);
+    const resumed = await dsgitops(['fleet', 'resume', '--reason', 'incident over']);
+    expect(resumed.code).toBe(0);
+    expect((await world.store.readPromotion()).promotion?.held).toBeUndefined();
+    const held = await dsgitops(['fleet', 'hold', '--reason', 'change freeze']);
+    expect(held.code).toBe(0);
+    expect((await world.store.readPromotion()).promotion?.held).toMatchObject({ reason: 'change freeze', by: expect.any(String) });
+    const history = await world.store.history(2);
+    expect(history.map((h) => [h.event, h.reason])).toEqual([['held', 'change freeze'], ['resumed', 'incident over']]);
+  });
+
+  it('promote COMMIT --to WAVE promotes it to every cluster up to that wave, and says who and why', async () => {
+    const target = world.repo.commit('v5: a hotfix to take to prod by hand');
+    const bad = await dsgitops(['fleet', 'promote', target, '--to', 'nowhere', '--reason', 'hotfix']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--to nowhere: no such wave in fleet.yaml at .* \(waves: canary, prod\)/);
+    const r = await dsgitops(['fleet', 'promote', target, '--to', 'prod', '--reason', 'hotfix for CVE-1']);
+    expect(r.code).toBe(0);
+    for (const c of FLEET_CLUSTERS) expect((await world.store.readCluster(c)).promoted).toMatchObject({ commit: target, reason: 'hotfix for CVE-1' });
+    expect((await world.store.readPromotion()).promotion).toMatchObject({ commit: target, wave: 1, status: 'in-flight', reason: 'hotfix for CVE-1', held: { reason: 'change freeze' } });
+    expect((await world.store.history(1))[0]).toMatchObject({ event: 'promoted-by-hand', wave: 'prod', clusters: FLEET_CLUSTERS, reason: 'hotfix for CVE-1' });
   });
 });
