@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterConfig, Config } from '../config';
-import { createDeps } from '../deps';
+import { connect, createDeps } from '../deps';
 import { ConfigError, DsGitopsError, errorMessage } from '../errors';
 import type { Logger } from '../log';
 import { reconcile } from '../reconcile';
@@ -30,6 +30,7 @@ export interface ClusterPassOptions {
   logger?: Logger;
   budgetMs?: number;
   clock?: Clock;
+  /** The S3 adapter of the promotion records and of the pass itself (a counting one in the benchmark); default: the real one. */
   objects?: ObjectStore;
   /** Watch the rollouts until they end (default), or take one look. */
   wait?: boolean;
@@ -120,7 +121,8 @@ export async function fleetClusterPass(base: Config, cluster: string, options: C
     await store.recordPass(cluster, outcome);
     return { cluster, commit, outcome };
   }
-  const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock });
+  const clients = options.objects ? { ...(await connect(config)), objects: options.objects } : undefined;
+  const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock, ...(clients ? { clients } : {}) });
   const report = await reconcile(deps, { wait: options.wait ?? true }, autoRollback);
   const outcome = outcomeOfPass(report, commit, at());
   await store.recordPass(cluster, outcome);
