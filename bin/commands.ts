@@ -150,6 +150,17 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
     case 'plan': {
       const dryRun = command === 'plan' || Boolean(values['dry-run']);
       const request = parseEvent(reconcileEvent, { dryRun, only: values.only, wait: !values['no-wait'] }, command, '--only kube-system/fluentd');
+      if (deps.config.fleetFile && !dryRun) {
+        // A fleet's cluster: the pass at the commit promoted to it (docs/fleet.md).
+        const { fleetClusterPassWithReport } = await import('../lib/fleet/cluster-pass');
+        const fleet = await fleetClusterPassWithReport(deps.config, deps.config.cluster.name, { logger: deps.logger, budgetMs: deps.deadline - deps.clock.now().getTime(), wait: request.wait });
+        if (!fleet.report) {
+          print(fleet.result, `${fleet.result.skipped ?? `${fleet.result.cluster}: ${fleet.result.outcome?.result}: ${fleet.result.outcome?.reason ?? ''}`}\n`);
+          return fleet.result.outcome?.result === 'failed' ? 1 : 0;
+        }
+        print(fleet.report, formatReconcileReport(fleet.report));
+        return fleet.report.result === 'failed' ? 1 : 0;
+      }
       const report = await reconcile(deps, request, autoRollback);
       print(report, formatReconcileReport(report, { diffs: dryRun }));
       return report.result === 'failed' ? 1 : 0;

@@ -99,12 +99,17 @@ export function outcomeOfPass(report: ReconcileReport, commit: string, at: strin
 
 /** Runs one fleet cluster's pass at its promoted commit and records the outcome. */
 export async function fleetClusterPass(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<ClusterPassResult> {
+  return (await fleetClusterPassWithReport(base, cluster, options)).result;
+}
+
+/** The same, with the pass's whole report (for a person at a terminal; the durable invoke keeps only the summary). */
+export async function fleetClusterPassWithReport(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<{ result: ClusterPassResult; report?: ReconcileReport }> {
   const clock = options.clock ?? systemClock;
   if (!base.fleetFile) throw new ConfigError('FLEET_FILE is not set: a fleet cluster\'s pass needs the fleet file');
   const store = new PromotionStore(options.objects ?? s3ObjectStore(base.s3), base.s3.prefix);
   const record = await store.readCluster(cluster);
   const commit = record.promoted?.commit;
-  if (!commit) return { cluster, skipped: `no commit has been promoted to ${cluster} yet` };
+  if (!commit) return { result: { cluster, skipped: `no commit has been promoted to ${cluster} yet` } };
   const at = () => clock.now().toISOString();
   const cacheDir = join(base.git.cacheDir, 'clusters', cluster);
   let config: Config;
@@ -119,7 +124,7 @@ export async function fleetClusterPass(base: Config, cluster: string, options: C
     const retryable = err instanceof DsGitopsError && err.retryable;
     const outcome: PassOutcome = { commit, at: at(), result: retryable ? 'progressing' : 'failed', reason: errorMessage(err) };
     await store.recordPass(cluster, outcome);
-    return { cluster, commit, outcome };
+    return { result: { cluster, commit, outcome } };
   }
   const clients = options.objects ? { ...(await connect(config)), objects: options.objects } : undefined;
   const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock, ...(clients ? { clients } : {}) });
@@ -127,5 +132,5 @@ export async function fleetClusterPass(base: Config, cluster: string, options: C
   const outcome = outcomeOfPass(report, commit, at());
   await store.recordPass(cluster, outcome);
   const { runId, result, summary, startedAt, finishedAt, error } = report;
-  return { cluster, commit, outcome, report: { runId, result, summary, startedAt, finishedAt, ...(error ? { error } : {}) } };
+  return { result: { cluster, commit, outcome, report: { runId, result, summary, startedAt, finishedAt, ...(error ? { error } : {}) } }, report };
 }

@@ -5,7 +5,8 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { fleetClusterPass } from '../../lib/fleet/cluster-pass';
-import { captureLog } from '../support/reconciler';
+import { captureLog, stackDeps } from '../support/reconciler';
+import { reconcile } from '../../lib/reconcile';
 import { fleetWorld, FleetWorld } from '../support/fleet';
 import { waitFor } from '../support/cluster';
 
@@ -57,5 +58,16 @@ describe('a fleet cluster\'s pass', () => {
     const r = await pass('prod-b');
     expect(r.outcome?.result).toBe('healthy');
     expect(await world.liveImage('prod-b')).toBe('registry.local/agent:1.0');
+  });
+});
+
+describe('a pass that is not a fleet pass, with FLEET_FILE set', () => {
+  it('applies nothing of the branch head and says how to run the cluster\'s pass', async () => {
+    world.commitAgent('registry.local/agent:3.0', 'v3 at the head, promoted nowhere');
+    const before = await world.liveImage('staging');
+    const report = await reconcile(stackDeps(world.config));
+    expect(report.error?.reason).toBe('NotPromoted');
+    expect(report.error?.message).toMatch(/FLEET_FILE is set: cluster staging reconciles the commit promoted to it, not the head of main/);
+    expect(await world.liveImage('staging')).toBe(before);
   });
 });

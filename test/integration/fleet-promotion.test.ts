@@ -218,4 +218,15 @@ describe('dsgitops fleet', () => {
     expect((await world.store.readPromotion()).promotion).toMatchObject({ commit: target, wave: 1, status: 'in-flight', reason: 'hotfix for CVE-1', held: { reason: 'change freeze' } });
     expect((await world.store.history(1))[0]).toMatchObject({ event: 'promoted-by-hand', wave: 'prod', clusters: FLEET_CLUSTERS, reason: 'hotfix for CVE-1' });
   });
+
+  it('reconcile, with FLEET_FILE, runs the pass of CLUSTER_NAME at the commit promoted to it', async () => {
+    const promoted = (await world.store.readCluster('staging')).promoted!.commit;
+    world.repo.commit('v6: at the head, promoted nowhere');
+    const r = await dsgitops(['reconcile', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.source.commit.sha).toBe(promoted);
+    expect(await world.liveImage('staging')).toBe('registry.local/agent:1.2');
+    expect((await world.store.readCluster('staging')).lastPass).toMatchObject({ commit: promoted, result: 'healthy' });
+  });
 });
