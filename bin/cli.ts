@@ -41,6 +41,14 @@ commands:
                           a local web page of every DaemonSet, its nodes by wave, its rollout
                           over time, revisions and diffs, live; on 127.0.0.1 with a token in
                           the URL it prints; read-only unless --allow-actions
+  fleet status            with FLEET_FILE: per wave and cluster the commit it runs, the commit in
+                          flight, soak left, why a promotion stopped; the promotions' history
+  fleet hold|resume --reason TEXT
+                          hold the fleet's promotion where it is / let it go on (recorded with
+                          who and why)
+  fleet promote COMMIT --to WAVE --reason TEXT
+                          promote COMMIT at once to every cluster of the waves up to WAVE; the
+                          promotion goes on from there
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)
@@ -86,6 +94,7 @@ const options = {
   port: { type: 'string' },
   open: { type: 'boolean' },
   'allow-actions': { type: 'boolean' },
+  to: { type: 'string' },
 } as const;
 
 function parse(argv: string[]) {
@@ -94,7 +103,7 @@ function parse(argv: string[]) {
 
 export type CliValues = ReturnType<typeof parse>['values'];
 
-const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token', 'ui'] as const;
+const commands = ['reconcile', 'plan', 'status', 'history', 'rollback', 'unpin', 'pause', 'resume', 'repair', 'rbac', 'eks-token', 'ui', 'fleet'] as const;
 export type Command = (typeof commands)[number];
 
 function isCommand(name: string): name is Command {
@@ -119,5 +128,6 @@ export async function runCli(argv: string[], io: CliIO = stdio, makeDeps?: MakeD
     io.err(`dsgitops: unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
+  if (command === 'fleet') return loadCommands().runFleetCommand(positionals.slice(1), values, io);
   return loadCommands().runCommand(command, arg, values, io, makeDeps);
 }

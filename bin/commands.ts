@@ -54,6 +54,50 @@ export async function runCommand(command: Command, arg: string | undefined, valu
   }
 }
 
+/** `dsgitops fleet status|hold|resume|promote`: reads and writes the fleet's records in S3; talks to no cluster. */
+export async function runFleetCommand(args: string[], values: CliValues, io: CliIO): Promise<number> {
+  try {
+    const [sub, commit] = args;
+    const { fleetStatus, formatFleetStatus, holdPromotion, promoteByHand, resumePromotion } = await import('../lib/fleet/operate');
+    const { PromotionStore } = await import('../lib/store/promotion-store');
+    const { s3ObjectStore } = await import('../lib/store/object-store');
+    const { systemClock } = await import('../lib/clock');
+    const config = loadConfig();
+    if (!config.fleetFile) throw new ConfigError('FLEET_FILE is not set: the fleet commands need the fleet file\'s path in the repository (e.g. fleet.yaml)');
+    const store = new PromotionStore(s3ObjectStore(config.s3), config.s3.prefix);
+    const json = Boolean(values.json);
+    const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
+    const actor = { by: userInfo().username, ...(values.reason ? { reason: values.reason } : {}) };
+    switch (sub) {
+      case 'status': {
+        const report = await fleetStatus(config, store, systemClock, { historyLimit: toInt(values.limit, '--limit') });
+        print(report, formatFleetStatus(report));
+        return 0;
+      }
+      case 'hold':
+      case 'resume': {
+        if (!values.reason) throw new InvalidRequestError(`fleet ${sub} needs --reason TEXT: it is recorded with who ${sub === 'hold' ? 'held' : 'resumed'} the promotion`);
+        const p = await (sub === 'hold' ? holdPromotion : resumePromotion)(store, systemClock, actor);
+        print(p, `promotion ${p.id} of ${p.commit.slice(0, 7)} ${sub === 'hold' ? `held by ${actor.by}` : `resumed by ${actor.by}: the next promotion run goes on from wave ${p.wave}`}\n`);
+        return 0;
+      }
+      case 'promote': {
+        if (!commit || !values.to) throw new InvalidRequestError('usage: dsgitops fleet promote COMMIT --to WAVE --reason TEXT');
+        const p = await promoteByHand(config, store, systemClock, commit, values.to, actor);
+        print(p, `${p.commit.slice(0, 7)} promoted by ${actor.by} to every cluster up to wave ${values.to}; the promotion goes on from there\n`);
+        return 0;
+      }
+      default:
+        throw new InvalidRequestError(`fleet ${sub ?? ''}: expected status, hold, resume or promote`);
+    }
+  } catch (err) {
+    const e = err instanceof DsGitopsError ? err : undefined;
+    if (values.json) io.out(`${JSON.stringify(e ? e.toJSON() : { error: 'Error', message: errorMessage(err) }, null, 2)}\n`);
+    io.err(`error: ${errorMessage(err)}\n`);
+    return err instanceof ConfigError || err instanceof InvalidRequestError ? 2 : 1;
+  }
+}
+
 /** An EKS token for kubectl or a check by hand: needs AWS credentials and nothing of the reconciler's configuration. */
 async function eksToken(values: CliValues, io: CliIO): Promise<number> {
   const env = eksTokenEnvironment();
@@ -88,6 +132,7 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
   if (command === 'eks-token') return eksToken(values, io);
   if (command === 'rbac') return rbac(values, io);
   if (command === 'ui') return runUi(values, io, makeDeps);
+  if (command === 'fleet') return runFleetCommand(arg === undefined ? [] : [arg], values, io);
   const json = Boolean(values.json);
   const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
   const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;
@@ -105,6 +150,17 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
     case 'plan': {
       const dryRun = command === 'plan' || Boolean(values['dry-run']);
       const request = parseEvent(reconcileEvent, { dryRun, only: values.only, wait: !values['no-wait'] }, command, '--only kube-system/fluentd');
+      if (deps.config.fleetFile && !dryRun) {
+        // A fleet's cluster: the pass at the commit promoted to it (docs/fleet.md).
+        const { fleetClusterPassWithReport } = await import('../lib/fleet/cluster-pass');
+        const fleet = await fleetClusterPassWithReport(deps.config, deps.config.cluster.name, { logger: deps.logger, budgetMs: deps.deadline - deps.clock.now().getTime(), wait: request.wait });
+        if (!fleet.report) {
+          print(fleet.result, `${fleet.result.skipped ?? `${fleet.result.cluster}: ${fleet.result.outcome?.result}: ${fleet.result.outcome?.reason ?? ''}`}\n`);
+          return fleet.result.outcome?.result === 'failed' ? 1 : 0;
+        }
+        print(fleet.report, formatReconcileReport(fleet.report));
+        return fleet.report.result === 'failed' ? 1 : 0;
+      }
       const report = await reconcile(deps, request, autoRollback);
       print(report, formatReconcileReport(report, { diffs: dryRun }));
       return report.result === 'failed' ? 1 : 0;

@@ -69,6 +69,15 @@ export interface Config {
   maxManifestBytes: number;
   /** VERIFY_COMMITS: only commits signed by a trusted key are applied (lib/source/trust.ts reads the keys). */
   verify?: { commits: boolean; gpgKeys?: string; sshKeys?: string };
+  /**
+   * FLEET_FILE: the fleet file's path inside the repository (lib/fleet/fleet-file.ts). With it,
+   * a pass reconciles the commit promoted to CLUSTER_NAME (lib/fleet/), not GIT_REF's head.
+   */
+  fleetFile?: string;
+  /** FLEET_KUBECONFIGS: `cluster=path,…`, how a fleet's clusters are reached without EKS (a kubeconfig each). */
+  fleetKubeconfigs?: Record<string, string>;
+  /** FLEET_PASS_FUNCTION: the fleet-pass function (name or ARN) the durable promotion invokes per cluster. */
+  fleetPassFunction?: string;
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete' | 'kill-mid-prune';
   /** How a GIT_PATH holding a kustomization is rendered (lib/source/render.ts); absent: the defaults. */
@@ -237,6 +246,22 @@ export function loadConfig(env: Env = process.env): Config {
       r.problems.push('VERIFY_COMMITS=true needs trusted keys: put ASCII-armored OpenPGP public keys in TRUSTED_GPG_KEYS (gpg --armor --export KEYID) and/or SSH public keys, one per line, in TRUSTED_SSH_KEYS');
     } else if (config.verify.gpgKeys && !config.verify.gpgKeys.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
       r.problems.push('TRUSTED_GPG_KEYS holds no ASCII-armored public key: export it with gpg --armor --export KEYID');
+    }
+  }
+  const fleetFile = r.optional('FLEET_FILE');
+  if (fleetFile) {
+    if (fleetFile.startsWith('/') || fleetFile.split('/').includes('..')) r.problems.push(`FLEET_FILE=${fleetFile} must be a path inside the repository (no leading / and no ..), e.g. fleet.yaml`);
+    else config.fleetFile = fleetFile;
+  }
+  const fleetPassFunction = r.optional('FLEET_PASS_FUNCTION');
+  if (fleetPassFunction) config.fleetPassFunction = fleetPassFunction;
+  const fleetKubeconfigs = r.optional('FLEET_KUBECONFIGS');
+  if (fleetKubeconfigs) {
+    config.fleetKubeconfigs = {};
+    for (const item of fleetKubeconfigs.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)=(.+)$/.exec(item);
+      if (m) config.fleetKubeconfigs[m[1]] = m[3];
+      else r.problems.push(`FLEET_KUBECONFIGS: ${item} is not CLUSTER=PATH (for example staging=/etc/kube/staging.yaml)`);
     }
   }
   const fault = r.optional('DSGITOPS_FAULT');

@@ -544,6 +544,12 @@ async function fetchAndJudge(deps: Deps): Promise<HeadStep> {
   const { config, logger } = deps;
   const { path } = config.git;
   const url = redact(config.git.url, givenValue(config.git.token));
+  // With a fleet file, a cluster reconciles only the commit promoted to it (lib/fleet/cluster-pass.ts pins GIT_REF to it).
+  if (config.fleetFile && !/^[0-9a-f]{40}$/i.test(config.git.ref)) {
+    const unavailable = { reason: 'NotPromoted', message: `FLEET_FILE is set: cluster ${config.cluster.name} reconciles the commit promoted to it, not the head of ${config.git.ref}; run its pass as the fleet-pass function or dsgitops reconcile does, or unset FLEET_FILE` };
+    logger.log('error', `${unavailable.message}; only the rollouts under way are driven this pass`, { action: 'fetch-refused', reason: unavailable.reason });
+    return { unavailable };
+  }
   let head;
   try {
     head = await fetchHead(config.git, undefined, {

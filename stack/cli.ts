@@ -8,6 +8,7 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { ensureAllBuilt } from './build';
 import { components, startGroups } from './components';
+import { extraClusterComponents, recordedExtraComponents, stackClusterFiles } from './clusters';
 import { stackDown } from './down';
 import { listStackNodes, setWorkerCount, waitNodesReady } from './nodes';
 import { runningPid, stopProcess } from './processes';
@@ -15,10 +16,17 @@ import { ensureComponent, stackUp } from './up';
 import { ensurePythonTool } from './python-tools';
 import { stackPorts } from './versions';
 
+/** The stack's components and those of every further cluster that was started here. */
+function allComponents(): ReturnType<typeof components> {
+  const ports = stackPorts();
+  const extra = new Set(recordedExtraComponents().map((n) => Number(/-(\d+)$/.exec(n)![1])));
+  return Object.assign(components(ports), ...[...extra].map((k) => extraClusterComponents(ports, k)));
+}
+
 async function status(): Promise<number> {
-  const all = components(stackPorts());
+  const all = allComponents();
   let down = 0;
-  for (const name of startGroups.flat()) {
+  for (const name of [...startGroups.flat(), ...recordedExtraComponents().sort()]) {
     const pid = runningPid(name);
     const healthy = pid !== undefined && (await all[name].healthy());
     if (!healthy) down++;
@@ -27,6 +35,11 @@ async function status(): Promise<number> {
   if (runningPid('kube-apiserver') !== undefined) {
     const { workers, controlPlane } = listStackNodes();
     console.log(`nodes                    ${workers.length} workers${controlPlane ? ' + control plane' : ''}`);
+  }
+  for (const k of new Set(recordedExtraComponents().map((n) => Number(/-(\d+)$/.exec(n)![1])))) {
+    if (runningPid(`kube-apiserver-${k}`) === undefined) continue;
+    const { workers } = listStackNodes(stackClusterFiles(k).kubeconfig);
+    console.log(`${`nodes (cluster ${k})`.padEnd(24)} ${workers.length} workers`);
   }
   return down === 0 ? 0 : 1;
 }
@@ -44,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'component': {
       const [action, name] = rest;
-      const component = name ? components(stackPorts())[name] : undefined;
+      const component = name ? allComponents()[name] : undefined;
       if (!component || (action !== 'up' && action !== 'down')) {
         console.error(`usage: stack/cli.ts component up|down NAME (one of ${Object.keys(components(stackPorts())).join(', ')})`);
         return 2;

@@ -23,21 +23,135 @@ export interface Component {
 const pki = (file: string) => join(paths.pki, file);
 
 /** What the controller manager and the scheduler share: their identity, and /healthz on a local port. */
-function controlPlaneArgs(identity: string, port: number): string[] {
-  const kubeconfig = kubeconfigPath(identity);
+function controlPlaneArgs(identity: string, port: number, cluster: ControlPlane): string[] {
+  const kubeconfig = kubeconfigPath(`${identity}${cluster.suffix}`);
   return [
     `--kubeconfig=${kubeconfig}`,
     `--authentication-kubeconfig=${kubeconfig}`,
     `--authorization-kubeconfig=${kubeconfig}`,
     '--bind-address=127.0.0.1',
     `--secure-port=${port}`,
-    `--cert-dir=${join(paths.data, identity)}`,
+    `--cert-dir=${join(paths.data, `${identity}${cluster.suffix}`)}`,
     '--leader-elect=false',
   ];
 }
 
+/**
+ * One Kubernetes control plane of the stack: the first is the stack's own cluster (component
+ * names without a suffix); further ones (STACK_CLUSTERS, stack/clusters.ts) share etcd under
+ * their own key prefix and have their own API server, controller manager, scheduler and kwok.
+ */
+export interface ControlPlane {
+  /** Appended to component names, kubeconfig and data directory names: '' for the first cluster, `-2`, `-3`, … for the others. */
+  suffix: string;
+  apiserver: number;
+  controllerManager: number;
+  scheduler: number;
+  kwok: number;
+  /** etcd key prefix; undefined keeps the API server's default (/registry). */
+  etcdPrefix?: string;
+  clusterName: string;
+}
+
+export function firstControlPlane(ports: StackPorts): ControlPlane {
+  return { suffix: '', apiserver: ports.apiserver, controllerManager: ports.controllerManager, scheduler: ports.scheduler, kwok: ports.kwok, clusterName: 'daemonset-gitops-local' };
+}
+
+/** The API server, controller manager, scheduler and kwok of one control plane, keyed by component name. */
+export function controlPlaneComponents(ports: StackPorts, cluster: ControlPlane): Record<string, Component> {
+  const apiserverUrl = `https://127.0.0.1:${cluster.apiserver}`;
+  const s = cluster.suffix;
+  const apiserver = `kube-apiserver${s}`;
+  const controllerManager = `kube-controller-manager${s}`;
+  const scheduler = `kube-scheduler${s}`;
+  const kwok = `kwok${s}`;
+  return {
+    [apiserver]: {
+      name: apiserver,
+      startTimeoutSeconds: 120,
+      spec: () => ({
+        name: apiserver,
+        command: binaryPath('kube-apiserver'),
+        args: [
+          '--advertise-address=127.0.0.1',
+          '--bind-address=127.0.0.1',
+          `--secure-port=${cluster.apiserver}`,
+          `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+          ...(cluster.etcdPrefix ? [`--etcd-prefix=${cluster.etcdPrefix}`] : []),
+          `--tls-cert-file=${pki('apiserver.crt')}`,
+          `--tls-private-key-file=${pki('apiserver.key')}`,
+          `--client-ca-file=${pki('ca.crt')}`,
+          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+          `--service-account-key-file=${pki('sa.pub')}`,
+          `--service-account-signing-key-file=${pki('sa.key')}`,
+          '--service-cluster-ip-range=10.96.0.0/16',
+          '--authorization-mode=RBAC',
+          '--allow-privileged=true',
+          `--audit-policy-file=${join(repoRoot, 'stack', 'audit-policy.yaml')}`,
+          `--audit-log-path=${join(paths.logs, `audit${s}.log`)}`,
+          '--audit-log-format=json',
+          '--audit-log-mode=blocking',
+          '--audit-log-maxsize=200',
+          '--audit-log-maxbackup=1',
+          '--profiling=false',
+          `--cert-dir=${join(paths.data, `apiserver${s}`)}`,
+        ],
+      }),
+      healthy: async () => (await probe(`${apiserverUrl}/readyz`, { adminTls: true }))?.status === 200,
+    },
+    [controllerManager]: {
+      name: controllerManager,
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: controllerManager,
+        command: binaryPath('kube-controller-manager'),
+        args: [
+          ...controlPlaneArgs('controller-manager', cluster.controllerManager, cluster),
+          `--service-account-private-key-file=${pki('sa.key')}`,
+          `--root-ca-file=${pki('ca.crt')}`,
+          // Each controller acts as its own service account with its bootstrap role, as in kubeadm clusters.
+          '--use-service-account-credentials=true',
+          `--cluster-name=${cluster.clusterName}`,
+          '--controllers=*',
+        ],
+      }),
+      healthy: async () => (await probe(`https://127.0.0.1:${cluster.controllerManager}/healthz`, { insecure: true }))?.status === 200,
+    },
+    [scheduler]: {
+      name: scheduler,
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: scheduler,
+        command: binaryPath('kube-scheduler'),
+        args: [
+          ...controlPlaneArgs('scheduler', cluster.scheduler, cluster),
+        ],
+      }),
+      healthy: async () => (await probe(`https://127.0.0.1:${cluster.scheduler}/healthz`, { insecure: true }))?.status === 200,
+    },
+    [kwok]: {
+      name: kwok,
+      startTimeoutSeconds: 60,
+      spec: () => ({
+        name: kwok,
+        command: binaryPath('kwok'),
+        args: [
+          `--kubeconfig=${kubeconfigPath(`kwok${s}`)}`,
+          `--config=${join(repoRoot, 'stack', 'kwok-stages.yaml')}`,
+          '--manage-all-nodes=false',
+          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+          '--cidr=10.244.0.1/16',
+          '--node-ip=10.0.0.1',
+          '--node-lease-duration-seconds=40',
+          `--server-address=127.0.0.1:${cluster.kwok}`,
+        ],
+      }),
+      healthy: async () => (await probe(`http://127.0.0.1:${cluster.kwok}/healthz`))?.status === 200,
+    },
+  };
+}
+
 export function components(ports: StackPorts): Record<string, Component> {
-  const apiserverUrl = `https://127.0.0.1:${ports.apiserver}`;
   return {
     etcd: {
       name: 'etcd',
@@ -60,87 +174,7 @@ export function components(ports: StackPorts): Record<string, Component> {
       }),
       healthy: async () => (await probe(`http://127.0.0.1:${ports.etcdClient}/health`))?.body.includes('"health":"true"') ?? false,
     },
-    'kube-apiserver': {
-      name: 'kube-apiserver',
-      startTimeoutSeconds: 120,
-      spec: () => ({
-        name: 'kube-apiserver',
-        command: binaryPath('kube-apiserver'),
-        args: [
-          '--advertise-address=127.0.0.1',
-          '--bind-address=127.0.0.1',
-          `--secure-port=${ports.apiserver}`,
-          `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
-          `--tls-cert-file=${pki('apiserver.crt')}`,
-          `--tls-private-key-file=${pki('apiserver.key')}`,
-          `--client-ca-file=${pki('ca.crt')}`,
-          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-          `--service-account-key-file=${pki('sa.pub')}`,
-          `--service-account-signing-key-file=${pki('sa.key')}`,
-          '--service-cluster-ip-range=10.96.0.0/16',
-          '--authorization-mode=RBAC',
-          '--allow-privileged=true',
-          `--audit-policy-file=${join(repoRoot, 'stack', 'audit-policy.yaml')}`,
-          `--audit-log-path=${join(paths.logs, 'audit.log')}`,
-          '--audit-log-format=json',
-          '--audit-log-mode=blocking',
-          '--audit-log-maxsize=200',
-          '--audit-log-maxbackup=1',
-          '--profiling=false',
-          `--cert-dir=${join(paths.data, 'apiserver')}`,
-        ],
-      }),
-      healthy: async () => (await probe(`${apiserverUrl}/readyz`, { adminTls: true }))?.status === 200,
-    },
-    'kube-controller-manager': {
-      name: 'kube-controller-manager',
-      startTimeoutSeconds: 60,
-      spec: () => ({
-        name: 'kube-controller-manager',
-        command: binaryPath('kube-controller-manager'),
-        args: [
-          ...controlPlaneArgs('controller-manager', ports.controllerManager),
-          `--service-account-private-key-file=${pki('sa.key')}`,
-          `--root-ca-file=${pki('ca.crt')}`,
-          // Each controller acts as its own service account with its bootstrap role, as in kubeadm clusters.
-          '--use-service-account-credentials=true',
-          '--cluster-name=daemonset-gitops-local',
-          '--controllers=*',
-        ],
-      }),
-      healthy: async () => (await probe(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true }))?.status === 200,
-    },
-    'kube-scheduler': {
-      name: 'kube-scheduler',
-      startTimeoutSeconds: 60,
-      spec: () => ({
-        name: 'kube-scheduler',
-        command: binaryPath('kube-scheduler'),
-        args: [
-          ...controlPlaneArgs('scheduler', ports.scheduler),
-        ],
-      }),
-      healthy: async () => (await probe(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }))?.status === 200,
-    },
-    kwok: {
-      name: 'kwok',
-      startTimeoutSeconds: 60,
-      spec: () => ({
-        name: 'kwok',
-        command: binaryPath('kwok'),
-        args: [
-          `--kubeconfig=${kubeconfigPath('kwok')}`,
-          `--config=${join(repoRoot, 'stack', 'kwok-stages.yaml')}`,
-          '--manage-all-nodes=false',
-          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-          '--cidr=10.244.0.1/16',
-          '--node-ip=10.0.0.1',
-          '--node-lease-duration-seconds=40',
-          `--server-address=127.0.0.1:${ports.kwok}`,
-        ],
-      }),
-      healthy: async () => (await probe(`http://127.0.0.1:${ports.kwok}/healthz`))?.status === 200,
-    },
+    ...controlPlaneComponents(ports, firstControlPlane(ports)),
     minio: {
       name: 'minio',
       startTimeoutSeconds: 60,

@@ -1,11 +1,17 @@
 import { rmSync } from 'node:fs';
+import { recordedExtraComponents } from './clusters';
 import { startGroups } from './components';
 import { log } from './log';
 import { stackDir } from './paths';
 import { runningPid, stopProcess } from './processes';
 
-/** Every component, in the order they must stop (the reverse of the start order). */
+/** Every component, in the order they must stop (the reverse of the start order): further clusters' control planes before etcd. */
 export const stopOrder: string[] = startGroups.flat().reverse();
+
+function stopOrderNow(): string[] {
+  const extras = recordedExtraComponents().sort((a, b) => Number(a.startsWith('kube-apiserver')) - Number(b.startsWith('kube-apiserver')));
+  return [...extras, ...stopOrder];
+}
 
 /**
  * Stops the named components (default: all) that this stack started, by their recorded
@@ -13,7 +19,7 @@ export const stopOrder: string[] = startGroups.flat().reverse();
  */
 export async function stackDown(options: { only?: string[]; purge?: boolean } = {}): Promise<string[]> {
   const stopped: string[] = [];
-  for (const name of stopOrder) {
+  for (const name of stopOrderNow()) {
     if (options.only && !options.only.includes(name)) continue;
     const pid = runningPid(name);
     if (await stopProcess(name)) {
@@ -22,7 +28,7 @@ export async function stackDown(options: { only?: string[]; purge?: boolean } = 
     }
   }
   if (options.purge) {
-    const still = stopOrder.filter((n) => runningPid(n) !== undefined);
+    const still = stopOrderNow().filter((n) => runningPid(n) !== undefined);
     if (still.length > 0) throw new Error(`not purging ${stackDir}: ${still.join(', ')} still running`);
     rmSync(stackDir, { recursive: true, force: true });
     log(`removed ${stackDir}`);

@@ -24,6 +24,8 @@ export interface StackEnv {
   /** The renderers built with the stack (lib/source/render.ts); absent in an env file written before they were. */
   KUSTOMIZE_BIN?: string;
   HELM_BIN?: string;
+  /** How many clusters the stack runs when more than one (stack/clusters.ts finds their kubeconfigs). */
+  STACK_CLUSTERS?: string;
 }
 
 function quote(value: string): string {

@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { binaryPath } from './build';
 import { kubeconfigPath } from './pki';
 
-/** Runs the stack's own kubectl as admin; throws with kubectl's message when it fails. */
-export function kubectl(args: string[], input?: string): string {
-  const out = spawnSync(binaryPath('kubectl'), [`--kubeconfig=${kubeconfigPath('admin')}`, ...args], {
+/** Runs the stack's own kubectl as admin (of the first cluster unless another kubeconfig is given); throws with kubectl's message when it fails. */
+export function kubectl(args: string[], input?: string, kubeconfig = kubeconfigPath('admin')): string {
+  const out = spawnSync(binaryPath('kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], {
     input,
     encoding: 'utf8',
     maxBuffer: 64 << 20,

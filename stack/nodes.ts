@@ -43,19 +43,20 @@ interface NodeList {
   items: { metadata: { name: string; labels?: Record<string, string> } }[];
 }
 
-export function listStackNodes(): { workers: string[]; controlPlane: boolean } {
-  const list = JSON.parse(kubectl(['get', 'nodes', '-l', STACK_NODE_LABEL, '-o', 'json'])) as NodeList;
+/** The stack's nodes in the first cluster, or in the cluster whose admin kubeconfig is given. */
+export function listStackNodes(kubeconfig?: string): { workers: string[]; controlPlane: boolean } {
+  const list = JSON.parse(kubectl(['get', 'nodes', '-l', STACK_NODE_LABEL, '-o', 'json'], undefined, kubeconfig)) as NodeList;
   const workers = list.items.filter((n) => n.metadata.labels?.[STACK_NODE_LABEL] === 'worker').map((n) => n.metadata.name);
   const controlPlane = list.items.some((n) => n.metadata.name === CONTROL_PLANE_NODE);
   return { workers, controlPlane };
 }
 
 /** Makes the stack have exactly `count` workers (kwok-node-0 … count-1) and the control-plane node. */
-export function setWorkerCount(count: number): { added: string[]; removed: string[] } {
+export function setWorkerCount(count: number, kubeconfig?: string): { added: string[]; removed: string[] } {
   if (!Number.isInteger(count) || count < 0 || count > 500) {
     throw new Error(`node count ${count}: expected a whole number from 0 to 500`);
   }
-  const { workers, controlPlane } = listStackNodes();
+  const { workers, controlPlane } = listStackNodes(kubeconfig);
   const wanted = new Set(Array.from({ length: count }, (_, i) => workerName(i)));
   const docs: object[] = [];
   if (!controlPlane) docs.push(nodeDocument(CONTROL_PLANE_NODE, 'a', 'control-plane'));
@@ -68,10 +69,10 @@ export function setWorkerCount(count: number): { added: string[]; removed: strin
     }
   }
   if (docs.length > 0) {
-    kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
+    kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }), kubeconfig);
   }
   const removed = workers.filter((w) => !wanted.has(w));
-  if (removed.length > 0) kubectl(['delete', 'node', ...removed, '--wait=false']);
+  if (removed.length > 0) kubectl(['delete', 'node', ...removed, '--wait=false'], undefined, kubeconfig);
   if (added.length || removed.length) {
     log(`nodes: ${count} workers (${added.length ? `added ${added.join(', ')}` : ''}${added.length && removed.length ? '; ' : ''}${removed.length ? `removed ${removed.join(', ')}` : ''})`);
   }
@@ -79,14 +80,14 @@ export function setWorkerCount(count: number): { added: string[]; removed: strin
 }
 
 /** Waits until every stack node reports Ready (kwok has picked it up). */
-export async function waitNodesReady(timeoutSeconds = 60): Promise<void> {
+export async function waitNodesReady(timeoutSeconds = 60, kubeconfig?: string): Promise<void> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const out = kubectl(['get', 'nodes', '-l', STACK_NODE_LABEL, '-o',
-      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'], undefined, kubeconfig);
     const notReady = out.split('\n').filter(Boolean).filter((l) => !l.endsWith('=True'));
     if (notReady.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`nodes not Ready after ${timeoutSeconds}s: ${notReady.join(', ')} (see .stack/logs/kwok.log)`);
+    if (Date.now() > deadline) throw new Error(`nodes not Ready after ${timeoutSeconds}s: ${notReady.join(', ')} (see .stack/logs/kwok*.log)`);
     await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -92,8 +92,11 @@ export function kubeconfigPath(identity: string): string {
   return join(paths.pki, `${identity}.kubeconfig`);
 }
 
-/** Writes a self-contained kubeconfig (certificates embedded) for each identity. */
-export function writeKubeconfigs(apiserverPort: number): void {
+/**
+ * Writes a self-contained kubeconfig (certificates embedded) for each identity; `suffix` names
+ * another control plane's set (`admin-2.kubeconfig` for the second cluster's API server).
+ */
+export function writeKubeconfigs(apiserverPort: number, suffix = ''): void {
   const b64 = (file: string) => readFileSync(join(paths.pki, file)).toString('base64');
   for (const id of identities) {
     const text = [
@@ -117,6 +120,6 @@ export function writeKubeconfigs(apiserverPort: number): void {
       `current-context: ${id.name}@local`,
       '',
     ].join('\n');
-    writeFileSync(kubeconfigPath(id.name), text, { mode: 0o600 });
+    writeFileSync(kubeconfigPath(`${id.name}${suffix}`), text, { mode: 0o600 });
   }
 }

@@ -17,6 +17,7 @@ import { binaryPath, ensureAllBuilt, formatDuration } from './build';
 import { ensurePythonTool } from './python-tools';
 import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
 import { Component, components, startGroups } from './components';
+import { ensureExtraClusters, wantedClusters } from './clusters';
 import { StackEnv, writeStackEnv } from './env';
 import { kubectl } from './kubectl';
 import { log } from './log';
@@ -117,9 +118,10 @@ export interface UpResult {
   seconds: number;
 }
 
-export async function stackUp(options: { nodes?: number } = {}): Promise<UpResult> {
+export async function stackUp(options: { nodes?: number; clusters?: number } = {}): Promise<UpResult> {
   const t0 = Date.now();
   const ports = stackPorts();
+  const clusters = options.clusters ?? wantedClusters();
   await ensureAllBuilt();
   ensurePythonTool('moto', log);
   for (const d of [paths.data, paths.logs, paths.pids, paths.config, paths.gitRoot]) mkdirSync(d, { recursive: true });
@@ -143,6 +145,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
   const wanted = options.nodes ?? (existing.workers.length > 0 ? undefined : Number(process.env.STACK_NODES ?? 5));
   if (wanted !== undefined) setWorkerCount(wanted);
   await waitNodesReady();
+  if (clusters > 1) started.push(...await ensureExtraClusters(ports, clusters, ensureComponent));
 
   const s3Endpoint = `http://127.0.0.1:${ports.minio}`;
   await ensureBucket(s3Endpoint, 'dsgitops', minioPassword);
@@ -166,6 +169,7 @@ export async function stackUp(options: { nodes?: number } = {}): Promise<UpResul
     WEBHOOK_URL: `http://127.0.0.1:${ports.webhook}/`,
     KUSTOMIZE_BIN: binaryPath('kustomize'),
     HELM_BIN: binaryPath('helm'),
+    ...(clusters > 1 ? { STACK_CLUSTERS: String(clusters) } : {}),
   };
   writeStackEnv(env);
   const seconds = (Date.now() - t0) / 1000;

@@ -14,6 +14,8 @@ export const HELM_VERSION = 'v4.3.2';
 
 /** Port layout on 127.0.0.1; STACK_PORT_BASE moves all of them together. */
 export interface StackPorts {
+  /** STACK_PORT_BASE: every port of the stack lies in base … base + 999. */
+  base: number;
   etcdClient: number;
   etcdPeer: number;
   apiserver: number;
@@ -34,6 +36,7 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     throw new Error(`STACK_PORT_BASE=${process.env.STACK_PORT_BASE}: expected an integer between 1024 and 65000`);
   }
   return {
+    base,
     etcdClient: base + 379,
     etcdPeer: base + 380,
     apiserver: base + 443,

@@ -1,0 +1,136 @@
+/**
+ * One cluster's pass in a fleet (FLEET_FILE): the ordinary reconcile pass, at the commit
+ * promoted to that cluster rather than the branch head, with that cluster's manifests path
+ * and access from the fleet file as it stands at that commit; its outcome is recorded in the
+ * cluster's promotion record, where the promotion reads it. Scheduled passes run this too,
+ * so drift keeps being corrected against the promoted commit.
+ *
+ *   read promoted commit -> fleet file at that commit -> the cluster's config -> reconcile -> record outcome
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClusterConfig, Config } from '../config';
+import { connect, createDeps } from '../deps';
+import { ConfigError, DsGitopsError, errorMessage } from '../errors';
+import type { Logger } from '../log';
+import { reconcile } from '../reconcile';
+import { failureSummary, ReconcileReport } from '../report';
+import { autoRollback } from '../rollback';
+import { checkout, fetchHead, isUntrusted } from '../source/git';
+import { commitJudge } from '../source/trust';
+import type { ObjectStore } from '../store/object-store';
+import { s3ObjectStore } from '../store/object-store';
+import { PromotionStore } from '../store/promotion-store';
+import type { PassOutcome } from './decide';
+import { Fleet, FleetCluster, parseFleetFile } from './fleet-file';
+import type { Clock } from '../clock';
+import { systemClock } from '../clock';
+
+export interface ClusterPassOptions {
+  logger?: Logger;
+  budgetMs?: number;
+  clock?: Clock;
+  /** The S3 adapter of the promotion records and of the pass itself (a counting one in the benchmark); default: the real one. */
+  objects?: ObjectStore;
+  /** Watch the rollouts until they end (default), or take one look. */
+  wait?: boolean;
+}
+
+export interface ClusterPassResult {
+  cluster: string;
+  /** The commit the pass reconciled (the one promoted to the cluster). */
+  commit?: string;
+  outcome?: PassOutcome;
+  /** Why nothing was reconciled (no commit promoted to the cluster yet). */
+  skipped?: string;
+  report?: Pick<ReconcileReport, 'runId' | 'result' | 'summary' | 'startedAt' | 'finishedAt' | 'error'>;
+}
+
+/** Reasons of a failed pass that mean the cluster did not answer, not that the commit is bad. */
+const UNREACHABLE_REASONS = new Set(['ClusterUnavailable', 'CredentialsRejected']);
+
+/** The fleet file in a checked-out tree. */
+export function readFleetFile(dir: string, file: string, at: string): Fleet {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, file), 'utf8');
+  } catch {
+    throw new ConfigError(`FLEET_FILE=${file}: there is no such file in the repository at ${at}; commit it, or unset FLEET_FILE for a single cluster`);
+  }
+  return parseFleetFile(text, `${file} at ${at}`);
+}
+
+/** The branch head (GIT_REF) and the fleet file in it; an untrusted head (VERIFY_COMMITS) is no head to promote. */
+export async function readFleetHead(config: Config, clock: Clock = systemClock): Promise<{ head: string; fleet: Fleet } | { untrusted: string }> {
+  if (!config.fleetFile) throw new ConfigError('FLEET_FILE is not set: the fleet commands need the fleet file\'s path in the repository (e.g. fleet.yaml)');
+  const git = { ...config.git, cacheDir: join(config.git.cacheDir, 'fleet-head') };
+  const head = await fetchHead(git, undefined, { verify: commitJudge(config, () => clock.now()) });
+  if (isUntrusted(head)) return { untrusted: `${head.commit.sha.slice(0, 7)} is not trusted: ${head.verdict?.problem ?? 'no trusted signature'}` };
+  return { head: head.commit.sha, fleet: readFleetFile(head.dir, config.fleetFile, head.commit.sha.slice(0, 7)) };
+}
+
+/** How the pass reaches a cluster: FLEET_KUBECONFIGS, else the fleet file's EKS entry, else the deployment's own cluster. */
+export function clusterAccess(base: Config, entry: FleetCluster): ClusterConfig {
+  const common = { name: entry.name, requestTimeoutSeconds: base.cluster.requestTimeoutSeconds };
+  const kubeconfig = base.fleetKubeconfigs?.[entry.name];
+  if (kubeconfig) return { ...common, kubeconfig };
+  if (entry.eks) return { ...common, eks: { clusterName: entry.eks.clusterName, region: entry.eks.region } };
+  if (entry.name === base.cluster.name) return { ...base.cluster };
+  throw new ConfigError(`cluster ${entry.name}: no way to reach it: give it eks: { name, region } in the fleet file, or a kubeconfig in FLEET_KUBECONFIGS (${entry.name}=PATH)`);
+}
+
+/** What a pass's report says about the commit in that cluster, as the promotion judges it. */
+export function outcomeOfPass(report: ReconcileReport, commit: string, at: string): PassOutcome {
+  if (report.error && UNREACHABLE_REASONS.has(report.error.reason)) return { commit, at, result: 'unreachable', reason: report.error.message };
+  if (report.source?.verification && !report.source.verification.trusted) return { commit, at, result: 'failed', reason: `the commit is not trusted: ${report.source.verification.problem ?? ''}`.trim() };
+  if (report.result === 'failed') {
+    const bad = report.daemonSets.find((d) => d.action === 'failed' || d.action === 'invalid' || d.rollout?.phase === 'stalled');
+    const reason = bad
+      ? `${bad.rollout?.phase === 'stalled' ? `stalled at revision ${bad.rollout.revision}${bad.rollout.message ? `: ${bad.rollout.message}` : ''}` : bad.error?.message ?? bad.message}${bad.message && bad.rollout?.phase === 'stalled' ? `; ${bad.message}` : ''}`
+      : failureSummary(report);
+    return { commit, at, result: 'failed', ...(bad ? { daemonSet: bad.key } : {}), reason };
+  }
+  if (report.result === 'skipped') return { commit, at, result: 'progressing', reason: `another run holds the lease (${report.lease?.holder ?? 'unknown'})` };
+  if (report.source?.commit?.sha !== commit) return { commit, at, result: 'progressing', reason: `the pass did not read ${commit.slice(0, 7)}${report.error ? `: ${report.error.message}` : ''}` };
+  const busy = report.daemonSets.find((d) => d.rollout && d.rollout.phase !== 'complete');
+  if (busy) return { commit, at, result: 'progressing', daemonSet: busy.key, reason: `${busy.key} is ${busy.rollout!.phase}` };
+  return { commit, at, result: 'healthy' };
+}
+
+/** Runs one fleet cluster's pass at its promoted commit and records the outcome. */
+export async function fleetClusterPass(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<ClusterPassResult> {
+  return (await fleetClusterPassWithReport(base, cluster, options)).result;
+}
+
+/** The same, with the pass's whole report (for a person at a terminal; the durable invoke keeps only the summary). */
+export async function fleetClusterPassWithReport(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<{ result: ClusterPassResult; report?: ReconcileReport }> {
+  const clock = options.clock ?? systemClock;
+  if (!base.fleetFile) throw new ConfigError('FLEET_FILE is not set: a fleet cluster\'s pass needs the fleet file');
+  const store = new PromotionStore(options.objects ?? s3ObjectStore(base.s3), base.s3.prefix);
+  const record = await store.readCluster(cluster);
+  const commit = record.promoted?.commit;
+  if (!commit) return { result: { cluster, skipped: `no commit has been promoted to ${cluster} yet` } };
+  const at = () => clock.now().toISOString();
+  const cacheDir = join(base.git.cacheDir, 'clusters', cluster);
+  let config: Config;
+  try {
+    const tree = await checkout({ ...base.git, ref: commit, cacheDir });
+    const fleet = readFleetFile(tree.dir, base.fleetFile, commit.slice(0, 7));
+    const entry = fleet.clusters.find((c) => c.name === cluster);
+    if (!entry) throw new ConfigError(`cluster ${cluster} is not in ${base.fleetFile} at ${commit.slice(0, 7)}`);
+    config = { ...base, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry) };
+  } catch (err) {
+    // The commit cannot be read or names no way to this cluster: that commit fails here, visibly.
+    const retryable = err instanceof DsGitopsError && err.retryable;
+    const outcome: PassOutcome = { commit, at: at(), result: retryable ? 'progressing' : 'failed', reason: errorMessage(err) };
+    await store.recordPass(cluster, outcome);
+    return { result: { cluster, commit, outcome } };
+  }
+  const clients = options.objects ? { ...(await connect(config)), objects: options.objects } : undefined;
+  const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock, ...(clients ? { clients } : {}) });
+  const report = await reconcile(deps, { wait: options.wait ?? true }, autoRollback);
+  const outcome = outcomeOfPass(report, commit, at());
+  await store.recordPass(cluster, outcome);
+  const { runId, result, summary, startedAt, finishedAt, error } = report;
+  return { result: { cluster, commit, outcome, report: { runId, result, summary, startedAt, finishedAt, ...(error ? { error } : {}) } }, report };
+}

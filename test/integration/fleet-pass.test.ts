@@ -1,0 +1,73 @@
+/**
+ * With a fleet file, each cluster's pass reconciles the commit promoted to it (recorded in
+ * S3), not the branch head, with the manifests path of that cluster; scheduled passes keep
+ * correcting drift against it. Three real API servers of the local stack.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { fleetClusterPass } from '../../lib/fleet/cluster-pass';
+import { captureLog, stackDeps } from '../support/reconciler';
+import { reconcile } from '../../lib/reconcile';
+import { fleetWorld, FleetWorld } from '../support/fleet';
+import { waitFor } from '../support/cluster';
+
+jest.setTimeout(400_000);
+
+let world: FleetWorld;
+
+beforeAll(async () => {
+  world = await fleetWorld({ waves: [{ name: 'canary', clusters: ['staging'] }, { name: 'prod', clusters: ['prod-a', 'prod-b'] }] });
+});
+
+afterAll(async () => {
+  await world?.cleanup();
+});
+
+const pass = (cluster: string) => fleetClusterPass(world.config, cluster, { logger: captureLog().logger, budgetMs: 120_000 });
+
+describe('a fleet cluster\'s pass', () => {
+  it('applies nothing to a cluster no commit was promoted to', async () => {
+    world.commitAgent('registry.local/agent:1.0', 'v1');
+    const r = await pass('prod-a');
+    expect(r.skipped).toBe('no commit has been promoted to prod-a yet');
+    expect(await world.liveImage('prod-a')).toBeUndefined();
+  });
+
+  it('reconciles the promoted commit, not the head, and records a healthy outcome', async () => {
+    const v1 = world.repo.commit('nothing changes');
+    for (const c of ['staging', 'prod-a', 'prod-b']) await world.store.promoteCluster(c, { commit: v1, at: new Date().toISOString(), by: 'test' });
+    const v2 = world.commitAgent('registry.local/agent:2.0', 'v2');
+    const results = await Promise.all(['staging', 'prod-a', 'prod-b'].map(pass));
+    for (const r of results) expect(r.outcome).toMatchObject({ commit: v1, result: 'healthy' });
+    for (const c of ['staging', 'prod-a', 'prod-b']) expect(await world.liveImage(c)).toBe('registry.local/agent:1.0');
+
+    await world.store.promoteCluster('staging', { commit: v2, at: new Date().toISOString(), by: 'test' });
+    expect((await pass('staging')).outcome).toMatchObject({ commit: v2, result: 'healthy' });
+    expect((await pass('prod-a')).outcome).toMatchObject({ commit: v1, result: 'healthy' });
+    expect(await world.liveImage('staging')).toBe('registry.local/agent:2.0');
+    expect(await world.liveImage('prod-a')).toBe('registry.local/agent:1.0');
+    expect((await world.store.readCluster('staging')).lastPass).toMatchObject({ commit: v2, result: 'healthy' });
+  });
+
+  it('corrects drift against the promoted commit, not the head', async () => {
+    const { apps } = world.clients['prod-b'];
+    await apps.patchNamespacedDaemonSet(
+      { name: 'agent', namespace: world.ns, body: { spec: { template: { spec: { containers: [{ name: 'agent', image: 'registry.local/agent:hand-edit' }] } } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    );
+    await waitFor('the hand edit to be live', async () => (await world.liveImage('prod-b')) === 'registry.local/agent:hand-edit');
+    const r = await pass('prod-b');
+    expect(r.outcome?.result).toBe('healthy');
+    expect(await world.liveImage('prod-b')).toBe('registry.local/agent:1.0');
+  });
+});
+
+describe('a pass that is not a fleet pass, with FLEET_FILE set', () => {
+  it('applies nothing of the branch head and says how to run the cluster\'s pass', async () => {
+    world.commitAgent('registry.local/agent:3.0', 'v3 at the head, promoted nowhere');
+    const before = await world.liveImage('staging');
+    const report = await reconcile(stackDeps(world.config));
+    expect(report.error?.reason).toBe('NotPromoted');
+    expect(report.error?.message).toMatch(/FLEET_FILE is set: cluster staging reconciles the commit promoted to it, not the head of main/);
+    expect(await world.liveImage('staging')).toBe(before);
+  });
+});
