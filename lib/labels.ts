@@ -27,6 +27,8 @@ export const CANARY_HOLD_ANNOTATION = `${PREFIX}canary-hold`;
 export const PAUSED_ANNOTATION = `${PREFIX}paused`;
 export const AUTO_ROLLBACK_ANNOTATION = `${PREFIX}auto-rollback`;
 export const PROGRESS_DEADLINE_ANNOTATION = `${PREFIX}progress-deadline`;
+/** Managed rollouts: the gates that judge the canary and the waves (rollout/gates.ts, docs/gates.md). */
+export const GATES_ANNOTATION = `${PREFIX}gates`;
 
 export const USER_ANNOTATIONS = new Set([
   ROLLOUT_ANNOTATION,
@@ -35,6 +37,7 @@ export const USER_ANNOTATIONS = new Set([
   PAUSED_ANNOTATION,
   AUTO_ROLLBACK_ANNOTATION,
   PROGRESS_DEADLINE_ANNOTATION,
+  GATES_ANNOTATION,
 ]);
 
 export const FIELD_MANAGER = 'daemonset-gitops';

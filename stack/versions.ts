@@ -8,6 +8,8 @@ export const ETCD_VERSION = 'v3.6.16';
 export const KWOK_VERSION = 'v0.8.0';
 /** MinIO publishes no semver module tags; this pseudo-version is commit 7aac2a2c5b7c (2026-02-12). */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+/** Prometheus tags its Go module v0.<major*100+minor>.<patch>: v0.316.0 is Prometheus 3.16.0. */
+export const PROMETHEUS_VERSION = 'v0.316.0';
 
 /** Port layout on 127.0.0.1; STACK_PORT_BASE moves all of them together. */
 export interface StackPorts {

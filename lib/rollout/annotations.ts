@@ -7,17 +7,21 @@
  *   daemonset-gitops.io/paused: "true"              no waves until it is removed or "false"
  *   daemonset-gitops.io/auto-rollback: "true"       roll back when stalled (overrides AUTO_ROLLBACK)
  *   daemonset-gitops.io/progress-deadline: "300"    seconds without progress before stalled (overrides PROGRESS_DEADLINE_SECONDS)
+ *   daemonset-gitops.io/gates: |                    restarts and metric gates on the canary and the waves (gates.ts, docs/gates.md)
  */
 import { parseIntOrPercent } from '../k8s-values';
 import {
   AUTO_ROLLBACK_ANNOTATION,
   CANARY_ANNOTATION,
   CANARY_HOLD_ANNOTATION,
+  GATES_ANNOTATION,
   PAUSED_ANNOTATION,
   PROGRESS_DEADLINE_ANNOTATION,
   ROLLOUT_ANNOTATION,
 } from '../labels';
 import type { CanaryPolicy } from './wave';
+import { parseDuration } from './duration';
+import { GateSpec, parseGates } from './gates';
 
 export interface RolloutAnnotations {
   mode: 'native' | 'managed';
@@ -25,16 +29,12 @@ export interface RolloutAnnotations {
   paused: boolean;
   autoRollback?: boolean;
   progressDeadlineSeconds?: number;
+  gates?: GateSpec;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
-/** "90", "90s", "5m", "1h" -> seconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+)(s|m|h)?$/.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-}
+export { parseDuration } from './duration';
 
 function parseBool(text: string | undefined): boolean | undefined | 'invalid' {
   if (text === undefined) return undefined;
@@ -87,6 +87,13 @@ export function parseRolloutAnnotations(annotations: Record<string, string> | un
       if (Object.keys(selector).length === 0) return fail(`${CANARY_ANNOTATION} is empty: give a node count or label=value pairs`);
       out.canary = { selector, holdSeconds };
     }
+  }
+  const gatesText = a[GATES_ANNOTATION];
+  if (gatesText !== undefined) {
+    if (out.mode !== 'managed') return fail(`${GATES_ANNOTATION} needs managed rollouts: add the annotation ${ROLLOUT_ANNOTATION}: managed`);
+    const gates = parseGates(gatesText);
+    if (!gates.ok) return fail(`${GATES_ANNOTATION}: ${gates.message}`);
+    out.gates = gates.value;
   }
   return { ok: true, value: out };
 }
