@@ -294,6 +294,16 @@ function conditionText(gate: MetricGate): string {
  * - A value that is not a number (NaN from a division by zero) cannot pass a condition.
  */
 export function judgeSample(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round']): Measurement {
+  const m = judge(gate, sample, at, nodes, round);
+  // A record holds JSON, which has no NaN: the value is left out and the note says why.
+  if (m.value !== undefined && Number.isNaN(m.value)) {
+    const { value: _nan, ...rest } = m;
+    return { ...rest, note: 'the value is not a number (NaN)' };
+  }
+  return m;
+}
+
+function judge(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round']): Measurement {
   const base = { gate: gate.name, round, at, nodes: [...nodes], condition: conditionText(gate) };
   if (sample.error !== undefined) return { ...base, outcome: 'inconclusive', note: `${gate.provider} did not answer: ${sample.error}` };
   const baselineValues = gate.baseline ? sample.baseline ?? [] : [];

@@ -19,6 +19,9 @@ import { TimelineStore } from '../store/timeline-store';
 import type { DaemonSetManifest } from '../source/manifest';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
+import { runGates, GateRun } from './gate-runner';
+import { describeMeasurement, GateSpec } from './gates';
+import { emitEvent } from '../cluster/events';
 import { controllerCaughtUp } from './status';
 import { appendTimelinePoint, timelinePoint } from './timeline';
 import { chooseCanaryNodes, describeCanary, holdBeforeApply, LOOK_AGAIN_SECONDS, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
@@ -68,6 +71,7 @@ export function toWavePod(pod: LivePod, isUpdated: boolean, templateGeneration?:
     ready: ready?.status === 'True' && !pod.metadata.deletionTimestamp,
     readySince: ready?.status === 'True' ? ready.lastTransitionTime : undefined,
     terminating: Boolean(pod.metadata.deletionTimestamp),
+    restarts: (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0),
   };
 }
 
@@ -271,20 +275,25 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const { pods, nodes, policy } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
-    const paused = policy.paused;
+    const { pods, nodes, policy, gates } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
     const now = clock.now();
+    // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
+    const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
+    if (gateRun) policy.gates = gateRun.outcome;
+    const paused = policy.paused || Boolean(gateRun?.outcome.inconclusive);
     const decision = nextWave({ nodes, pods }, policy, record?.checkpoint, now);
     const seen = versionsOf(caches.all);
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
+    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}) } };
     // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
-    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
+    const unchanged = decision.podsToDelete.length === 0 && !gateRun?.added.length && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
+    if (gateRun?.added.length) await tellMeasurements(deps, target, ds, gateRun);
     const deleted = await deleteWave(deps, target, decision, options);
     lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
     if (!unchanged) await keepTimeline(deps, target, decision, now);
@@ -294,7 +303,8 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const left = timeLeft();
     if (left <= 0) return rollout;
     const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
-    const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
+    const measureIn = gateRun?.nextAt !== undefined ? gateRun.nextAt - clock.now().getTime() : MAX_WAIT_MS;
+    const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, measureIn, left));
     // The next decision comes after a change the deletions (if any) are part of, and after a burst of events has settled.
     const current = caches;
     await waitUntil(current.all, () => changedSince(current.all, seen) && deletionsSeen(current.pods, deleted), timeout, SETTLE_MS);
@@ -303,7 +313,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 }
 
 /** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
-function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy } {
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec } {
   const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
   const annotations = parseRolloutAnnotations(ds.metadata.annotations);
   const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
@@ -321,7 +331,18 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     paused: a.paused || pausedByHand,
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
   };
-  return { pods, nodes, policy };
+  return { pods, nodes, policy, ...(annotations.ok && annotations.value.gates ? { gates: annotations.value.gates } : {}) };
+}
+
+/** Each new measurement as an Event on the DaemonSet and a log line: value, condition, verdict. */
+async function tellMeasurements(deps: Deps, target: ManagedTarget, ds: LiveDaemonSet, run: GateRun): Promise<void> {
+  const key = `${target.namespace}/${target.name}`;
+  for (const m of run.added) {
+    const line = `revision ${target.revision}: ${describeMeasurement(m)}`;
+    deps.logger.log(m.outcome === 'success' ? 'info' : 'warn', line, { daemonSet: key, action: 'gate-measurement', revision: target.revision, gate: m.gate, outcome: m.outcome });
+    deps.onProgress?.(`${key}: ${line}`);
+    await emitEvent(deps, { namespace: target.namespace, name: target.name, uid: ds.metadata.uid }, m.outcome === 'success' ? 'Normal' : 'Warning', m.outcome === 'success' ? 'GatePassed' : m.outcome === 'failure' ? 'GateFailed' : 'GateInconclusive', line);
+  }
 }
 
 /** Deletes the decision's pods, after proving the lease is still held; returns the uids deleted. */

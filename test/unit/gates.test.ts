@@ -83,7 +83,7 @@ describe('judgeSample', () => {
     ['between the two conditions: inconclusive', both, [1, 7], 'inconclusive', 7],
     ['any node meets the failure condition: failure', both, [1, 11], 'failure', 11],
     ['only a failure condition, not met: success', failureOnly, [9], 'success', 9],
-    ['NaN never passes', success, [Number.NaN], 'failure', Number.NaN],
+    ['NaN never passes (and is not recorded as a value)', success, [Number.NaN], 'failure', undefined],
   ])('%s', (_, g, values, outcome, value) => {
     const m = judgeSample(g, { values }, at(0), ['n1', 'n2'], 'canary');
     expect(m).toMatchObject({ outcome, gate: 'errors', nodes: ['n1', 'n2'] });
