@@ -1,11 +1,12 @@
 import { rmSync } from 'node:fs';
 import { startGroups } from './components';
 import { log } from './log';
+import { optionalComponents } from './prometheus';
 import { stackDir } from './paths';
 import { runningPid, stopProcess } from './processes';
 
 /** Every component, in the order they must stop (the reverse of the start order). */
-export const stopOrder: string[] = startGroups.flat().reverse();
+export const stopOrder: string[] = [...optionalComponents, ...startGroups.flat().reverse()];
 
 /**
  * Stops the named components (default: all) that this stack started, by their recorded

@@ -26,6 +26,8 @@ export interface StackPorts {
   awsEmulator: number;
   /** The push webhook (stack/webhook-server.ts), which the demo repository's post-receive hook calls. */
   webhook: number;
+  /** Prometheus, an optional component only the gate tests start (stack/prometheus.ts). */
+  prometheus: number;
 }
 
 export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
@@ -44,5 +46,6 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     scheduler: base + 259,
     awsEmulator: base + 566,
     webhook: base + 80,
+    prometheus: base + 90,
   };
 }

@@ -15,7 +15,7 @@
  *     failureLimit: 0                 failed measurements tolerated
  *     inconclusiveLimit: 1            inconclusive measurements tolerated before the rollout pauses
  *     noData: pause                   fail | pause | ignore (default pause)
- *     timeout: 5s                     a backend slower than this is an inconclusive measurement
+ *     timeout: 5s                     a backend slower than this is an inconclusive measurement (default 10s or the interval)
  *     baseline: true                  also measure the nodes not yet updated; conditions may use `baseline`
  *
  * Nothing here does I/O or reads the clock: samples come in, measurements and verdicts go out.
@@ -195,7 +195,8 @@ function parseMetric(raw: unknown, index: number): Parsed<MetricGate> {
   const noData = raw.noData ?? 'pause';
   if (!GATE_NO_DATA_POLICIES.includes(noData as NoDataPolicy)) return fail(`noData "${String(noData)}" must be fail, pause or ignore`);
   gate.noData = noData as NoDataPolicy;
-  const timeout = duration(raw.timeout ?? 10);
+  // Default: 10 s, or the interval when it is shorter.
+  const timeout = duration(raw.timeout ?? Math.min(10, interval));
   if (timeout === undefined) return fail(`timeout "${String(raw.timeout)}" must be a duration such as "5s"`);
   if (timeout > interval) return fail(`timeout ${timeout}s is longer than the interval ${interval}s: a measurement must end before the next one is due`);
   gate.timeoutSeconds = timeout;

@@ -5,9 +5,15 @@
  * by CloudWatch (GetMetricData against the stack's moto server).
  */
 import * as k8s from '@kubernetes/client-node';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { resume } from '../../lib/pause';
 import { reconcile } from '../../lib/reconcile';
 import { autoRollback } from '../../lib/rollback';
-import { adminClients, AvailabilityWatcher } from '../support/cluster';
+import type { Measurement } from '../../lib/rollout/gates';
+import { startPrometheus, stopPrometheus } from '../../stack/prometheus';
+import { stackPorts } from '../../stack/versions';
+import { adminClients, AvailabilityWatcher, stackEnv, waitFor } from '../support/cluster';
+import { MetricsExporter } from '../support/metrics-exporter';
 import type { DsOptions } from '../support/manifests';
 import { imagesByNode, managedYaml, useWorkers, workerNames } from '../support/managed';
 import { cleanupScenarios, scenario } from '../support/scenario';
@@ -20,6 +26,8 @@ const { kc, core } = adminClients();
 
 afterAll(cleanupScenarios);
 useWorkers(NODES);
+
+type Scenario = Awaited<ReturnType<typeof scenario>>;
 
 const managed = (o: DsOptions & { managedAnnotations?: Record<string, string> }) => managedYaml(o, READY_DELAY_SECONDS);
 
@@ -58,5 +66,174 @@ describe('restarts gate', () => {
     expect(Object.values(await imagesByNode(core, ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:1.0'));
     const r2 = (await deps().store.getRevision(ns, 'agent', 2))!.value;
     expect(r2.outcome).toBe('rolled-back');
+  });
+});
+
+/** The measurements kept in the rollout's record in S3 for `revision`. */
+async function measurementsOf(deps: Scenario['deps'], ns: string, revision: number): Promise<Measurement[]> {
+  const state = (await deps().store.getState(ns, 'agent'))!.value;
+  expect(state.rollout?.revision).toBe(revision);
+  return (state.rollout!.managed?.gates?.measurements ?? []) as Measurement[];
+}
+
+/** The gate Events about `revision`, oldest first. */
+async function gateEvents(ns: string, revision = 2): Promise<k8s.CoreV1Event[]> {
+  return (await core.listNamespacedEvent({ namespace: ns })).items
+    .filter((e) => /^Gate/.test(e.reason ?? '') && e.message?.startsWith(`revision ${revision}:`))
+    .sort((a, b) => Date.parse(String(a.eventTime ?? a.firstTimestamp)) - Date.parse(String(b.eventTime ?? b.firstTimestamp)));
+}
+
+function metricGate(address: string, extra: string): string {
+  return [
+    'metrics:',
+    '- name: dropped',
+    '  prometheus:',
+    `    address: ${address}`,
+    '    query: max by (node) (agent_dropped_ratio{node=~"{nodes}"})',
+    '  interval: 2s',
+    '  timeout: 1s',
+    extra,
+  ].join('\n');
+}
+
+describe('Prometheus gate', () => {
+  const exporter = new MetricsExporter('agent_dropped_ratio');
+  let address = '';
+  let nodes: string[] = [];
+
+  beforeAll(async () => {
+    nodes = await workerNames(core);
+    for (const n of nodes) exporter.set(n, 0);
+    await exporter.start();
+    address = (await startPrometheus([exporter.target])).address;
+    await waitFor('Prometheus to have scraped the exporter', async () => {
+      const body = await (await fetch(`${address}/api/v1/query?query=${encodeURIComponent('count(agent_dropped_ratio)')}`)).json() as { data: { result: { value: [number, string] }[] } };
+      return Number(body.data.result[0]?.value[1]) === nodes.length;
+    }, 60_000, 500);
+  });
+  afterAll(async () => {
+    await stopPrometheus();
+    await exporter.stop();
+  });
+
+  async function rollWith(prefix: string, gates: string, extraAnn: Record<string, string> = {}) {
+    const s = await scenario(prefix);
+    const ann = { 'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '2s', 'daemonset-gitops.io/gates': gates, 'daemonset-gitops.io/progress-deadline': '120', ...extraAnn };
+    s.git.write('a.yaml', managed({ name: 'agent', namespace: s.ns, image: 'registry.local/agent:1.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v1');
+    expect((await reconcile(s.deps())).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+    s.git.write('a.yaml', managed({ name: 'agent', namespace: s.ns, image: 'registry.local/agent:2.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v2');
+    return s;
+  }
+
+  it('a canary whose exporter reports a bad value fails the gate after failureLimit, with the value recorded, shown and in Events; nothing beyond the canary is touched', async () => {
+    exporter.set(nodes[0], 0.5);
+    try {
+      const { ns, deps } = await rollWith('gate-prom-bad', metricGate(address, '  count: 3\n  successCondition: result < 0.1\n  failureLimit: 1\n'));
+      const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+      await watcher.start();
+      const r = await reconcile(deps());
+      watcher.stop();
+      expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'stalled' });
+      expect(r.daemonSets[0].rollout!.message).toMatch(`stopped: gate dropped failed: 2 failed measurements, more than failureLimit 1; last on ${nodes[0]}: value 0.5, success: result < 0.1: failure`);
+      expect([...(watcher.nodesByImage.get('registry.local/agent:2.0') ?? [])]).toEqual([nodes[0]]);
+      const ms = await measurementsOf(deps, ns, 2);
+      expect(ms.map((m) => [m.gate, m.round, m.nodes, m.value, m.outcome])).toEqual([
+        ['dropped', 'canary', [nodes[0]], 0.5, 'failure'],
+        ['dropped', 'canary', [nodes[0]], 0.5, 'failure'],
+      ]);
+      // On the gate's interval, not per pod event.
+      expect(Date.parse(ms[1].at) - Date.parse(ms[0].at)).toBeGreaterThanOrEqual(2000);
+      const events = await gateEvents(ns);
+      expect(events.map((e) => [e.reason, e.type])).toEqual([['GateFailed', 'Warning'], ['GateFailed', 'Warning']]);
+      expect(events[0].message).toBe(`revision 2: gate dropped (canary, node ${nodes[0]}): value 0.5, success: result < 0.1: failure`);
+    } finally {
+      exporter.set(nodes[0], 0);
+    }
+  });
+
+  it('a canary node without data pauses the rollout and says so; after resume, with data, it completes', async () => {
+    exporter.remove(nodes[0]);
+    const { ns, deps } = await rollWith('gate-prom-nodata', metricGate(address, '  count: 2\n  successCondition: result < 0.1\n'));
+    const r = await reconcile(deps());
+    expect(r.daemonSets[0].rollout!.message).toMatch(/^paused: paused: gate dropped inconclusive: 1 inconclusive measurement, more than inconclusiveLimit 0; last: no value, success: result < 0.1: inconclusive \(no data for the updated nodes \(noData: pause\)\); deleting nothing until resumed/);
+    expect(Object.entries(await imagesByNode(core, ns, 'agent')).filter(([, image]) => image.endsWith(':2.0')).map(([n]) => n)).toEqual([nodes[0]]);
+    expect((await gateEvents(ns)).map((e) => e.reason)).toEqual(['GateInconclusive']);
+
+    exporter.set(nodes[0], 0.01);
+    await waitFor('Prometheus to see the canary node again', async () => {
+      const body = await (await fetch(`${address}/api/v1/query?query=${encodeURIComponent(`agent_dropped_ratio{node="${nodes[0]}"}`)}`)).json() as { data: { result: unknown[] } };
+      return body.data.result.length === 1;
+    }, 30_000, 250);
+    await resume(deps(), { namespace: ns, name: 'agent' });
+    const after = await reconcile(deps());
+    expect(after.daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+    const ms = await measurementsOf(deps, ns, 2);
+    expect(ms.map((m) => [m.outcome, m.acknowledged ?? false])).toEqual([['inconclusive', true], ['success', false], ['success', false], ...ms.slice(3).map(() => ['success', false])]);
+    expect(ms.slice(3).every((m) => m.round === 'waves')).toBe(true);
+  });
+
+  it('Prometheus stopped mid-rollout: the gate is inconclusive and the rollout paused, naming the backend; never a pass', async () => {
+    const { ns, deps } = await rollWith('gate-prom-down', metricGate(address, '  count: 5\n  successCondition: result < 0.1\n'));
+    const running = reconcile(deps());
+    await waitFor('the first measurement of revision 2', async () => {
+      const rollout = (await deps().store.getState(ns, 'agent'))?.value.rollout;
+      return rollout?.revision === 2 && rollout.managed?.gates?.measurements.length === 1;
+    }, 60_000, 200);
+    await stopPrometheus();
+    const r = await running;
+    const port = stackPorts().prometheus;
+    expect(r.daemonSets[0].rollout!.message).toMatch(new RegExp(`^paused: paused: gate dropped inconclusive: .*prometheus did not answer: http://127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+    const ms = await measurementsOf(deps, ns, 2);
+    expect(ms.map((m) => m.outcome)).toEqual(['success', 'inconclusive']);
+    expect(Object.entries(await imagesByNode(core, ns, 'agent')).filter(([, image]) => image.endsWith(':2.0')).map(([n]) => n)).toEqual([nodes[0]]);
+  });
+});
+
+describe('CloudWatch gate', () => {
+  const env = stackEnv();
+  const endpoint = `http://127.0.0.1:${stackPorts().awsEmulator}`;
+  const cw = new CloudWatchClient({ region: env.AWS_REGION, endpoint, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } });
+  let nodes: string[] = [];
+  beforeAll(async () => {
+    nodes = await workerNames(core);
+  });
+
+  async function put(ns: string, values: Record<string, number>): Promise<void> {
+    await cw.send(new PutMetricDataCommand({
+      Namespace: 'NodeAgents',
+      MetricData: Object.entries(values).map(([node, value]) => ({ MetricName: 'DroppedRecords', Dimensions: [{ Name: 'Node', Value: node }, { Name: 'Namespace', Value: ns }], Value: value, Timestamp: new Date() })),
+    }));
+  }
+
+  const gates = [
+    'metrics:',
+    '- name: dropped-records',
+    '  cloudwatch:',
+    '    namespace: NodeAgents',
+    '    metricName: DroppedRecords',
+    '    dimensions: { Node: "{node}", Namespace: "{namespace}" }',
+    '    stat: Maximum',
+    '    period: 60s',
+    `    endpoint: ${endpoint}`,
+    '  interval: 2s',
+    '  count: 2',
+    '  successCondition: result <= 10',
+  ].join('\n');
+
+  it.each([
+    ['passes with values within the condition', 3, 'complete'],
+    ['fails with a canary value beyond it', 50, 'stalled'],
+  ])('%s', async (_, canaryValue, phase) => {
+    const { ns, git, deps } = await scenario('gate-cw');
+    const ann = { 'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '2s', 'daemonset-gitops.io/gates': gates };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v1');
+    await reconcile(deps());
+    await put(ns, Object.fromEntries(nodes.map((n, i) => [n, i === 0 ? canaryValue : 1])));
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v2');
+    const r = await reconcile(deps());
+    expect(r.daemonSets[0].rollout).toMatchObject({ phase });
+    const canary = (await measurementsOf(deps, ns, 2)).filter((m) => m.round === 'canary');
+    expect(canary[0]).toMatchObject({ gate: 'dropped-records', nodes: [nodes[0]], value: canaryValue, outcome: phase === 'complete' ? 'success' : 'failure' });
+    if (phase === 'stalled') expect(r.daemonSets[0].rollout!.message).toMatch(`gate dropped-records failed: 1 failed measurement, more than failureLimit 0; last on ${nodes[0]}: value 50, success: result <= 10: failure`);
   });
 });
