@@ -21,6 +21,7 @@ import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { runGates, GateRun } from './gate-runner';
 import { describeMeasurement, GateSpec } from './gates';
+import { doesNotFit, NodeRoom, parseQuantity, podRequests, Resources } from './preflight';
 import { emitEvent } from '../cluster/events';
 import { controllerCaughtUp } from './status';
 import { appendTimelinePoint, timelinePoint } from './timeline';
@@ -280,6 +281,9 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
     const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
     if (gateRun) policy.gates = gateRun.outcome;
+    // Before the first deletion of this revision's rollout: an update that cannot fit is refused, and stalls with the reason.
+    const refused = record?.checkpoint === undefined && pods.some((p) => !p.updated && !p.terminating) ? await preflightRefusal(deps, ds, caches.nodes.items(), nodes) : undefined;
+    if (refused) policy.gates = { ...policy.gates, failed: { reason: `pre-flight: ${refused}`, nodes: [] } };
     const paused = policy.paused || Boolean(gateRun?.outcome.inconclusive);
     const decision = nextWave({ nodes, pods }, policy, record?.checkpoint, now);
     const seen = versionsOf(caches.all);
@@ -332,6 +336,34 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
   };
   return { pods, nodes, policy, ...(annotations.ok && annotations.value.gates ? { gates: annotations.value.gates } : {}) };
+}
+
+/**
+ * Whether the new template fits on every desired node beside the pods that stay there (one
+ * LIST of the pods of every namespace, once per rollout, before its first deletion).
+ */
+async function preflightRefusal(deps: Deps, ds: LiveDaemonSet, liveNodes: readonly LiveNode[], nodes: readonly WaveNode[]): Promise<string | undefined> {
+  const template = ds.spec.template as Parameters<typeof doesNotFit>[0];
+  if (template.spec?.priorityClassName) return undefined;
+  const need = podRequests(template);
+  if (need.cpuMilli === 0 && need.memoryBytes === 0) return undefined;
+  const desired = new Set(nodes.filter((n) => n.desired).map((n) => n.name));
+  const all = await deps.cluster.listObjects({ group: '', version: 'v1', kind: 'Pod', resource: 'pods', namespaced: true }, {});
+  const used = new Map<string, Resources>();
+  for (const p of all as unknown as (LivePod & { status?: { phase?: string } })[]) {
+    const node = p.spec.nodeName;
+    if (!node || !desired.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
+    if (p.metadata.ownerReferences?.some((o) => o.uid === ds.metadata.uid)) continue;
+    const r = podRequests(p as Parameters<typeof podRequests>[0]);
+    const u = used.get(node) ?? { cpuMilli: 0, memoryBytes: 0 };
+    used.set(node, { cpuMilli: u.cpuMilli + r.cpuMilli, memoryBytes: u.memoryBytes + r.memoryBytes });
+  }
+  const rooms: NodeRoom[] = liveNodes.filter((n) => desired.has(n.metadata.name) && n.status?.allocatable).map((n) => ({
+    node: n.metadata.name,
+    allocatable: { cpuMilli: (parseQuantity(n.status!.allocatable!.cpu) ?? Infinity) * 1000, memoryBytes: parseQuantity(n.status!.allocatable!.memory) ?? Infinity },
+    used: used.get(n.metadata.name) ?? { cpuMilli: 0, memoryBytes: 0 },
+  }));
+  return doesNotFit(template, rooms.sort((a, b) => (a.node < b.node ? -1 : 1)));
 }
 
 /** Each new measurement as an Event on the DaemonSet and a log line: value, condition, verdict. */

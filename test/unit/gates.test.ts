@@ -1,3 +1,4 @@
+import { doesNotFit, hostPortWithSurge, parseQuantity, podRequests } from '../../lib/rollout/preflight';
 import { parseRolloutAnnotations } from '../../lib/rollout/annotations';
 import {
   appendMeasurements, combineGates, dueGates, gateVerdict, judgeSample, Measurement, MEASUREMENTS_KEPT, MetricGate, parseCondition, parseGates, substitute,
@@ -185,5 +186,44 @@ describe('appendMeasurements', () => {
     expect(measurements[0]).toBe(failure);
     expect(measurements[measurements.length - 1]).toBe(successes[99]);
     expect(dropped).toBe(101 - MEASUREMENTS_KEPT);
+  });
+});
+
+describe('pre-flight', () => {
+
+  const template = (ports: { hostPort?: number; containerPort: number }[]) => ({ spec: { containers: [{ name: 'agent', ports }] } });
+
+  it.each<[string, { hostPort?: number; containerPort: number }[], string | number | undefined, boolean]>([
+    ['hostPort with maxSurge 1', [{ hostPort: 9100, containerPort: 9100 }], 1, true],
+    ['hostPort with maxSurge "10%"', [{ hostPort: 9100, containerPort: 9100 }], '10%', true],
+    ['hostPort with maxSurge 0', [{ hostPort: 9100, containerPort: 9100 }], 0, false],
+    ['hostPort without maxSurge', [{ hostPort: 9100, containerPort: 9100 }], undefined, false],
+    ['maxSurge without hostPort', [{ containerPort: 9100 }], 1, false],
+  ])('%s: refused %p', (_, ports, maxSurge, refused) => {
+    const r = hostPortWithSurge(template(ports), { type: 'RollingUpdate', rollingUpdate: { maxSurge } });
+    expect(Boolean(r)).toBe(refused);
+    if (refused) expect(r).toMatch(/^spec\.template\.spec\.containers\[0\] \(agent\)\.ports\[0\]\.hostPort 9100 with maxSurge \S+: .*; set maxSurge to 0 and use maxUnavailable/);
+  });
+
+  it.each([
+    ['250m', 0.25], ['2', 2], ['1.5', 1.5], ['128Mi', 128 * 1024 ** 2], ['1G', 1e9], ['1e3', 1000], ['10Ki', 10240], ['bogus', undefined],
+  ])('parses the quantity %s as Kubernetes does', (q, v) => {
+    expect(parseQuantity(q)).toBe(v);
+  });
+
+  it('sums container requests, takes the larger init container, adds overhead', () => {
+    expect(podRequests({ spec: { containers: [{ resources: { requests: { cpu: '100m', memory: '64Mi' } } }, { resources: { requests: { cpu: '200m' } } }], initContainers: [{ resources: { requests: { cpu: '500m' } } }], overhead: { memory: '1Mi' } } }))
+      .toEqual({ cpuMilli: 500, memoryBytes: 65 * 1024 ** 2 });
+  });
+
+  it('refuses a template that does not fit beside the pods that stay, unless it has a priorityClassName', () => {
+    const rooms = [
+      { node: 'n1', allocatable: { cpuMilli: 4000, memoryBytes: 8 * 1024 ** 3 }, used: { cpuMilli: 3500, memoryBytes: 0 } },
+      { node: 'n2', allocatable: { cpuMilli: 4000, memoryBytes: 8 * 1024 ** 3 }, used: { cpuMilli: 0, memoryBytes: 0 } },
+    ];
+    const t = { spec: { containers: [{ resources: { requests: { cpu: '1' } } }] } };
+    expect(doesNotFit(t, rooms)).toMatch(/^the new template does not fit on 1 desired node \(n1; cpu: 1000m requested, 500m free on n1\) and has no priorityClassName/);
+    expect(doesNotFit({ spec: { ...t.spec, priorityClassName: 'system-node-critical' } }, rooms)).toBeUndefined();
+    expect(doesNotFit({ spec: { containers: [{ resources: { requests: { cpu: '500m' } } }] } }, rooms)).toBeUndefined();
   });
 });
