@@ -7,6 +7,7 @@
  *   daemonset-gitops.io/paused: "true"              no waves until it is removed or "false"
  *   daemonset-gitops.io/auto-rollback: "true"       roll back when stalled (overrides AUTO_ROLLBACK)
  *   daemonset-gitops.io/progress-deadline: "300"    seconds without progress before stalled (overrides PROGRESS_DEADLINE_SECONDS)
+ *   daemonset-gitops.io/pre-pull: "2m"              pull the new images on each wave's nodes first ("true": 2m deadline)
  *   daemonset-gitops.io/gates: |                    restarts and metric gates on the canary and the waves (gates.ts, docs/gates.md)
  */
 import { parseIntOrPercent } from '../k8s-values';
@@ -16,6 +17,7 @@ import {
   CANARY_HOLD_ANNOTATION,
   GATES_ANNOTATION,
   PAUSED_ANNOTATION,
+  PRE_PULL_ANNOTATION,
   PROGRESS_DEADLINE_ANNOTATION,
   ROLLOUT_ANNOTATION,
 } from '../labels';
@@ -30,6 +32,8 @@ export interface RolloutAnnotations {
   autoRollback?: boolean;
   progressDeadlineSeconds?: number;
   gates?: GateSpec;
+  /** Pre-pull before each wave, with this pull deadline in seconds. */
+  prePullSeconds?: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -87,6 +91,13 @@ export function parseRolloutAnnotations(annotations: Record<string, string> | un
       if (Object.keys(selector).length === 0) return fail(`${CANARY_ANNOTATION} is empty: give a node count or label=value pairs`);
       out.canary = { selector, holdSeconds };
     }
+  }
+  const prePull = a[PRE_PULL_ANNOTATION];
+  if (prePull !== undefined && prePull !== 'false') {
+    if (out.mode !== 'managed') return fail(`${PRE_PULL_ANNOTATION} needs managed rollouts: add the annotation ${ROLLOUT_ANNOTATION}: managed`);
+    const seconds = prePull === 'true' ? 120 : parseDuration(prePull);
+    if (seconds === undefined || seconds < 5) return fail(`${PRE_PULL_ANNOTATION}: "${prePull}" must be "true", "false" or a pull deadline of at least 5s such as "2m"`);
+    out.prePullSeconds = seconds;
   }
   const gatesText = a[GATES_ANNOTATION];
   if (gatesText !== undefined) {

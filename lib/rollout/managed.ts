@@ -21,6 +21,7 @@ import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
 import { runGates, GateRun } from './gate-runner';
 import { describeMeasurement, GateSpec } from './gates';
+import { prePull } from './pre-pull';
 import { doesNotFit, NodeRoom, parseQuantity, podRequests, Resources } from './preflight';
 import { emitEvent } from '../cluster/events';
 import { controllerCaughtUp } from './status';
@@ -245,6 +246,9 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
   const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
   let caches = opened;
   let revisions: { generationKey: string; currentHash: string | undefined } | undefined;
+  // Pre-pull: the nodes whose pods this run pulled the new images on, and a pull that failed.
+  const pulled = new Set<string>();
+  let pullFailure: { reason: string; nodes: string[] } | undefined;
 
   for (;;) {
     // A rollback that took the lease over ends this driver at its next look.
@@ -276,7 +280,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const { pods, nodes, policy, gates } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
+    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
     const now = clock.now();
     // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
     const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
@@ -284,9 +288,22 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     // Before the first deletion of this revision's rollout: an update that cannot fit is refused, and stalls with the reason.
     const refused = record?.checkpoint === undefined && pods.some((p) => !p.updated && !p.terminating) ? await preflightRefusal(deps, ds, caches.nodes.items(), nodes) : undefined;
     if (refused) policy.gates = { ...policy.gates, failed: { reason: `pre-flight: ${refused}`, nodes: [] } };
+    if (pullFailure) policy.gates = { ...policy.gates, failed: pullFailure };
     const paused = policy.paused || Boolean(gateRun?.outcome.inconclusive);
     const decision = nextWave({ nodes, pods }, policy, record?.checkpoint, now);
     const seen = versionsOf(caches.all);
+    const toPull = prePullSeconds === undefined ? [] : [...new Set(decision.podsToDelete.map((p) => p.node))].filter((n) => !pulled.has(n)).sort();
+    if (toPull.length > 0 && !pullFailure) {
+      // Before this wave deletes anything: the new images onto its nodes, then decide again on what is there by then.
+      deps.onProgress?.(`${namespace}/${name}: revision ${target.revision}: pre-pulling the new images on ${toPull.join(', ')}`);
+      const verdict = await prePull(deps, target, ds.spec.template as Parameters<typeof prePull>[2], toPull, prePullSeconds!);
+      if (verdict.kind === 'pulled') for (const n of toPull) pulled.add(n);
+      else {
+        pullFailure = { reason: verdict.reason, nodes: verdict.nodes };
+        await emitEvent(deps, { namespace, name, uid: ds.metadata.uid }, 'Warning', 'PrePullFailed', `revision ${target.revision}: ${verdict.reason}`);
+      }
+      continue;
+    }
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
@@ -317,7 +334,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 }
 
 /** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
-function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec } {
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
   const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
   const annotations = parseRolloutAnnotations(ds.metadata.annotations);
   const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
@@ -335,7 +352,11 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     paused: a.paused || pausedByHand,
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
   };
-  return { pods, nodes, policy, ...(annotations.ok && annotations.value.gates ? { gates: annotations.value.gates } : {}) };
+  return {
+    pods, nodes, policy,
+    ...(annotations.ok && annotations.value.gates ? { gates: annotations.value.gates } : {}),
+    ...(annotations.ok && annotations.value.prePullSeconds !== undefined ? { prePullSeconds: annotations.value.prePullSeconds } : {}),
+  };
 }
 
 /**

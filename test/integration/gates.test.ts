@@ -303,3 +303,40 @@ describe('pre-flight', () => {
     expect(Object.values(await imagesByNode(core, ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:1.0'));
   });
 });
+
+describe('pre-pull', () => {
+  it.each([
+    ['a good image is pulled on each wave\'s nodes before its pods are deleted, and the pull pods are gone after', 'registry.local/agent:2.0', 'complete'],
+    ['an image that cannot be pulled stops the rollout before any deletion, naming the image and the nodes', 'registry.invalid/agent:2.0', 'stalled'],
+  ])('%s', async (_, image, phase) => {
+    const { ns, git, deps } = await scenario('prepull');
+    const nodes = await workerNames(core);
+    const ann = { 'daemonset-gitops.io/pre-pull': '30s', 'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '1s' };
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v1');
+    expect((await reconcile(deps())).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+    const watcher = new AvailabilityWatcher(kc, ns, 'app=agent', nodes);
+    await watcher.start();
+    const pullPods: { name: string; node: string; at: number }[] = [];
+    const informer = setInterval(() => {
+      void core.listNamespacedPod({ namespace: ns, labelSelector: 'daemonset-gitops.io/pre-pull-for=agent' }).then((l) => {
+        for (const p of l.items) if (!pullPods.some((x) => x.name === p.metadata!.name)) pullPods.push({ name: p.metadata!.name!, node: p.spec!.nodeName!, at: Date.now() });
+      });
+    }, 100);
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image, maxUnavailable: 2, managedAnnotations: ann })).commit('v2');
+    const r = await reconcile(deps());
+    clearInterval(informer);
+    watcher.stop();
+    expect(r.daemonSets[0].rollout).toMatchObject({ phase });
+    if (phase === 'stalled') {
+      expect(r.daemonSets[0].rollout!.message).toMatch(`stopped: pre-pull: registry.invalid/agent:2.0 (ErrImagePull: failed to pull image "registry.invalid/agent:2.0": not found) could not be pulled on ${nodes[0]}; nothing of this wave was deleted`);
+      expect(watcher.deletions.filter((d) => !d.name.includes('-pull-'))).toEqual([]);
+      expect(Object.values(await imagesByNode(core, ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:1.0'));
+    } else {
+      // Every node had its pull pod before its old pod was deleted.
+      const deletions = watcher.deletions.filter((d) => !d.name.includes('-pull-'));
+      expect(deletions.map((d) => d.node).sort()).toEqual(nodes);
+      for (const d of deletions) expect(pullPods.find((p) => p.node === d.node)?.at ?? Infinity).toBeLessThan(d.at);
+    }
+    await waitFor('the pull pods to be gone', async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: 'daemonset-gitops.io/pre-pull-for=agent' })).items.length === 0, 30_000, 250);
+  });
+});

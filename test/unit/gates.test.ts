@@ -1,3 +1,4 @@
+import { pullVerdict } from '../../lib/rollout/pre-pull';
 import { doesNotFit, hostPortWithSurge, parseQuantity, podRequests } from '../../lib/rollout/preflight';
 import { parseRolloutAnnotations } from '../../lib/rollout/annotations';
 import {
@@ -225,5 +226,30 @@ describe('pre-flight', () => {
     expect(doesNotFit(t, rooms)).toMatch(/^the new template does not fit on 1 desired node \(n1; cpu: 1000m requested, 500m free on n1\) and has no priorityClassName/);
     expect(doesNotFit({ spec: { ...t.spec, priorityClassName: 'system-node-critical' } }, rooms)).toBeUndefined();
     expect(doesNotFit({ spec: { containers: [{ resources: { requests: { cpu: '500m' } } }] } }, rooms)).toBeUndefined();
+  });
+});
+
+describe('pullVerdict', () => {
+  const running = (node: string) => ({ node, phase: 'Running', containers: [{ image: 'a:2', started: true }] });
+  const pending = (node: string) => ({ node, phase: 'Pending', containers: [] });
+  const pullFailed = (node: string, reason = 'ErrImagePull') => ({ node, phase: 'Pending', containers: [{ image: 'registry.invalid/a:2', waitingReason: reason, waitingMessage: 'not found', started: false }] });
+
+  it.each([
+    ['every node started the pod: pulled', [running('n1'), running('n2')], T0, 'pulled'],
+    ['a pod not started yet, before the deadline: waiting', [running('n1'), pending('n2')], T0, 'waiting'],
+    ['a pod missing, before the deadline: waiting', [running('n1')], T0, 'waiting'],
+    ['past the deadline with a node not pulled: failed', [running('n1'), pending('n2')], T0 + 60_000, 'failed'],
+    ['ErrImagePull: failed at once', [running('n1'), pullFailed('n2')], T0, 'failed'],
+    ['ImagePullBackOff: failed at once', [pullFailed('n1', 'ImagePullBackOff'), pending('n2')], T0, 'failed'],
+  ])('%s', (_, pods, now, kind) => {
+    expect(pullVerdict(['n1', 'n2'], pods, T0 + 60_000, now).kind).toBe(kind);
+  });
+
+  it('names the image, the reason and the nodes', () => {
+    expect(pullVerdict(['n1', 'n2', 'n3'], [pullFailed('n2'), pullFailed('n1'), running('n3')], T0 + 1000, T0)).toEqual({
+      kind: 'failed',
+      reason: 'pre-pull: registry.invalid/a:2 (ErrImagePull: not found) could not be pulled on n1, n2; nothing of this wave was deleted: fix the image or its pull secret',
+      nodes: ['n1', 'n2'],
+    });
   });
 });
