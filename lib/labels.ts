@@ -27,6 +27,10 @@ export const CANARY_HOLD_ANNOTATION = `${PREFIX}canary-hold`;
 export const PAUSED_ANNOTATION = `${PREFIX}paused`;
 export const AUTO_ROLLBACK_ANNOTATION = `${PREFIX}auto-rollback`;
 export const PROGRESS_DEADLINE_ANNOTATION = `${PREFIX}progress-deadline`;
+/** Managed rollouts: the gates that judge the canary and the waves (rollout/gates.ts, docs/gates.md). */
+export const GATES_ANNOTATION = `${PREFIX}gates`;
+/** Managed rollouts: pull the new images on a wave's nodes before deleting its pods ("true", or the pull deadline). */
+export const PRE_PULL_ANNOTATION = `${PREFIX}pre-pull`;
 
 export const USER_ANNOTATIONS = new Set([
   ROLLOUT_ANNOTATION,
@@ -35,6 +39,8 @@ export const USER_ANNOTATIONS = new Set([
   PAUSED_ANNOTATION,
   AUTO_ROLLBACK_ANNOTATION,
   PROGRESS_DEADLINE_ANNOTATION,
+  GATES_ANNOTATION,
+  PRE_PULL_ANNOTATION,
 ]);
 
 export const FIELD_MANAGER = 'daemonset-gitops';

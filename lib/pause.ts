@@ -43,6 +43,18 @@ function restartStalled(rollout: RolloutState | undefined, now: string): Rollout
   return { ...rollout, phase: 'progressing', lastProgressAt: now, message: `resumed after: ${rollout.message ?? 'a stall'}`, managed: { ...managed, checkpoint, wavePhase: 'progressing' } };
 }
 
+/**
+ * A managed rollout paused by an inconclusive gate, made to continue: its inconclusive
+ * measurements are acknowledged (they no longer count against inconclusiveLimit), so the gate
+ * measures again. Undefined when no gate measurement is left to acknowledge.
+ */
+function acknowledgeGates(rollout: RolloutState | undefined): RolloutState | undefined {
+  const gates = rollout?.managed?.gates;
+  if (!rollout || !gates?.measurements.some((m) => m.outcome === 'inconclusive' && !m.acknowledged)) return undefined;
+  const measurements = gates.measurements.map((m) => (m.outcome === 'inconclusive' && !m.acknowledged ? { ...m, acknowledged: true } : m));
+  return { ...rollout, managed: { ...rollout.managed, gates: { ...gates, measurements } } };
+}
+
 async function setPaused(deps: Deps, req: { namespace: string; name: string; reason?: string; by?: string }, paused: boolean): Promise<PauseReport> {
   const key = `${req.namespace}/${req.name}`;
   const now = deps.clock.now().toISOString();
@@ -54,6 +66,12 @@ async function setPaused(deps: Deps, req: { namespace: string; name: string; rea
     if (!cur) return undefined;
     if (cur.rollout?.mode !== 'managed') return undefined;
     restarted = paused ? undefined : restartStalled(cur.rollout, now);
+    const acknowledged = paused ? undefined : acknowledgeGates(restarted ?? cur.rollout);
+    if (acknowledged && !restarted) {
+      // Not stalled, paused by a gate: only its inconclusive measurements change.
+      return { ...cur, paused: undefined, rollout: acknowledged, updatedAt: now };
+    }
+    if (acknowledged) restarted = acknowledged;
     if (Boolean(cur.paused) === paused && !restarted) return undefined;
     return { ...cur, paused: paused ? { at: now, by: req.by, reason: req.reason } : undefined, rollout: restarted ?? cur.rollout, updatedAt: now };
   });

@@ -77,7 +77,8 @@ const READ_RULES: Rule[] = [
 /** Everything a pass, a rollback or a managed rollout changes, in a namespace it may touch. */
 const WRITE_RULES: Rule[] = [
   { apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['create', 'update', 'patch', 'delete'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+  // Pre-pull pods (rollout/pre-pull.ts) are created by server-side apply, and deleted.
+  { apiGroups: [''], resources: ['pods'], verbs: ['create', 'patch', 'delete'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];

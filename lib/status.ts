@@ -8,7 +8,8 @@ import { liveRevision } from './plan/plan';
 import { table } from './report';
 import { consistentRow, countsOf, evaluateNative } from './rollout/status';
 import type { GitCommit } from './source/git';
-import type { Pin, RolloutCounts, RolloutPhase } from './store/records';
+import type { Pin, RolloutCounts, RolloutPhase, RolloutState } from './store/records';
+import { formatValue } from './rollout/gates';
 import { mapLimit } from './util';
 
 export interface StatusEntry extends Partial<RolloutCounts> {
@@ -24,8 +25,28 @@ export interface StatusEntry extends Partial<RolloutCounts> {
   pin?: Pin;
   commit?: GitCommit;
   paused?: boolean;
+  /** Managed rollouts with gates: each gate's last measurement and how many were taken (rollout/gates.ts). */
+  gates?: GateStatus[];
   /** Its state.json cannot be read: the key and the repair. */
   unreadable?: { key: string; message: string };
+}
+
+export interface GateStatus {
+  gate: string;
+  measurements: number;
+  last: { at: string; round: 'canary' | 'waves'; nodes: string[]; value?: number; baseline?: number; condition: string; outcome: 'success' | 'failure' | 'inconclusive'; note?: string };
+}
+
+/** Each gate's last measurement of the rollout, in the order the gates first measured. */
+export function gateStatus(rollout: RolloutState | undefined): GateStatus[] | undefined {
+  const ms = rollout?.managed?.gates?.measurements ?? [];
+  if (ms.length === 0) return undefined;
+  const byGate = new Map<string, GateStatus>();
+  for (const m of ms) {
+    const { gate, acknowledged: _ack, ...last } = m;
+    byGate.set(gate, { gate, measurements: (byGate.get(gate)?.measurements ?? 0) + 1, last });
+  }
+  return [...byGate.values()];
 }
 
 export interface StatusReport {
@@ -56,7 +77,8 @@ export async function status(deps: Deps): Promise<StatusReport> {
     const counts = countsOf(ds);
     const previous = state?.rollout?.revision === revision ? state?.rollout : undefined;
     if (previous?.mode === 'managed') {
-      return consistentRow({ ...entry, ...counts, phase: previous.phase, mode: 'managed' as const, message: previous.message, paused: Boolean(previous.managed?.paused) });
+      const gates = gateStatus(previous);
+      return consistentRow({ ...entry, ...counts, phase: previous.phase, mode: 'managed' as const, message: previous.message, paused: Boolean(previous.managed?.paused), ...(gates ? { gates } : {}) });
     }
     const r = evaluateNative(previous, ds, revision ?? 0, deps.clock.now(), deps.config.policy.progressDeadlineSeconds);
     return { ...entry, ...counts, phase: r.phase, mode: 'native', message: r.message };
@@ -80,5 +102,15 @@ export function formatStatus(s: StatusReport): string {
       d.pin ? `revision ${d.pin.revision}: ${d.pin.reason}` : '-',
       d.commit ? `${d.commit.sha.slice(0, 7)} ${d.commit.subject}` : '-',
     ]),
-  )}\n`;
+  )}\n${formatGates(s.daemonSets)}`;
+}
+
+/** One line per gate of each managed rollout: its last value, condition and verdict. */
+function formatGates(entries: readonly StatusEntry[]): string {
+  const lines = entries.flatMap((d) => (d.gates ?? []).map((g) => {
+    const l = g.last;
+    const value = l.value === undefined ? 'no value' : `value ${formatValue(l.value)}${l.baseline !== undefined ? ` (baseline ${formatValue(l.baseline)})` : ''}`;
+    return `${d.key} gate ${g.gate}: ${g.measurements} ${g.measurements === 1 ? 'measurement' : 'measurements'}; last (${l.round}, ${l.at}) on ${l.nodes.join(',')}: ${value}, ${l.condition}: ${l.outcome}${l.note ? ` (${l.note})` : ''}`;
+  }));
+  return lines.length ? `\n${lines.join('\n')}\n` : '';
 }

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir, repoRoot } from './paths';
-import { ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, KWOK_VERSION, MINIO_VERSION } from './versions';
+import { ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION, KUSTOMIZE_VERSION, KWOK_VERSION, MINIO_VERSION, PROMETHEUS_VERSION } from './versions';
 import { log } from './log';
 
 export interface BuildSpec {
@@ -22,6 +22,8 @@ export interface BuildSpec {
   /** Packages handed to `go build`, relative to the wrapper module. */
   packages: string[];
   ldflags: string;
+  /** Go build tags (`-tags`), when the program is trimmed by them. */
+  tags?: string[];
 }
 
 function kubeLdflags(): string {
@@ -71,6 +73,22 @@ export const builds: BuildSpec[] = [
   },
 ];
 
+/**
+ * Programs only some tests start (they build them on first use, never `stack:up`).
+ * Prometheus is built without its service-discovery plugins: the gate tests scrape a static
+ * target, and the plugins are most of its dependency tree.
+ */
+export const optionalBuilds: BuildSpec[] = [
+  {
+    name: 'prometheus',
+    version: PROMETHEUS_VERSION,
+    binaries: ['prometheus'],
+    packages: ['github.com/prometheus/prometheus/cmd/prometheus'],
+    ldflags: '-s -w',
+    tags: ['remove_all_sd'],
+  },
+];
+
 function moduleDir(spec: BuildSpec): string {
   return join(repoRoot, 'stack', 'build', spec.name);
 }
@@ -90,6 +108,7 @@ export function cacheKey(spec: BuildSpec): string {
     if (existsSync(path)) hash.update(file).update(readFileSync(path));
   }
   hash.update(spec.ldflags).update(spec.packages.join(' ')).update(goVersion());
+  if (spec.tags?.length) hash.update(`tags=${spec.tags.join(',')}`);
   return `${spec.name}-${spec.version}-${hash.digest('hex').slice(0, 10)}`;
 }
 
@@ -104,13 +123,14 @@ export function isBuilt(spec: BuildSpec): boolean {
 
 /** Absolute path of a built program, building it first when the cache lacks it. */
 export function binaryPath(name: string): string {
-  const spec = builds.find((b) => b.binaries.includes(name));
+  const spec = [...builds, ...optionalBuilds].find((b) => b.binaries.includes(name));
   if (!spec) throw new Error(`no stack build provides ${name}`);
   return join(binDir(spec), name);
 }
 
 function countDeps(spec: BuildSpec): number | undefined {
-  const out = spawnSync('go', ['list', '-deps', ...spec.packages], { cwd: moduleDir(spec), encoding: 'utf8', maxBuffer: 64 << 20 });
+  const tags = spec.tags?.length ? ['-tags', spec.tags.join(',')] : [];
+  const out = spawnSync('go', ['list', '-deps', ...tags, ...spec.packages], { cwd: moduleDir(spec), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (out.status !== 0) return undefined;
   return out.stdout.split('\n').filter(Boolean).length;
 }
@@ -151,7 +171,8 @@ export async function ensureBuilt(spec: BuildSpec): Promise<{ built: boolean; se
 
 function runGoBuild(spec: BuildSpec, outDir: string, total: number | undefined): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const args = ['build', '-v', '-trimpath', '-ldflags', spec.ldflags, '-o', `${outDir}/`, ...spec.packages];
+    const tags = spec.tags?.length ? ['-tags', spec.tags.join(',')] : [];
+    const args = ['build', '-v', '-trimpath', ...tags, '-ldflags', spec.ldflags, '-o', `${outDir}/`, ...spec.packages];
     const child = spawn('go', args, {
       cwd: moduleDir(spec),
       env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' },
@@ -219,7 +240,13 @@ export async function ensureAllBuilt(): Promise<void> {
 }
 
 if (require.main === module) {
-  ensureAllBuilt().catch((err: Error) => {
+  const wanted = process.argv[2];
+  const optional = optionalBuilds.find((b) => b.name === wanted);
+  if (wanted && !optional) {
+    console.error(`stack build: no optional program named ${wanted} (known: ${optionalBuilds.map((b) => b.name).join(', ')})`);
+    process.exit(2);
+  }
+  (optional ? ensureBuilt(optional).then(() => undefined) : ensureAllBuilt()).catch((err: Error) => {
     console.error(`stack build failed: ${err.message}`);
     process.exit(1);
   });

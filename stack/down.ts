@@ -2,11 +2,12 @@ import { rmSync } from 'node:fs';
 import { recordedExtraComponents } from './clusters';
 import { startGroups } from './components';
 import { log } from './log';
+import { optionalComponents } from './prometheus';
 import { stackDir } from './paths';
 import { runningPid, stopProcess } from './processes';
 
 /** Every component, in the order they must stop (the reverse of the start order): further clusters' control planes before etcd. */
-export const stopOrder: string[] = startGroups.flat().reverse();
+export const stopOrder: string[] = [...optionalComponents, ...startGroups.flat().reverse()];
 
 function stopOrderNow(): string[] {
   const extras = recordedExtraComponents().sort((a, b) => Number(a.startsWith('kube-apiserver')) - Number(b.startsWith('kube-apiserver')));

@@ -11,6 +11,8 @@ export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
 /** The renderers of kustomizations and Helm charts (lib/source/render.ts); shipped to Lambda as a layer. */
 export const KUSTOMIZE_VERSION = 'v5.8.1';
 export const HELM_VERSION = 'v4.3.2';
+/** Prometheus tags its Go module v0.<major*100+minor>.<patch>: v0.316.0 is Prometheus 3.16.0. */
+export const PROMETHEUS_VERSION = 'v0.316.0';
 
 /** Port layout on 127.0.0.1; STACK_PORT_BASE moves all of them together. */
 export interface StackPorts {
@@ -29,6 +31,8 @@ export interface StackPorts {
   awsEmulator: number;
   /** The push webhook (stack/webhook-server.ts), which the demo repository's post-receive hook calls. */
   webhook: number;
+  /** Prometheus, an optional component only the gate tests start (stack/prometheus.ts). */
+  prometheus: number;
 }
 
 export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)): StackPorts {
@@ -48,5 +52,6 @@ export function stackPorts(base = Number(process.env.STACK_PORT_BASE ?? 31000)):
     scheduler: base + 259,
     awsEmulator: base + 566,
     webhook: base + 80,
+    prometheus: base + 90,
   };
 }

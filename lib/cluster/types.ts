@@ -57,7 +57,7 @@ export interface LivePod {
 export interface LiveNode {
   metadata: ObjectMeta;
   spec?: { unschedulable?: boolean; taints?: { key: string; value?: string; effect: string }[] };
-  status?: { conditions?: { type: string; status: string }[] };
+  status?: { conditions?: { type: string; status: string }[]; allocatable?: Record<string, string> };
 }
 
 /** A core/v1 Event, the parts `dsgitops ui` shows. */

@@ -7,17 +7,23 @@
  *   daemonset-gitops.io/paused: "true"              no waves until it is removed or "false"
  *   daemonset-gitops.io/auto-rollback: "true"       roll back when stalled (overrides AUTO_ROLLBACK)
  *   daemonset-gitops.io/progress-deadline: "300"    seconds without progress before stalled (overrides PROGRESS_DEADLINE_SECONDS)
+ *   daemonset-gitops.io/pre-pull: "2m"              pull the new images on each wave's nodes first ("true": 2m deadline)
+ *   daemonset-gitops.io/gates: |                    restarts and metric gates on the canary and the waves (gates.ts, docs/gates.md)
  */
 import { parseIntOrPercent } from '../k8s-values';
 import {
   AUTO_ROLLBACK_ANNOTATION,
   CANARY_ANNOTATION,
   CANARY_HOLD_ANNOTATION,
+  GATES_ANNOTATION,
   PAUSED_ANNOTATION,
+  PRE_PULL_ANNOTATION,
   PROGRESS_DEADLINE_ANNOTATION,
   ROLLOUT_ANNOTATION,
 } from '../labels';
 import type { CanaryPolicy } from './wave';
+import { parseDuration } from './duration';
+import { GateSpec, parseGates } from './gates';
 
 export interface RolloutAnnotations {
   mode: 'native' | 'managed';
@@ -25,16 +31,14 @@ export interface RolloutAnnotations {
   paused: boolean;
   autoRollback?: boolean;
   progressDeadlineSeconds?: number;
+  gates?: GateSpec;
+  /** Pre-pull before each wave, with this pull deadline in seconds. */
+  prePullSeconds?: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
-/** "90", "90s", "5m", "1h" -> seconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+)(s|m|h)?$/.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-}
+export { parseDuration } from './duration';
 
 function parseBool(text: string | undefined): boolean | undefined | 'invalid' {
   if (text === undefined) return undefined;
@@ -87,6 +91,20 @@ export function parseRolloutAnnotations(annotations: Record<string, string> | un
       if (Object.keys(selector).length === 0) return fail(`${CANARY_ANNOTATION} is empty: give a node count or label=value pairs`);
       out.canary = { selector, holdSeconds };
     }
+  }
+  const prePull = a[PRE_PULL_ANNOTATION];
+  if (prePull !== undefined && prePull !== 'false') {
+    if (out.mode !== 'managed') return fail(`${PRE_PULL_ANNOTATION} needs managed rollouts: add the annotation ${ROLLOUT_ANNOTATION}: managed`);
+    const seconds = prePull === 'true' ? 120 : parseDuration(prePull);
+    if (seconds === undefined || seconds < 5) return fail(`${PRE_PULL_ANNOTATION}: "${prePull}" must be "true", "false" or a pull deadline of at least 5s such as "2m"`);
+    out.prePullSeconds = seconds;
+  }
+  const gatesText = a[GATES_ANNOTATION];
+  if (gatesText !== undefined) {
+    if (out.mode !== 'managed') return fail(`${GATES_ANNOTATION} needs managed rollouts: add the annotation ${ROLLOUT_ANNOTATION}: managed`);
+    const gates = parseGates(gatesText);
+    if (!gates.ok) return fail(`${GATES_ANNOTATION}: ${gates.message}`);
+    out.gates = gates.value;
   }
   return { ok: true, value: out };
 }

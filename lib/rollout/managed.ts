@@ -19,6 +19,11 @@ import { TimelineStore } from '../store/timeline-store';
 import type { DaemonSetManifest } from '../source/manifest';
 import { parseRolloutAnnotations } from './annotations';
 import { nodeShouldRunDaemonPod, PlacementSpec } from './eligibility';
+import { runGates, GateRun } from './gate-runner';
+import { describeMeasurement, GateSpec } from './gates';
+import { prePull } from './pre-pull';
+import { doesNotFit, NodeRoom, parseQuantity, podRequests, Resources } from './preflight';
+import { emitEvent } from '../cluster/events';
 import { controllerCaughtUp } from './status';
 import { appendTimelinePoint, timelinePoint } from './timeline';
 import { chooseCanaryNodes, describeCanary, holdBeforeApply, LOOK_AGAIN_SECONDS, nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from './wave';
@@ -68,6 +73,7 @@ export function toWavePod(pod: LivePod, isUpdated: boolean, templateGeneration?:
     ready: ready?.status === 'True' && !pod.metadata.deletionTimestamp,
     readySince: ready?.status === 'True' ? ready.lastTransitionTime : undefined,
     terminating: Boolean(pod.metadata.deletionTimestamp),
+    restarts: (pod.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0),
   };
 }
 
@@ -240,6 +246,9 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
   const timeLeft = () => deps.deadline - clock.now().getTime() - margin;
   let caches = opened;
   let revisions: { generationKey: string; currentHash: string | undefined } | undefined;
+  // Pre-pull: the nodes whose pods this run pulled the new images on, and a pull that failed.
+  const pulled = new Set<string>();
+  let pullFailure: { reason: string; nodes: string[] } | undefined;
 
   for (;;) {
     // A rollback that took the lease over ends this driver at its next look.
@@ -271,20 +280,41 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const { pods, nodes, policy } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
-    const paused = policy.paused;
+    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
     const now = clock.now();
+    // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
+    const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
+    if (gateRun) policy.gates = gateRun.outcome;
+    // Before the first deletion of this revision's rollout: an update that cannot fit is refused, and stalls with the reason.
+    const refused = record?.checkpoint === undefined && pods.some((p) => !p.updated && !p.terminating) ? await preflightRefusal(deps, ds, caches.nodes.items(), nodes) : undefined;
+    if (refused) policy.gates = { ...policy.gates, failed: { reason: `pre-flight: ${refused}`, nodes: [] } };
+    if (pullFailure) policy.gates = { ...policy.gates, failed: pullFailure };
+    const paused = policy.paused || Boolean(gateRun?.outcome.inconclusive);
     const decision = nextWave({ nodes, pods }, policy, record?.checkpoint, now);
     const seen = versionsOf(caches.all);
+    const toPull = prePullSeconds === undefined ? [] : [...new Set(decision.podsToDelete.map((p) => p.node))].filter((n) => !pulled.has(n)).sort();
+    if (toPull.length > 0 && !pullFailure) {
+      // Before this wave deletes anything: the new images onto its nodes, then decide again on what is there by then.
+      deps.onProgress?.(`${namespace}/${name}: revision ${target.revision}: pre-pulling the new images on ${toPull.join(', ')}`);
+      const verdict = await prePull(deps, target, ds.spec.template as Parameters<typeof prePull>[2], toPull, prePullSeconds!);
+      if (verdict.kind === 'pulled') for (const n of toPull) pulled.add(n);
+      else {
+        pullFailure = { reason: verdict.reason, nodes: verdict.nodes };
+        await emitEvent(deps, { namespace, name, uid: ds.metadata.uid }, 'Warning', 'PrePullFailed', `revision ${target.revision}: ${verdict.reason}`);
+      }
+      continue;
+    }
 
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
+    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}) } };
     // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
-    const unchanged = decision.podsToDelete.length === 0 && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
+    const unchanged = decision.podsToDelete.length === 0 && !gateRun?.added.length && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
     if (!written) continue; // paused, resumed or replaced meanwhile: decide again on what is there now
     rollout = next;
+    if (gateRun?.added.length) await tellMeasurements(deps, target, ds, gateRun);
     const deleted = await deleteWave(deps, target, decision, options);
     lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
     if (!unchanged) await keepTimeline(deps, target, decision, now);
@@ -294,7 +324,8 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const left = timeLeft();
     if (left <= 0) return rollout;
     const wakeIn = decision.wakeAt ? Date.parse(decision.wakeAt) - clock.now().getTime() : MAX_WAIT_MS;
-    const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, left));
+    const measureIn = gateRun?.nextAt !== undefined ? gateRun.nextAt - clock.now().getTime() : MAX_WAIT_MS;
+    const timeout = Math.max(250, Math.min(MAX_WAIT_MS, wakeIn, measureIn, left));
     // The next decision comes after a change the deletions (if any) are part of, and after a burst of events has settled.
     const current = caches;
     await waitUntil(current.all, () => changedSince(current.all, seen) && deletionsSeen(current.pods, deleted), timeout, SETTLE_MS);
@@ -303,7 +334,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 }
 
 /** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
-function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy } {
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
   const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
   const annotations = parseRolloutAnnotations(ds.metadata.annotations);
   const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
@@ -321,7 +352,50 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     paused: a.paused || pausedByHand,
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
   };
-  return { pods, nodes, policy };
+  return {
+    pods, nodes, policy,
+    ...(annotations.ok && annotations.value.gates ? { gates: annotations.value.gates } : {}),
+    ...(annotations.ok && annotations.value.prePullSeconds !== undefined ? { prePullSeconds: annotations.value.prePullSeconds } : {}),
+  };
+}
+
+/**
+ * Whether the new template fits on every desired node beside the pods that stay there (one
+ * LIST of the pods of every namespace, once per rollout, before its first deletion).
+ */
+async function preflightRefusal(deps: Deps, ds: LiveDaemonSet, liveNodes: readonly LiveNode[], nodes: readonly WaveNode[]): Promise<string | undefined> {
+  const template = ds.spec.template as Parameters<typeof doesNotFit>[0];
+  if (template.spec?.priorityClassName) return undefined;
+  const need = podRequests(template);
+  if (need.cpuMilli === 0 && need.memoryBytes === 0) return undefined;
+  const desired = new Set(nodes.filter((n) => n.desired).map((n) => n.name));
+  const all = await deps.cluster.listObjects({ group: '', version: 'v1', kind: 'Pod', resource: 'pods', namespaced: true }, {});
+  const used = new Map<string, Resources>();
+  for (const p of all as unknown as (LivePod & { status?: { phase?: string } })[]) {
+    const node = p.spec.nodeName;
+    if (!node || !desired.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
+    if (p.metadata.ownerReferences?.some((o) => o.uid === ds.metadata.uid)) continue;
+    const r = podRequests(p as Parameters<typeof podRequests>[0]);
+    const u = used.get(node) ?? { cpuMilli: 0, memoryBytes: 0 };
+    used.set(node, { cpuMilli: u.cpuMilli + r.cpuMilli, memoryBytes: u.memoryBytes + r.memoryBytes });
+  }
+  const rooms: NodeRoom[] = liveNodes.filter((n) => desired.has(n.metadata.name) && n.status?.allocatable).map((n) => ({
+    node: n.metadata.name,
+    allocatable: { cpuMilli: (parseQuantity(n.status!.allocatable!.cpu) ?? Infinity) * 1000, memoryBytes: parseQuantity(n.status!.allocatable!.memory) ?? Infinity },
+    used: used.get(n.metadata.name) ?? { cpuMilli: 0, memoryBytes: 0 },
+  }));
+  return doesNotFit(template, rooms.sort((a, b) => (a.node < b.node ? -1 : 1)));
+}
+
+/** Each new measurement as an Event on the DaemonSet and a log line: value, condition, verdict. */
+async function tellMeasurements(deps: Deps, target: ManagedTarget, ds: LiveDaemonSet, run: GateRun): Promise<void> {
+  const key = `${target.namespace}/${target.name}`;
+  for (const m of run.added) {
+    const line = `revision ${target.revision}: ${describeMeasurement(m)}`;
+    deps.logger.log(m.outcome === 'success' ? 'info' : 'warn', line, { daemonSet: key, action: 'gate-measurement', revision: target.revision, gate: m.gate, outcome: m.outcome });
+    deps.onProgress?.(`${key}: ${line}`);
+    await emitEvent(deps, { namespace: target.namespace, name: target.name, uid: ds.metadata.uid }, m.outcome === 'success' ? 'Normal' : 'Warning', m.outcome === 'success' ? 'GatePassed' : m.outcome === 'failure' ? 'GateFailed' : 'GateInconclusive', line);
+  }
 }
 
 /** Deletes the decision's pods, after proving the lease is still held; returns the uids deleted. */

@@ -16,6 +16,7 @@
  */
 import { labelsMatch, parseIntOrPercent } from '../k8s-values';
 import type { TouchedNode, WaveCheckpoint, WaveFailure } from '../store/records';
+import type { GateOutcome } from './gates';
 
 export type { TouchedNode, WaveCheckpoint, WaveFailure };
 
@@ -41,6 +42,8 @@ export interface WavePod {
    * hash). Undefined: not known, taken as created for it.
    */
   sinceApply?: boolean;
+  /** Restarts of the pod's containers (the restarts gate reads them). */
+  restarts?: number;
 }
 export interface CanaryPolicy { count?: number; selector?: Record<string, string>; holdSeconds: number }
 export interface WavePolicy {
@@ -49,6 +52,8 @@ export interface WavePolicy {
   canary?: CanaryPolicy;
   paused: boolean;
   progressDeadlineSeconds: number;
+  /** What the rollout's gates say now (gates.ts, `combineGates`), as the driver measured them. */
+  gates?: GateOutcome;
 }
 export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[] }
 /** `waiting`: nothing may be deleted for a reason outside the rollout (too many NotReady nodes, no canary node). */
@@ -347,7 +352,7 @@ type CanaryState =
   | { kind: 'unmatched' }                                    // the policy selects no Ready desired node
   | { kind: 'passed-now'; since?: string }
   | { kind: 'rolling'; members: string[] }                   // canary pods are still being replaced
-  | { kind: 'holding'; since: string; until: number };
+  | { kind: 'holding'; since: string; until: number; gates?: string };
 
 /**
  * The canary set of this decision: the one chosen earlier while any of it is still a
@@ -373,14 +378,17 @@ function canaryMembers(canary: CanaryPolicy, chosen: readonly string[] | undefin
  * - The hold clock starts at the first decision that sees every canary node updated and
  *   available, and restarts from zero if any of them becomes unavailable.
  */
-function evaluateCanary(canary: CanaryPolicy | undefined, members: readonly string[], passedBefore: boolean, sinceBefore: string | undefined, facts: readonly NodeFacts[], now: Date): CanaryState {
+function evaluateCanary(canary: CanaryPolicy | undefined, members: readonly string[], passedBefore: boolean, sinceBefore: string | undefined, facts: readonly NodeFacts[], now: Date, gatesPending?: { reason: string; nextAt: number }): CanaryState {
   if (canary === undefined || passedBefore) return { kind: 'none' };
   if (members.length === 0) return { kind: 'unmatched' };
   const memberFacts = facts.filter((f) => members.includes(f.name));
   if (!memberFacts.every((f) => f.updatedAvailable)) return { kind: 'rolling', members: [...members] };
   const since = sinceBefore ?? now.toISOString();
   const until = Date.parse(since) + canary.holdSeconds * SECOND_MS;
-  return now.getTime() >= until ? { kind: 'passed-now', since } : { kind: 'holding', since, until };
+  if (now.getTime() < until) return { kind: 'holding', since, until };
+  // The hold is over; the canary passes only once its gates have (their measurements are due at `nextAt`).
+  if (gatesPending) return { kind: 'holding', since, until: Math.max(gatesPending.nextAt, now.getTime() + 1), gates: gatesPending.reason };
+  return { kind: 'passed-now', since };
 }
 
 function nameList(names: readonly string[], limit = 5): string {
@@ -443,6 +451,7 @@ function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; re
   if (x.complete) {
     return { phase: 'complete', podsToDelete: [], reason: `complete: ${plural(counted.length, 'node runs', 'nodes run')} the updated template and ${counted.length === 1 ? 'is' : 'are'} available` };
   }
+  if (policy.gates?.inconclusive) return { phase: 'paused', podsToDelete: [], reason: `paused: ${policy.gates.inconclusive}; deleting nothing until resumed (${progressText})` };
   if (policy.paused) return { phase: 'paused', podsToDelete: [], reason: `paused: deleting nothing (${progressText})` };
   const stalledFor = `no progress for ${Math.round(x.idleMs / SECOND_MS)}s (deadline ${policy.progressDeadlineSeconds}s)`;
   const waitingOn = (phase: WavePhase, text: string) => (x.deadlinePassed
@@ -456,6 +465,9 @@ function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; re
   }
   if (canary.kind === 'unmatched') {
     return waitingOn('waiting', `the canary (daemonset-gitops.io/canary: "${describeCanary(policy.canary!)}") selects no Ready node that should run this DaemonSet; deleting nothing`);
+  }
+  if (canary.kind === 'holding' && canary.gates !== undefined) {
+    return { phase: 'canary-hold', podsToDelete: [], reason: `canary ${nameList(members)} updated and available for ${policy.canary?.holdSeconds ?? 0}s; held for its gates: ${canary.gates}` };
   }
   if (canary.kind === 'holding') {
     const leftS = Math.ceil((canary.until - x.nowMs) / SECOND_MS);
@@ -592,9 +604,10 @@ function undrivenSince(checkpoint: WaveCheckpoint | undefined, nowMs: number): n
  *   available.
  * - Deterministic: the same inputs give the same decision; the checkpoint is not mutated.
  */
-export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: WaveCheckpoint | undefined, now: Date): WaveDecision {
+export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint: WaveCheckpoint | undefined, now: Date): WaveDecision {
   const at = now.toISOString();
   const nowMs = now.getTime();
+  let policy = declared;
 
   const desiredNames = new Set(obs.nodes.filter((n) => n.desired).map((n) => n.name));
   // A deletion whose node left the desired set will never be replaced: stop waiting for it.
@@ -628,11 +641,14 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
   const complete = readyNodesDone && pendingSkipped.length === 0 && (counted.length > 0 || facts.length === 0);
 
   const breaking = facts.filter(isBrokenByUpdate).map((f) => f.name);
+  const gateFailure = policy.gates?.failed;
   const failed: WaveFailure | undefined = checkpoint?.failed ?? (breaking.length > 0 ? {
     at,
     reason: `the update broke ${plural(breaking.length, 'node', 'nodes')} (${nameList(breaking)}): Ready when this rollout deleted ${breaking.length === 1 ? 'its pod' : 'their pods'}, NotReady since ${breaking.length === 1 ? 'it' : 'they'} received the new template`,
     nodes: breaking,
-  } : undefined);
+  } : gateFailure ? { at, reason: gateFailure.reason, nodes: [...gateFailure.nodes] } : undefined);
+  // An inconclusive gate pauses the rollout, as a pause by hand does, and says why.
+  if (policy.gates?.inconclusive && !policy.paused) policy = { ...policy, paused: true };
   // Nodes broken by an earlier revision are this product's own damage: they never justify the extra deletion below.
   const skippedOutside = skipped.filter((f) => !f.repair);
   const repairing = skipped.length - skippedOutside.length;
@@ -640,7 +656,7 @@ export function nextWave(obs: WaveObservation, policy: WavePolicy, checkpoint: W
 
   const canaryPassedBefore = checkpoint?.canaryPassed === true;
   const members = policy.canary && !canaryPassedBefore ? canaryMembers(policy.canary, checkpoint?.canaryNodes, facts) : [];
-  const canary = evaluateCanary(policy.canary, members, canaryPassedBefore, checkpoint?.canaryAvailableSince, facts, now);
+  const canary = evaluateCanary(policy.canary, members, canaryPassedBefore, checkpoint?.canaryAvailableSince, facts, now, policy.gates?.pending);
   const canaryPassed = canary.kind === 'passed-now' || canaryPassedBefore;
   const canaryNodes = members.length > 0 ? members : checkpoint?.canaryNodes;
 

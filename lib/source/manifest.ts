@@ -11,6 +11,7 @@ import { defaultNamespaceOf, namespaceAllowed, Policy } from '../config';
 import { MANAGED_BY_LABEL, PREFIX, USER_ANNOTATIONS } from '../labels';
 import { canonicalJson, describeSelector, LabelSelector, selectorMatches } from '../k8s-values';
 import { checkManagedStrategy, parseRolloutAnnotations } from '../rollout/annotations';
+import { hostPortWithSurge } from '../rollout/preflight';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -183,6 +184,8 @@ function contentProblem(manifest: DaemonSetManifest, policy: Pick<Policy, 'allow
     const problem = checkManagedStrategy(strategy?.rollingUpdate?.maxUnavailable, strategy?.rollingUpdate?.maxSurge);
     if (problem) return { code: 'rollout-annotation', message: `spec.updateStrategy.rollingUpdate: ${problem}` };
   }
+  const hostPort = hostPortWithSurge(template as Parameters<typeof hostPortWithSurge>[0], manifest.spec.updateStrategy);
+  if (hostPort) return { code: 'host-port-surge', message: hostPort };
   return undefined;
 }
 

@@ -180,6 +180,20 @@ export const waveCheckpointSchema = z.object({
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
 /** What state.rollout.managed holds for a managed rollout: the checkpoint and the last decision's summary. */
+/** One gate measurement (rollout/gates.ts `Measurement`), as kept in the rollout's record. */
+export const gateMeasurementSchema = z.object({
+  gate: z.string(),
+  round: z.enum(['canary', 'waves']),
+  at: z.string(),
+  nodes: z.array(z.string()),
+  value: z.optional(z.number()),
+  baseline: z.optional(z.number()),
+  condition: z.string(),
+  outcome: z.enum(['success', 'failure', 'inconclusive']),
+  note: z.optional(z.string()),
+  acknowledged: z.optional(z.boolean()),
+});
+
 export const managedRecordSchema = z.object({
   checkpoint: z.optional(waveCheckpointSchema),
   wavePhase: z.optional(z.string()),
@@ -188,6 +202,8 @@ export const managedRecordSchema = z.object({
   brokenNodes: z.optional(z.array(z.string())),
   readyNodesDone: z.optional(z.boolean()),
   paused: z.optional(z.boolean()),
+  /** The gates' measurements (bounded: rollout/gates.ts MEASUREMENTS_KEPT), and how many older ones were dropped. */
+  gates: z.optional(z.object({ measurements: z.array(gateMeasurementSchema), dropped: z.optional(z.int()) })),
 });
 export type ManagedRecord = z.infer<typeof managedRecordSchema>;
 

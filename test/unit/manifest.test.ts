@@ -195,6 +195,8 @@ describe('validateDocument', () => {
       [PAUSED_ANNOTATION]: 'false',
       [AUTO_ROLLBACK_ANNOTATION]: 'true',
       [PROGRESS_DEADLINE_ANNOTATION]: '300',
+      'daemonset-gitops.io/gates': 'restarts: 1',
+      'daemonset-gitops.io/pre-pull': '2m',
     };
     const doc = docWith((d) => {
       (d.metadata as Record<string, unknown>).annotations = annotations;

@@ -21,7 +21,7 @@ describe('rbacObjects', () => {
     expect(objects.filter((o) => o.kind === 'RoleBinding').map((r) => r.metadata.namespace)).toEqual(['logging', 'monitoring']);
     for (const role of roles) {
       expect(verbsOn(role, 'apps', 'daemonsets')).toEqual(['create', 'delete', 'patch', 'update']);
-      expect(verbsOn(role, '', 'pods')).toEqual(['delete']);
+      expect(verbsOn(role, '', 'pods')).toEqual(['create', 'delete', 'patch']);
       expect(verbsOn(role, '', 'events')).toEqual(['create', 'patch']);
     }
   });
@@ -31,7 +31,7 @@ describe('rbacObjects', () => {
 
     expect(objects.map((o) => o.kind)).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ClusterRole', 'ClusterRoleBinding']);
     expect(verbsOn(objects[0], 'apps', 'daemonsets')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
-    expect(verbsOn(objects[0], '', 'pods')).toEqual(['delete', 'get', 'list', 'watch']);
+    expect(verbsOn(objects[0], '', 'pods')).toEqual(['create', 'delete', 'get', 'list', 'patch', 'watch']);
   });
 });
 

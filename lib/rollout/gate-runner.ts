@@ -1,0 +1,86 @@
+/**
+ * Runs a managed rollout's gates for one decision of the driver: which round it is (the
+ * canary during its hold, or the waves after it), which nodes are gated, which metric
+ * gates are due, their queries (each bounded by its timeout), and what the gates say now.
+ * The verdicts themselves are pure (gates.ts); this file only measures.
+ *
+ * Assumptions / invariants:
+ * - A metric gate queries only when its interval has passed since its last measurement of
+ *   the round (`dueGates`): pod events wake the driver often, the backend is asked no more often.
+ * - The canary round measures only while the canary is held (every canary node updated and
+ *   available); the waves round measures the nodes the update reached, while the rollout goes on.
+ * - A backend that fails or does not answer within the timeout gives an inconclusive
+ *   measurement, never a pass.
+ */
+import type { Deps } from '../deps';
+import { errorMessage } from '../errors';
+import { queryCloudWatch } from '../metrics/cloudwatch';
+import { queryPrometheus } from '../metrics/prometheus';
+import type { ManagedRecord } from '../store/records';
+import {
+  appendMeasurements, combineGates, dueGates, GateOutcome, GateSpec, judgeSample, Measurement, MetricGate, nextMeasurementAt, RestartObservation, Sample, substitute,
+} from './gates';
+import type { WaveNode, WavePod } from './wave';
+
+export interface GateRun {
+  outcome: GateOutcome;
+  round: Measurement['round'];
+  /** Every measurement kept for this revision's rollout, the new ones included. */
+  measurements: Measurement[];
+  dropped: number;
+  /** Measurements taken in this decision. */
+  added: Measurement[];
+  /** When the next measurement is due (epoch ms). */
+  nextAt?: number;
+}
+
+export interface GateTarget { namespace: string; name: string }
+
+/** The updated pods that count for the restarts gate on `nodes` (created for this template, not going away). */
+export function restartObservations(pods: readonly WavePod[], nodes: ReadonlySet<string> | undefined): RestartObservation[] {
+  return pods
+    .filter((p) => p.updated && !p.terminating && p.sinceApply !== false && (nodes === undefined || nodes.has(p.node)))
+    .map((p) => ({ pod: p.name, node: p.node, restarts: p.restarts ?? 0 }));
+}
+
+async function measure(deps: Deps, target: GateTarget, gate: MetricGate, nodes: string[], baselineNodes: string[], at: Date, round: Measurement['round']): Promise<Measurement> {
+  const timeoutMs = gate.timeoutSeconds * 1000;
+  const vars = { daemonSet: target.name, namespace: target.namespace };
+  const query = async (over: string[]): Promise<number[]> => {
+    if (over.length === 0) return [];
+    if (gate.prometheus) return queryPrometheus(gate.prometheus.address, substitute(gate.prometheus.query, { ...vars, nodes: over }), timeoutMs);
+    return queryCloudWatch(gate.cloudwatch!, over, vars, deps.config.s3.region, timeoutMs, at);
+  };
+  let sample: Sample;
+  try {
+    const [values, baseline] = await Promise.all([query(nodes), gate.baseline ? query(baselineNodes) : Promise.resolve(undefined)]);
+    sample = { values, ...(baseline ? { baseline } : {}) };
+  } catch (err) {
+    sample = { values: [], error: errorMessage(err) };
+  }
+  return judgeSample(gate, sample, at.toISOString(), nodes, round);
+}
+
+/**
+ * The gates' outcome for this decision, measuring what is due. `record` is the rollout's
+ * record as the previous decision left it.
+ */
+export async function runGates(deps: Deps, target: GateTarget, spec: GateSpec, record: ManagedRecord | undefined, hasCanary: boolean, pods: readonly WavePod[], nodes: readonly WaveNode[], now: Date): Promise<GateRun> {
+  const cp = record?.checkpoint;
+  const kept = (record?.gates?.measurements ?? []) as Measurement[];
+  const round: Measurement['round'] = hasCanary && !cp?.canaryPassed ? 'canary' : 'waves';
+  const reached = [...new Set(pods.filter((p) => p.updated && !p.terminating && p.sinceApply !== false).map((p) => p.node))].sort();
+  const gated = round === 'canary' ? [...(cp?.canaryNodes ?? [])].sort() : reached;
+  const desired = nodes.filter((n) => n.desired && n.ready).map((n) => n.name);
+  const baselineNodes = desired.filter((n) => !reached.includes(n)).sort();
+  const restarts = restartObservations(pods, round === 'canary' ? new Set(gated) : undefined);
+
+  const measuring = cp?.failed === undefined && gated.length > 0 && (round === 'canary' ? cp?.canaryAvailableSince !== undefined : record?.wavePhase !== 'complete');
+  const nowMs = now.getTime();
+  const due = measuring ? dueGates(spec, kept, round, nowMs) : [];
+  const added = await Promise.all(due.map((g) => measure(deps, target, g, gated, baselineNodes, now, round)));
+  const { measurements, dropped } = appendMeasurements(kept, added);
+  const outcome = combineGates(spec, round, restarts, measurements, nowMs);
+  const nextAt = measuring ? nextMeasurementAt(spec, measurements, round, nowMs) : undefined;
+  return { outcome, round, measurements, dropped: (record?.gates?.dropped ?? 0) + dropped, added, ...(nextAt !== undefined ? { nextAt } : {}) };
+}
