@@ -46,6 +46,8 @@ interface ClusterRecords {
   pass: StoredPass;
   states: Map<string, DaemonSetState>;
   unreadable: Map<string, string>;
+  /** The live DaemonSets this read looked for: one without a record (managed under another cluster name, or not yet by a pass) is not looked for again until an `invalidate()`. */
+  asked: Set<string>;
 }
 
 /** What was read of S3 for one DaemonSet's view. */
@@ -202,10 +204,10 @@ export class UiData {
     return this.generation;
   }
 
-  /** The cluster's records in S3, read again only after an `invalidate()` or a DaemonSet none of them knows. */
+  /** The cluster's records in S3, read again only after an `invalidate()` or for a live DaemonSet the last read neither knew nor looked for. */
   private async readClusterRecords(keysLive: string[]): Promise<ClusterRecords> {
     const had = this.clusterRecords ? await this.clusterRecords.catch(() => undefined) : undefined;
-    if (had && had.generation === this.generation && keysLive.every((k) => had.states.has(k) || had.unreadable.has(k) || had.index?.entries[k] !== undefined || had.pass.record?.daemonSets.some((d) => d.key === k))) return had;
+    if (had && had.generation === this.generation && keysLive.every((k) => had.asked.has(k) || had.states.has(k) || had.unreadable.has(k) || had.index?.entries[k] !== undefined || had.pass.record?.daemonSets.some((d) => d.key === k))) return had;
     const generation = this.generation;
     const p = (async (): Promise<ClusterRecords> => {
       const { store } = this.deps;
@@ -216,6 +218,7 @@ export class UiData {
         generation, index, pass,
         states: new Map([...read.states].flatMap(([k, v]) => (v ? [[k, v.value] as const] : []))),
         unreadable: new Map([...read.unreadable].map(([k, e]) => [k, e.message])),
+        asked: new Set(keysLive),
       };
     })();
     this.clusterRecords = p;
