@@ -61,7 +61,7 @@ options for every command:
 configuration comes from the environment: GIT_URL, GIT_REF, GIT_PATH, GIT_TOKEN, S3_BUCKET,
 S3_PREFIX, S3_ENDPOINT, AWS_REGION, CLUSTER_NAME, KUBECONFIG or EKS_CLUSTER_NAME,
 ALLOWED_NAMESPACES (required: the namespaces it may write, or * for all), SELF_HEAL, PRUNE,
-PROGRESS_DEADLINE_SECONDS, AUTO_ROLLBACK (see README.md and SECURITY.md).
+PROGRESS_DEADLINE_SECONDS, AUTO_ROLLBACK (see docs/configuration.md and SECURITY.md).
 `;
 
 export interface CliIO {

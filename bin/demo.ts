@@ -157,7 +157,7 @@ async function renderedDemo(work: string, env: Awaited<ReturnType<typeof stackUp
 
 export async function runDemo(): Promise<number> {
   say('no cluster configured (GIT_URL, S3_BUCKET and CLUSTER_NAME are unset): running the demo on the local stack');
-  process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see README: about 10-25 minutes); later runs start in seconds\n');
+  process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see docs/development.md, Measured times); later runs start in seconds\n');
   const { env } = await stackUp();
   kubectl(['apply', '-f', '-'], DEMO_NAMESPACES.map((n) => stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } })).join('---\n'));
 

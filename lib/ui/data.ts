@@ -153,7 +153,7 @@ export class UiData {
   }
 
   static async start(given: Deps): Promise<UiData> {
-    // Every S3 request of the page goes through one tally (the README's claims about reads are measured with it).
+    // Every S3 request of the page goes through one tally (what docs/ui.md says about reads is measured with it).
     const objects = new TalliedObjects(given.objects);
     const deps: Deps = { ...given, objects, store: new StateStore(objects, given.store.keys, given.clock) };
     const [daemonSets, nodes] = await Promise.all([

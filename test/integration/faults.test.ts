@@ -39,7 +39,7 @@ const { apps } = adminClients();
 const env = stackEnv();
 let s: Scenario;
 let tag = 1;
-/** What each fault did, printed at the end: the numbers of the README's table. */
+/** What each fault did, printed at the end: the numbers of docs/operating.md's table. */
 const measured: string[] = [];
 
 /** The real store, calling `before` ahead of each write and `after` once it is answered: where a fault is injected. */
