@@ -203,7 +203,12 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
     const live = node.ready ? pods.filter((p) => !deletedUids.has(p.uid)).map((p) => ({ pod: p, from: availableFrom(p, minReadySeconds) })) : [];
     const availablePods = live.filter((l) => l.from !== undefined && l.from <= nowMs).map((l) => l.pod);
     const provenTimes = availablePods.filter((p) => p.updated).map((p) => provenFrom(p, settleSeconds));
-    const touchedWhileReady = touched.get(node.name)?.readyAtDelete === true;
+    // A delete decided while the node was Ready that never landed (its pod still there, not
+    // terminating, and no updated pod: a run killed between writing the decision and deleting)
+    // put nothing there: what the node is now says nothing about this rollout.
+    const inFlightUid = inFlightByNode.get(node.name);
+    const undelivered = inFlightUid !== undefined && pods.some((p) => p.uid === inFlightUid && !p.terminating) && !pods.some((p) => p.updated && !p.terminating);
+    const touchedWhileReady = touched.get(node.name)?.readyAtDelete === true && !undelivered;
     const repair = !node.ready && !touchedWhileReady && repairNodes.has(node.name);
     return {
       name: node.name,
@@ -218,7 +223,7 @@ function observeNodes(obs: WaveObservation, inFlight: readonly InFlightPod[], to
       provenAt: provenTimes.length > 0 ? Math.min(...provenTimes) : undefined,
       outdated: pods.filter((p) => !p.updated && !p.terminating),
       hasTerminating: pods.some((p) => p.terminating),
-      inFlightUid: inFlightByNode.get(node.name),
+      inFlightUid,
       touchedWhileReady,
       skipped: !node.ready && !touchedWhileReady,
       repair,

@@ -162,8 +162,10 @@ export class World {
     return [...this.nodes.values()].filter((n) => shouldRun(n.labels, this.taintsOf(n.name))).map((n) => n.name).sort();
   }
 
+  // The pods of a NotReady node are not Ready (as `refresh` marks them): also in the instant a
+  // template breaks its node, before the event that refreshes the pods has run.
   private isAvailable(p: Pod): boolean {
-    return p.ready && p.readySince !== undefined && this.now - p.readySince >= this.minReadySeconds * S;
+    return p.ready && p.readySince !== undefined && this.now - p.readySince >= this.minReadySeconds * S && this.isNodeReady(p.node);
   }
 
   hasAvailablePod(node: string): boolean {

@@ -105,6 +105,18 @@ export const scenarioArbForTiming: fc.Arbitrary<Scenario> = fc.record({
   passEveryS: 30,
 }));
 
+/**
+ * The same 300 scenarios in every run of the suite (CI must not pass or fail by chance), unless
+ * ROLLOUT_ORACLE_SEED says otherwise: `random` explores new ones (with ROLLOUT_ORACLE_RUNS=3000,
+ * say); a number, with ROLLOUT_ORACLE_PATH, replays what a failure printed. What exploration
+ * found is kept below as stories.
+ */
+function oracleSeed(): { seed?: number; path?: string } {
+  const given = process.env.ROLLOUT_ORACLE_SEED;
+  if (given === 'random') return {};
+  return { seed: given ? Number(given) : 20261206, ...(process.env.ROLLOUT_ORACLE_PATH ? { path: process.env.ROLLOUT_ORACLE_PATH } : {}) };
+}
+
 const scenarioArb = scenarioArbForTiming;
 describe('managed rollouts across revisions, crashes and racing writers, judged from the world alone', () => {
   it('keeps a node-breaking template within |canary| + k nodes over the whole history, keeps the budget, and always ends', () => {
@@ -119,7 +131,7 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       if (typeof sc.maxUnavailable === 'string' && sc.nodes.some((n) => n.notReadyUntil !== undefined)) count('runs with a percent budget and NotReady nodes');
       const phase = run.store.state?.rollout?.phase;
       count(`ended ${phase}${run.store.revisions.get(run.store.state?.currentRevision ?? 0)?.cause === 'rollback' ? ' (a rollback)' : ''}`);
-    }), { numRuns: Number(process.env.ROLLOUT_ORACLE_RUNS ?? 300) });
+    }), { numRuns: Number(process.env.ROLLOUT_ORACLE_RUNS ?? 300), ...oracleSeed() });
     // premises: the runs exercise what the properties are about
     expect(stats['runs where a node-breaking template reached a node']).toBeGreaterThan(100);
     expect(stats['runs with git metadata change']).toBeGreaterThan(30);
@@ -189,6 +201,37 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       const nodes = plain(2);
       nodes[0] = { ...nodes[0], pod: 'none' };
       expectHolds(base(nodes, { autoRollback: true, delays: { terminateS: 1, createS: 2, startS: 1, breakAfterS: 0 }, crashAtNamed: ['apply: after the apply'] }));
+    });
+
+    // Found by the property above (the seeds it printed), kept as stories.
+    it('a rollback that repairs a node in the instant its update breaks it counts that node unavailable, as its pods are (seed 1687542406)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 10000 }, { name: 'n2', eligible: true, pod: 'available' }, { name: 'n3', eligible: true, pod: 'available' }],
+        maxUnavailable: 2, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 3, kind: 'rollback', recreate: false }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 1 }, lag: [false], crashes: [20], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    it('an automatic rollback killed after writing a decision whose deletes never landed repairs the node the bad revision broke meanwhile (seed 73705012)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available' }, { name: 'n3', eligible: false, pod: 'available' }, { name: 'n4', eligible: true, pod: 'available' }],
+        maxUnavailable: 2, minReadySeconds: 0, autoRollback: true, first: 'good',
+        events: [{ atS: 91, kind: 'outage', node: 0, forS: 10 }, { atS: 61, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }],
+        delays: { terminateS: 2, createS: 2, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [53], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    // Open: kubectl set image made revision 3's rollout look complete while the cluster ran the
+    // drifted template, so revision 3 (whose own template breaks nodes) is recorded healthy and
+    // the automatic rollback after the drift correction restores it. Passes once fixed.
+    it.failing('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 241000 }, { name: 'n2', eligible: false, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: true, first: 'breaks-node',
+        events: [{ atS: 271, kind: 'drift' }, { atS: 91, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
     });
 
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
