@@ -319,7 +319,8 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
     if (!unchanged) await keepTimeline(deps, target, decision, now);
 
-    if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
+    // A last wave held for its gates is not "only NotReady nodes left": its measurements are due on their interval.
+    if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete' && decision.phase !== 'wave-hold')) return rollout;
     if (!options.wait) return rollout;
     const left = timeLeft();
     if (left <= 0) return rollout;
@@ -351,6 +352,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     canary: a.canary,
     paused: a.paused || pausedByHand,
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
+    ...(annotations.ok && annotations.value.gates?.metrics.length ? { gateWaves: true } : {}),
   };
   return {
     pods, nodes, policy,

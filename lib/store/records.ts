@@ -176,6 +176,18 @@ export const waveCheckpointSchema = z.object({
    * node running a pod of another template, and only the availability budget limits it.
    */
   restores: z.optional(z.boolean()),
+  /**
+   * With metric gates, after the canary: the last wave, held once its nodes run the update and
+   * are available until every metric gate has taken its `count` measurements on them
+   * (`availableSince`: when that hold began; `passed`: its gates passed). Its `wave` is the
+   * decision number of the deletions that began it, as `waves` counts them.
+   */
+  gatedWave: z.optional(z.object({
+    wave: z.int(),
+    nodes: z.array(z.string()),
+    availableSince: z.optional(z.string()),
+    passed: z.optional(z.boolean()),
+  })),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
@@ -184,6 +196,7 @@ export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 export const gateMeasurementSchema = z.object({
   gate: z.string(),
   round: z.enum(['canary', 'waves']),
+  wave: z.optional(z.int()),
   at: z.string(),
   nodes: z.array(z.string()),
   value: z.optional(z.number()),
