@@ -21,7 +21,7 @@ import { queryCloudWatch } from '../metrics/cloudwatch';
 import { queryPrometheus } from '../metrics/prometheus';
 import type { ManagedRecord } from '../store/records';
 import {
-  appendMeasurements, combineGates, dueGates, GateOutcome, GateScope, GateSpec, judgeSample, Measurement, MetricGate, nextMeasurementAt, RestartObservation, Sample, substitute,
+  appendMeasurements, combineGates, dueGates, GateOutcome, GateScope, GateSpec, gateVerdicts, RecordedVerdict, judgeSample, Measurement, MetricGate, nextMeasurementAt, RestartObservation, Sample, substitute,
 } from './gates';
 import type { WaveNode, WavePod } from './wave';
 
@@ -35,6 +35,8 @@ export interface GateRun {
   dropped: number;
   /** Measurements taken in this decision. */
   added: Measurement[];
+  /** Each metric gate's verdict now, over the round (or held wave) this decision measures. */
+  verdicts: RecordedVerdict[];
   /** When the next measurement is due (epoch ms). */
   nextAt?: number;
 }
@@ -116,5 +118,6 @@ export async function runGates(deps: Deps, target: GateTarget, spec: GateSpec, r
   const { measurements, dropped } = appendMeasurements(kept, added);
   const outcome = combineGates(spec, scope, restarts, measurements, nowMs);
   const nextAt = measuring ? nextMeasurementAt(spec, measurements, scope, nowMs) : undefined;
-  return { outcome, round: scope.round, ...(scope.wave !== undefined ? { wave: scope.wave } : {}), measurements, dropped: (record?.gates?.dropped ?? 0) + dropped, added, ...(nextAt !== undefined ? { nextAt } : {}) };
+  const verdicts = gateVerdicts(spec, measurements, scope, nowMs);
+  return { outcome, round: scope.round, ...(scope.wave !== undefined ? { wave: scope.wave } : {}), measurements, verdicts, dropped: (record?.gates?.dropped ?? 0) + dropped, added, ...(nextAt !== undefined ? { nextAt } : {}) };
 }

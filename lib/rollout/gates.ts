@@ -457,6 +457,18 @@ export function combineGates(spec: GateSpec | undefined, round: Measurement['rou
   return {};
 }
 
+/** A metric gate's verdict as a rollout's record keeps it: over which round (and held wave), and why. */
+export interface RecordedVerdict { gate: string; round: Measurement['round']; wave?: number; verdict: GateVerdict['kind']; reason: string }
+
+/** Each metric gate's verdict over the measurements of one round (or held wave), in the order the gates are declared. */
+export function gateVerdicts(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): RecordedVerdict[] {
+  const scope = asScope(round);
+  return (spec?.metrics ?? []).map((g) => {
+    const v = gateVerdict(g, measurements, scope, nowMs);
+    return { gate: g.name, round: scope.round, ...(scope.wave !== undefined ? { wave: scope.wave } : {}), verdict: v.kind, reason: v.reason };
+  });
+}
+
 /** The metric gates whose next measurement of this round is due now. */
 export function dueGates(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): MetricGate[] {
   return (spec?.metrics ?? []).filter((g) => {

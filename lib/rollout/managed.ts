@@ -308,7 +308,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
-    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}) } };
+    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}), ...(gateRun.verdicts.length ? { verdicts: gateRun.verdicts } : {}) } };
     // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
     const unchanged = decision.podsToDelete.length === 0 && !gateRun?.added.length && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
