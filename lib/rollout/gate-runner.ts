@@ -85,7 +85,9 @@ export interface GatedScope {
  * PURE: the scope of a decision's gates from the record the previous decision left. The
  * canary is measured while it is held; after it, the wave held for its gates (wave.ts,
  * `gatedWave`) on its own nodes once they are all available; a rollout whose waves are not
- * held, on every node the update reached until it is complete.
+ * held, on every node the update reached until it is complete. A rollback's rollout
+ * (`restores`) is not measured by the metric gates: it restores a template that proved
+ * itself, and the metric that stopped the revision it replaces may take a while to recover.
  */
 export function gatedScope(record: ManagedRecord | undefined, hasCanary: boolean, pods: readonly WavePod[], nodes: readonly WaveNode[]): GatedScope {
   const cp = record?.checkpoint;
@@ -100,7 +102,7 @@ export function gatedScope(record: ManagedRecord | undefined, hasCanary: boolean
     gated,
     baselineNodes: desired.filter((n) => !reached.includes(n)).sort(),
     ...(round === 'canary' ? { restartNodes: gated } : {}),
-    measuring: cp?.failed === undefined && gated.length > 0 && held,
+    measuring: cp?.failed === undefined && cp?.restores !== true && gated.length > 0 && held,
   };
 }
 

@@ -128,10 +128,11 @@ describe('gates on every wave', () => {
     expect(steps.some((s) => s.decision.phase === 'stalled')).toBe(false);
   });
 
-  it('a rollback is not held: it restores a template that proved itself', () => {
-    const { steps, last } = simulate({ n: 4, maxUnavailable: 2, value: () => 1, restores: true });
+  it('a rollback is neither held nor measured: it restores a template that proved itself, whatever the metric still says', () => {
+    const { steps, last, measurements } = simulate({ n: 4, maxUnavailable: 2, value: () => 9, restores: true });
     expect(last.phase).toBe('complete');
     expect(steps.some((s) => s.decision.phase === 'wave-hold')).toBe(false);
+    expect(measurements).toEqual([]);
   });
 });
 
