@@ -3,12 +3,16 @@
  * measurements (value, condition, outcome); after a rollback the replaced revision's gate
  * record stays readable in the state (for `status`) and in its revision (for `history`).
  */
-import { formatHistory, HistoryReport } from '../../lib/history';
+import type { Deps } from '../../lib/deps';
+import { formatHistory, history, HistoryReport } from '../../lib/history';
 import { formatReconcileReport, ReconcileReport, toRolloutReport } from '../../lib/report';
 import { formatGateLines, gateStatus } from '../../lib/rollout/gate-status';
 import { gateVerdicts, judgeSample, parseGates } from '../../lib/rollout/gates';
 import { formatStatus, StatusReport } from '../../lib/status';
+import { StoreKeys } from '../../lib/store/keys';
 import { DaemonSetState, GateRecord, RolloutState, stateAfterApply, stateSchema } from '../../lib/store/records';
+import { StateStore } from '../../lib/store/state-store';
+import { MemoryObjectStore } from '../support/memory-object-store';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -122,5 +126,22 @@ describe('measurements survive a rollback', () => {
     const text = formatHistory(h);
     expect(text).toContain('revision 2 (rolled-back: rolled back to revision 1 (as revision 3)):');
     expect(text).toContain(`  gate dropped: 3 measurements; last (wave 2, ${iso(20)}) on n03,n04: value 0.7, success: result < 0.1: failure; verdict (wave 2): failed`);
+  });
+});
+
+describe('a revision keeps its gate record', () => {
+  it('setOutcome writes the gates given, keeps them when none are given, and history reads them back', async () => {
+    const store = new StateStore(new MemoryObjectStore(), new StoreKeys('dsg', 'c1'));
+    const snapshot = {
+      schema: 1 as const, cluster: 'c1', namespace: 'ops', name: 'agent', cause: 'git-change' as const, manifest: { spec: { template: { spec: { containers: [{ name: 'a', image: 'agent:2' }] } } } },
+      digest: 'd2', rolloutMode: 'managed' as const, replaced: null, runId: 'r', createdAt: iso(0), outcome: 'pending' as const, outcomeAt: iso(0),
+    };
+    const claimed = await store.claimRevision(snapshot, 1);
+    await store.setOutcome('ops', 'agent', claimed.revision, 'stalled', iso(30), stalledRollout().message, undefined, failedRecord());
+    await store.setOutcome('ops', 'agent', claimed.revision, 'rolled-back', iso(40), 'rolled back to revision 1 (as revision 3)');
+    const stored = (await store.getRevision('ops', 'agent', claimed.revision))!.value;
+    expect(stored).toMatchObject({ outcome: 'rolled-back', gates: failedRecord() });
+    const h = await history({ store, config: { cluster: { name: 'c1' } } } as unknown as Deps, { namespace: 'ops', name: 'agent' });
+    expect(h.revisions[0].gates?.[0]).toMatchObject({ gate: 'dropped', verdict: { verdict: 'failed', wave: 2 }, last: { value: 0.7, nodes: ['n03', 'n04'] } });
   });
 });
