@@ -234,8 +234,9 @@ describe('Prometheus gate', () => {
 
       // After the rollback: status and history still say which gate failed, with which value.
       const st = await status(s.deps());
-      expect(st.daemonSets[0]).toMatchObject({ revision: 3, rolledBack: { revision: 2, phase: 'stalled', gates: [{ gate: 'dropped', verdict: { verdict: 'failed', wave: 2 }, last: { value: 0.5, nodes: wave } }] } });
+      expect(st.daemonSets.find((d) => d.key === `${s.ns}/agent`)).toMatchObject({ revision: 3, rolledBack: { revision: 2, phase: 'stalled', gates: [{ gate: 'dropped', verdict: { verdict: 'failed', wave: 2 }, last: { value: 0.5, nodes: wave } }] } });
       const failLine = `gate dropped: 3 measurements; last (wave 2, ${ms[2].at}) on ${wave.join(',')}: value 0.5, success: result < 0.1: failure; verdict (wave 2): failed`;
+      expect(formatStatus(st)).toContain(`${s.ns}/agent revision 2, rolled back (stalled: stopped: gate dropped failed: 1 failed measurement, more than failureLimit 0; last on ${wave.join(',')}: value 0.5`);
       expect(formatStatus(st)).toContain(`  revision 2 ${failLine}`);
       const h = await history(s.deps(), { namespace: s.ns, name: 'agent' });
       expect(h.revisions.find((x) => x.revision === 2)?.gates?.[0]).toMatchObject({ gate: 'dropped', last: { value: 0.5, outcome: 'failure' } });
