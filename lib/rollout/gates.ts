@@ -10,7 +10,7 @@
  *       address: http://prometheus.monitoring:9090
  *       query: max by (node) (agent_dropped_ratio{node=~"{nodes}"})
  *     interval: 10s                   one measurement per interval, never per pod event
- *     count: 3                        measurements the canary needs before it passes
+ *     count: 3                        measurements the canary, and then each wave, needs before it passes
  *     successCondition: result < 0.01
  *     failureLimit: 0                 failed measurements tolerated
  *     inconclusiveLimit: 1            inconclusive measurements tolerated before the rollout pauses
