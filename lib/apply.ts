@@ -23,7 +23,7 @@ import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
 import type { GitCommit } from './source/git';
 import { DaemonSetManifest, SourceLocation, imagesOf } from './source/manifest';
-import { Cause, DaemonSetState, ManagedSeed, Pin, RevisionSnapshot, seedManagedRollout, stateAfterApply } from './store/records';
+import { Cause, DaemonSetState, ManagedSeed, Pin, RevisionSnapshot, RolloutState, seedManagedRollout, stateAfterApply } from './store/records';
 
 export interface ApplyRequest {
   namespace: string;
@@ -200,7 +200,7 @@ export async function applyPending(deps: Deps, req: ApplyRequest, pending: Pendi
 
   const appliedAt = clock.now().toISOString();
   await store.setOutcome(req.namespace, req.name, revision, 'progressing', appliedAt, undefined, appliedAt);
-  await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt);
+  await settlePrevious(deps, snapshot, req.state?.currentRevision, appliedAt, req.state?.rollout);
   // The seed goes with the state write of the revision itself: no run ever sees the rollback's rollout without it.
   const state = (await store.updateState(req.namespace, req.name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace: req.namespace,
@@ -235,15 +235,17 @@ export function sameTemplate(before: Pick<LiveDaemonSet, 'spec'> | null | undefi
 }
 
 /** What became of the revision that `applied` replaced: rolled back, or superseded before it finished rolling out. */
-async function settlePrevious(deps: Deps, applied: RevisionSnapshot, previous: number | undefined, at: string): Promise<void> {
+async function settlePrevious(deps: Deps, applied: RevisionSnapshot, previous: number | undefined, at: string, previousRollout: RolloutState | undefined): Promise<void> {
   const { namespace, name, revision } = applied;
   if (!previous || previous === revision) return;
   const prev = await deps.store.getRevision(namespace, name, previous);
   const o = prev?.value.outcome;
+  // What its gates measured stays with the revision, past its rollout's record in state.json.
+  const gates = previousRollout?.revision === previous && previousRollout.managed?.gates?.measurements.length ? previousRollout.managed.gates : undefined;
   if (applied.cause === 'rollback' && o !== 'rolled-back') {
-    await deps.store.setOutcome(namespace, name, previous, 'rolled-back', at, `rolled back to revision ${applied.rollbackTo} (as revision ${revision})${applied.reason ? `: ${applied.reason}` : ''}`);
+    await deps.store.setOutcome(namespace, name, previous, 'rolled-back', at, `rolled back to revision ${applied.rollbackTo} (as revision ${revision})${applied.reason ? `: ${applied.reason}` : ''}`, undefined, gates);
   } else if (o === 'progressing' || o === 'pending') {
-    await deps.store.setOutcome(namespace, name, previous, 'superseded', at, `revision ${revision} was applied before it finished rolling out`);
+    await deps.store.setOutcome(namespace, name, previous, 'superseded', at, `revision ${revision} was applied before it finished rolling out`, undefined, gates);
   }
 }
 
@@ -262,7 +264,7 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   if (snap.value.outcome === 'pending') {
     await deps.store.setOutcome(namespace, name, rev, 'progressing', now, 'applied by a run that stopped before recording it', now);
   }
-  await settlePrevious(deps, snap.value, state?.currentRevision, now);
+  await settlePrevious(deps, snap.value, state?.currentRevision, now, state?.rollout);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
   return deps.store.updateState(namespace, name, (cur) => seedManagedRollout(stateAfterApply(cur, {
     namespace,

@@ -8,6 +8,7 @@ import { imagesOf, DaemonSetManifest } from './source/manifest';
 import type { Cause, Outcome, Pin } from './store/records';
 import { mapLimit } from './util';
 import { table } from './report';
+import { formatGateLines, gateStatus, GateStatus } from './rollout/gate-status';
 
 export interface HistoryEntry {
   revision: number;
@@ -26,6 +27,8 @@ export interface HistoryEntry {
   digest: string;
   /** The configuration it runs with: the versioned copies of its ConfigMaps and Secrets (`ConfigMap name-0123456789`). */
   config?: string[];
+  /** A managed rollout with gates that ended (stalled, complete, rolled back): each gate's verdict and last measurements. */
+  gates?: GateStatus[];
 }
 
 export interface HistoryReport {
@@ -86,6 +89,7 @@ export async function history(deps: Deps, req: { namespace: string; name: string
       images: imagesOf(r.manifest as unknown as DaemonSetManifest),
       digest: r.digest,
       ...(r.config?.length ? { config: r.config.map((e) => `${e.kind} ${e.copyName}`) } : {}),
+      ...(gateStatus(r.gates) ? { gates: gateStatus(r.gates) } : {}),
     });
   }
   return {
@@ -117,6 +121,9 @@ export function formatHistory(h: HistoryReport): string {
     ]),
   ));
   lines.push('', '* the revision in the cluster');
+  // What the gates said about each revision whose rollout had them: which gate failed, with which value.
+  const gateLines = h.revisions.flatMap((r) => (r.gates ? [`revision ${r.revision} (${r.outcome}${r.outcomeReason ? `: ${r.outcomeReason}` : ''}):`, ...formatGateLines('', r.gates).map((l) => `  ${l}`)] : []));
+  if (gateLines.length) lines.push('', ...gateLines);
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { LeaseHolder } from './errors';
 import { consistentRow } from './rollout/status';
+import { formatGateLines, gateStatus, GateStatus } from './rollout/gate-status';
 import type { PlanAction } from './plan/plan';
 import type { ObjectAction } from './bundle/plan';
 import type { GitCommit } from './source/git';
@@ -17,6 +18,8 @@ export interface RolloutReport extends Partial<RolloutCounts> {
   revision: number;
   onDelete?: boolean;
   message?: string;
+  /** A managed rollout with gates: each gate's verdict and its last measurements (value, condition, outcome). */
+  gates?: GateStatus[];
 }
 
 export interface DaemonSetReport {
@@ -42,7 +45,8 @@ export interface DaemonSetReport {
 
 /** A rollout as a row shows it (never `complete` with fewer available than desired: see consistentRow). */
 export function toRolloutReport(r: RolloutState): RolloutReport {
-  return consistentRow({ ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message });
+  const gates = gateStatus(r.managed?.gates);
+  return consistentRow({ ...r.counts, phase: r.phase, mode: r.mode, revision: r.revision, onDelete: r.onDelete, message: r.message, ...(gates ? { gates } : {}) });
 }
 
 /** One object of the bundle other than a DaemonSet: what the pass did with it. */
@@ -198,6 +202,8 @@ export function formatReconcileReport(r: ReconcileReport, options: { diffs?: boo
       ]),
     ));
   }
+  const gateLines = r.daemonSets.flatMap((d) => formatGateLines(d.key, d.rollout?.gates));
+  if (gateLines.length) out.push('', ...gateLines);
   if (r.objects?.length) {
     out.push('');
     out.push(table(['OBJECT', 'ACTION', 'MESSAGE'], r.objects.map((o) => [o.id, o.action, o.error?.message ?? o.message])));

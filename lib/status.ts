@@ -8,8 +8,10 @@ import { liveRevision } from './plan/plan';
 import { table } from './report';
 import { consistentRow, countsOf, evaluateNative } from './rollout/status';
 import type { GitCommit } from './source/git';
-import type { Pin, RolloutCounts, RolloutPhase, RolloutState } from './store/records';
-import { formatValue } from './rollout/gates';
+import type { Pin, RolloutCounts, RolloutPhase } from './store/records';
+import { formatGateLines, gateStatus, GateStatus } from './rollout/gate-status';
+
+export type { GateStatus };
 import { mapLimit } from './util';
 
 export interface StatusEntry extends Partial<RolloutCounts> {
@@ -25,28 +27,12 @@ export interface StatusEntry extends Partial<RolloutCounts> {
   pin?: Pin;
   commit?: GitCommit;
   paused?: boolean;
-  /** Managed rollouts with gates: each gate's last measurement and how many were taken (rollout/gates.ts). */
+  /** Managed rollouts with gates: each gate's verdict, its last measurements and how many were taken (rollout/gate-status.ts). */
   gates?: GateStatus[];
+  /** The revision a rollback replaced, when its rollout had gates: how it ended and what its gates said. */
+  rolledBack?: { revision: number; phase: RolloutPhase; message?: string; gates: GateStatus[] };
   /** Its state.json cannot be read: the key and the repair. */
   unreadable?: { key: string; message: string };
-}
-
-export interface GateStatus {
-  gate: string;
-  measurements: number;
-  last: { at: string; round: 'canary' | 'waves'; nodes: string[]; value?: number; baseline?: number; condition: string; outcome: 'success' | 'failure' | 'inconclusive'; note?: string };
-}
-
-/** Each gate's last measurement of the rollout, in the order the gates first measured. */
-export function gateStatus(rollout: RolloutState | undefined): GateStatus[] | undefined {
-  const ms = rollout?.managed?.gates?.measurements ?? [];
-  if (ms.length === 0) return undefined;
-  const byGate = new Map<string, GateStatus>();
-  for (const m of ms) {
-    const { gate, acknowledged: _ack, ...last } = m;
-    byGate.set(gate, { gate, measurements: (byGate.get(gate)?.measurements ?? 0) + 1, last });
-  }
-  return [...byGate.values()];
 }
 
 export interface StatusReport {
@@ -72,12 +58,13 @@ export async function status(deps: Deps): Promise<StatusReport> {
     }
     const ds = live.get(key);
     const revision = state?.currentRevision ?? liveRevision(ds);
-    const entry: StatusEntry = { key, namespace, name, inCluster: Boolean(ds), revision, lastHealthyRevision: state?.lastHealthyRevision, pin: state?.pin, commit: state?.commit };
+    const rolledBack = state?.rolledBack ? { revision: state.rolledBack.revision, phase: state.rolledBack.phase, ...(state.rolledBack.message ? { message: state.rolledBack.message } : {}), gates: gateStatus(state.rolledBack.gates) ?? [] } : undefined;
+    const entry: StatusEntry = { key, namespace, name, inCluster: Boolean(ds), revision, lastHealthyRevision: state?.lastHealthyRevision, pin: state?.pin, commit: state?.commit, ...(rolledBack ? { rolledBack } : {}) };
     if (!ds) return { ...entry, message: state?.deleted ? `pruned at ${state.deleted.at}` : 'not in the cluster' };
     const counts = countsOf(ds);
     const previous = state?.rollout?.revision === revision ? state?.rollout : undefined;
     if (previous?.mode === 'managed') {
-      const gates = gateStatus(previous);
+      const gates = gateStatus(previous.managed?.gates);
       return consistentRow({ ...entry, ...counts, phase: previous.phase, mode: 'managed' as const, message: previous.message, paused: Boolean(previous.managed?.paused), ...(gates ? { gates } : {}) });
     }
     const r = evaluateNative(previous, ds, revision ?? 0, deps.clock.now(), deps.config.policy.progressDeadlineSeconds);
@@ -105,12 +92,11 @@ export function formatStatus(s: StatusReport): string {
   )}\n${formatGates(s.daemonSets)}`;
 }
 
-/** One line per gate of each managed rollout: its last value, condition and verdict. */
+/** One line per gate of each managed rollout (its last measurement and verdict), and of the revision a rollback replaced. */
 function formatGates(entries: readonly StatusEntry[]): string {
-  const lines = entries.flatMap((d) => (d.gates ?? []).map((g) => {
-    const l = g.last;
-    const value = l.value === undefined ? 'no value' : `value ${formatValue(l.value)}${l.baseline !== undefined ? ` (baseline ${formatValue(l.baseline)})` : ''}`;
-    return `${d.key} gate ${g.gate}: ${g.measurements} ${g.measurements === 1 ? 'measurement' : 'measurements'}; last (${l.round}, ${l.at}) on ${l.nodes.join(',')}: ${value}, ${l.condition}: ${l.outcome}${l.note ? ` (${l.note})` : ''}`;
-  }));
+  const lines = entries.flatMap((d) => [
+    ...formatGateLines(d.key, d.gates),
+    ...(d.rolledBack ? [`${d.key} revision ${d.rolledBack.revision}, rolled back (${d.rolledBack.phase}${d.rolledBack.message ? `: ${d.rolledBack.message}` : ''}):`, ...formatGateLines(`  revision ${d.rolledBack.revision}`, d.rolledBack.gates)] : []),
+  ]);
   return lines.length ? `\n${lines.join('\n')}\n` : '';
 }

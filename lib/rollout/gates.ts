@@ -10,7 +10,7 @@
  *       address: http://prometheus.monitoring:9090
  *       query: max by (node) (agent_dropped_ratio{node=~"{nodes}"})
  *     interval: 10s                   one measurement per interval, never per pod event
- *     count: 3                        measurements the canary needs before it passes
+ *     count: 3                        measurements the canary, and then each wave, needs before it passes
  *     successCondition: result < 0.01
  *     failureLimit: 0                 failed measurements tolerated
  *     inconclusiveLimit: 1            inconclusive measurements tolerated before the rollout pauses
@@ -258,8 +258,14 @@ export type MeasurementOutcome = 'success' | 'failure' | 'inconclusive';
 /** One measurement as recorded in the rollout's record and shown by status and in Events. */
 export interface Measurement {
   gate: string;
-  /** `canary`: measured on the canary nodes during its hold; `waves`: on every updated node after it. */
+  /**
+   * `canary`: measured on the canary nodes during its hold; `waves`: after it, on the nodes of
+   * the wave numbered `wave` during that wave's hold (or, without `wave`, on every updated node
+   * of a rollout whose waves are not held: a rollback's).
+   */
   round: 'canary' | 'waves';
+  /** The wave (its decision number, as the rollout's message counts waves) this measurement judged. */
+  wave?: number;
   at: string;
   nodes: string[];
   /** The worst value measured (the one furthest from meeting the success condition), absent without data. */
@@ -294,8 +300,8 @@ function conditionText(gate: MetricGate): string {
  *   a gate whose backend is down pauses the rollout once inconclusiveLimit is used up.
  * - A value that is not a number (NaN from a division by zero) cannot pass a condition.
  */
-export function judgeSample(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round']): Measurement {
-  const m = judge(gate, sample, at, nodes, round);
+export function judgeSample(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round'], wave?: number): Measurement {
+  const m = judge(gate, sample, at, nodes, round, wave);
   // A record holds JSON, which has no NaN: the value is left out and the note says why.
   if (m.value !== undefined && Number.isNaN(m.value)) {
     const { value: _nan, ...rest } = m;
@@ -304,8 +310,8 @@ export function judgeSample(gate: MetricGate, sample: Sample, at: string, nodes:
   return m;
 }
 
-function judge(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round']): Measurement {
-  const base = { gate: gate.name, round, at, nodes: [...nodes], condition: conditionText(gate) };
+function judge(gate: MetricGate, sample: Sample, at: string, nodes: string[], round: Measurement['round'], wave: number | undefined): Measurement {
+  const base = { gate: gate.name, round, ...(wave !== undefined ? { wave } : {}), at, nodes: [...nodes], condition: conditionText(gate) };
   if (sample.error !== undefined) return { ...base, outcome: 'inconclusive', note: `${gate.provider} did not answer: ${sample.error}` };
   const baselineValues = gate.baseline ? sample.baseline ?? [] : [];
   const missing = sample.values.length === 0 ? 'no data for the updated nodes' : gate.baseline && baselineValues.length === 0 ? 'no data for the baseline (nodes not yet updated)' : undefined;
@@ -351,23 +357,42 @@ export function formatValue(v: number): string {
 
 /** One line for a measurement, as Events and logs show it. */
 export function describeMeasurement(m: Measurement): string {
-  return `gate ${m.gate} (${m.round}, ${m.nodes.length === 1 ? 'node' : 'nodes'} ${m.nodes.join(',')}): ${describe(m)}`;
+  return `gate ${m.gate} (${m.wave !== undefined ? `wave ${m.wave}` : m.round}, ${m.nodes.length === 1 ? 'node' : 'nodes'} ${m.nodes.join(',')}): ${describe(m)}`;
+}
+
+/** Which measurements a verdict is over: a round, and within the waves round one held wave (or none: the unheld waves). */
+export interface GateScope { round: Measurement['round']; wave?: number }
+
+function inScope(m: Measurement, scope: GateScope): boolean {
+  return m.round === scope.round && (scope.round === 'canary' || m.wave === scope.wave);
+}
+
+/** A round that passes after `count` measurements: the canary's, and each held wave's. */
+function passes(scope: GateScope): boolean {
+  return scope.round === 'canary' || scope.wave !== undefined;
+}
+
+function asScope(round: Measurement['round'] | GateScope): GateScope {
+  return typeof round === 'string' ? { round } : round;
 }
 
 /**
- * The verdict of one metric gate over its measurements of one round (in time order).
+ * The verdict of one metric gate over its measurements of one round, or of one held wave (in time order).
  *
  * Assumptions / invariants:
  * - Failure wins: more failed measurements than failureLimit fail the gate, whatever else.
  * - More inconclusive measurements (not acknowledged by a resume) than inconclusiveLimit make
  *   the gate inconclusive: the rollout pauses and says why, as Argo Rollouts does.
- * - The canary round passes after `count` measurements; the waves round never passes (it runs
- *   while the rollout does) and only fails or pauses it.
+ * - The canary round, and each held wave, passes after `count` measurements; the waves round
+ *   of a rollout whose waves are not held never passes (it runs while the rollout does) and
+ *   only fails or pauses it. A wave's verdict is over its own measurements only: each wave is
+ *   judged afresh, as the canary is.
  * - The next measurement is due one interval after the last one (at once when there is none):
  *   queries run on the gate's interval, never per pod event.
  */
-export function gateVerdict(gate: MetricGate, measurements: readonly Measurement[], round: Measurement['round'], nowMs: number): GateVerdict {
-  const mine = measurements.filter((m) => m.gate === gate.name && m.round === round);
+export function gateVerdict(gate: MetricGate, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): GateVerdict {
+  const scope = asScope(round);
+  const mine = measurements.filter((m) => m.gate === gate.name && inScope(m, scope));
   const failures = mine.filter((m) => m.outcome === 'failure');
   const inconclusive = mine.filter((m) => m.outcome === 'inconclusive' && !m.acknowledged);
   const last = mine[mine.length - 1];
@@ -379,7 +404,7 @@ export function gateVerdict(gate: MetricGate, measurements: readonly Measurement
     const i = inconclusive[inconclusive.length - 1];
     return { kind: 'inconclusive', reason: `gate ${gate.name} inconclusive: ${inconclusive.length} inconclusive ${inconclusive.length === 1 ? 'measurement' : 'measurements'}, more than inconclusiveLimit ${gate.inconclusiveLimit}; last: ${describe(i)}` };
   }
-  if (round === 'canary' && mine.filter((m) => m.outcome !== 'inconclusive').length >= gate.count) {
+  if (passes(scope) && mine.filter((m) => m.outcome !== 'inconclusive').length >= gate.count) {
     return { kind: 'passed', reason: `gate ${gate.name} passed: ${gate.count} ${gate.count === 1 ? 'measurement' : 'measurements'}${failures.length ? `, ${failures.length} failed within failureLimit ${gate.failureLimit}` : ''}` };
   }
   const nextAt = last ? Date.parse(last.at) + gate.intervalSeconds * 1000 : nowMs;
@@ -400,7 +425,7 @@ export interface GateOutcome {
   failed?: { reason: string; nodes: string[] };
   /** A gate is inconclusive: the rollout pauses until resumed. */
   inconclusive?: string;
-  /** The canary's gates are still measuring: its hold lasts until they pass, and the driver looks again at `nextAt`. */
+  /** The canary's (or the held wave's) gates are still measuring: its hold lasts until they pass, and the driver looks again at `nextAt`. */
   pending?: { reason: string; nextAt: number };
 }
 
@@ -408,31 +433,44 @@ export interface GateOutcome {
  * Combines the restarts gate and every metric gate of a round into the one outcome a wave
  * decision needs. Failure beats inconclusive beats pending.
  */
-export function combineGates(spec: GateSpec | undefined, round: Measurement['round'], restarts: readonly RestartObservation[], measurements: readonly Measurement[], nowMs: number): GateOutcome {
+export function combineGates(spec: GateSpec | undefined, round: Measurement['round'] | GateScope, restarts: readonly RestartObservation[], measurements: readonly Measurement[], nowMs: number): GateOutcome {
   if (!spec) return {};
+  const scope = asScope(round);
   const over = spec.restarts === undefined ? [] : restartsOver(spec.restarts, restarts);
   if (over.length > 0) {
     const list = over.slice(0, 5).map((p) => `${p.pod} on ${p.node}: ${p.restarts}`).join(', ');
     return { failed: { reason: `gate restarts failed: ${over.length === 1 ? 'an updated pod' : `${over.length} updated pods`} restarted more than ${spec.restarts} ${spec.restarts === 1 ? 'time' : 'times'} (${list})`, nodes: [...new Set(over.map((p) => p.node))].sort() } };
   }
-  const verdicts = spec.metrics.map((g) => ({ g, v: gateVerdict(g, measurements, round, nowMs) }));
+  const verdicts = spec.metrics.map((g) => ({ g, v: gateVerdict(g, measurements, scope, nowMs) }));
   const failed = verdicts.find((x) => x.v.kind === 'failed');
   if (failed) {
-    const last = measurements.filter((m) => m.gate === failed.g.name && m.round === round && m.outcome === 'failure').pop();
+    const last = measurements.filter((m) => m.gate === failed.g.name && inScope(m, scope) && m.outcome === 'failure').pop();
     return { failed: { reason: failed.v.reason, nodes: last?.nodes ?? [] } };
   }
   const inconclusive = verdicts.find((x) => x.v.kind === 'inconclusive');
   if (inconclusive) return { inconclusive: inconclusive.v.reason };
   const running = verdicts.filter((x) => x.v.kind === 'running');
-  if (round === 'canary' && running.length > 0) {
+  if (passes(scope) && running.length > 0) {
     const nextAt = Math.min(...running.map((x) => (x.v as { nextAt: number }).nextAt));
     return { pending: { reason: running.map((x) => x.v.reason).join('; '), nextAt } };
   }
   return {};
 }
 
+/** A metric gate's verdict as a rollout's record keeps it: over which round (and held wave), and why. */
+export interface RecordedVerdict { gate: string; round: Measurement['round']; wave?: number; verdict: GateVerdict['kind']; reason: string }
+
+/** Each metric gate's verdict over the measurements of one round (or held wave), in the order the gates are declared. */
+export function gateVerdicts(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): RecordedVerdict[] {
+  const scope = asScope(round);
+  return (spec?.metrics ?? []).map((g) => {
+    const v = gateVerdict(g, measurements, scope, nowMs);
+    return { gate: g.name, round: scope.round, ...(scope.wave !== undefined ? { wave: scope.wave } : {}), verdict: v.kind, reason: v.reason };
+  });
+}
+
 /** The metric gates whose next measurement of this round is due now. */
-export function dueGates(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'], nowMs: number): MetricGate[] {
+export function dueGates(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): MetricGate[] {
   return (spec?.metrics ?? []).filter((g) => {
     const v = gateVerdict(g, measurements, round, nowMs);
     return v.kind === 'running' && v.nextAt <= nowMs;
@@ -440,7 +478,7 @@ export function dueGates(spec: GateSpec | undefined, measurements: readonly Meas
 }
 
 /** When the next measurement of any metric gate of this round is due (undefined: none). */
-export function nextMeasurementAt(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'], nowMs: number): number | undefined {
+export function nextMeasurementAt(spec: GateSpec | undefined, measurements: readonly Measurement[], round: Measurement['round'] | GateScope, nowMs: number): number | undefined {
   const times = (spec?.metrics ?? []).flatMap((g) => {
     const v = gateVerdict(g, measurements, round, nowMs);
     return v.kind === 'running' ? [v.nextAt] : [];

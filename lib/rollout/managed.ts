@@ -308,7 +308,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     // Record the decision before acting on it: a run killed between the two leaves the
     // deletions in inFlight, so the next run counts them against the budget.
     const next = toRollout(rollout, target, decision, pods, ds.metadata.generation, paused, now.toISOString());
-    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}) } };
+    if (gateRun) next.managed = { ...next.managed, gates: { measurements: gateRun.measurements, ...(gateRun.dropped ? { dropped: gateRun.dropped } : {}), ...(gateRun.verdicts.length ? { verdicts: gateRun.verdicts } : {}) } };
     // A decision that deletes nothing and changes nothing (a stalled rollout looked at again) is not written.
     const unchanged = decision.podsToDelete.length === 0 && !gateRun?.added.length && sameDecision(state.rollout, next) && !heartbeatDue(record?.checkpoint, decision, now);
     const written = unchanged || await recordDecision(deps, target, stored!.etag, state, next);
@@ -319,7 +319,8 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     lastLine = tellDecision(deps, target, decision, record?.checkpoint, lastLine);
     if (!unchanged) await keepTimeline(deps, target, decision, now);
 
-    if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete')) return rollout;
+    // A last wave held for its gates is not "only NotReady nodes left": its measurements are due on their interval.
+    if (['complete', 'stalled', 'paused'].includes(decision.phase) || (decision.readyNodesDone && decision.phase !== 'complete' && decision.phase !== 'wave-hold')) return rollout;
     if (!options.wait) return rollout;
     const left = timeLeft();
     if (left <= 0) return rollout;
@@ -351,6 +352,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     canary: a.canary,
     paused: a.paused || pausedByHand,
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
+    ...(annotations.ok && annotations.value.gates?.metrics.length ? { gateWaves: true } : {}),
   };
   return {
     pods, nodes, policy,

@@ -298,11 +298,11 @@ async function record(deps: Deps, t: TrackTarget, rollout: RolloutState, live: L
   if (replaced || !after || rollout.phase === wasPhase) return;
   const target = { namespace: t.namespace, name: t.name, uid: live?.metadata.uid };
   if (rollout.phase === 'complete') {
-    await store.setOutcome(t.namespace, t.name, t.revision, 'healthy', now);
+    await store.setOutcome(t.namespace, t.name, t.revision, 'healthy', now, undefined, undefined, rollout.managed?.gates);
     await emitEvent(deps, target, 'Normal', 'RolloutComplete', `revision ${t.revision} rolled out${wasPhase === 'stalled' ? ' after it had stalled' : ''}: ${rollout.counts ? describeCounts(rollout.counts) : rollout.message}`);
     deps.logger.log('info', `revision ${t.revision} rolled out`, { daemonSet: key, action: 'rollout-complete', revision: t.revision, ...rollout.counts });
   } else if (rollout.phase === 'stalled') {
-    await store.setOutcome(t.namespace, t.name, t.revision, 'stalled', now, rollout.message);
+    await store.setOutcome(t.namespace, t.name, t.revision, 'stalled', now, rollout.message, undefined, rollout.managed?.gates);
     await emitEvent(deps, target, 'Warning', 'RolloutStalled', `revision ${t.revision}: ${rollout.message}`);
     deps.logger.log('warn', `revision ${t.revision} ${rollout.message}`, { daemonSet: key, action: 'rollout-stalled', revision: t.revision });
   } else if (wasPhase === 'stalled') {

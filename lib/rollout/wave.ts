@@ -54,10 +54,16 @@ export interface WavePolicy {
   progressDeadlineSeconds: number;
   /** What the rollout's gates say now (gates.ts, `combineGates`), as the driver measured them. */
   gates?: GateOutcome;
+  /**
+   * The rollout has metric gates: after the canary, each wave is held once its nodes run the
+   * update and are available, until `gates.pending` is gone (its gates passed), before the next
+   * wave deletes anything, and the last wave before the rollout is complete.
+   */
+  gateWaves?: boolean;
 }
 export interface WaveObservation { nodes: WaveNode[]; pods: WavePod[] }
 /** `waiting`: nothing may be deleted for a reason outside the rollout (too many NotReady nodes, no canary node). */
-export type WavePhase = 'progressing' | 'complete' | 'stalled' | 'paused' | 'canary-hold' | 'waiting';
+export type WavePhase = 'progressing' | 'complete' | 'stalled' | 'paused' | 'canary-hold' | 'wave-hold' | 'waiting';
 export interface WaveDecision {
   podsToDelete: { name: string; uid: string; node: string }[];
   phase: WavePhase;
@@ -77,7 +83,7 @@ export interface WaveDecision {
   counts: { desired: number; updated: number; updatedAvailable: number; available: number; unavailable: number; maxUnavailable: number; budget: number; skipped: number };
   /**
    * Earliest ISO time at which the driver should decide again with no pod event: minReadySeconds
-   * or the settle time elapsing, a canary hold ending, the progress deadline, and, while the
+   * or the settle time elapsing, a canary or wave hold ending, the progress deadline, and, while the
    * progress clock runs, LOOK_AGAIN_SECONDS at most.
    */
   wakeAt?: string;
@@ -396,6 +402,49 @@ function evaluateCanary(canary: CanaryPolicy | undefined, members: readonly stri
   return { kind: 'passed-now', since };
 }
 
+type WaveHold =
+  | { kind: 'none' }                                                   // waves are not held, or no wave is open
+  | { kind: 'rolling'; wave: number; members: string[] }               // the wave's pods are still being replaced
+  | { kind: 'holding'; wave: number; members: string[]; since: string; until: number; gates: string }
+  | { kind: 'passed-now'; wave: number; since?: string };
+
+type GatedWave = NonNullable<WaveCheckpoint['gatedWave']>;
+
+/**
+ * The hold of the last wave, when waves are held for their gates (`gateWaves`).
+ *
+ * Assumptions / invariants:
+ * - A wave is the set of nodes whose pods one decision deleted after the canary; it is judged
+ *   on those nodes alone, as the canary is on its own.
+ * - Its hold starts at the first decision that sees every node of it (still desired and not
+ *   skipped) updated and available, and restarts from zero if any of them becomes unavailable.
+ * - It passes once the gates measuring it are no longer pending; a gate that fails stops the
+ *   rollout and one that is inconclusive pauses it (nextWave), as on the canary.
+ * - A wave none of whose nodes is left (gone, or NotReady before the update reached them)
+ *   passes: there is nothing to judge it on.
+ */
+function evaluateWaveHold(open: GatedWave | undefined, facts: readonly NodeFacts[], now: Date, gatesPending?: { reason: string; nextAt: number }): WaveHold {
+  if (open === undefined || open.passed) return { kind: 'none' };
+  const members = facts.filter((f) => open.nodes.includes(f.name) && (!f.skipped || f.repair));
+  if (members.length === 0) return { kind: 'passed-now', wave: open.wave };
+  const names = members.map((f) => f.name);
+  if (!members.every((f) => f.updatedAvailable)) return { kind: 'rolling', wave: open.wave, members: names };
+  const since = open.availableSince ?? now.toISOString();
+  if (gatesPending) return { kind: 'holding', wave: open.wave, members: names, since, until: Math.max(gatesPending.nextAt, now.getTime() + 1), gates: gatesPending.reason };
+  return { kind: 'passed-now', wave: open.wave, since };
+}
+
+/** The wave the checkpoint keeps: a new one when this decision deletes outside an open wave, else the open one as it stands now. */
+function nextGatedWave(open: GatedWave | undefined, hold: WaveHold, podsToDelete: readonly PodRef[], waveNumber: number): GatedWave | undefined {
+  if (podsToDelete.length > 0 && hold.kind !== 'rolling') return { wave: waveNumber, nodes: [...new Set(podsToDelete.map((p) => p.node))].sort() };
+  if (!open) return undefined;
+  const { availableSince: _since, ...rest } = open;
+  if (hold.kind === 'rolling') return { ...rest, nodes: [...new Set([...open.nodes, ...podsToDelete.map((p) => p.node)])].sort() };
+  if (hold.kind === 'holding') return { ...rest, availableSince: hold.since };
+  if (hold.kind === 'passed-now') return { ...rest, ...(hold.since ? { availableSince: hold.since } : {}), passed: true };
+  return open;
+}
+
 function nameList(names: readonly string[], limit = 5): string {
   if (names.length <= limit) return names.join(', ');
   return `${names.slice(0, limit).join(', ')} and ${names.length - limit} more`;
@@ -420,6 +469,7 @@ interface PhaseInputs {
   readyNodesDone: boolean;
   canary: CanaryState;
   members: string[];
+  waveHold: WaveHold;
   deadlinePassed: boolean;
   idleMs: number;
   counted: NodeFacts[];
@@ -464,6 +514,9 @@ function phaseOf(x: PhaseInputs): { phase: WavePhase; podsToDelete: PodRef[]; re
     : { phase, podsToDelete: [], reason: `${phase === 'waiting' ? 'waiting: ' : ''}${text}` });
   if (x.tooManyNotReady) {
     return waitingOn('waiting', `${plural(x.skippedOutside.length, 'desired node is', 'desired nodes are')} NotReady (${nameList(x.skippedOutside.map((f) => f.name))}), more than maxUnavailable ${k}; deleting nothing until enough of them are Ready again (${progressText})`);
+  }
+  if (x.waveHold.kind === 'holding') {
+    return { phase: 'wave-hold', podsToDelete: [], reason: `wave ${x.waveHold.wave} (${nameList(x.waveHold.members)}) updated and available; held for its gates: ${x.waveHold.gates}` };
   }
   if (x.readyNodesDone) {
     return waitingOn('progressing', `every Ready node is updated and available; waiting for NotReady ${x.pendingSkipped.length === 1 ? 'node' : 'nodes'} ${nameList(x.pendingSkipped)} to take the new template`);
@@ -643,7 +696,7 @@ export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint:
   const readyNodesDone = counted.every((f) => isNodeDone(f) && (f.proven || !f.reachedByUpdate)) && !repairLeft;
   const pendingSkipped = skipped.filter((f) => !isSkippedNodeDone(f)).map((f) => f.name);
   // With every desired node NotReady the update has proven itself nowhere: not complete (nor healthy), whatever runs there.
-  const complete = readyNodesDone && pendingSkipped.length === 0 && (counted.length > 0 || facts.length === 0);
+  const allDone = readyNodesDone && pendingSkipped.length === 0 && (counted.length > 0 || facts.length === 0);
 
   const breaking = facts.filter(isBrokenByUpdate).map((f) => f.name);
   const gateFailure = policy.gates?.failed;
@@ -664,10 +717,17 @@ export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint:
   const canary = evaluateCanary(policy.canary, members, canaryPassedBefore, checkpoint?.canaryAvailableSince, facts, now, policy.gates?.pending);
   const canaryPassed = canary.kind === 'passed-now' || canaryPassedBefore;
   const canaryNodes = members.length > 0 ? members : checkpoint?.canaryNodes;
+  // After the canary, each wave is held for its gates; a rollback restores a template that proved itself and is not held.
+  const gatingWaves = policy.gateWaves === true && !restores && (canary.kind === 'none' || canary.kind === 'passed-now');
+  const waveHold: WaveHold = gatingWaves ? evaluateWaveHold(checkpoint?.gatedWave, facts, now, policy.gates?.pending) : { kind: 'none' };
+  // The last wave is judged too: the rollout is complete only once its gates have passed.
+  const complete = allDone && waveHold.kind !== 'rolling' && waveHold.kind !== 'holding';
 
   // Which nodes this decision may touch: the canary's (and the nodes to repair) until it passes, then every node.
-  const mayAct = !failed && !policy.paused && !tooManyNotReady && canary.kind !== 'holding' && canary.kind !== 'unmatched';
-  const inScope = !mayAct ? [] : canary.kind === 'rolling' ? facts.filter((f) => canary.members.includes(f.name) || f.repair) : facts;
+  const mayAct = !failed && !policy.paused && !tooManyNotReady && canary.kind !== 'holding' && canary.kind !== 'unmatched' && waveHold.kind !== 'holding';
+  const inScope = !mayAct ? [] : canary.kind === 'rolling' ? facts.filter((f) => canary.members.includes(f.name) || f.repair)
+    : waveHold.kind === 'rolling' ? facts.filter((f) => waveHold.members.includes(f.name) || f.repair)
+    : facts;
   const free: PodRef[] = [];
   const costly: PodRef[] = [];
   for (const f of inScope) {
@@ -687,9 +747,9 @@ export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint:
   const grew = checkpoint !== undefined && updatedAvailable > checkpoint.updatedAvailable;
   // Waiting on something outside the rollout (NotReady nodes, a canary that selects nothing);
   // when that ends, the clock starts again, and a rollout stalled by the wait goes on.
-  const waiting = tooManyNotReady || canary.kind === 'unmatched' || (readyNodesDone && !complete);
+  const waiting = tooManyNotReady || canary.kind === 'unmatched' || (readyNodesDone && !allDone);
   const waitEnded = checkpoint?.waitingSince !== undefined && !waiting;
-  const cannotStall = complete || policy.paused || canary.kind === 'holding' || canary.kind === 'passed-now';
+  const cannotStall = complete || policy.paused || canary.kind === 'holding' || canary.kind === 'passed-now' || waveHold.kind === 'holding' || waveHold.kind === 'passed-now';
   const progressed = checkpoint === undefined || grew || cannotStall || waitEnded;
   const progressAt = progressed ? at : checkpoint.lastProgressAt;
   const undrivenMs = progressed ? 0 : (checkpoint.undrivenMs ?? 0) + undrivenSince(checkpoint, nowMs);
@@ -698,7 +758,7 @@ export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint:
 
   const counts = { desired: facts.length, updated, updatedAvailable, available, unavailable, maxUnavailable: k, budget, skipped: skipped.length };
   const { phase, podsToDelete, reason } = phaseOf({
-    policy, k, nowMs, failed, complete, tooManyNotReady, readyNodesDone, canary, members, deadlinePassed, idleMs,
+    policy, k, nowMs, failed, complete, tooManyNotReady, readyNodesDone, canary, members, waveHold, deadlinePassed, idleMs,
     counted, skipped, skippedOutside, pendingSkipped, unavailable, exposed, exposedNotReady: exposedNodes.filter((f) => !f.ready).map((f) => f.name), free, costly, freeNow, budget,
   });
 
@@ -706,12 +766,16 @@ export function nextWave(obs: WaveObservation, declared: WavePolicy, checkpoint:
   const lastProgressAt = deletedNow ? at : progressAt;
   const undrivenAfter = deletedNow ? 0 : undrivenMs;
   const next = nextCheckpoint({ checkpoint, at, facts, touched, inFlightKept, podsToDelete, lastProgressAt, undrivenMs: undrivenAfter, waiting, updatedAvailable, failed, canary, canaryNodes, canaryPassed });
+  if (gatingWaves) {
+    const gatedWave = nextGatedWave(checkpoint?.gatedWave, waveHold, podsToDelete, next.waves);
+    if (gatedWave) next.gatedWave = gatedWave;
+  }
 
   const clockRuns = (phase === 'progressing' || phase === 'waiting') && !cannotStall;
   const wakeAt = failed ? undefined : earliestWake({
     nowMs,
     minReady: facts.flatMap((f) => [...f.becomesAvailableAt, ...(f.provenAt !== undefined && isExposed(f) ? [f.provenAt] : [])]),
-    canaryHoldEnds: canary.kind === 'holding' && !complete ? canary.until : undefined,
+    canaryHoldEnds: canary.kind === 'holding' && !complete ? canary.until : waveHold.kind === 'holding' ? waveHold.until : undefined,
     // Stalling needs idle time strictly beyond the deadline, hence the extra millisecond.
     deadline: clockRuns ? Date.parse(lastProgressAt) + undrivenAfter + policy.progressDeadlineSeconds * SECOND_MS + 1 : undefined,
     // A driver that looks again this often is seen driving (`undrivenSince`).

@@ -73,6 +73,38 @@ export const renderedSchema = z.object({
   helmVersion: z.string(),
 });
 
+/** One gate measurement (rollout/gates.ts `Measurement`), as kept in the rollout's record. */
+export const gateMeasurementSchema = z.object({
+  gate: z.string(),
+  round: z.enum(['canary', 'waves']),
+  wave: z.optional(z.int()),
+  at: z.string(),
+  nodes: z.array(z.string()),
+  value: z.optional(z.number()),
+  baseline: z.optional(z.number()),
+  condition: z.string(),
+  outcome: z.enum(['success', 'failure', 'inconclusive']),
+  note: z.optional(z.string()),
+  acknowledged: z.optional(z.boolean()),
+});
+
+/** A metric gate's verdict at a rollout's last decision (rollout/gates.ts `RecordedVerdict`). */
+export const gateVerdictSchema = z.object({
+  gate: z.string(),
+  round: z.enum(['canary', 'waves']),
+  wave: z.optional(z.int()),
+  verdict: z.enum(['passed', 'failed', 'inconclusive', 'running']),
+  reason: z.string(),
+});
+
+/** What a managed rollout's gates measured and concluded; also kept with a revision whose rollout ended (revisionSchema `gates`). */
+export const gateRecordSchema = z.object({
+  measurements: z.array(gateMeasurementSchema),
+  dropped: z.optional(z.int()),
+  verdicts: z.optional(z.array(gateVerdictSchema)),
+});
+export type GateRecord = z.infer<typeof gateRecordSchema>;
+
 export const revisionSchema = z.object({
   schema: z.literal(1),
   cluster: z.string(),
@@ -111,6 +143,12 @@ export const revisionSchema = z.object({
    * never renders again. `commit` is the source commit that was rendered.
    */
   rendered: z.optional(renderedSchema),
+  /**
+   * A managed rollout with gates: what its gates measured and concluded when its rollout ended
+   * (stalled, complete, or replaced by a rollback), so the record says which gate failed with
+   * which value after the rollout's own record in state.json has given way to the next revision's.
+   */
+  gates: z.optional(gateRecordSchema),
 });
 export type RevisionSnapshot = z.infer<typeof revisionSchema>;
 
@@ -176,23 +214,22 @@ export const waveCheckpointSchema = z.object({
    * node running a pod of another template, and only the availability budget limits it.
    */
   restores: z.optional(z.boolean()),
+  /**
+   * With metric gates, after the canary: the last wave, held once its nodes run the update and
+   * are available until every metric gate has taken its `count` measurements on them
+   * (`availableSince`: when that hold began; `passed`: its gates passed). Its `wave` is the
+   * decision number of the deletions that began it, as `waves` counts them.
+   */
+  gatedWave: z.optional(z.object({
+    wave: z.int(),
+    nodes: z.array(z.string()),
+    availableSince: z.optional(z.string()),
+    passed: z.optional(z.boolean()),
+  })),
 });
 export type WaveCheckpoint = z.infer<typeof waveCheckpointSchema>;
 
 /** What state.rollout.managed holds for a managed rollout: the checkpoint and the last decision's summary. */
-/** One gate measurement (rollout/gates.ts `Measurement`), as kept in the rollout's record. */
-export const gateMeasurementSchema = z.object({
-  gate: z.string(),
-  round: z.enum(['canary', 'waves']),
-  at: z.string(),
-  nodes: z.array(z.string()),
-  value: z.optional(z.number()),
-  baseline: z.optional(z.number()),
-  condition: z.string(),
-  outcome: z.enum(['success', 'failure', 'inconclusive']),
-  note: z.optional(z.string()),
-  acknowledged: z.optional(z.boolean()),
-});
 
 export const managedRecordSchema = z.object({
   checkpoint: z.optional(waveCheckpointSchema),
@@ -202,8 +239,8 @@ export const managedRecordSchema = z.object({
   brokenNodes: z.optional(z.array(z.string())),
   readyNodesDone: z.optional(z.boolean()),
   paused: z.optional(z.boolean()),
-  /** The gates' measurements (bounded: rollout/gates.ts MEASUREMENTS_KEPT), and how many older ones were dropped. */
-  gates: z.optional(z.object({ measurements: z.array(gateMeasurementSchema), dropped: z.optional(z.int()) })),
+  /** The gates' measurements (bounded: rollout/gates.ts MEASUREMENTS_KEPT), how many older ones were dropped, and each metric gate's verdict at the last decision. */
+  gates: z.optional(gateRecordSchema),
 });
 export type ManagedRecord = z.infer<typeof managedRecordSchema>;
 
@@ -241,6 +278,12 @@ export const stateSchema = z.object({
   lastHealthyRevision: z.optional(z.int()),
   rollout: z.optional(rolloutSchema),
   pin: z.optional(pinSchema),
+  /**
+   * A rollback replaced a managed rollout that had gates: that revision, how its rollout ended
+   * and what its gates measured and concluded, so `status` still says which gate failed with
+   * which value. Replaced by the next apply.
+   */
+  rolledBack: z.optional(z.object({ revision: z.int(), phase: z.enum(PHASES), message: z.optional(z.string()), gates: gateRecordSchema })),
   /** Managed rollouts: paused by hand (pause/resume); no pod is deleted while set. */
   paused: z.optional(z.object({ at: z.string(), by: z.optional(z.string()), reason: z.optional(z.string()) })),
   /**
@@ -371,6 +414,10 @@ export function stateAfterApply(
   },
 ): DaemonSetState {
   const { revision, at, generation } = applied;
+  const replaced = current?.rollout;
+  const rolledBack = applied.cause === 'rollback' && replaced?.revision !== revision && replaced?.managed?.gates?.measurements.length
+    ? { revision: replaced.revision, phase: replaced.phase, ...(replaced.message ? { message: replaced.message } : {}), gates: replaced.managed.gates }
+    : undefined;
   const rollout: RolloutState = { revision, mode: applied.mode, phase: 'progressing', generation, startedAt: at, lastProgressAt: at };
   const carried = applied.mode === 'managed' && current?.currentRevision !== revision
     ? checkpointForNextRevision(current?.rollout, { sameTemplate: applied.sameTemplate === true, cause: applied.cause, at })
@@ -393,6 +440,7 @@ export function stateAfterApply(
     lastHealthyRevision: current?.lastHealthyRevision,
     rollout,
     pin: applied.pin,
+    ...(rolledBack ? { rolledBack } : {}),
     paused: current?.paused,
     lastAttempt: { at, revision, result: 'applied', ...(applied.message ? { message: applied.message } : {}) },
     updatedAt: at,

@@ -11,7 +11,7 @@ import { StoreKeys } from './keys';
 import { Clock, systemClock } from '../clock';
 import type { ObjectStore, WriteCondition } from './object-store';
 import { staleTokens, StateIndex, StateIndexRecord } from './state-index';
-import { DaemonSetState, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
+import { DaemonSetState, GateRecord, Outcome, RevisionSnapshot, revisionSchema, stateSchema } from './records';
 
 export interface Versioned<T> {
   value: T;
@@ -247,8 +247,11 @@ export class StateStore {
     }
   }
 
-  /** Records what became of a revision. Only the outcome fields change; the rest stays as written. */
-  async setOutcome(namespace: string, name: string, n: number, outcome: Outcome, at: string, reason?: string, appliedAt?: string): Promise<void> {
+  /**
+   * Records what became of a revision. Only the outcome fields change, and `gates` (what a
+   * managed rollout's gates measured, kept when not given); the rest stays as written.
+   */
+  async setOutcome(namespace: string, name: string, n: number, outcome: Outcome, at: string, reason?: string, appliedAt?: string, gates?: GateRecord): Promise<void> {
     const key = this.keys.revision(namespace, name, n);
     for (let attempt = 1; ; attempt++) {
       const current = await this.getRevision(namespace, name, n);
@@ -259,6 +262,7 @@ export class StateStore {
         outcomeAt: at,
         outcomeReason: reason,
         appliedAt: appliedAt ?? current.value.appliedAt,
+        ...(gates ? { gates } : {}),
       };
       try {
         await this.putConditional(key, `${JSON.stringify(next, null, 2)}\n`, { ifMatch: current.etag });

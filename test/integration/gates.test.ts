@@ -8,6 +8,8 @@ import * as k8s from '@kubernetes/client-node';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { resume } from '../../lib/pause';
 import { formatStatus, status } from '../../lib/status';
+import { formatHistory, history } from '../../lib/history';
+import { formatReconcileReport } from '../../lib/report';
 import { dsObject } from '../support/manifests';
 import { stringify } from 'yaml';
 import { reconcile } from '../../lib/reconcile';
@@ -24,6 +26,8 @@ import { cleanupScenarios, scenario } from '../support/scenario';
 jest.setTimeout(900_000);
 
 const NODES = 5;
+/** The waves after a canary of 1 with maxUnavailable 2: each is held for its gates. */
+const HELD_WAVES = Math.ceil((NODES - 1) / 2);
 const READY_DELAY_SECONDS = 2;
 const { kc, core } = adminClients();
 
@@ -182,9 +186,63 @@ describe('Prometheus gate', () => {
       expect(events.map((e) => [e.reason, e.type])).toEqual([['GateFailed', 'Warning'], ['GateFailed', 'Warning']]);
       expect(events[0].message).toBe(`revision 2: gate dropped (canary, node ${nodes[0]}): value 0.5, success: result < 0.1: failure`);
       const shown = formatStatus(await status(deps()));
-      expect(shown).toContain(`${ns}/agent gate dropped: 2 measurements; last (canary, ${ms[1].at}) on ${nodes[0]}: value 0.5, success: result < 0.1: failure`);
+      expect(shown).toContain(`${ns}/agent gate dropped: 2 measurements; last (canary, ${ms[1].at}) on ${nodes[0]}: value 0.5, success: result < 0.1: failure; verdict (canary): failed`);
+      // plan shows each gate's verdict and last measurements, not only the rollout's message
+      const plan = await reconcile(deps(), { dryRun: true });
+      expect(plan.daemonSets[0].rollout?.gates?.[0]).toMatchObject({ gate: 'dropped', measurements: 2, verdict: { verdict: 'failed', round: 'canary' }, last: { value: 0.5, outcome: 'failure' } });
+      expect(formatReconcileReport(plan)).toContain(`${ns}/agent gate dropped: 2 measurements; last (canary, ${ms[1].at}) on ${nodes[0]}: value 0.5, success: result < 0.1: failure; verdict (canary): failed`);
     } finally {
       exporter.set(nodes[0], 0);
+    }
+  });
+
+  it('a wave after the canary whose exporter reports a bad value fails its gate: stalled and rolled back, no node beyond that wave touched; status and history name the gate and the value after the rollback', async () => {
+    exporter.set(nodes[1], 0.5);
+    try {
+      const s = await scenario('gate-prom-wave');
+      const ann = {
+        'daemonset-gitops.io/canary': '1', 'daemonset-gitops.io/canary-hold': '2s', 'daemonset-gitops.io/progress-deadline': '120', 'daemonset-gitops.io/auto-rollback': 'true',
+        'daemonset-gitops.io/gates': metricGate(address, '  count: 2\n  successCondition: result < 0.1\n'),
+      };
+      // The canary (nodes[0]) reports 0; the first wave after it (nodes[1], nodes[2]) includes a node reporting 0.5.
+      s.git.write('a.yaml', managed({ name: 'agent', namespace: s.ns, image: 'registry.local/agent:1.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v1');
+      expect((await reconcile(s.deps())).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+      const watcher = new AvailabilityWatcher(kc, s.ns, 'app=agent', nodes);
+      await watcher.start();
+      s.git.write('a.yaml', managed({ name: 'agent', namespace: s.ns, image: 'registry.local/agent:2.0', maxUnavailable: 2, managedAnnotations: ann })).commit('v2');
+      const r = await reconcile(s.deps(), {}, autoRollback);
+      watcher.stop();
+      const wave = [nodes[1], nodes[2]];
+      expect(r.daemonSets[0].message).toMatch(/rolled back from revision 2 to revision 1 \(recorded as revision 3\)/);
+      // The canary and that wave ran the update; the next wave never did.
+      expect([...(watcher.nodesByImage.get('registry.local/agent:2.0') ?? [])].sort()).toEqual([nodes[0], ...wave].sort());
+      expect(watcher.deletions.filter((d) => d.node === nodes[3] || d.node === nodes[4])).toEqual([]);
+
+      // The failed revision's measurements: the canary passed, the wave failed on its own nodes.
+      const r2 = (await s.deps().store.getRevision(s.ns, 'agent', 2))!.value;
+      expect(r2.outcome).toBe('rolled-back');
+      const ms = (r2.gates?.measurements ?? []) as Measurement[];
+      expect(ms.map((m) => [m.round, m.wave, m.nodes, m.outcome])).toEqual([
+        ['canary', undefined, [nodes[0]], 'success'],
+        ['canary', undefined, [nodes[0]], 'success'],
+        ['waves', 2, wave, 'failure'],
+      ]);
+      expect(ms[2].value).toBe(0.5);
+      const waveEvents = await gateEvents(s.ns);
+      expect(waveEvents.map((e) => e.reason)).toEqual(['GatePassed', 'GatePassed', 'GateFailed']);
+      expect(waveEvents[2].message).toBe(`revision 2: gate dropped (wave 2, nodes ${wave.join(',')}): value 0.5, success: result < 0.1: failure`);
+
+      // After the rollback: status and history still say which gate failed, with which value.
+      const st = await status(s.deps());
+      expect(st.daemonSets.find((d) => d.key === `${s.ns}/agent`)).toMatchObject({ revision: 3, rolledBack: { revision: 2, phase: 'stalled', gates: [{ gate: 'dropped', verdict: { verdict: 'failed', wave: 2 }, last: { value: 0.5, nodes: wave } }] } });
+      const failLine = `gate dropped: 3 measurements; last (wave 2, ${ms[2].at}) on ${wave.join(',')}: value 0.5, success: result < 0.1: failure; verdict (wave 2): failed`;
+      expect(formatStatus(st)).toContain(`${s.ns}/agent revision 2, rolled back (stalled: stopped: gate dropped failed: 1 failed measurement, more than failureLimit 0; last on ${wave.join(',')}: value 0.5`);
+      expect(formatStatus(st)).toContain(`  revision 2 ${failLine}`);
+      const h = await history(s.deps(), { namespace: s.ns, name: 'agent' });
+      expect(h.revisions.find((x) => x.revision === 2)?.gates?.[0]).toMatchObject({ gate: 'dropped', last: { value: 0.5, outcome: 'failure' } });
+      expect(formatHistory(h)).toContain(`  ${failLine}`);
+    } finally {
+      exporter.set(nodes[1], 0);
     }
   });
 
@@ -224,17 +282,23 @@ describe('Prometheus gate', () => {
       const r = await reconcile(deps());
       expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
       const rollout = (await deps().store.getState(ns, 'agent'))!.value.rollout!;
-      if (gates) expect(rollout.managed?.gates?.measurements.filter((m) => m.round === 'canary').map((m) => m.outcome)).toEqual(['success', 'success', 'success', 'success']);
+      if (gates) {
+        expect(rollout.managed?.gates?.measurements.filter((m) => m.round === 'canary').map((m) => m.outcome)).toEqual(['success', 'success', 'success', 'success']);
+        // Every wave after the canary was held for its own measurements: two gates, two each.
+        const waves = new Map<number, string[]>();
+        for (const m of rollout.managed?.gates?.measurements.filter((x) => x.round === 'waves') ?? []) waves.set(m.wave!, [...(waves.get(m.wave!) ?? []), m.outcome]);
+        expect([...waves.values()]).toEqual([...Array(HELD_WAVES)].map(() => ['success', 'success', 'success', 'success']));
+      }
       return (Date.parse(rollout.finishedAt!) - Date.parse(rollout.startedAt)) / 1000;
     };
     const every = `restarts: 0\n${metricGate(address, '  count: 2\n  successCondition: result < 0.1\n')}\n${cloudWatchGate(2)}`;
     const without = await timed('gate-none', undefined);
     const withGates = await timed('gate-every', every);
-    // Each metric gate measures at the end of the hold at the latest, then count - 1 intervals more.
-    const gateTime = (2 - 1) * 2;
+    // Each metric gate measures at the end of each hold (the canary's, then every wave's) at the latest, then count - 1 intervals more.
+    const gateTime = (1 + HELD_WAVES) * (2 - 1) * 2;
     const bound = without * 1.1 + gateTime;
     // eslint-disable-next-line no-console
-    console.log(`rollout of ${NODES} nodes, canary 1 with a 2s hold, maxUnavailable 2: without gates ${without.toFixed(1)}s, with restarts + Prometheus + CloudWatch gates ${withGates.toFixed(1)}s, bound (without x 1.1 + gates' own ${gateTime}s) ${bound.toFixed(1)}s`);
+    console.log(`rollout of ${NODES} nodes, canary 1 with a 2s hold, maxUnavailable 2, ${HELD_WAVES} waves after it: without gates ${without.toFixed(1)}s, with restarts + Prometheus + CloudWatch gates ${withGates.toFixed(1)}s, bound (without x 1.1 + gates' own ${gateTime}s) ${bound.toFixed(1)}s`);
     expect(withGates).toBeLessThanOrEqual(bound);
   });
 

@@ -146,6 +146,16 @@ describe('gateVerdict', () => {
     const ms = [0, 10, 20, 30].map((s) => m(s, 'success', { round: 'waves' }));
     expect(gateVerdict(g, ms, 'waves', T0 + 31_000).kind).toBe('running');
   });
+
+  it.each<[string, Measurement[], string]>([
+    ['count successes on the wave: passed', [m(0, 'success', { round: 'waves', wave: 3 }), m(10, 'success', { round: 'waves', wave: 3 }), m(20, 'success', { round: 'waves', wave: 3 })], 'passed'],
+    ['measurements of an earlier wave do not count towards this one', [m(0, 'success', { round: 'waves', wave: 2 }), m(10, 'success', { round: 'waves', wave: 2 }), m(20, 'success', { round: 'waves', wave: 3 })], 'running'],
+    ['an earlier wave\'s failures are that wave\'s verdict, not this one\'s', [m(0, 'failure', { round: 'waves', wave: 2 }), m(10, 'failure', { round: 'waves', wave: 2 })], 'running'],
+    ['failures on the wave beyond failureLimit: failed', [m(0, 'failure', { round: 'waves', wave: 3 }), m(10, 'failure', { round: 'waves', wave: 3 })], 'failed'],
+    ['the unheld waves round is not this wave', [m(0, 'success', { round: 'waves' }), m(10, 'success', { round: 'waves' }), m(20, 'success', { round: 'waves' })], 'running'],
+  ])('a held wave: %s', (_, ms, kind) => {
+    expect(gateVerdict(g, ms, { round: 'waves', wave: 3 }, T0 + 25_000).kind).toBe(kind);
+  });
 });
 
 describe('combineGates', () => {
