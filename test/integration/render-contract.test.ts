@@ -95,7 +95,13 @@ describe('kustomize build of an overlay', () => {
     expect(loaded.files).toEqual(['clusters/eu/kustomization.yaml']);
     expect(loaded.desired.map((d) => d.key)).toEqual(['agents-eu/edge-probe', 'agents-eu/node-agent']);
     expect(loaded.desired.every((d) => d.source.file === 'clusters/eu/kustomization.yaml')).toBe(true);
-    expect(loaded.objects.map((o) => `${o.kind}/${o.name}`)).toEqual([expect.stringMatching(/^ConfigMap\/agent-config-[a-z0-9]{10}$/)]);
+    // The generated ConfigMap, and the versioned copy of it that the DaemonSet mounts (docs/bundles.md).
+    const [generated, copy] = loaded.objects.map((o) => `${o.kind}/${o.name}`);
+    expect(loaded.objects).toHaveLength(2);
+    expect(generated).toMatch(/^ConfigMap\/agent-config-[a-z0-9]{10}$/);
+    expect(copy).toMatch(new RegExp(`^${generated}-[0-9a-f]{10}$`));
+    const agent = loaded.desired.find((d) => d.name === 'node-agent')!;
+    expect((agent.manifest.spec.template.spec as unknown as { volumes: { configMap: { name: string } }[] }).volumes[0].configMap.name).toBe(copy.slice('ConfigMap/'.length));
     expect(loaded.rendered?.kustomizeVersion).toBe(KUSTOMIZE_VERSION);
   });
 

@@ -34,8 +34,16 @@ async function liveDs(ns: string, name: string): Promise<k8s.V1DaemonSet> {
   return apps.readNamespacedDaemonSet({ namespace: ns, name });
 }
 
-async function configMapNames(ns: string): Promise<string[]> {
-  return (await core.listNamespacedConfigMap({ namespace: ns })).items.map((c) => c.metadata!.name!).filter((n) => n.startsWith('agent-config-')).sort();
+/** The ConfigMaps kustomize generated (agent-config-<its hash>), and the versioned copies the DaemonSets mount (docs/bundles.md). */
+async function configMapNames(ns: string): Promise<{ generated: string[]; copies: string[] }> {
+  const items = (await core.listNamespacedConfigMap({ namespace: ns })).items.filter((c) => c.metadata!.name!.startsWith('agent-config-'));
+  const isCopy = (c: k8s.V1ConfigMap) => c.metadata!.labels?.['daemonset-gitops.io/config-copy-of'] !== undefined;
+  return { generated: items.filter((c) => !isCopy(c)).map((c) => c.metadata!.name!).sort(), copies: items.filter(isCopy).map((c) => c.metadata!.name!).sort() };
+}
+
+/** The generated ConfigMap a volume's copy was made from: `<generated>-<10 hex digits>`. */
+function copyOf(generated: string): RegExp {
+  return new RegExp(`^${generated}-[0-9a-f]{10}$`);
 }
 
 /** A kustomize that counts its runs in a file, then runs the stack's kustomize: an oracle for "rendered again". */
@@ -94,9 +102,11 @@ describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
     expect(b.spec!.template.spec!.containers[0].image).toBe('registry.example/node-agent:1.3.9');
     expect(b.spec!.updateStrategy!.rollingUpdate!.maxUnavailable).toBe(1);
     expect((await liveDs(nsA, 'edge-probe')).spec!.template.spec!.containers[0].args).toEqual(['--interval=30s']);
-    // The generated ConfigMap is applied under its hashed name, and the DaemonSet mounts that name.
-    const [cm] = await configMapNames(nsA);
-    expect(a.spec!.template.spec!.volumes![0].configMap!.name).toBe(cm);
+    // The generated ConfigMap is applied under its hashed name, and the DaemonSet mounts its versioned copy.
+    const { generated: [cm], copies: [copy] } = await configMapNames(nsA);
+    expect(cm).toMatch(/^agent-config-[a-z0-9]{10}$/);
+    expect(copy).toMatch(copyOf(cm));
+    expect(a.spec!.template.spec!.volumes![0].configMap!.name).toBe(copy);
   });
 
   it('records in the revision what rendered it, from which commit', async () => {
@@ -133,7 +143,7 @@ describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
   });
 
   it('rolls the DaemonSet onto a new hashed ConfigMap on a generator change, keeping the previous one', async () => {
-    const [previous] = await configMapNames(nsA);
+    const { generated: [previous], copies: [previousCopy] } = await configMapNames(nsA);
     writeBase(git.write.bind(git), 'level = debug\nflush = 1s\n');
     git.commit('node-agent: debug logging');
 
@@ -143,12 +153,14 @@ describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
     expect(row).toMatchObject({ action: 'update', cause: 'git-change', revision: 2 });
     expect(row.rollout?.phase).toBe('complete');
     const names = await configMapNames(nsA);
-    const current = (await liveDs(nsA, 'node-agent')).spec!.template.spec!.volumes![0].configMap!.name!;
-    expect(current).not.toBe(previous);
-    // The previous revision's ConfigMap is still there: a pod of revision 1 that restarts mid-rollout finds it.
-    expect(names).toEqual([previous, current].sort());
-    const cm = await core.readNamespacedConfigMap({ namespace: nsA, name: current });
-    expect(cm.data!['agent.conf']).toBe('level = debug\nflush = 1s\n');
+    const mounted = (await liveDs(nsA, 'node-agent')).spec!.template.spec!.volumes![0].configMap!.name!;
+    const current = names.generated.find((n) => n !== previous)!;
+    expect(current).toBeDefined();
+    expect(mounted).toMatch(copyOf(current));
+    // The previous ConfigMap (PRUNE=false) and its copy, which the pods of revision 1 read, are still there.
+    expect(names).toEqual({ generated: [previous, current].sort(), copies: [previousCopy, mounted].sort() });
+    expect((await core.readNamespacedConfigMap({ namespace: nsA, name: mounted })).data!['agent.conf']).toBe('level = debug\nflush = 1s\n');
+    expect((await core.readNamespacedConfigMap({ namespace: nsA, name: previousCopy })).data!['agent.conf']).toBe('level = info\nflush = 5s\n');
   });
 });
 
