@@ -1,9 +1,10 @@
 /**
  * The credentials a fleet cluster's pass works with. The fleet-pass function's own role reaches
  * no cluster's state: for the cluster it is asked to reconcile it assumes that cluster's role
- * (FLEET_CLUSTER_ROLE_ARN with {cluster} replaced; one role per cluster, deploy/stack.js) with a
- * session policy that narrows the session to the cluster's own objects, `<prefix>/<cluster>/…`,
- * whatever the role itself allows. A cluster of another account (the fleet file's
+ * (FLEET_CLUSTER_ROLE_ARN with {cluster} replaced; one role per cluster, deploy/stack.js), as two
+ * sessions: one for S3 whose session policy narrows it to the cluster's own objects,
+ * `<prefix>/<cluster>/…`, whatever the role itself allows, and one for the cluster that can
+ * touch no S3 at all. A cluster of another account (the fleet file's
  * `eks.roleArn`) is signed in to with that role, assumed from the cluster's session.
  *
  * Assumptions / Invariants:
@@ -52,8 +53,8 @@ function partitionOf(arn: string): string {
 }
 
 /**
- * The session policy of a cluster's pass: its own objects (read, write) and listing under its
- * own prefix, and EKS's DescribeCluster (the role decides which cluster).
+ * The session policy of a cluster's pass for S3: its own objects (read, write) and listing
+ * under its own prefix, nothing else.
  */
 export function clusterSessionPolicy(input: { bucket: string; prefix: string; cluster: string; partition?: string }): object {
   const root = input.prefix ? `${input.prefix.replace(/^\/+|\/+$/g, '')}/${input.cluster}` : input.cluster;
@@ -63,10 +64,19 @@ export function clusterSessionPolicy(input: { bucket: string; prefix: string; cl
     Statement: [
       { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: [`arn:${partition}:s3:::${input.bucket}/${root}/*`] },
       { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:${partition}:s3:::${input.bucket}`], Condition: { StringLike: { 's3:prefix': [`${root}/*`] } } },
-      { Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: ['*'] },
     ],
   };
 }
+
+/**
+ * The session policy of a cluster's pass for EKS: finding the cluster, and assuming the fleet
+ * file's `eks.roleArn` (the role decides which cluster and which role); no S3 at all. Signing
+ * in needs no permission (the token is a presigned sts:GetCallerIdentity).
+ */
+export const EKS_SESSION_POLICY = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: ['eks:DescribeCluster', 'sts:AssumeRole'], Resource: ['*'] }],
+};
 
 /** Credentials of an assumed role, asked for once and renewed before they expire. */
 export function assumedRoleCredentials(input: AssumeRoleInput, client?: Pick<STSClient, 'send'>): CredentialsProvider {
@@ -105,14 +115,15 @@ export function assumedRoleCredentials(input: AssumeRoleInput, client?: Pick<STS
   };
 }
 
-/** The credentials of one fleet cluster's pass: its role, narrowed to its prefix. */
-export function clusterPassCredentials(input: { rolePattern: string; cluster: string; bucket: string; prefix: string; region: string; endpoint?: string }): CredentialsProvider {
+/**
+ * The credentials of one fleet cluster's pass, both of its cluster's role: for S3, narrowed to
+ * its prefix; for the cluster (EKS), narrowed to finding and signing in to it.
+ */
+export function clusterPassCredentials(input: { rolePattern: string; cluster: string; bucket: string; prefix: string; region: string; endpoint?: string }): { s3: CredentialsProvider; eks: CredentialsProvider } {
   const roleArn = clusterRoleArn(input.rolePattern, input.cluster);
-  return assumedRoleCredentials({
-    roleArn,
-    sessionName: `dsgitops-pass-${input.cluster}`,
-    policy: clusterSessionPolicy({ bucket: input.bucket, prefix: input.prefix, cluster: input.cluster, partition: partitionOf(roleArn) }),
-    region: input.region,
-    ...(input.endpoint ? { endpoint: input.endpoint } : {}),
-  });
+  const common = { roleArn, sessionName: `dsgitops-pass-${input.cluster}`, region: input.region, ...(input.endpoint ? { endpoint: input.endpoint } : {}) };
+  return {
+    s3: assumedRoleCredentials({ ...common, policy: clusterSessionPolicy({ bucket: input.bucket, prefix: input.prefix, cluster: input.cluster, partition: partitionOf(roleArn) }) }),
+    eks: assumedRoleCredentials({ ...common, policy: EKS_SESSION_POLICY }),
+  };
 }

@@ -31,7 +31,9 @@ describe('a fleet cluster reached with eks.roleArn', () => {
   const config = () => stackConfig({ GIT_URL: 'https://git.example.com/a.git', ALLOWED_NAMESPACES: 'logging', STS_ENDPOINT: emulator, AWS_REGION: region });
 
   it('is signed in to as that role: STS says the session is the role assumed, named after the cluster', async () => {
-    const access = clusterAccess(config(), fleet.clusters[0]);
+    // The identity that assumes the role: the cluster's own session in a deployment, the stack's keys here.
+    const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = stackEnv();
+    const access = clusterAccess(config(), fleet.clusters[0], async () => ({ accessKeyId, secretAccessKey }));
     const credentials = access.eks?.credentials;
     expect(access.eks).toMatchObject({ clusterName: 'prod-a-eks', region });
     expect(credentials).toBeDefined();

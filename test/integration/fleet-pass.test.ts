@@ -81,7 +81,7 @@ describe('a fleet cluster\'s pass with its own credentials (FLEET_CLUSTER_ROLE_A
   it('cannot write or read another cluster\'s prefix: its record, its lease', async () => {
     const c = world.config;
     const session = clusterPassCredentials({ rolePattern: scoped().fleetClusterRoleArn, cluster: 'staging', bucket: c.s3.bucket, prefix: c.s3.prefix, region: c.s3.region, endpoint: stackEnv().S3_ENDPOINT });
-    const objects = s3ObjectStore({ ...c.s3, credentials: session });
+    const objects = s3ObjectStore({ ...c.s3, credentials: session.s3 });
     const asStaging = new PromotionStore(objects, c.s3.prefix);
     const before = await world.store.readCluster('prod-a');
 

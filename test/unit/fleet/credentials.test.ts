@@ -29,7 +29,6 @@ describe('clusterSessionPolicy', () => {
       Statement: [
         { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: ['arn:aws:s3:::state/daemonset-gitops/prod-a/*'] },
         { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: ['arn:aws:s3:::state'], Condition: { StringLike: { 's3:prefix': ['daemonset-gitops/prod-a/*'] } } },
-        { Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: ['*'] },
       ],
     });
     expect(JSON.stringify(policy).length).toBeLessThan(2048);
