@@ -150,10 +150,11 @@ function settings() {
   const fleetFile = env('FLEET_FILE');
   const fleetClusters = [];
   for (const item of list('FLEET_CLUSTERS')) {
-    const [name, eks, ...rest] = item.split('=');
-    if (!NAME.test(name) || rest.length > 0 || (eks !== undefined && !/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/.test(eks))) problems.push(`FLEET_CLUSTERS contains ${item}: write NAME (a cluster of the fleet file) or NAME=EKS_CLUSTER (its EKS cluster in this account and region)`);
+    const [name, to, ...rest] = item.split('=');
+    const roleArn = to && /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(to) ? to : undefined;
+    if (!NAME.test(name) || rest.length > 0 || (to !== undefined && !roleArn && !/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/.test(to))) problems.push(`FLEET_CLUSTERS contains ${item}: write NAME=EKS_CLUSTER (its EKS cluster in this account and region), NAME=ROLE_ARN (the fleet file's eks.roleArn of a cluster in another account) or NAME alone (reached by a kubeconfig)`);
     else if (fleetClusters.some((c) => c.name === name)) problems.push(`FLEET_CLUSTERS names ${name} twice`);
-    else fleetClusters.push({ name, ...(eks ? { eks } : {}) });
+    else fleetClusters.push({ name, ...(roleArn ? { roleArn } : to ? { eks: to } : {}) });
   }
   if (fleetFile && fleetClusters.length === 0) problems.push('FLEET_FILE is set but FLEET_CLUSTERS is not: list the fleet file\'s clusters (comma-separated; NAME=EKS_CLUSTER for those reached by EKS), each gets a role scoped to its own prefix');
   if (!fleetFile && fleetClusters.length > 0) problems.push('FLEET_CLUSTERS is set but FLEET_FILE is not: name the fleet file (e.g. fleet.yaml), or unset FLEET_CLUSTERS for a single cluster');
@@ -274,11 +275,13 @@ function clusterRole(cluster, s, stage) {
   ];
   if (s.s3KmsKey) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: s.s3KmsKey, Condition: viaService('s3') });
   if (cluster.eks) statements.push({ Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: sub(`arn:\${AWS::Partition}:eks:\${AWS::Region}:\${AWS::AccountId}:cluster/${cluster.eks}`) });
+  // A cluster of another account: its pass signs in as the fleet file's eks.roleArn, which must trust this role.
+  if (cluster.roleArn) statements.push({ Effect: 'Allow', Action: ['sts:AssumeRole'], Resource: cluster.roleArn });
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
       RoleName: clusterRoleName(s, stage, cluster.name),
-      Description: `daemonset-gitops fleet cluster ${cluster.name}: its pass reads and writes ${prefixed(s, cluster.name)}/ only${cluster.eks ? ` and signs in to ${cluster.eks} only` : ''}`,
+      Description: `daemonset-gitops fleet cluster ${cluster.name}: its pass reads and writes ${prefixed(s, cluster.name)}/ only${cluster.eks ? ` and signs in to ${cluster.eks} only` : ''}${cluster.roleArn ? ` and assumes ${cluster.roleArn} only` : ''}`,
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
         Statement: [{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': ['FleetPassRole', 'Arn'] } }, Action: 'sts:AssumeRole' }],

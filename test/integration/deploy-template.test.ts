@@ -453,12 +453,12 @@ const fleetSettings = {
   EKS_CLUSTER_NAME: 'staging-eks',
   GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token',
   FLEET_FILE: 'fleet.yaml',
-  FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks,prod-b=prod-b-eks',
+  FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks,prod-b=prod-b-eks,prod-c=arn:aws:iam::111122223333:role/dsgitops-prod-c',
 };
 const FLEET = ['staging', 'prod-a', 'prod-b'];
 const pascalName = (n: string) => n.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 
-describe('the packaged template: one stack for a fleet of three clusters', () => {
+describe('the packaged template: one stack for a fleet of three clusters (and a fourth in another account)', () => {
   let t: Template;
   let file: string;
 
@@ -490,7 +490,7 @@ describe('the packaged template: one stack for a fleet of three clusters', () =>
     expect(promote.Environment.Variables.FLEET_PASS_FUNCTION).toBe('daemonset-gitops-fleet-eu-dev-fleetPass');
     // The promotion writes its own records and each cluster's promotion.json, nothing else of a cluster's prefix.
     const writes = st.filter((x) => ([] as string[]).concat(x.Action).includes('s3:PutObject')).flatMap((x) => ([] as unknown[]).concat(x.Resource)).map((r) => JSON.stringify(r));
-    expect(writes.sort()).toEqual([...FLEET.map((c) => `daemonset-gitops/${c}/promotion.json`), 'daemonset-gitops/fleet/*'].map((tail) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/${tail}`]] })).sort());
+    expect(writes.sort()).toEqual([...[...FLEET, 'prod-c'].map((c) => `daemonset-gitops/${c}/promotion.json`), 'daemonset-gitops/fleet/*'].map((tail) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/${tail}`]] })).sort());
   });
 
   it('gives each cluster a role of its own: its prefix only, its EKS cluster only, assumable by the fleet pass only', () => {
@@ -511,17 +511,24 @@ describe('the packaged template: one stack for a fleet of three clusters', () =>
     }
   });
 
+  it('lets the role of a cluster in another account assume that cluster\'s role (the fleet file\'s eks.roleArn) and nothing else', () => {
+    const st = statements(t, 'FleetClusterProdCRole');
+    expect(st.find((x) => ([] as string[]).concat(x.Action).includes('sts:AssumeRole'))?.Resource).toBe('arn:aws:iam::111122223333:role/dsgitops-prod-c');
+    expect(JSON.stringify(st)).not.toContain('eks:');
+    expect(t.Resources.FleetClusterProdCAccessEntry).toBeUndefined();
+  });
+
   it('gives the fleet pass no S3 and no cluster of its own: it may only assume the clusters\' roles, found by name', () => {
     const st = statements(t, 'FleetPassRole');
     expect(actions(t, 'FleetPassRole').filter((a) => a.startsWith('s3:') || a.startsWith('eks:'))).toEqual([]);
     const assume = st.find((x) => x.Action.includes('sts:AssumeRole'))!;
-    expect(assume.Resource).toEqual(FLEET.map((c) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/dsgitops-fleet-eu-dev-${c}` })));
+    expect(assume.Resource).toEqual([...FLEET, 'prod-c'].map((c) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/dsgitops-fleet-eu-dev-${c}` })));
     const pass = t.Resources.FleetPassLambdaFunction.Properties;
     expect(pass.Environment.Variables.FLEET_CLUSTER_ROLE_ARN).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/dsgitops-fleet-eu-dev-{cluster}' });
     // One schedule per cluster, each passing its cluster's name; the single-cluster reconcile is not scheduled.
     const rules = Object.values(t.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
     const passInputs = rules.filter((r) => JSON.stringify(r.Properties.Targets).includes('FleetPassLambdaFunction')).map((r) => JSON.parse(r.Properties.Targets[0].Input).cluster).sort();
-    expect(passInputs).toEqual([...FLEET].sort());
+    expect(passInputs).toEqual([...FLEET, 'prod-c'].sort());
     const reconcileRule = rules.find((r) => JSON.stringify(r.Properties.Targets).includes('ReconcileLambdaFunction'));
     expect(reconcileRule?.Properties.State).toBe('DISABLED');
   });
