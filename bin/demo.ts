@@ -156,6 +156,8 @@ async function renderedDemo(work: string, env: Awaited<ReturnType<typeof stackUp
 }
 
 export async function runDemo(): Promise<number> {
+  // STACK_CLUSTERS=3: the fleet demo, a promotion over three clusters (bin/fleet-demo.ts).
+  if (process.env.STACK_CLUSTERS?.trim() === '3') return (await import('./fleet-demo')).runFleetDemo();
   say('no cluster configured (GIT_URL, S3_BUCKET and CLUSTER_NAME are unset): running the demo on the local stack');
   process.stdout.write('    the first run builds etcd, Kubernetes, kwok and MinIO from source (see docs/development.md, Measured times); later runs start in seconds\n');
   const { env } = await stackUp();

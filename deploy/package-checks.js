@@ -4,7 +4,9 @@
 //   with mode 0644, without extra fields: the same sources give the same bytes, so a deploy
 //   with nothing changed updates no function (Lambda compares the code's SHA-256);
 // - each function's environment in the compiled template (whatever set it) is checked against
-//   Lambda's 4 KB limit, which CloudFormation would otherwise report only at CreateFunction.
+//   Lambda's 4 KB limit, which CloudFormation would otherwise report only at CreateFunction;
+// - the alias the framework adds to a durable function (the promotion) loses its DependsOn on
+//   the function, which its Ref already implies (cfn-lint W3005).
 const { execFileSync } = require('node:child_process');
 const { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } = require('node:fs');
 const { tmpdir } = require('node:os');
@@ -50,7 +52,10 @@ class PackageChecks {
     this.serverless = serverless;
     this.hooks = {
       'after:package:createDeploymentArtifacts': () => this.normalizeArtifacts(),
-      'before:package:finalize': () => this.checkEnvironments(),
+      'before:package:finalize': () => {
+        this.checkEnvironments();
+        this.dropImpliedAliasDependencies();
+      },
     };
   }
 
@@ -77,6 +82,14 @@ class PackageChecks {
     if (problems.length > 0) throw new Error(`daemonset-gitops cannot be deployed:\n  - ${problems.join('\n  - ')}`);
   }
 }
+
+PackageChecks.prototype.dropImpliedAliasDependencies = function dropImpliedAliasDependencies() {
+  const resources = this.serverless.service.provider.compiledCloudFormationTemplate.Resources;
+  for (const r of Object.values(resources)) {
+    if (r.Type !== 'AWS::Lambda::Alias' || typeof r.DependsOn !== 'string') continue;
+    if (r.Properties?.FunctionName?.Ref === r.DependsOn) delete r.DependsOn;
+  }
+};
 
 module.exports = PackageChecks;
 module.exports.normalizeZip = normalizeZip;

@@ -39,6 +39,25 @@ const FUNCTIONS = {
   webhook: { s3: 'webhook', cluster: false, git: false, webhook: true, memory: 512 },
 };
 
+/**
+ * The fleet's functions (FLEET_FILE set at deploy): the durable promotion, the per-cluster
+ * pass and the operators' function. The pass's own role reaches no S3 and no cluster: it
+ * assumes the role of the cluster it is asked to reconcile (FLEET_CLUSTERS, one role each,
+ * scoped to that cluster's prefix and mapped to that cluster only).
+ */
+const FLEET_FUNCTIONS = {
+  promote: { s3: 'fleet', cluster: false, git: true, fleet: true, durable: true, memory: 512 },
+  fleetPass: { s3: 'none', cluster: true, git: true, fleet: true, assumesClusterRoles: true, memory: 1024 },
+  fleet: { s3: 'fleet', cluster: false, git: true, fleet: true, startsPromotion: true, memory: 512 },
+};
+
+/** How long one promotion's durable execution may run in all (waits included), and how long its history is kept. */
+const PROMOTION_EXECUTION_SECONDS = 30 * 24 * 3600;
+const PROMOTION_RETENTION_DAYS = 30;
+
+/** A cluster of the fleet file, a deployment: the fleet file's own rule for names. */
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 /** Lambda refuses a function whose environment (names and values) is larger than this. */
 const ENVIRONMENT_LIMIT_BYTES = 4096;
 
@@ -62,10 +81,12 @@ const SETTINGS = {
   git: ['GIT_REF', 'GIT_PATH', 'GIT_TOKEN', 'GIT_TIMEOUT_SECONDS', 'MAX_MANIFEST_BYTES', 'VERIFY_COMMITS', 'TRUSTED_GPG_KEYS', 'TRUSTED_SSH_KEYS',
     'RENDER_ALLOW_REMOTE', 'RENDER_TIMEOUT_SECONDS', 'RENDER_MAX_BYTES'],
   webhook: ['GIT_REF', 'WEBHOOK_MAX_BODY_BYTES', 'WEBHOOK_SECRET'],
+  fleet: ['FLEET_FILE', 'FLEET_KUBECONFIGS', 'STS_ENDPOINT'],
 };
 const SECRET_SETTINGS = new Set(['GIT_TOKEN', 'WEBHOOK_SECRET', ...Object.keys(STORED)]);
 
 const capitalised = (name) => name[0].toUpperCase() + name.slice(1);
+const DEFAULT_KINDS = 'DaemonSet,ConfigMap,Secret,ServiceAccount,Role,RoleBinding,Service';
 const roleId = (fn) => `${capitalised(fn)}Role`;
 const sub = (text) => ({ 'Fn::Sub': text });
 
@@ -114,8 +135,35 @@ function settings() {
   const s3KmsKey = kmsKey('S3_KMS_KEY_ARN');
   if (s3KmsKey && !env('S3_BUCKET')) problems.push('S3_KMS_KEY_ARN is for an existing bucket (S3_BUCKET) encrypted with that key: the bucket the stack creates uses S3-managed keys; unset it or name the bucket');
   const secretsKmsKey = kmsKey('SECRETS_KMS_KEY_ARN');
-  const subnets = list('VPC_SUBNET_IDS');
+  // "none" says, in so many words, that the functions run outside any VPC.
+  const noVpc = env('VPC_SUBNET_IDS') === 'none';
+  const subnets = noVpc ? [] : list('VPC_SUBNET_IDS');
   const groups = list('VPC_SECURITY_GROUP_IDS');
+  if (noVpc && groups.length > 0) problems.push('VPC_SUBNET_IDS=none but VPC_SECURITY_GROUP_IDS is set: name the subnets too, or unset the groups');
+  if (building) {
+    // A shell that misses a safety setting must not deploy it open: each is said explicitly.
+    if (!env('ALLOWED_KINDS')) problems.push(`ALLOWED_KINDS is required to deploy (a deployment never falls back to a default): the kinds the passes may apply, e.g. ALLOWED_KINDS=${DEFAULT_KINDS}`);
+    if (!noVpc && subnets.length === 0 && groups.length === 0) problems.push('VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS are required to deploy: the private subnets and security group of the functions that talk to the cluster, or VPC_SUBNET_IDS=none for a cluster with a public endpoint (a redeploy must not drop a VPC by omission)');
+  }
+  const deployment = env('DEPLOYMENT_NAME', env('CLUSTER_NAME'));
+  if (deployment && (!NAME.test(deployment) || deployment.length > 24)) problems.push(`DEPLOYMENT_NAME=${deployment} must be lower-case letters, digits and dashes, at most 24 characters: it names the stack and every function (default: CLUSTER_NAME)`);
+  const fleetFile = env('FLEET_FILE');
+  const fleetClusters = [];
+  for (const item of list('FLEET_CLUSTERS')) {
+    const [name, to, ...rest] = item.split('=');
+    const roleArn = to && /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(to) ? to : undefined;
+    if (!NAME.test(name) || rest.length > 0 || (to !== undefined && !roleArn && !/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/.test(to))) problems.push(`FLEET_CLUSTERS contains ${item}: write NAME=EKS_CLUSTER (its EKS cluster in this account and region), NAME=ROLE_ARN (the fleet file's eks.roleArn of a cluster in another account) or NAME alone (reached by a kubeconfig)`);
+    else if (fleetClusters.some((c) => c.name === name)) problems.push(`FLEET_CLUSTERS names ${name} twice`);
+    else fleetClusters.push({ name, ...(roleArn ? { roleArn } : to ? { eks: to } : {}) });
+  }
+  if (fleetFile && fleetClusters.length === 0) problems.push('FLEET_FILE is set but FLEET_CLUSTERS is not: list the fleet file\'s clusters (comma-separated; NAME=EKS_CLUSTER for those reached by EKS), each gets a role scoped to its own prefix');
+  if (!fleetFile && fleetClusters.length > 0) problems.push('FLEET_CLUSTERS is set but FLEET_FILE is not: name the fleet file (e.g. fleet.yaml), or unset FLEET_CLUSTERS for a single cluster');
+  const ids = new Map();
+  for (const c of fleetClusters) {
+    const id = pascal(c.name);
+    if (ids.has(id)) problems.push(`FLEET_CLUSTERS: ${ids.get(id)} and ${c.name} would get the same resource names; rename one`);
+    ids.set(id, c.name);
+  }
   if (subnets.length > 0 && groups.length === 0) problems.push(`VPC_SUBNET_IDS is set but VPC_SECURITY_GROUP_IDS is not: Lambda refuses a VPC configuration without security groups; name a group the cluster's security group accepts on 443 (comma-separated ids, sg-…)`);
   if (groups.length > 0 && subnets.length === 0) problems.push('VPC_SECURITY_GROUP_IDS is set but VPC_SUBNET_IDS is not: name the private subnets the functions run in (comma-separated ids, subnet-…), or unset both');
   for (const id of subnets) if (!/^subnet-[0-9a-f]{8,17}$/.test(id)) problems.push(`VPC_SUBNET_IDS contains ${id}, which is not a subnet id (subnet-…)`);
@@ -135,7 +183,8 @@ function settings() {
     retentionDays,
     deliveryRetentionDays,
     passAlarmMinutes,
-    scheduled: env('RECONCILE_SCHEDULE_ENABLED', 'true') !== 'false',
+    // In a fleet the per-cluster passes are scheduled instead (fleetPass, one schedule per cluster).
+    scheduled: env('RECONCILE_SCHEDULE_ENABLED', 'true') !== 'false' && !fleetFile,
     reconcileConcurrency: concurrency('RECONCILE_CONCURRENCY', 2),
     webhookConcurrency: concurrency('WEBHOOK_CONCURRENCY', 10),
     alarmTopic: topic,
@@ -143,7 +192,19 @@ function settings() {
     vpc: subnets.length > 0 ? { subnetIds: subnets, securityGroupIds: groups } : null,
     architecture,
     clusterName: env('CLUSTER_NAME'),
+    deployment,
+    fleet: fleetFile ? { file: fleetFile, clusters: fleetClusters } : null,
   };
+}
+
+/** prod-a -> ProdA, for CloudFormation logical ids. */
+function pascal(name) {
+  return name.split('-').map(capitalised).join('');
+}
+
+/** The role a fleet cluster's pass assumes: named, so that the pass can find it from its cluster's name. */
+function clusterRoleName(s, stage, cluster) {
+  return `dsgitops-${s.deployment}-${stage}-${cluster}`;
 }
 
 function list(name) {
@@ -188,6 +249,48 @@ function clusterRoot(s) {
   return s.prefix ? `${s.prefix}/${s.clusterName}` : s.clusterName;
 }
 
+/** A cluster's part of the prefix. */
+function prefixed(s, cluster) {
+  return s.prefix ? `${s.prefix}/${cluster}` : cluster;
+}
+
+const clusterRoleId = (cluster) => `FleetCluster${pascal(cluster)}Role`;
+
+/** The promotion's durable alias (osls names it `durable`): a durable function is invoked qualified. */
+function promoteAliasArn(names) {
+  return sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${names.promote}:durable`);
+}
+
+function roleDescription(fn, what, s) {
+  if (what.s3 === 'fleet') return `daemonset-gitops ${fn}: reads and writes the fleet's promotion records and each cluster's promotion.json, reads the Git token${what.durable ? ', checkpoints its durable executions, invokes the fleet pass' : ', starts the promotion'}`;
+  if (what.s3 === 'none') return `daemonset-gitops ${fn}: assumes the role of the cluster it reconciles (no S3 or cluster of its own), reads the Git token`;
+  return `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : what.s3 === 'read' ? 'reads' : 'writes its delivery records under'} its cluster's S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? `, reads the webhook secret, starts ${s.fleet ? 'the promotion' : 'reconcile'}` : ''}`;
+}
+
+/** One fleet cluster's role: assumed by the fleet pass only, its cluster's prefix only, its cluster only. */
+function clusterRole(cluster, s, stage) {
+  const statements = [
+    { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: { 'Fn::Join': ['', [bucketArn(s), `/${prefixed(s, cluster.name)}/*`]] } },
+    { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${prefixed(s, cluster.name)}/*`] } } },
+  ];
+  if (s.s3KmsKey) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: s.s3KmsKey, Condition: viaService('s3') });
+  if (cluster.eks) statements.push({ Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: sub(`arn:\${AWS::Partition}:eks:\${AWS::Region}:\${AWS::AccountId}:cluster/${cluster.eks}`) });
+  // A cluster of another account: its pass signs in as the fleet file's eks.roleArn, which must trust this role.
+  if (cluster.roleArn) statements.push({ Effect: 'Allow', Action: ['sts:AssumeRole'], Resource: cluster.roleArn });
+  return {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      RoleName: clusterRoleName(s, stage, cluster.name),
+      Description: `daemonset-gitops fleet cluster ${cluster.name}: its pass reads and writes ${prefixed(s, cluster.name)}/ only${cluster.eks ? ` and signs in to ${cluster.eks} only` : ''}${cluster.roleArn ? ` and assumes ${cluster.roleArn} only` : ''}`,
+      AssumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': ['FleetPassRole', 'Arn'] } }, Action: 'sts:AssumeRole' }],
+      },
+      Policies: [{ PolicyName: `cluster-${cluster.name}`, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
+    },
+  };
+}
+
 function objectsArn(s, under = '') {
   return { 'Fn::Join': ['', [bucketArn(s), `/${clusterRoot(s)}/${under}*`]] };
 }
@@ -207,7 +310,7 @@ function viaService(...services) {
  */
 const NETWORK_INTERFACE_ACTIONS = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'];
 
-function roleStatements(fn, what, s) {
+function roleStatements(fn, what, s, names) {
   const statements = [
     {
       Effect: 'Allow',
@@ -215,7 +318,15 @@ function roleStatements(fn, what, s) {
       Resource: { 'Fn::GetAtt': [`${capitalised(fn)}LogGroup`, 'Arn'] },
     },
   ];
-  if (what.s3 === 'webhook') {
+  if (what.s3 === 'fleet') {
+    // The promotion's own records, and each cluster's promotion record (the commit promoted to it): nothing else of a cluster's prefix.
+    const fleetRoot = s.prefix ? `${s.prefix}/fleet` : 'fleet';
+    statements.push({ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: { 'Fn::Join': ['', [bucketArn(s), `/${fleetRoot}/*`]] } });
+    statements.push({ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: s.fleet.clusters.map((c) => ({ 'Fn::Join': ['', [bucketArn(s), `/${prefixed(s, c.name)}/promotion.json`]] })) });
+    statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${fleetRoot}/*`] } } });
+  } else if (what.s3 === 'none') {
+    // No S3 of its own: the pass works with the role of the cluster it reconciles.
+  } else if (what.s3 === 'webhook') {
     // Its delivery records and push.json: all that starting a pass needs.
     statements.push({ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: objectsArn(s, 'webhook/') });
     statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: bucketArn(s), Condition: { StringLike: { 's3:prefix': [`${clusterRoot(s)}/webhook/*`] } } });
@@ -236,11 +347,22 @@ function roleStatements(fn, what, s) {
     statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: s.secretsKmsKey, Condition: viaService(...services) });
   }
   if (what.webhook) {
-    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: { 'Fn::GetAtt': ['ReconcileLambdaFunction', 'Arn'] } });
+    // In a fleet a push starts the promotion (its durable alias), not a pass of one cluster.
+    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: s.fleet ? promoteAliasArn(names) : { 'Fn::GetAtt': ['ReconcileLambdaFunction', 'Arn'] } });
   }
-  // An asynchronous invocation that failed is sent to the queue (its onFailure destination).
-  statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } });
-  if (what.cluster && s.eks && !s.eksEndpointGiven) {
+  if (what.startsPromotion) statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: promoteAliasArn(names) });
+  if (what.durable) {
+    // Checkpoints of its own executions (every version: the ARN of an execution is qualified), and the durable invokes of the pass.
+    statements.push({ Effect: 'Allow', Action: ['lambda:CheckpointDurableExecution', 'lambda:GetDurableExecutionState'], Resource: sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${names.promote}:*/durable-execution/*`) });
+    statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [{ 'Fn::GetAtt': ['FleetPassLambdaFunction', 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['FleetPassLambdaFunction', 'Arn'] }, ':*']] }] });
+  }
+  if (what.assumesClusterRoles) {
+    // By name, not GetAtt: the cluster roles trust this role, which would make a cycle.
+    statements.push({ Effect: 'Allow', Action: ['sts:AssumeRole'], Resource: s.fleet.clusters.map((c) => sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${clusterRoleName(s, names.stage, c.name)}`)) });
+  }
+  // An asynchronous invocation that failed is sent to the queue (its onFailure destination); a durable function has no destinations.
+  if (!what.durable) statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } });
+  if (what.cluster && s.eks && !s.eksEndpointGiven && !what.assumesClusterRoles) {
     statements.push({ Effect: 'Allow', Action: ['eks:DescribeCluster'], Resource: sub(`arn:\${AWS::Partition}:eks:\${AWS::Region}:\${AWS::AccountId}:cluster/${s.eks}`) });
   }
   if (what.cluster && s.vpc) {
@@ -250,16 +372,16 @@ function roleStatements(fn, what, s) {
   return statements;
 }
 
-function role(fn, what, s) {
+function role(fn, what, s, names) {
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
-      Description: `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : what.s3 === 'read' ? 'reads' : 'writes its delivery records under'} its cluster's S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? ', reads the webhook secret, starts reconcile' : ''}`,
+      Description: roleDescription(fn, what, s),
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
         Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
       },
-      Policies: [{ PolicyName: fn, PolicyDocument: { Version: '2012-10-17', Statement: roleStatements(fn, what, s) } }],
+      Policies: [{ PolicyName: fn, PolicyDocument: { Version: '2012-10-17', Statement: roleStatements(fn, what, s, names) } }],
     },
   };
 }
@@ -360,7 +482,7 @@ function alarmResources(s) {
     `daemonset-gitops: a reconcile pass of cluster ${s.clusterName} failed (its report and log say why)`,
     METRICS_NAMESPACE, 'FailedPasses', [{ Name: 'Cluster', Value: s.clusterName }], actions,
   );
-  for (const fn of Object.keys(FUNCTIONS)) {
+  for (const fn of Object.keys(deployedFunctions(s))) {
     resources[`${capitalised(fn)}ErrorsAlarm`] = anyCountAlarm(
       `daemonset-gitops: the ${fn} function of cluster ${s.clusterName} ended in an error (configuration, timeout, crash${fn === 'reconcile' ? ', a failed pass' : ''})`,
       'AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: `${capitalised(fn)}LambdaFunction` } }], actions,
@@ -420,8 +542,16 @@ function alarmResources(s) {
 }
 
 function accessEntries(s) {
-  if (!s.eks) return {};
   const resources = {};
+  for (const c of s.fleet?.clusters ?? []) {
+    if (!c.eks) continue;
+    // Each fleet cluster's role is mapped in its own cluster only.
+    resources[`FleetCluster${pascal(c.name)}AccessEntry`] = {
+      Type: 'AWS::EKS::AccessEntry',
+      Properties: { ClusterName: c.eks, PrincipalArn: { 'Fn::GetAtt': [clusterRoleId(c.name), 'Arn'] }, Username: KUBERNETES_USER, Type: 'STANDARD' },
+    };
+  }
+  if (!s.eks) return resources;
   for (const [fn, what] of Object.entries(FUNCTIONS)) {
     if (!what.cluster) continue;
     // Maps the function's role to the Kubernetes user the RBAC binds (the cluster's
@@ -434,12 +564,32 @@ function accessEntries(s) {
   return resources;
 }
 
+/** The functions of this deployment: the single-cluster ones, and the fleet's when FLEET_FILE is set. */
+function deployedFunctions(s) {
+  return s.fleet ? { ...FUNCTIONS, ...FLEET_FUNCTIONS } : FUNCTIONS;
+}
+
+/** The functions' names as the framework gives them (service-stage-function), and the stage. */
+async function functionNames(resolveVariable) {
+  const service = await resolveVariable('self:service');
+  const stage = await resolveVariable('sls:stage');
+  const names = { stage };
+  for (const fn of [...Object.keys(FUNCTIONS), ...Object.keys(FLEET_FUNCTIONS)]) names[fn] = `${service}-${stage}-${fn}`;
+  return names;
+}
+
 /** Resources beside the functions. */
-module.exports.resources = () => {
+module.exports.resources = async ({ resolveVariable }) => {
   const s = settings();
-  const roles = Object.fromEntries(Object.entries(FUNCTIONS).map(([fn, what]) => [roleId(fn), role(fn, what, s)]));
+  const names = await functionNames(resolveVariable);
+  const roles = Object.fromEntries(Object.entries(deployedFunctions(s)).map(([fn, what]) => [roleId(fn), role(fn, what, s, names)]));
+  const clusterRoles = Object.fromEntries((s.fleet?.clusters ?? []).map((c) => [clusterRoleId(c.name), clusterRole(c, s, names.stage)]));
+  for (const c of s.fleet?.clusters ?? []) {
+    const roleName = clusterRoleName(s, names.stage, c.name);
+    if (roleName.length > 64) throw new Error(`daemonset-gitops cannot be deployed with these settings: the role of fleet cluster ${c.name} would be named ${roleName}, over IAM's 64 characters: shorten DEPLOYMENT_NAME or the stage`);
+  }
   return {
-    Resources: { ...bucketResources(s), ...roles, ...accessEntries(s), ...alarmResources(s) },
+    Resources: { ...bucketResources(s), ...roles, ...clusterRoles, ...accessEntries(s), ...alarmResources(s) },
     Outputs: {
       StateBucketName: { Description: 'The bucket holding revisions, state and the lease', Value: s.bucket || { Ref: 'StateBucket' } },
     },
@@ -463,8 +613,9 @@ function environmentBytes(variables) {
 }
 
 /** The environment of one function: the settings it reads, as given to serverless package/deploy. */
-function functionEnvironment(fn, what, s, reconcileName) {
-  const groups = ['base', ...(what.cluster ? ['cluster'] : []), ...(what.git ? ['git'] : []), ...(what.webhook ? ['webhook'] : [])];
+function functionEnvironment(fn, what, s, reconcileName, fnNames) {
+  // In a fleet every function sees FLEET_FILE: the single-cluster pass then applies nothing of the branch head (lib/fleet).
+  const groups = ['base', ...(what.cluster ? ['cluster'] : []), ...(what.git ? ['git'] : []), ...(what.webhook ? ['webhook'] : []), ...(s.fleet ? ['fleet'] : [])];
   const names = [...new Set(groups.flatMap((g) => SETTINGS[g]))];
   const variables = { S3_BUCKET: s.bucket || { Ref: 'StateBucket' } };
   for (const name of names) {
@@ -473,7 +624,11 @@ function functionEnvironment(fn, what, s, reconcileName) {
   }
   if (what.git) variables.GIT_CACHE_DIR = '/tmp/daemonset-gitops/git';
   // The reconcile function's own name, as the framework names it (its role is granted that function's ARN).
-  if (what.webhook) variables.RECONCILE_FUNCTION_NAME = reconcileName;
+  if (what.webhook && !s.fleet) variables.RECONCILE_FUNCTION_NAME = reconcileName;
+  // The promotion, by its durable alias: a push (webhook) or `fleet resume` starts one.
+  if ((what.webhook && s.fleet) || what.startsPromotion) variables.PROMOTE_FUNCTION_NAME = `${fnNames.promote}:durable`;
+  if (what.durable) variables.FLEET_PASS_FUNCTION = fnNames.fleetPass;
+  if (what.assumesClusterRoles) variables.FLEET_CLUSTER_ROLE_ARN = sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${clusterRoleName(s, fnNames.stage, '{cluster}')}`);
   variables.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   return variables;
 }
@@ -485,7 +640,8 @@ function functionEnvironment(fn, what, s, reconcileName) {
  */
 module.exports.functions = async ({ resolveVariable }) => {
   const s = settings();
-  const reconcileName = `${await resolveVariable('self:service')}-${await resolveVariable('sls:stage')}-reconcile`;
+  const names = await functionNames(resolveVariable);
+  const reconcileName = names.reconcile;
   // The function that renders carries the renderers layer (deploy/renderers-layer.js), whose
   // kustomize and helm are x86_64 builds: it stays on x86_64 whatever LAMBDA_ARCHITECTURE says.
   const layered = (await resolveVariable("param:artifact, 'zip'")) === 'zip' ? new Set(['reconcile']) : new Set();
@@ -494,7 +650,7 @@ module.exports.functions = async ({ resolveVariable }) => {
     out[fn] = {
       // Checked when it is read, so that a problem is reported once, for the function it belongs to.
       get environment() {
-        return checkedEnvironment(fn, functionEnvironment(fn, what, s, reconcileName));
+        return checkedEnvironment(fn, functionEnvironment(fn, what, s, reconcileName, names));
       },
       memorySize: what.memory,
       architecture: layered.has(fn) ? 'x86_64' : s.architecture,
@@ -504,6 +660,61 @@ module.exports.functions = async ({ resolveVariable }) => {
     };
   }
   return out;
+};
+
+/** Whether the single-cluster reconcile function runs on its schedule (not in a fleet). */
+module.exports.reconcileScheduled = () => settings().scheduled;
+
+/**
+ * The fleet's functions, each a whole serverless.yml function entry, or null without a fleet
+ * (the framework then leaves it out).
+ */
+module.exports.fleet = async ({ resolveVariable }) => {
+  const s = settings();
+  if (!s.fleet) return { promote: null, fleetPass: null, fleet: null };
+  const names = await functionNames(resolveVariable);
+  const image = (await resolveVariable("param:artifact, 'zip'")) === 'image';
+  const handlerFile = { promote: 'promote', fleetPass: 'fleet-pass', fleet: 'fleet' };
+  const schedule = env('RECONCILE_SCHEDULE', 'rate(5 minutes)');
+  const scheduled = env('RECONCILE_SCHEDULE_ENABLED', 'true') !== 'false';
+  const onFailure = { type: 'sqs', arn: { 'Fn::GetAtt': ['FailedInvocationsQueue', 'Arn'] } };
+  const common = (fn) => {
+    const what = FLEET_FUNCTIONS[fn];
+    return {
+      ...(image ? { image: { name: 'dsgitops', command: [`handlers/${handlerFile[fn]}.handler`] } } : { handler: `handlers/${handlerFile[fn]}.handler` }),
+      role: sub(`\${${roleId(fn)}.Arn}`),
+      environment: checkedEnvironment(fn, functionEnvironment(fn, what, s, names.reconcile, names)),
+      memorySize: what.memory,
+      architecture: s.architecture,
+      ...(what.cluster && s.vpc ? { vpc: s.vpc } : {}),
+    };
+  };
+  return {
+    promote: {
+      ...common('promote'),
+      description: 'The fleet\'s promotion (durable): the branch head carried wave by wave, each cluster by a durable invoke of fleetPass',
+      // One invocation between two checkpoints; the whole promotion, waits included, may last durableConfig.executionTimeout.
+      timeout: 900,
+      durableConfig: { executionTimeout: PROMOTION_EXECUTION_SECONDS, retentionPeriodInDays: PROMOTION_RETENTION_DAYS },
+    },
+    fleetPass: {
+      ...common('fleetPass'),
+      description: 'One fleet cluster\'s pass at the commit promoted to it: {"cluster"}; assumes that cluster\'s role',
+      timeout: 900,
+      maximumRetryAttempts: 0,
+      maximumEventAge: 900,
+      destinations: { onFailure },
+      // Scheduled per cluster: drift is corrected against the commit promoted to each.
+      events: s.fleet.clusters.map((c) => ({ schedule: { rate: schedule, enabled: scheduled, input: { cluster: c.name } } })),
+    },
+    fleet: {
+      ...common('fleet'),
+      description: 'The fleet by invoke: {"action": "status" | "hold" | "resume" | "promote", ...}; resume starts the promotion',
+      timeout: 300,
+      maximumRetryAttempts: 0,
+      destinations: { onFailure },
+    },
+  };
 };
 
 /** The environment, or an error naming the function, its size, its largest settings and where to keep them. */
@@ -520,3 +731,5 @@ module.exports.FUNCTIONS = FUNCTIONS;
 module.exports.STORED = STORED;
 module.exports.environmentBytes = environmentBytes;
 module.exports.ENVIRONMENT_LIMIT_BYTES = ENVIRONMENT_LIMIT_BYTES;
+/** The deployment's name, part of the stack's and every function's name. */
+module.exports.deployment = () => settings().deployment;

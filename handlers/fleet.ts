@@ -1,6 +1,7 @@
 /**
  * The fleet's promotion by invoke (FLEET_FILE): `{ "action": "status" }`,
- * `{ "action": "hold" | "resume", "by": "alice", "reason": "…" }`,
+ * `{ "action": "hold" | "resume", "by": "alice", "reason": "…" }` (resume starts the promotion
+ * at once, PROMOTE_FUNCTION_NAME),
  * `{ "action": "promote", "commit": "<sha>", "to": "prod", "by": "alice", "reason": "…" }`.
  */
 import * as z from 'zod/mini';
@@ -10,6 +11,7 @@ import { loadConfig } from '../lib/config';
 import { InvalidRequestError } from '../lib/errors';
 import { fleetStatus, FleetStatusReport, holdPromotion, promoteByHand, resumePromotion } from '../lib/fleet/operate';
 import type { Promotion } from '../lib/fleet/decide';
+import { executionName, lambdaPromotionStarter } from '../lib/fleet/start';
 import { s3ObjectStore } from '../lib/store/object-store';
 import { PromotionStore } from '../lib/store/promotion-store';
 
@@ -32,7 +34,12 @@ export async function handler(event: unknown): Promise<FleetStatusReport | Promo
   switch (e.action) {
     case 'status': return fleetStatus(config, store, systemClock);
     case 'hold': return holdPromotion(store, systemClock, e);
-    case 'resume': return resumePromotion(store, systemClock, e);
+    case 'resume': {
+      const resumed = await resumePromotion(store, systemClock, e);
+      // The promotion goes on at once, not at the next push.
+      if (config.promoteFunction) await lambdaPromotionStarter(config.promoteFunction, config.s3.region)({ by: e.by, reason: `resumed: ${e.reason}` }, executionName('resume', resumed.id, String(Date.now())));
+      return resumed;
+    }
     case 'promote': return promoteByHand(config, store, systemClock, e.commit, e.to, e);
   }
 }

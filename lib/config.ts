@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from './errors';
 import type { SecretSource } from './secrets';
+import type { CredentialsProvider } from './cluster/eks-token';
 import { DEFAULT_ALLOWED_KINDS, KindsPolicy, parseAllowedKinds } from './bundle/kinds';
 
 export interface GitConfig {
@@ -26,6 +27,8 @@ export interface S3Config {
   region: string;
   /** S3_TIMEOUT_SECONDS: the longest one S3 call may take, the SDK's retries included; then it is abandoned. */
   timeoutSeconds?: number;
+  /** Credentials other than the process's: a fleet cluster's pass works with its cluster's session (lib/fleet/credentials.ts). */
+  credentials?: CredentialsProvider;
 }
 
 export interface Policy {
@@ -50,6 +53,8 @@ export interface EksConfig {
   /** The API server's URL and CA (base64 PEM, as DescribeCluster returns it); asked of EKS when absent. */
   endpoint?: string;
   caData?: string;
+  /** Credentials other than the process's to sign in with (a fleet cluster's role, or its eks.roleArn assumed). */
+  credentials?: CredentialsProvider;
 }
 
 export interface ClusterConfig {
@@ -78,6 +83,12 @@ export interface Config {
   fleetKubeconfigs?: Record<string, string>;
   /** FLEET_PASS_FUNCTION: the fleet-pass function (name or ARN) the durable promotion invokes per cluster. */
   fleetPassFunction?: string;
+  /** FLEET_CLUSTER_ROLE_ARN: the role each fleet cluster's pass assumes, {cluster} replaced by its name (lib/fleet/credentials.ts). */
+  fleetClusterRoleArn?: string;
+  /** STS_ENDPOINT: an STS-compatible endpoint for assuming roles (MinIO, moto); default: AWS's. */
+  stsEndpoint?: string;
+  /** PROMOTE_FUNCTION_NAME: the promotion (its durable alias) a push or `fleet resume` starts. */
+  promoteFunction?: string;
   /** Test-only fault injection: the process kills itself at that point of an apply, or of a recreate between its delete and its apply (DSGITOPS_FAULT). */
   fault?: 'kill-after-snapshot' | 'kill-after-apply' | 'kill-before-delete' | 'kill-after-delete' | 'kill-mid-prune';
   /** How a GIT_PATH holding a kustomization is rendered (lib/source/render.ts); absent: the defaults. */
@@ -255,6 +266,15 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const fleetPassFunction = r.optional('FLEET_PASS_FUNCTION');
   if (fleetPassFunction) config.fleetPassFunction = fleetPassFunction;
+  const roleArn = r.optional('FLEET_CLUSTER_ROLE_ARN');
+  if (roleArn) {
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@{}/-]+$/.test(roleArn) || !roleArn.includes('{cluster}')) r.problems.push(`FLEET_CLUSTER_ROLE_ARN=${roleArn} must be an IAM role ARN containing {cluster} (arn:aws:iam::ACCOUNT:role/NAME-{cluster}), replaced by each cluster's name`);
+    else config.fleetClusterRoleArn = roleArn;
+  }
+  const stsEndpoint = r.optional('STS_ENDPOINT');
+  if (stsEndpoint) config.stsEndpoint = stsEndpoint;
+  const promoteFunction = r.optional('PROMOTE_FUNCTION_NAME');
+  if (promoteFunction) config.promoteFunction = promoteFunction;
   const fleetKubeconfigs = r.optional('FLEET_KUBECONFIGS');
   if (fleetKubeconfigs) {
     config.fleetKubeconfigs = {};

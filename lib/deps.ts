@@ -60,8 +60,8 @@ export function createClients(config: Config, eks?: EksEndpoint): Clients {
   let cluster: Cluster;
   if (config.cluster.eks) {
     if (!eks) throw new Error('createClients: an EKS cluster needs its endpoint; build the clients with connect()');
-    const { clusterName, region } = config.cluster.eks;
-    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, defaultCredentials()), clusterOptions(config));
+    const { clusterName, region, credentials } = config.cluster.eks;
+    cluster = KubernetesCluster.forEks(eks, new EksTokenSource(clusterName, region, credentials ?? defaultCredentials()), clusterOptions(config));
   } else {
     cluster = KubernetesCluster.fromKubeconfig(config.cluster.kubeconfig, clusterOptions(config));
   }

@@ -18,7 +18,7 @@ export interface PackagedFunction {
  * The settings `serverless package` checks before it builds (deploy/stack.js): the bundles do not
  * depend on them (they are the functions' environment in the template), so any valid ones do.
  */
-const PACKAGE_SETTINGS = { GIT_URL: 'https://git.example.com/platform/node-agents.git', CLUSTER_NAME: 'bundle', EKS_CLUSTER_NAME: 'bundle', ALLOWED_NAMESPACES: 'bundle' };
+const PACKAGE_SETTINGS = { GIT_URL: 'https://git.example.com/platform/node-agents.git', CLUSTER_NAME: 'bundle', EKS_CLUSTER_NAME: 'bundle', ALLOWED_NAMESPACES: 'bundle', ALLOWED_KINDS: 'DaemonSet', VPC_SUBNET_IDS: 'none' };
 
 export function packageFunctions(outDir: string): PackagedFunction[] {
   const run = spawnSync(join(repoRoot, 'node_modules', '.bin', 'serverless'), ['package', '--package', outDir], {

@@ -29,7 +29,7 @@ export function eksEndpoint(eks: EksConfig, client?: Pick<EKSClient, 'send'>): P
   const key = `${eks.region}/${eks.clusterName}`;
   let pending = described.get(key);
   if (!pending) {
-    pending = describe(eks, client ?? new EKSClient({ region: eks.region }));
+    pending = describe(eks, client ?? new EKSClient({ region: eks.region, ...(eks.credentials ? { credentials: eks.credentials } : {}) }));
     described.set(key, pending);
     // A failure is not remembered: the next invocation asks again.
     pending.catch(() => described.delete(key));

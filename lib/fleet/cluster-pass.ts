@@ -23,6 +23,8 @@ import { s3ObjectStore } from '../store/object-store';
 import { PromotionStore } from '../store/promotion-store';
 import type { PassOutcome } from './decide';
 import { Fleet, FleetCluster, parseFleetFile } from './fleet-file';
+import type { CredentialsProvider } from '../cluster/eks-token';
+import { assumedRoleCredentials, clusterPassCredentials } from './credentials';
 import type { Clock } from '../clock';
 import { systemClock } from '../clock';
 
@@ -69,12 +71,21 @@ export async function readFleetHead(config: Config, clock: Clock = systemClock):
   return { head: head.commit.sha, fleet: readFleetFile(head.dir, config.fleetFile, head.commit.sha.slice(0, 7)) };
 }
 
-/** How the pass reaches a cluster: FLEET_KUBECONFIGS, else the fleet file's EKS entry, else the deployment's own cluster. */
-export function clusterAccess(base: Config, entry: FleetCluster): ClusterConfig {
+/**
+ * How the pass reaches a cluster: FLEET_KUBECONFIGS, else the fleet file's EKS entry (signed
+ * in to as the cluster's session, or as its `roleArn` assumed from that session), else the
+ * deployment's own cluster.
+ */
+export function clusterAccess(base: Config, entry: FleetCluster, session?: CredentialsProvider): ClusterConfig {
   const common = { name: entry.name, requestTimeoutSeconds: base.cluster.requestTimeoutSeconds };
   const kubeconfig = base.fleetKubeconfigs?.[entry.name];
   if (kubeconfig) return { ...common, kubeconfig };
-  if (entry.eks) return { ...common, eks: { clusterName: entry.eks.clusterName, region: entry.eks.region } };
+  if (entry.eks) {
+    const credentials = entry.eks.roleArn
+      ? assumedRoleCredentials({ roleArn: entry.eks.roleArn, sessionName: `dsgitops-pass-${entry.name}`, region: entry.eks.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}), ...(session ? { credentials: session } : {}) })
+      : session;
+    return { ...common, eks: { clusterName: entry.eks.clusterName, region: entry.eks.region, ...(credentials ? { credentials } : {}) } };
+  }
   if (entry.name === base.cluster.name) return { ...base.cluster };
   throw new ConfigError(`cluster ${entry.name}: no way to reach it: give it eks: { name, region } in the fleet file, or a kubeconfig in FLEET_KUBECONFIGS (${entry.name}=PATH)`);
 }
@@ -106,7 +117,12 @@ export async function fleetClusterPass(base: Config, cluster: string, options: C
 export async function fleetClusterPassWithReport(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<{ result: ClusterPassResult; report?: ReconcileReport }> {
   const clock = options.clock ?? systemClock;
   if (!base.fleetFile) throw new ConfigError('FLEET_FILE is not set: a fleet cluster\'s pass needs the fleet file');
-  const store = new PromotionStore(options.objects ?? s3ObjectStore(base.s3), base.s3.prefix);
+  // With FLEET_CLUSTER_ROLE_ARN the pass works as its cluster's role, narrowed to the cluster's prefix, from here on.
+  const session = base.fleetClusterRoleArn
+    ? clusterPassCredentials({ rolePattern: base.fleetClusterRoleArn, cluster, bucket: base.s3.bucket, prefix: base.s3.prefix, region: base.s3.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}) })
+    : undefined;
+  const s3 = session ? { ...base.s3, credentials: session.s3 } : base.s3;
+  const store = new PromotionStore(options.objects ?? s3ObjectStore(s3), base.s3.prefix);
   const record = await store.readCluster(cluster);
   const commit = record.promoted?.commit;
   if (!commit) return { result: { cluster, skipped: `no commit has been promoted to ${cluster} yet` } };
@@ -118,7 +134,7 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
     const fleet = readFleetFile(tree.dir, base.fleetFile, commit.slice(0, 7));
     const entry = fleet.clusters.find((c) => c.name === cluster);
     if (!entry) throw new ConfigError(`cluster ${cluster} is not in ${base.fleetFile} at ${commit.slice(0, 7)}`);
-    config = { ...base, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry) };
+    config = { ...base, s3, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry, session?.eks) };
   } catch (err) {
     // The commit cannot be read or names no way to this cluster: that commit fails here, visibly.
     const retryable = err instanceof DsGitopsError && err.retryable;

@@ -73,6 +73,7 @@ export function createS3Client(config: S3Config): S3Client {
     requestHandler: { connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, callMs), requestTimeout: callMs },
     region: config.region,
     endpoint: config.endpoint,
+    ...(config.credentials ? { credentials: config.credentials } : {}),
     forcePathStyle: Boolean(config.endpoint),
     // S3-compatible servers (MinIO) reject the SDK's default trailing checksums on some calls.
     requestChecksumCalculation: 'WHEN_REQUIRED',

@@ -23,6 +23,8 @@ const base = {
   CLUSTER_NAME: 'prod-eu-1',
   AWS_REGION: 'eu-west-1',
   ALLOWED_NAMESPACES: 'logging,monitoring',
+  ALLOWED_KINDS: 'DaemonSet,ConfigMap,ServiceAccount',
+  VPC_SUBNET_IDS: 'none',
 };
 
 async function serverlessPackage(settings: Record<string, string>): Promise<{ code: number | null; output: string; template?: Template; file?: string; dir: string }> {
@@ -421,6 +423,144 @@ describe('serverless package with settings missing', () => {
     expect(p.output).toContain('GIT_TOKEN would be written into the CloudFormation template');
     expect(p.output).not.toContain('ghp_plain_token_value');
   }, 120_000);
+});
+
+describe('serverless package refuses to deploy a safety setting open by omission', () => {
+  it('without ALLOWED_KINDS, and without the VPC pair or VPC_SUBNET_IDS=none, naming each', async () => {
+    const { ALLOWED_KINDS: _kinds, VPC_SUBNET_IDS: _vpc, ...rest } = base;
+    const p = await serverlessPackage({ ...rest, EKS_CLUSTER_NAME: 'prod', GIT_TOKEN_PARAMETER: '/x' });
+    dirs.push(p.dir);
+
+    expect(p.code).not.toBe(0);
+    expect(p.template).toBeUndefined();
+    expect(p.output).toContain('ALLOWED_KINDS is required to deploy');
+    expect(p.output).toContain('VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS are required to deploy');
+  }, 120_000);
+
+  it('a fleet file without the list of its clusters', async () => {
+    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', FLEET_FILE: 'fleet.yaml' });
+    dirs.push(p.dir);
+
+    expect(p.code).not.toBe(0);
+    expect(p.output).toContain('FLEET_FILE is set but FLEET_CLUSTERS is not');
+  }, 120_000);
+});
+
+/** The fleet of docs/fleet.md: staging and two production clusters, each an EKS cluster of the account. */
+const fleetSettings = {
+  ...base,
+  CLUSTER_NAME: 'fleet-eu',
+  EKS_CLUSTER_NAME: 'staging-eks',
+  GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token',
+  FLEET_FILE: 'fleet.yaml',
+  FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks,prod-b=prod-b-eks,prod-c=arn:aws:iam::111122223333:role/dsgitops-prod-c',
+};
+const FLEET = ['staging', 'prod-a', 'prod-b'];
+const pascalName = (n: string) => n.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+
+describe('the packaged template: one stack for a fleet of three clusters (and a fourth in another account)', () => {
+  let t: Template;
+  let file: string;
+
+  beforeAll(async () => {
+    const p = await serverlessPackage(fleetSettings);
+    dirs.push(p.dir);
+    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
+    t = p.template;
+    file = p.file!;
+  }, 300_000);
+
+  it('passes cfn-lint (whose schema of AWS::Lambda::Function includes DurableConfig)', async () => {
+    const lint = await cfnLint(file);
+    expect(lint.output).toBe('');
+    expect(lint.code).toBe(0);
+  }, 120_000);
+
+  it('makes the promotion a durable function, invoked by its durable alias, with checkpoints of its own executions only', () => {
+    const promote = t.Resources.PromoteLambdaFunction.Properties;
+    expect(promote.DurableConfig).toEqual({ ExecutionTimeout: 30 * 24 * 3600, RetentionPeriodInDays: 30 });
+    expect(promote.Role).toEqual({ 'Fn::Sub': '${PromoteRole.Arn}' });
+    const alias = Object.values(t.Resources).find((r) => r.Type === 'AWS::Lambda::Alias' && r.Properties.FunctionName?.Ref === 'PromoteLambdaFunction');
+    expect(alias?.Properties.Name).toBe('durable');
+    const st = statements(t, 'PromoteRole');
+    const checkpoint = st.find((x) => ([] as string[]).concat(x.Action).includes('lambda:CheckpointDurableExecution'))!;
+    expect(JSON.stringify(checkpoint.Resource)).toContain('function:daemonset-gitops-fleet-eu-dev-promote:*/durable-execution/*');
+    const invoke = st.find((x) => ([] as string[]).concat(x.Action).includes('lambda:InvokeFunction'))!;
+    expect(JSON.stringify(invoke.Resource)).toContain('FleetPassLambdaFunction');
+    expect(promote.Environment.Variables.FLEET_PASS_FUNCTION).toBe('daemonset-gitops-fleet-eu-dev-fleetPass');
+    // The promotion writes its own records and each cluster's promotion.json, nothing else of a cluster's prefix.
+    const writes = st.filter((x) => ([] as string[]).concat(x.Action).includes('s3:PutObject')).flatMap((x) => ([] as unknown[]).concat(x.Resource)).map((r) => JSON.stringify(r));
+    expect(writes.sort()).toEqual([...[...FLEET, 'prod-c'].map((c) => `daemonset-gitops/${c}/promotion.json`), 'daemonset-gitops/fleet/*'].map((tail) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/${tail}`]] })).sort());
+  });
+
+  it('gives each cluster a role of its own: its prefix only, its EKS cluster only, assumable by the fleet pass only', () => {
+    for (const c of FLEET) {
+      const id = `FleetCluster${pascalName(c)}Role`;
+      const r = t.Resources[id].Properties;
+      expect(r.RoleName).toBe(`dsgitops-fleet-eu-dev-${c}`);
+      expect(r.AssumeRolePolicyDocument.Statement).toEqual([{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': ['FleetPassRole', 'Arn'] } }, Action: 'sts:AssumeRole' }]);
+      const st = statements(t, id);
+      const objects = st.filter((x) => ([] as string[]).concat(x.Action).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'));
+      expect(objects.map((x) => x.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/daemonset-gitops/${c}/*`]] }]);
+      const list = st.find((x) => x.Action.includes('s3:ListBucket'))!;
+      expect(list.Condition).toEqual({ StringLike: { 's3:prefix': [`daemonset-gitops/${c}/*`] } });
+      expect(JSON.stringify(st)).toContain(`cluster/${c}-eks`);
+      for (const other of FLEET.filter((o) => o !== c)) expect(JSON.stringify(st)).not.toContain(`/${other}`);
+      const entry = t.Resources[`FleetCluster${pascalName(c)}AccessEntry`].Properties;
+      expect(entry).toMatchObject({ ClusterName: `${c}-eks`, PrincipalArn: { 'Fn::GetAtt': [id, 'Arn'] }, Username: 'daemonset-gitops' });
+    }
+  });
+
+  it('lets the role of a cluster in another account assume that cluster\'s role (the fleet file\'s eks.roleArn) and nothing else', () => {
+    const st = statements(t, 'FleetClusterProdCRole');
+    expect(st.find((x) => ([] as string[]).concat(x.Action).includes('sts:AssumeRole'))?.Resource).toBe('arn:aws:iam::111122223333:role/dsgitops-prod-c');
+    expect(JSON.stringify(st)).not.toContain('eks:');
+    expect(t.Resources.FleetClusterProdCAccessEntry).toBeUndefined();
+  });
+
+  it('gives the fleet pass no S3 and no cluster of its own: it may only assume the clusters\' roles, found by name', () => {
+    const st = statements(t, 'FleetPassRole');
+    expect(actions(t, 'FleetPassRole').filter((a) => a.startsWith('s3:') || a.startsWith('eks:'))).toEqual([]);
+    const assume = st.find((x) => x.Action.includes('sts:AssumeRole'))!;
+    expect(assume.Resource).toEqual([...FLEET, 'prod-c'].map((c) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/dsgitops-fleet-eu-dev-${c}` })));
+    const pass = t.Resources.FleetPassLambdaFunction.Properties;
+    expect(pass.Environment.Variables.FLEET_CLUSTER_ROLE_ARN).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/dsgitops-fleet-eu-dev-{cluster}' });
+    // One schedule per cluster, each passing its cluster's name; the single-cluster reconcile is not scheduled.
+    const rules = Object.values(t.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    const passInputs = rules.filter((r) => JSON.stringify(r.Properties.Targets).includes('FleetPassLambdaFunction')).map((r) => JSON.parse(r.Properties.Targets[0].Input).cluster).sort();
+    expect(passInputs).toEqual([...FLEET, 'prod-c'].sort());
+    const reconcileRule = rules.find((r) => JSON.stringify(r.Properties.Targets).includes('ReconcileLambdaFunction'));
+    expect(reconcileRule?.Properties.State).toBe('DISABLED');
+  });
+
+  it('lets a push start the promotion (its durable alias) and fleet resume too; every function sees FLEET_FILE; each environment under 4 KB', () => {
+    const webhook = t.Resources.WebhookLambdaFunction.Properties.Environment.Variables;
+    expect(webhook.PROMOTE_FUNCTION_NAME).toBe('daemonset-gitops-fleet-eu-dev-promote:durable');
+    expect(webhook.RECONCILE_FUNCTION_NAME).toBeUndefined();
+    const invoke = statements(t, 'WebhookRole').find((x) => ([] as string[]).concat(x.Action).includes('lambda:InvokeFunction'))!;
+    expect(invoke.Resource).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:daemonset-gitops-fleet-eu-dev-promote:durable' });
+    expect(t.Resources.FleetLambdaFunction.Properties.Environment.Variables.PROMOTE_FUNCTION_NAME).toBe('daemonset-gitops-fleet-eu-dev-promote:durable');
+    for (const [id, r] of Object.entries(t.Resources)) {
+      if (r.Type !== 'AWS::Lambda::Function') continue;
+      const vars = r.Properties.Environment.Variables as Record<string, unknown>;
+      expect([id, vars.FLEET_FILE]).toEqual([id, 'fleet.yaml']);
+      const bytes = Object.entries(vars).reduce((n, [k, v]) => n + k.length + (typeof v === 'string' ? Buffer.byteLength(v) : 200), 0);
+      expect(bytes).toBeLessThanOrEqual(4096);
+    }
+  });
+
+  it('names the stack, the functions and the cluster roles after the deployment, so two deployments never collide', async () => {
+    const other = await serverlessPackage({ ...fleetSettings, DEPLOYMENT_NAME: 'fleet-us' });
+    dirs.push(other.dir);
+    if (!other.template) throw new Error(`serverless package failed (exit ${other.code}):\n${other.output}`);
+    const named = (tpl: Template) => Object.values(tpl.Resources).flatMap((r) => [r.Properties?.FunctionName, r.Properties?.RoleName, r.Properties?.LogGroupName]).filter((n): n is string => typeof n === 'string');
+    const mine = named(t);
+    const theirs = named(other.template);
+    expect(mine.length).toBeGreaterThan(10);
+    expect(mine.filter((n) => theirs.includes(n))).toEqual([]);
+    const state = JSON.parse(readFileSync(join(other.dir, 'serverless-state.json'), 'utf8')) as { service: { service: string } };
+    expect(state.service.service).toBe('daemonset-gitops-fleet-us');
+  }, 300_000);
 });
 
 /**

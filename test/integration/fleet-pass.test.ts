@@ -8,7 +8,10 @@ import { fleetClusterPass } from '../../lib/fleet/cluster-pass';
 import { captureLog, stackDeps } from '../support/reconciler';
 import { reconcile } from '../../lib/reconcile';
 import { fleetWorld, FleetWorld } from '../support/fleet';
-import { waitFor } from '../support/cluster';
+import { stackEnv, waitFor } from '../support/cluster';
+import { clusterPassCredentials } from '../../lib/fleet/credentials';
+import { s3ObjectStore } from '../../lib/store/object-store';
+import { PromotionStore } from '../../lib/store/promotion-store';
 
 jest.setTimeout(400_000);
 
@@ -58,6 +61,37 @@ describe('a fleet cluster\'s pass', () => {
     const r = await pass('prod-b');
     expect(r.outcome?.result).toBe('healthy');
     expect(await world.liveImage('prod-b')).toBe('registry.local/agent:1.0');
+  });
+});
+
+describe('a fleet cluster\'s pass with its own credentials (FLEET_CLUSTER_ROLE_ARN): MinIO\'s STS and policy evaluation', () => {
+  // MinIO's AssumeRole gives a session of the calling user (here the stack's, allowed the
+  // whole bucket) narrowed by the session policy: MinIO, not this code, refuses what it does not allow.
+  const scoped = () => ({ ...world.config, fleetClusterRoleArn: 'arn:aws:iam::123456789012:role/dsgitops-it-{cluster}', stsEndpoint: stackEnv().S3_ENDPOINT });
+
+  it('reconciles and records its outcome as its cluster\'s session', async () => {
+    const v = world.commitAgent('registry.local/agent:scoped', 'scoped credentials');
+    await world.store.promoteCluster('staging', { commit: v, at: new Date().toISOString(), by: 'test' });
+    const r = await fleetClusterPass(scoped(), 'staging', { logger: captureLog().logger, budgetMs: 120_000 });
+    expect(r.outcome).toMatchObject({ commit: v, result: 'healthy' });
+    expect(await world.liveImage('staging')).toBe('registry.local/agent:scoped');
+    expect((await world.store.readCluster('staging')).lastPass).toMatchObject({ commit: v, result: 'healthy' });
+  });
+
+  it('cannot write or read another cluster\'s prefix: its record, its lease', async () => {
+    const c = world.config;
+    const session = clusterPassCredentials({ rolePattern: scoped().fleetClusterRoleArn, cluster: 'staging', bucket: c.s3.bucket, prefix: c.s3.prefix, region: c.s3.region, endpoint: stackEnv().S3_ENDPOINT });
+    const objects = s3ObjectStore({ ...c.s3, credentials: session.s3 });
+    const asStaging = new PromotionStore(objects, c.s3.prefix);
+    const before = await world.store.readCluster('prod-a');
+
+    await expect(asStaging.recordPass('prod-a', { commit: 'f'.repeat(40), at: new Date().toISOString(), result: 'healthy' })).rejects.toThrow(/AccessDenied|Access Denied|403/);
+    await expect(objects.put(`${c.s3.prefix}/prod-a/lease.json`, '{}')).rejects.toThrow(/AccessDenied|Access Denied|403/);
+    await expect(objects.get(`${c.s3.prefix}/prod-a/promotion.json`)).rejects.toThrow(/AccessDenied|Access Denied|403/);
+    // Its own prefix it may read and write; prod-a's record is as it was.
+    await objects.put(`${c.s3.prefix}/staging/probe.json`, '{"ok":true}');
+    expect(await objects.get(`${c.s3.prefix}/staging/probe.json`)).toBeDefined();
+    expect(await world.store.readCluster('prod-a')).toEqual(before);
   });
 });
 

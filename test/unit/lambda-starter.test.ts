@@ -6,7 +6,8 @@
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { createServer, IncomingMessage, Server } from 'node:http';
-import { lambdaStarter } from '../../lib/webhook/starters';
+import { executionName } from '../../lib/fleet/start';
+import { lambdaStarter, promotionStarterForPushes } from '../../lib/webhook/starters';
 
 let server: Server;
 let endpoint: string;
@@ -44,5 +45,25 @@ describe('lambdaStarter', () => {
   it('fails when Lambda refuses, so the webhook answers 5xx and the Git host retries', async () => {
     status = 404;
     await expect(lambdaStarter('missing', 'eu-west-1', client())(push)).rejects.toThrow(/Function not found/);
+  });
+});
+
+describe('promotionStarterForPushes (a fleet: FLEET_FILE)', () => {
+  it('starts the promotion by its durable alias, asynchronously, as an execution named after the pushed commit', async () => {
+    status = 202;
+    seen.length = 0;
+    await promotionStarterForPushes('daemonset-gitops-fleet-eu-dev-promote:durable', 'eu-west-1', client())(push);
+
+    expect(seen).toHaveLength(1);
+    // The qualifier travels in the function name, URL-encoded, as the Lambda API takes it.
+    expect(seen[0]).toMatchObject({ method: 'POST', url: '/2015-03-31/functions/daemonset-gitops-fleet-eu-dev-promote%3Adurable/invocations' });
+    expect(seen[0].headers['x-amz-invocation-type']).toBe('Event');
+    expect(seen[0].headers['x-amz-durable-execution-name']).toBe(`push-${push.commit}`);
+    expect(JSON.parse(seen[0].body)).toEqual({ by: 'push (github delivery d-1)', reason: `push of aaaaaaa to refs/heads/main` });
+  });
+
+  it('names executions only with what Lambda allows (1 to 64 of letters, digits, - and _)', () => {
+    expect(executionName('resume', '20261206102233-abc1234', '1765016553000')).toBe('resume-20261206102233-abc1234-1765016553000');
+    expect(executionName('push', 'refs/heads/main', 'x'.repeat(80))).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
   });
 });
