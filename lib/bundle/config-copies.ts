@@ -124,19 +124,8 @@ export function copyLabelValue(name: string): string {
 }
 
 /** Secrets that are not configuration a pod reads as such: a ServiceAccount token is issued by the cluster for its name. */
-function copyable(o: DesiredObject, rendered: boolean): boolean {
-  if (rendered && isGeneratedName(o.name)) return false;
+function copyable(o: DesiredObject): boolean {
   return !(o.kind === 'Secret' && o.manifest.type === 'kubernetes.io/service-account-token');
-}
-
-/**
- * A name kustomize's configMapGenerator or secretGenerator gave: the generator's own name and
- * a 10-character hash of the content, in the alphabet kustomize encodes it with (hexadecimal,
- * with 0, 1, 3, a and e written g, h, k, m and t). Such an object is already a versioned copy
- * (a change is a new name), so in kustomize's output it is not copied again.
- */
-export function isGeneratedName(name: string): boolean {
-  return /-[2456789bcdfghkmt]{10}$/.test(name);
 }
 
 /** The immutable copy of a ConfigMap or Secret of the source. */
@@ -197,7 +186,7 @@ export interface Versioned {
  * references, and lists the copies to apply. A reference to an object not in the source is
  * left as it is (nothing to copy from).
  */
-export function withConfigCopies(desired: DesiredDaemonSet[], objects: DesiredObject[], rendered = false): Versioned {
+export function withConfigCopies(desired: DesiredDaemonSet[], objects: DesiredObject[]): Versioned {
   const copies = new Map<string, { copy: DesiredObject; entry: ConfigEntry }>();
   const out = desired.map((d) => {
     const manifest = structuredClone(d.manifest) as DaemonSetManifest;
@@ -206,7 +195,7 @@ export function withConfigCopies(desired: DesiredDaemonSet[], objects: DesiredOb
     for (const ref of refs) {
       const name = ref.holder[ref.key] as string;
       const o = objects.find((x) => x.group === '' && x.kind === ref.kind && x.name === name && x.namespace === d.namespace);
-      if (!o || !copyable(o, rendered)) continue;
+      if (!o || !copyable(o)) continue;
       const id = `${o.kind}/${o.namespace}/${o.name}`;
       const made = copies.get(id) ?? copyOf(o);
       copies.set(id, made);

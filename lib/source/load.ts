@@ -207,7 +207,7 @@ function checkGitPath(repoDir: string, gitPath: string): { base: string; problem
 }
 
 /** The documents read, settled into what a pass applies: duplicates, companions held, configuration digests. */
-function settleLoad(read: ReturnType<typeof readDocuments>[], problems: ManifestProblem[], files: string[], policy: BundlePolicy, rendered = false): LoadResult {
+function settleLoad(read: ReturnType<typeof readDocuments>[], problems: ManifestProblem[], files: string[], policy: BundlePolicy): LoadResult {
   const candidates = read.flatMap((r) => r.desired);
   const objectCandidates = read.flatMap((r) => r.objects);
   const refused = read.flatMap((r) => r.refused);
@@ -219,7 +219,7 @@ function settleLoad(read: ReturnType<typeof readDocuments>[], problems: Manifest
   for (const d of held.kept) {
     if (d.defaultedNamespace) problems.push({ file: d.source.file, document: d.source.document, code: 'default-namespace', severity: 'info', message: `DaemonSet ${d.name} has no namespace: applied in ${d.namespace} (DEFAULT_NAMESPACE)` });
   }
-  const { desired, copies } = withConfigCopies(withConfigDigests(held.kept, settled.objects), settled.objects, rendered);
+  const { desired, copies } = withConfigCopies(withConfigDigests(held.kept, settled.objects), settled.objects);
   return { desired: desired.sort((a, b) => (a.key < b.key ? -1 : 1)), objects: [...settled.objects, ...copies], refused: [...refused, ...settled.refused], problems, files };
 }
 
@@ -242,7 +242,7 @@ export async function loadPath(repoDir: string, gitPath: string, policy: BundleP
   }
   const read = readDocuments(file, rendered.yaml, policy);
   for (const p of read.problems) p.message = `in kustomize's output: ${p.message}`;
-  return { ...settleLoad([read], [], [file], policy, true), rendered: rendered.by };
+  return { ...settleLoad([read], [], [file], policy), rendered: rendered.by };
 }
 
 /** The last load of each checkout directory in this process, and what it was loaded from. */
