@@ -221,7 +221,7 @@
     $('fleet-stopped').hidden = !f.stopped;
     $('fleet-stopped').innerHTML = f.stopped ? `✕ stopped${f.stopped.wave ? ` in wave <b>${esc(f.stopped.wave)}</b>` : ''} at cluster <b>${esc(f.stopped.cluster)}</b>${f.stopped.daemonSet ? `, DaemonSet <b>${esc(f.stopped.daemonSet)}</b>` : ''}: ${esc(f.stopped.reason)} <small>${when(f.stopped.at)}</small>` : '';
     $('fleet-held').hidden = !f.held;
-    $('fleet-held').innerHTML = f.held ? `⏸ held by <b>${esc(f.held.by)}</b> ${when(f.held.at)}${f.held.reason ? `: ${esc(f.held.reason)}` : ''}` : '';
+    $('fleet-held').innerHTML = f.held ? `‖ held by <b>${esc(f.held.by)}</b> ${when(f.held.at)}${f.held.reason ? `: ${esc(f.held.reason)}` : ''}` : '';
     $('fleet-legend').innerHTML = Object.entries(f.legend).map(([s, l]) => `<span><span class="swatch fleet-${esc(s)}">${esc(l.glyph)}</span>${esc(l.label)}</span>`).join('');
     $('fleet-waves').innerHTML = `<div class="waves">${f.waves.map((w) => `<div class="wave${w.current ? ' current' : ''}" data-wave="${esc(w.name)}">` +
       `<h3>${esc(w.name)}${w.current ? ' ▶ <small>in flight</small>' : ''} <small>soak ${esc(w.soakSeconds)}s${w.soakRemainingSeconds !== undefined ? `, ${esc(w.soakRemainingSeconds)}s left` : ''}${w.maintenanceUntil ? ` · ◷ maintenance until ${when(w.maintenanceUntil)}` : ''}</small></h3>` +
@@ -238,7 +238,7 @@
     $('fleet-actions').hidden = false;
     if ($('fleet-actions').dataset.action !== f.action) {
       $('fleet-actions').dataset.action = f.action;
-      $('fleet-actions').innerHTML = `<button type="button" data-fleet-action="${esc(f.action)}">${f.action === 'hold' ? '⏸ hold the promotion' : '▶ resume the promotion'}</button> <span id="fleet-action-result" role="status"></span>`;
+      $('fleet-actions').innerHTML = `<button type="button" data-fleet-action="${esc(f.action)}">${f.action === 'hold' ? '‖ hold the promotion' : '▶ resume the promotion'}</button> <span id="fleet-action-result" role="status"></span>`;
     }
   }
 
