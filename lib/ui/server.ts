@@ -9,7 +9,9 @@
  * when something says it may have changed: a change of the managed DaemonSets or of the open
  * DaemonSet's Events, an action from the page, or the slow interval (`refreshMs`, default 30 s)
  * for what changes in S3 alone (a pass that only finds a new problem in Git) — never on a
- * timer of a few seconds.
+ * timer of a few seconds. With a fleet (`fleet`), the fleet's promotion record is looked at
+ * with one conditional GET per `fleetCheckMs` (fleet-data.ts says what else is read, and when),
+ * and hold/resume of the promotion go through `fleetAct`, as `dsgitops fleet hold|resume`.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

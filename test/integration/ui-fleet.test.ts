@@ -191,6 +191,11 @@ describe('the fleet on dsgitops ui', () => {
       expect(noTokenHold.status).toBe(403);
       expect((await world.store.readPromotion()).promotion?.held).toBeUndefined();
       await shot(page, '5-read-only');
+      // The interval's look at the promotion record is a conditional GET: MinIO answers 304 while it is unchanged.
+      const objects = stackDeps(world.config).objects;
+      const current = await objects.get(world.store.promotionKey());
+      expect(await objects.getIfNoneMatch!(world.store.promotionKey(), current!.etag)).toBe('not-modified');
+      expect(await objects.getIfNoneMatch!(world.store.promotionKey(), '"another-version"')).toMatchObject({ etag: current!.etag, body: current!.body });
       await page.close();
     } finally {
       await ui.stop();
