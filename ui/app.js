@@ -309,12 +309,12 @@
     requestAnimationFrame(() => setTimeout(() => {
       if (state.paintedAt === undefined) state.paintedAt = performance.now();
       document.body.dataset.painted = 'yes';
+      // The fleet is asked for only once the cluster's first paint is on screen, which it must not slow.
+      if (!state.fleetAsked) {
+        state.fleetAsked = true;
+        fetch(api('/api/fleet')).then((r) => r.json()).then(renderFleet, () => undefined);
+      }
     }, 0));
-    // The fleet is asked for only after the cluster's first paint, which it must not slow.
-    if (!state.fleetAsked) {
-      state.fleetAsked = true;
-      fetch(api('/api/fleet')).then((r) => r.json()).then(renderFleet, () => undefined);
-    }
     connect();
   }
   window.addEventListener('hashchange', show);
