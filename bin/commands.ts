@@ -58,7 +58,7 @@ export async function runCommand(command: Command, arg: string | undefined, valu
 export async function runFleetCommand(args: string[], values: CliValues, io: CliIO): Promise<number> {
   try {
     const [sub, commit] = args;
-    const { fleetStatus, formatFleetStatus, holdPromotion, promoteByHand, resumePromotion } = await import('../lib/fleet/operate');
+    const { fleetStatus, formatFleetStatus, holdOrResume, promoteByHand } = await import('../lib/fleet/operate');
     const { PromotionStore } = await import('../lib/store/promotion-store');
     const { s3ObjectStore } = await import('../lib/store/object-store');
     const { systemClock } = await import('../lib/clock');
@@ -77,14 +77,8 @@ export async function runFleetCommand(args: string[], values: CliValues, io: Cli
       case 'hold':
       case 'resume': {
         if (!values.reason) throw new InvalidRequestError(`fleet ${sub} needs --reason TEXT: it is recorded with who ${sub === 'hold' ? 'held' : 'resumed'} the promotion`);
-        const p = await (sub === 'hold' ? holdPromotion : resumePromotion)(store, systemClock, actor);
-        // With PROMOTE_FUNCTION_NAME (the deployed promotion), resume starts it at once.
-        const started = sub === 'resume' && config.promoteFunction;
-        if (started) {
-          const { executionName, lambdaPromotionStarter } = await import('../lib/fleet/start');
-          await lambdaPromotionStarter(config.promoteFunction!, config.s3.region)({ by: actor.by, reason: `resumed: ${actor.reason ?? ''}` }, executionName('resume', p.id, String(Date.now())));
-        }
-        print(p, `promotion ${p.id} of ${p.commit.slice(0, 7)} ${sub === 'hold' ? `held by ${actor.by}` : `resumed by ${actor.by}: ${started ? `${config.promoteFunction} started, going on` : 'the next promotion run goes on'} from wave ${p.wave}`}\n`);
+        const { promotion: p, started } = await holdOrResume(config, store, systemClock, sub, actor);
+        print(p, `promotion ${p.id} of ${p.commit.slice(0, 7)} ${sub === 'hold' ? `held by ${actor.by}` : `resumed by ${actor.by}: ${started ? `${started} started, going on` : 'the next promotion run goes on'} from wave ${p.wave}`}\n`);
         return 0;
       }
       case 'promote': {

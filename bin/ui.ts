@@ -11,7 +11,7 @@ import { connect, createDeps, Deps } from '../lib/deps';
 import { InvalidRequestError } from '../lib/errors';
 import { humanLogger } from '../lib/log';
 import { UiData } from '../lib/ui/data';
-import { startUiServer } from '../lib/ui/server';
+import { startUiServer, UiOptions } from '../lib/ui/server';
 
 export const DEFAULT_UI_PORT = 8420;
 /** The page's reads have no deadline of their own: each S3 call keeps its own timeout. */
@@ -33,6 +33,20 @@ function openBrowser(url: string, io: CliIO): void {
   child.unref();
 }
 
+/** With FLEET_FILE: the fleet's records for the page, and hold/resume as `dsgitops fleet` takes them (loaded only then). */
+async function fleetOptions(deps: Deps, data: UiData): Promise<Pick<UiOptions, 'fleet' | 'fleetAct'>> {
+  const [{ readFleetHead }, { holdOrResume }, { PromotionStore }, { FleetData }] = await Promise.all([
+    import('../lib/fleet/cluster-pass'), import('../lib/fleet/operate'), import('../lib/store/promotion-store'), import('../lib/ui/fleet-data'),
+  ]);
+  const { config, clock } = deps;
+  const store = new PromotionStore(data.objects, config.s3.prefix);
+  return {
+    fleet: new FleetData(store, () => readFleetHead(config, clock), clock, config.cluster.name),
+    // The actions' own store: what they read and write is not the page's reads.
+    fleetAct: (action, actor) => holdOrResume(config, new PromotionStore(deps.objects, config.s3.prefix), clock, action, actor),
+  };
+}
+
 export async function runUi(values: CliValues, io: CliIO, makeDeps?: MakeDeps, stop?: Promise<void>): Promise<number> {
   const port = portOf(values.port);
   const verbose = Boolean(values.verbose);
@@ -41,8 +55,11 @@ export async function runUi(values: CliValues, io: CliIO, makeDeps?: MakeDeps, s
   const depsFor = (budgetMs: number): Deps => (makeDeps
     ? makeDeps(budgetMs, false, verbose)
     : createDeps(config!, { clients, budgetMs, logger: humanLogger((l) => io.err(l), verbose), onProgress: (line) => io.err(`  ${line}\n`) }));
-  const data = await UiData.start(depsFor(SERVE_BUDGET_MS));
+  const serveDeps = depsFor(SERVE_BUDGET_MS);
+  const data = await UiData.start(serveDeps);
+  const fleet = serveDeps.config.fleetFile ? await fleetOptions(serveDeps, data) : {};
   const server = await startUiServer(data, {
+    ...fleet,
     port,
     allowActions: Boolean(values['allow-actions']),
     user: userInfo().username,

@@ -208,6 +208,67 @@
     dialog.showModal();
   });
 
+  // ---- the fleet (FLEET_FILE set): waves, clusters, the promotion and its history --------------
+  function commit(c) { return c ? `<code title="${esc(c.sha)}">${esc(c.short)}</code>` : '-'; }
+  function renderFleet(f) {
+    if (!f || !f.configured) { $('fleet').hidden = true; return; }
+    state.fleet = f;
+    $('fleet').hidden = false;
+    if (f.problem) { $('fleet-promotion').innerHTML = `<span class="problem">${esc(f.problem)}</span>`; return; }
+    const p = f.promotion;
+    $('fleet-promotion').innerHTML = (p ? `promotion of ${commit(p.commit)} <b data-status="${esc(p.status)}">${esc(p.status)}</b>${p.wave ? ` at wave <b>${esc(p.wave)}</b>` : ''}, started by ${esc(p.by)} ${when(p.startedAt)}${p.reason ? ` (${esc(p.reason)})` : ''}` : 'no promotion yet') +
+      ` · head ${commit(f.head)}<br><small>next: <span id="fleet-next">${esc(f.next)}</span></small>`;
+    $('fleet-stopped').hidden = !f.stopped;
+    $('fleet-stopped').innerHTML = f.stopped ? `✕ stopped${f.stopped.wave ? ` in wave <b>${esc(f.stopped.wave)}</b>` : ''} at cluster <b>${esc(f.stopped.cluster)}</b>${f.stopped.daemonSet ? `, DaemonSet <b>${esc(f.stopped.daemonSet)}</b>` : ''}: ${esc(f.stopped.reason)} <small>${when(f.stopped.at)}</small>` : '';
+    $('fleet-held').hidden = !f.held;
+    $('fleet-held').innerHTML = f.held ? `‖ held by <b>${esc(f.held.by)}</b> ${when(f.held.at)}${f.held.reason ? `: ${esc(f.held.reason)}` : ''}` : '';
+    $('fleet-legend').innerHTML = Object.entries(f.legend).map(([s, l]) => `<span><span class="swatch fleet-${esc(s)}">${esc(l.glyph)}</span>${esc(l.label)}</span>`).join('');
+    $('fleet-waves').innerHTML = `<div class="waves">${f.waves.map((w) => `<div class="wave${w.current ? ' current' : ''}" data-wave="${esc(w.name)}">` +
+      `<h3>${esc(w.name)}${w.current ? ' ▶ <small>in flight</small>' : ''} <small>soak ${esc(w.soakSeconds)}s${w.soakRemainingSeconds !== undefined ? `, ${esc(w.soakRemainingSeconds)}s left` : ''}${w.maintenanceUntil ? ` · ◷ maintenance until ${when(w.maintenanceUntil)}` : ''}</small></h3>` +
+      w.clusters.map((c) => `<div class="fleet-cluster" data-cluster="${esc(c.name)}" data-state="${esc(c.state)}" data-runs="${esc(c.runs ? c.runs.sha : '')}">` +
+        `<span class="badge fleet-${esc(c.state)}" title="${esc(f.legend[c.state].label)}" aria-hidden="true">${esc(f.legend[c.state].glyph)}</span>` +
+        `<div><b>${c.servedHere ? `<a href="#cluster" title="this page's cluster">${esc(c.name)}</a>` : esc(c.name)}</b> ${esc(f.legend[c.state].label)}` +
+        `<br>runs ${commit(c.runs)}${c.inFlight ? ` · in flight ${commit(c.inFlight)}` : ''}${c.lastPass ? ` · last pass ${esc(c.lastPass.result)} at <code>${esc(c.lastPass.commit)}</code> ${when(c.lastPass.at)}` : ''}` +
+        `${c.reason || c.daemonSet ? `<br><span class="reason">${c.daemonSet ? `${esc(c.daemonSet)}: ` : ''}${esc(c.reason || '')}</span>` : ''}` +
+        `${c.servedHere ? '' : '<br><span class="reason">its DaemonSets: dsgitops ui with this cluster as CLUSTER_NAME</span>'}</div></div>`).join('') +
+      '</div>').join('')}</div>`;
+    $('fleet-history').tBodies[0].innerHTML = f.history.map((h) => `<tr class="${h.byHand ? 'by-hand' : ''}" data-event="${esc(h.event)}"><td>${when(h.at)}</td><td>${esc(h.event)}${h.clusters ? ` [${esc(h.clusters.join(', '))}]` : ''}</td><td>${esc(h.wave || '')}</td><td><code>${esc(h.commit)}</code></td><td>${esc(h.by)}</td><td>${esc(h.reason || '')}</td></tr>`).join('') ||
+      '<tr><td colspan="6">no events yet</td></tr>';
+    if (!actionsAllowed || !f.action) { $('fleet-actions').hidden = true; return; }
+    $('fleet-actions').hidden = false;
+    if ($('fleet-actions').dataset.action !== f.action) {
+      $('fleet-actions').dataset.action = f.action;
+      $('fleet-actions').innerHTML = `<button type="button" data-fleet-action="${esc(f.action)}">${f.action === 'hold' ? '‖ hold the promotion' : '▶ resume the promotion'}</button> <span id="fleet-action-result" role="status"></span>`;
+    }
+  }
+
+  $('fleet-actions').addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-fleet-action]');
+    if (!button || !state.fleet || !state.fleet.promotion) return;
+    const action = button.dataset.fleetAction;
+    const short = state.fleet.promotion.commit.short;
+    $('fleet-confirm-text').textContent = action === 'hold' ? `Hold the promotion of ${short} where it is? Nothing more is promoted until it is resumed.` : `Resume the promotion of ${short} from where it was held?`;
+    $('fleet-confirm-key').textContent = short;
+    $('fleet-confirm-input').value = '';
+    $('fleet-confirm-reason').value = '';
+    const dialog = $('fleet-confirm');
+    dialog.onclose = async () => {
+      if (dialog.returnValue !== 'ok') return;
+      const result = () => $('fleet-action-result');
+      result().textContent = `${action}: working…`;
+      const res = await fetch(api(`/api/fleet/actions/${action}`), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ confirm: $('fleet-confirm-input').value, reason: $('fleet-confirm-reason').value }),
+      });
+      const body = await res.json().catch(() => ({}));
+      const el = result() || $('fleet-actions');
+      el.textContent = res.ok ? `${action}: ${body.message}` : `${action} refused: ${body.error}`;
+      el.dataset.ok = String(res.ok);
+    };
+    dialog.showModal();
+  });
+
   // ---- live ----------------------------------------------------------------------------------
   function connect() {
     if (state.source) state.source.close();
@@ -216,6 +277,7 @@
     source.addEventListener('open', () => { $('live').textContent = 'live'; $('live').className = 'live on'; });
     source.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'live off'; });
     source.addEventListener('cluster', (e) => renderCluster(JSON.parse(e.data)));
+    source.addEventListener('fleet', (e) => renderFleet(JSON.parse(e.data)));
     source.addEventListener('daemonset', (e) => { const p = JSON.parse(e.data); if (!state.key || p.key === state.key || p.error) renderDetail(p); });
   }
 
@@ -247,6 +309,11 @@
     requestAnimationFrame(() => setTimeout(() => {
       if (state.paintedAt === undefined) state.paintedAt = performance.now();
       document.body.dataset.painted = 'yes';
+      // The fleet is asked for only once the cluster's first paint is on screen, which it must not slow.
+      if (!state.fleetAsked) {
+        state.fleetAsked = true;
+        fetch(api('/api/fleet')).then((r) => r.json()).then(renderFleet, () => undefined);
+      }
     }, 0));
     connect();
   }

@@ -73,7 +73,7 @@ export interface DecideOptions {
 const DEFAULT_POLL_SECONDS = 30;
 
 /** The end of the maintenance window `at` is inside, if any (a weekly one: today's, or tomorrow's for one crossing midnight). */
-function windowEnd(window: MaintenanceWindow, at: Date): Date {
+export function windowEnd(window: MaintenanceWindow, at: Date): Date {
   if ('end' in window) return window.end;
   const end = new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate(), 0, window.weekly.toMinute));
   return end > at ? end : new Date(end.getTime() + 86_400_000);

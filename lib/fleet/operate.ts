@@ -9,71 +9,22 @@ import type { Config } from '../config';
 import { InvalidRequestError } from '../errors';
 import { table } from '../report';
 import { checkout } from '../source/git';
-import type { HistoryEntry, PromotionStore } from '../store/promotion-store';
+import type { PromotionStore } from '../store/promotion-store';
 import { readFleetFile, readFleetHead } from './cluster-pass';
-import { ClusterRecord, Decision, decidePromotion, Promotion } from './decide';
+import type { Promotion } from './decide';
+import { describeDecision, fleetStatusOf, FleetStatusReport } from './status';
 import type { Fleet } from './fleet-file';
 import { join } from 'node:path';
 
-export interface FleetStatusCluster {
-  name: string;
-  /** The commit promoted to it: what its passes reconcile. */
-  runs?: string;
-  /** The promotion's commit, when it is on its way to this cluster (not there yet, or not yet healthy). */
-  inFlight?: string;
-  lastPass?: ClusterRecord['lastPass'];
-  unreachable?: string;
-}
-
-export interface FleetStatusReport {
-  kind: 'FleetStatus';
-  head?: string;
-  untrustedHead?: string;
-  promotion?: Promotion;
-  waves: { name: string; soakSeconds: number; maxConcurrent: number; soakRemainingSeconds?: number; clusters: FleetStatusCluster[] }[];
-  /** What the promotion does next, as the decision sees it now. */
-  next: Decision;
-  history: HistoryEntry[];
-}
+export type { FleetStatusCluster, FleetStatusReport } from './status';
 
 export async function fleetStatus(config: Config, store: PromotionStore, clock: Clock, options: { historyLimit?: number } = {}): Promise<FleetStatusReport> {
   const read = await readFleetHead(config, clock);
   if (!('fleet' in read)) throw new InvalidRequestError(`the branch head cannot be used: ${read.untrusted}`);
   const { fleet, head } = read;
   const { promotion } = await store.readPromotion();
-  const records: Record<string, ClusterRecord> = {};
-  await Promise.all(fleet.clusters.map(async (c) => {
-    try {
-      records[c.name] = await store.readCluster(c.name);
-    } catch (err) {
-      records[c.name] = { unreachable: (err as Error).message };
-    }
-  }));
-  const now = clock.now();
-  const next = decidePromotion(fleet, promotion, head, records, now);
-  const waves = fleet.waves.map((w, i) => {
-    const soaking = promotion?.status === 'in-flight' && promotion.wave === i && promotion.healthySince;
-    const remaining = soaking ? Math.max(0, Math.ceil(w.soakSeconds - (now.getTime() - new Date(promotion!.healthySince!).getTime()) / 1000)) : undefined;
-    return {
-      name: w.name,
-      soakSeconds: w.soakSeconds,
-      maxConcurrent: w.maxConcurrent,
-      ...(remaining !== undefined ? { soakRemainingSeconds: remaining } : {}),
-      clusters: w.clusters.map((name): FleetStatusCluster => {
-        const r = records[name];
-        // In flight: the promotion's current wave, where the commit is not yet applied and healthy.
-        const onItsWay = promotion?.status === 'in-flight' && promotion.wave === i && (r?.promoted?.commit !== promotion.commit || r.lastPass?.commit !== promotion.commit || r.lastPass.result !== 'healthy');
-        return {
-          name,
-          ...(r?.promoted ? { runs: r.promoted.commit } : {}),
-          ...(onItsWay ? { inFlight: promotion!.commit } : {}),
-          ...(r?.lastPass ? { lastPass: r.lastPass } : {}),
-          ...(r?.unreachable ? { unreachable: r.unreachable } : {}),
-        };
-      }),
-    };
-  });
-  return { kind: 'FleetStatus', head, ...(promotion ? { promotion } : {}), waves, next, history: await store.history(options.historyLimit ?? 20) };
+  const records = await store.readClusters(fleet.clusters.map((c) => c.name));
+  return fleetStatusOf({ fleet, head, promotion, records, history: await store.history(options.historyLimit ?? 20) }, clock.now());
 }
 
 const short = (sha?: string) => (sha ? sha.slice(0, 7) : '-');
@@ -114,19 +65,6 @@ export function formatFleetStatus(r: FleetStatusReport): string {
   return `${out.join('\n')}\n`;
 }
 
-function describeDecision(d: Decision, r: FleetStatusReport): string {
-  switch (d.kind) {
-    case 'idle': return d.reason;
-    case 'held': return `held by ${d.by}${d.reason ? `: ${d.reason}` : ''}`;
-    case 'start': return `start ${short(d.commit)} at wave ${r.waves[0]?.name}${d.supersedes ? ` (supersedes ${short(d.supersedes)})` : ''}`;
-    case 'reconcile': return `promote ${short(d.commit)} to ${d.clusters.join(', ')}`;
-    case 'wait': return `wait ${d.seconds}s: ${d.reasons.join('; ')}`;
-    case 'advance': return `advance to wave ${r.waves[d.to]?.name}`;
-    case 'done': return `${short(d.commit)} done`;
-    case 'stop': return `stop at ${d.cluster}: ${d.reason}`;
-  }
-}
-
 export interface Actor {
   by: string;
   reason?: string;
@@ -152,6 +90,19 @@ export async function resumePromotion(store: PromotionStore, clock: Clock, actor
   });
   await store.appendHistory({ at, promotion: resumed!.id, commit: resumed!.commit, event: 'resumed', by: actor.by, ...(actor.reason ? { reason: actor.reason } : {}) }, 'resume');
   return resumed!;
+}
+
+/**
+ * `fleet hold` / `fleet resume` as an operator takes them (the CLI, the page of `dsgitops ui`):
+ * a reason is required; with PROMOTE_FUNCTION_NAME (the deployed promotion) resume starts it at once.
+ */
+export async function holdOrResume(config: Config, store: PromotionStore, clock: Clock, action: 'hold' | 'resume', actor: Actor): Promise<{ promotion: Promotion; started?: string }> {
+  if (!actor.reason) throw new InvalidRequestError(`fleet ${action} needs a reason: it is recorded with who ${action === 'hold' ? 'held' : 'resumed'} the promotion`);
+  const promotion = await (action === 'hold' ? holdPromotion : resumePromotion)(store, clock, actor);
+  if (action !== 'resume' || !config.promoteFunction) return { promotion };
+  const { executionName, lambdaPromotionStarter } = await import('./start');
+  await lambdaPromotionStarter(config.promoteFunction, config.s3.region)({ by: actor.by, reason: `resumed: ${actor.reason}` }, executionName('resume', promotion.id, String(clock.now().getTime())));
+  return { promotion, started: config.promoteFunction };
 }
 
 /**

@@ -40,6 +40,11 @@ export interface WriteCondition {
 export interface ObjectStore {
   /** The object, its ETag, and the store's clock: when it was written and when the store answered. */
   get(key: string): Promise<StoredText | undefined>;
+  /**
+   * The object unless its ETag is still `etag` (a conditional GET, If-None-Match: S3 answers
+   * 304 without a body). Optional: a store without it is read with `get` and compared.
+   */
+  getIfNoneMatch?(key: string, etag: string): Promise<StoredText | 'not-modified' | undefined>;
   /** Writes the object; returns its new ETag. Throws PreconditionFailedError when the condition fails. */
   put(key: string, body: string, condition?: WriteCondition): Promise<string>;
   /** Every key under the prefix, in lexical order. */
@@ -186,6 +191,24 @@ export class S3ObjectStore implements VersionedObjectStore {
     } catch (err) {
       if (err instanceof StoreTimeoutError) throw err;
       const status = statusOf(err);
+      if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
+      throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
+    }
+  }
+
+  async getIfNoneMatch(key: string, etag: string): Promise<StoredText | 'not-modified' | undefined> {
+    try {
+      return await this.bounded(`reading s3://${this.bucket}/${key} if changed`, async (abortSignal) => {
+        const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: etag });
+        const answered = captureServerTime(command);
+        const out = await this.client.send(command, { abortSignal });
+        const body = (await out.Body?.transformToString('utf8')) ?? '';
+        return { body, etag: out.ETag ?? '', lastModified: out.LastModified, serverTime: answered.at };
+      });
+    } catch (err) {
+      if (err instanceof StoreTimeoutError) throw err;
+      const status = statusOf(err);
+      if (status === 304 || (err as Error)?.name === 'NotModified') return 'not-modified';
       if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
       throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
     }

@@ -90,6 +90,46 @@ export class PromotionStore {
     return got ? parse(clusterRecordSchema, key, got.body) : {};
   }
 
+  /** Every named cluster's record; one that cannot be read is marked unreachable with why (the decision neither promotes it nor counts it healthy). */
+  async readClusters(names: string[]): Promise<Record<string, ClusterRecord>> {
+    const records: Record<string, ClusterRecord> = {};
+    await Promise.all(names.map(async (name) => {
+      try {
+        records[name] = await this.readCluster(name);
+      } catch (err) {
+        records[name] = { unreachable: (err as Error).message };
+      }
+    }));
+    return records;
+  }
+
+  /**
+   * An object unless it is still the version `etag` names (undefined: it was absent): one
+   * conditional GET (If-None-Match) where the store can make one, else one GET compared by ETag.
+   */
+  private async readIfChanged(key: string, etag: string | undefined): Promise<{ unchanged: true } | { unchanged: false; body?: string; etag?: string }> {
+    const got = etag && this.objects.getIfNoneMatch ? await this.objects.getIfNoneMatch(key, etag) : await this.objects.get(key);
+    if (got === 'not-modified') return { unchanged: true };
+    if (!got) return etag ? { unchanged: false } : { unchanged: true };
+    if (got.etag === etag) return { unchanged: true };
+    return { unchanged: false, body: got.body, etag: got.etag };
+  }
+
+  /** The promotion record unless it is still the version `etag` names (the page of `dsgitops ui` follows it so). */
+  async readPromotionIfChanged(etag: string | undefined): Promise<{ unchanged: true } | { unchanged: false; promotion?: Promotion; etag?: string }> {
+    const key = this.promotionKey();
+    const r = await this.readIfChanged(key, etag);
+    return r.unchanged || r.body === undefined ? r : { unchanged: false, promotion: parse(promotionSchema, key, r.body), etag: r.etag };
+  }
+
+  /** A cluster's record unless it is still the version `etag` names. */
+  async readClusterIfChanged(cluster: string, etag: string | undefined): Promise<{ unchanged: true } | { unchanged: false; record: ClusterRecord; etag?: string }> {
+    const key = this.clusterKey(cluster);
+    const r = await this.readIfChanged(key, etag);
+    if (r.unchanged) return r;
+    return { unchanged: false, record: r.body === undefined ? {} : parse(clusterRecordSchema, key, r.body), ...(r.etag ? { etag: r.etag } : {}) };
+  }
+
   /** Read-modify-write of a cluster's record under If-Match, retried when another writer came between. */
   private async updateCluster(cluster: string, change: (r: ClusterRecord) => ClusterRecord): Promise<ClusterRecord> {
     const key = this.clusterKey(cluster);
@@ -150,14 +190,26 @@ export class PromotionStore {
     }
   }
 
-  /** The newest `limit` history entries, newest first. */
-  async history(limit = 50): Promise<HistoryEntry[]> {
+  /**
+   * The newest `limit` history entries, newest first. An entry is never changed once written:
+   * with `known` (entries by key, from an earlier call) only the new ones are read.
+   */
+  async history(limit = 50, known?: Map<string, HistoryEntry>): Promise<HistoryEntry[]> {
     const keys = (await this.objects.list(this.historyPrefix())).slice(-limit).reverse();
     const out: HistoryEntry[] = [];
     for (const key of keys) {
+      const had = known?.get(key);
+      if (had) {
+        out.push(had);
+        continue;
+      }
       const got = await this.objects.get(key);
-      if (got) out.push(JSON.parse(got.body) as HistoryEntry);
+      if (!got) continue;
+      const entry = JSON.parse(got.body) as HistoryEntry;
+      known?.set(key, entry);
+      out.push(entry);
     }
+    if (known) for (const key of known.keys()) if (!keys.includes(key)) known.delete(key);
     return out;
   }
 }

@@ -112,6 +112,11 @@ class TalliedObjects implements ObjectStore {
     return this.real.get(key);
   }
 
+  getIfNoneMatch(key: string, etag: string) {
+    this.note();
+    return this.real.getIfNoneMatch ? this.real.getIfNoneMatch(key, etag) : this.real.get(key);
+  }
+
   list(prefix: string) {
     this.note();
     return this.real.list(prefix);
@@ -146,6 +151,11 @@ export class UiData {
   /** S3 requests made for the page: reads, and when the last was made (ms since the epoch). */
   get s3(): { reads: number; lastAt: number } {
     return { reads: this.reads.count, lastAt: this.reads.lastAt };
+  }
+
+  /** The page's S3 adapter (its requests counted in `s3`), for the fleet's records too. */
+  get objects(): ObjectStore {
+    return this.deps.objects;
   }
 
   private get reads(): ReadTally {

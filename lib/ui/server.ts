@@ -9,7 +9,9 @@
  * when something says it may have changed: a change of the managed DaemonSets or of the open
  * DaemonSet's Events, an action from the page, or the slow interval (`refreshMs`, default 30 s)
  * for what changes in S3 alone (a pass that only finds a new problem in Git) — never on a
- * timer of a few seconds.
+ * timer of a few seconds. With a fleet (`fleet`), the fleet's promotion record is looked at
+ * with one conditional GET per `fleetCheckMs` (fleet-data.ts says what else is read, and when),
+ * and hold/resume of the promotion go through `fleetAct`, as `dsgitops fleet hold|resume`.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,6 +25,12 @@ import { pause, resume } from '../pause';
 import { unpin } from '../pins';
 import { rollback } from '../rollback';
 import type { UiData } from './data';
+import type { FleetData } from './fleet-data';
+import type { Promotion } from '../fleet/decide';
+
+/** How often an open page's server looks at the fleet's promotion record (one conditional GET). */
+export const DEFAULT_FLEET_CHECK_MS = 5_000;
+export const FLEET_ACTIONS = ['hold', 'resume'] as const;
 
 /** The slow re-read of S3 while a page is open: for what changes in S3 alone (a pass in Lambda that only finds a new problem). */
 export const DEFAULT_REFRESH_MS = 30_000;
@@ -49,6 +57,12 @@ export interface UiOptions {
   refreshMs?: number;
   /** The token (tests and the benchmark pass their own; otherwise a random one). */
   token?: string;
+  /** The fleet's records (FLEET_FILE set): the page shows the fleet by wave. */
+  fleet?: FleetData;
+  /** Hold or resume the fleet's promotion, as `dsgitops fleet hold|resume` does (lib/fleet/operate.ts, holdOrResume). */
+  fleetAct?: (action: (typeof FLEET_ACTIONS)[number], actor: { by: string; reason: string }) => Promise<{ promotion: Promotion; started?: string }>;
+  /** How often the promotion record is looked at while a page is open (default 5 s). */
+  fleetCheckMs?: number;
 }
 
 export interface UiServer {
@@ -161,9 +175,66 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       if (!Number.isInteger(a) || !Number.isInteger(b) || a <= 0 || b <= 0) throw new InvalidRequestError('diff needs two revision numbers: ?a=1&b=2');
       return send(res, 200, await data.diff(decodeURIComponent(ds[1]), decodeURIComponent(ds[2]), a, b), 'text/plain; charset=utf-8');
     }
+    if (req.method === 'GET' && path === '/api/fleet') return send(res, 200, await fleetJson());
+    const fleetAction = /^\/api\/fleet\/actions\/([a-z]+)$/.exec(path);
+    if (req.method === 'POST' && fleetAction) return actOnFleet(req, res, fleetAction[1]);
     if (req.method === 'GET' && path === '/api/live') return openStream(req, res, url.searchParams.get('ds') ?? undefined);
     if (req.method === 'POST' && ds?.[4]) return act(req, res, decodeURIComponent(ds[1]), decodeURIComponent(ds[2]), ds[4]);
     return send(res, 404, JSON.stringify({ error: `no such page: ${req.method} ${path}` }));
+  };
+
+  const fleetJson = async (): Promise<string> => (options.fleet
+    ? JSON.stringify(await options.fleet.view().catch((err: unknown) => ({ configured: true, problem: `the fleet's records cannot be read: ${errorMessage(err)}` })))
+    : JSON.stringify({ configured: false }));
+
+  /** The body of an action: JSON, from this server's own page. */
+  const actionBody = async (req: IncomingMessage): Promise<{ confirm?: unknown; reason?: unknown; toRevision?: unknown } | undefined> => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !hosts().has(origin.replace(/^http:\/\//, ''))) return undefined;
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json')) throw new InvalidRequestError('an action is a JSON body: {"confirm": "…", "reason": "…"}');
+    try {
+      return JSON.parse(await readBody(req)) as { confirm?: unknown; reason?: unknown; toRevision?: unknown };
+    } catch (err) {
+      throw err instanceof DsGitopsError ? err : new InvalidRequestError(`the action's body is not JSON: ${errorMessage(err)}`);
+    }
+  };
+
+  // Hold or resume the fleet's promotion: the promotion's commit typed back as the confirmation, and a reason.
+  const actOnFleet = async (req: IncomingMessage, res: ServerResponse, action: string): Promise<void> => {
+    if (!options.allowActions) {
+      options.log(`ui: refused fleet ${action}: the page is read-only (start dsgitops ui with --allow-actions)\n`);
+      return sendJson(res, 403, { error: 'this page is read-only: start dsgitops ui with --allow-actions to hold or resume the promotion from it' });
+    }
+    if (!options.fleet || !options.fleetAct) throw new InvalidRequestError('there is no fleet here: FLEET_FILE is not set');
+    if (!(FLEET_ACTIONS as readonly string[]).includes(action)) throw new InvalidRequestError(`unknown fleet action "${action}": one of ${FLEET_ACTIONS.join(', ')}`);
+    const body = await actionBody(req);
+    if (!body) return sendJson(res, 403, { error: `actions are taken only from this server's own page, not from ${req.headers.origin}` });
+    const view = await options.fleet.view();
+    const commit = 'promotion' in view ? view.promotion?.commit.short : undefined;
+    if (!commit) return sendJson(res, 409, { error: `there is no promotion to ${action}` });
+    if (body.confirm !== commit) {
+      options.log(`ui: refused fleet ${action}: not confirmed\n`);
+      return sendJson(res, 400, { error: `not confirmed: type ${commit} (the promotion's commit) to ${action} it` });
+    }
+    const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
+    if (!reason) return sendJson(res, 400, { error: `fleet ${action} needs a reason: it is recorded with who ${action === 'hold' ? 'held' : 'resumed'} the promotion` });
+    const started = `ui: fleet ${action} of ${commit} by ${options.user} (${reason})`;
+    options.log(`${started}\n`);
+    const deps = options.actionDeps();
+    deps.logger.log('info', started, { action: `ui-fleet-${action}`, by: options.user });
+    try {
+      const done = await options.fleetAct(action as (typeof FLEET_ACTIONS)[number], { by: options.user, reason });
+      const message = `promotion ${done.promotion.id} of ${commit} ${action === 'hold' ? 'held' : `resumed${done.started ? `: ${done.started} started` : ': the next promotion run goes on'}`} by ${options.user}`;
+      options.log(`ui: fleet ${action}: done: ${message}\n`);
+      deps.logger.log('info', `fleet ${action} done: ${message}`, { action: `ui-fleet-${action}`, by: options.user });
+      options.fleet.invalidate();
+      push();
+      return sendJson(res, 200, { ok: true, message });
+    } catch (err) {
+      options.log(`ui: fleet ${action}: failed: ${errorMessage(err)}\n`);
+      deps.logger.log('error', `fleet ${action} failed: ${errorMessage(err)}`, { action: `ui-fleet-${action}`, by: options.user });
+      throw err;
+    }
   };
 
   const act = async (req: IncomingMessage, res: ServerResponse, namespace: string, name: string, action: string): Promise<void> => {
@@ -173,15 +244,8 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
       return sendJson(res, 403, { error: 'this page is read-only: start dsgitops ui with --allow-actions to pause, resume, roll back or unpin from it' });
     }
     if (!(UI_ACTIONS as readonly string[]).includes(action)) throw new InvalidRequestError(`unknown action "${action}": one of ${UI_ACTIONS.join(', ')}`);
-    const origin = req.headers.origin;
-    if (origin !== undefined && !hosts().has(origin.replace(/^http:\/\//, ''))) return sendJson(res, 403, { error: `actions are taken only from this server's own page, not from ${origin}` });
-    if (!(req.headers['content-type'] ?? '').startsWith('application/json')) throw new InvalidRequestError('an action is a JSON body: {"confirm": "NAMESPACE/NAME", ...}');
-    let body: { confirm?: unknown; reason?: unknown; toRevision?: unknown };
-    try {
-      body = JSON.parse(await readBody(req)) as typeof body;
-    } catch (err) {
-      throw err instanceof DsGitopsError ? err : new InvalidRequestError(`the action's body is not JSON: ${errorMessage(err)}`);
-    }
+    const body = await actionBody(req);
+    if (!body) return sendJson(res, 403, { error: `actions are taken only from this server's own page, not from ${req.headers.origin}` });
     if (body.confirm !== key) {
       options.log(`ui: refused ${action} of ${key}: not confirmed\n`);
       return sendJson(res, 400, { error: `not confirmed: type ${key} to ${action} it` });
@@ -244,6 +308,7 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
         return;
       }
       data.invalidate();
+      options.fleet?.invalidate();
       s3Stale = false;
     }
     void sendAll();
@@ -264,9 +329,11 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     sending = true;
     try {
       const cluster = await clusterJson();
+      const fleet = options.fleet ? await fleetJson() : undefined;
       const pages = new Map<string, string>();
       for (const c of clients) {
         c.res.write(`event: cluster\ndata: ${cluster}\n\n`);
+        if (fleet) c.res.write(`event: fleet\ndata: ${fleet}\n\n`);
         if (!c.key) continue;
         if (!pages.has(c.key)) {
           const [ns, name] = c.key.split('/');
@@ -316,6 +383,20 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     if (clients.size > 0) s3MayHaveChanged();
   }, refreshMs);
   refresh.unref();
+  // The fleet's promotion record: one conditional GET per interval while a page is open; a change is pushed at once.
+  let checking = false;
+  const fleetCheck = options.fleet ? setInterval(() => {
+    if (clients.size === 0 || checking) return;
+    checking = true;
+    options.fleet!.check().then((changed) => {
+      if (changed) push();
+    }, (err: unknown) => {
+      for (const c of clients) c.res.write(`event: problem\ndata: ${JSON.stringify({ error: `the fleet's promotion record: ${errorMessage(err)}` })}\n\n`);
+    }).finally(() => {
+      checking = false;
+    });
+  }, options.fleetCheckMs ?? DEFAULT_FLEET_CHECK_MS) : undefined;
+  fleetCheck?.unref();
 
   const openStream = async (req: IncomingMessage, res: ServerResponse, key: string | undefined): Promise<void> => {
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
@@ -353,6 +434,7 @@ export async function startUiServer(data: UiData, options: UiOptions): Promise<U
     port,
     close: () => new Promise<void>((resolve) => {
       clearInterval(refresh);
+      if (fleetCheck) clearInterval(fleetCheck);
       if (pending) clearTimeout(pending);
       for (const u of subscriptions) u();
       for (const c of clients) c.res.end();

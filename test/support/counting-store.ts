@@ -7,12 +7,21 @@ export class CountingObjectStore implements ObjectStore {
   reads = 0;
   writes = 0;
   readonly written: string[] = [];
+  /** Every key read (GET, conditional GET) or prefix listed, in order. */
+  readonly read: string[] = [];
 
   constructor(private readonly real: ObjectStore) {}
 
   get(key: string): Promise<StoredText | undefined> {
     this.reads++;
+    this.read.push(key);
     return this.real.get(key);
+  }
+
+  getIfNoneMatch(key: string, etag: string): Promise<StoredText | 'not-modified' | undefined> {
+    this.reads++;
+    this.read.push(key);
+    return this.real.getIfNoneMatch ? this.real.getIfNoneMatch(key, etag) : this.real.get(key);
   }
 
   put(key: string, body: string, condition?: WriteCondition): Promise<string> {
@@ -23,6 +32,7 @@ export class CountingObjectStore implements ObjectStore {
 
   list(prefix: string): Promise<string[]> {
     this.reads++;
+    this.read.push(prefix);
     return this.real.list(prefix);
   }
 
