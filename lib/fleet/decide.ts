@@ -52,6 +52,20 @@ export interface Promotion {
   status: 'in-flight' | 'stopped' | 'done' | 'superseded';
   stopped?: { wave: number; cluster: string; daemonSet?: string; reason: string; at: string };
   held?: { by: string; reason?: string; at: string };
+  /**
+   * The durable execution that drives the promotion, and the branch head it read when it took
+   * over: the execution started last claims it at its first look, and an older one that finds
+   * another owner ends. Absent (a record written by hand, or before executions owned it): the
+   * next look claims it.
+   */
+  owner?: PromotionOwner;
+}
+
+export interface PromotionOwner {
+  execution: string;
+  commit: string;
+  since: string;
+  by: string;
 }
 
 export type Decision =
