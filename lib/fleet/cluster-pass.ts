@@ -24,7 +24,7 @@ import { PromotionStore } from '../store/promotion-store';
 import type { PassOutcome } from './decide';
 import { Fleet, FleetCluster, parseFleetFile } from './fleet-file';
 import type { CredentialsProvider } from '../cluster/eks-token';
-import { assumedRoleCredentials, clusterPassCredentials } from './credentials';
+import { assumedRoleCredentials, clusterScope } from './credentials';
 import type { Clock } from '../clock';
 import { systemClock } from '../clock';
 
@@ -118,10 +118,7 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
   const clock = options.clock ?? systemClock;
   if (!base.fleetFile) throw new ConfigError('FLEET_FILE is not set: a fleet cluster\'s pass needs the fleet file');
   // With FLEET_CLUSTER_ROLE_ARN the pass works as its cluster's role, narrowed to the cluster's prefix, from here on.
-  const session = base.fleetClusterRoleArn
-    ? clusterPassCredentials({ rolePattern: base.fleetClusterRoleArn, cluster, bucket: base.s3.bucket, prefix: base.s3.prefix, region: base.s3.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}) })
-    : undefined;
-  const s3 = session ? { ...base.s3, credentials: session.s3 } : base.s3;
+  const { s3, eks } = clusterScope(base, cluster);
   const store = new PromotionStore(options.objects ?? s3ObjectStore(s3), base.s3.prefix);
   const record = await store.readCluster(cluster);
   const commit = record.promoted?.commit;
@@ -134,7 +131,7 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
     const fleet = readFleetFile(tree.dir, base.fleetFile, commit.slice(0, 7));
     const entry = fleet.clusters.find((c) => c.name === cluster);
     if (!entry) throw new ConfigError(`cluster ${cluster} is not in ${base.fleetFile} at ${commit.slice(0, 7)}`);
-    config = { ...base, s3, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry, session?.eks) };
+    config = { ...base, s3, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry, eks) };
   } catch (err) {
     // The commit cannot be read or names no way to this cluster: that commit fails here, visibly.
     const retryable = err instanceof DsGitopsError && err.retryable;
