@@ -5,7 +5,7 @@
  * cluster's promotion record, where the promotion reads it. Scheduled passes run this too,
  * so drift keeps being corrected against the promoted commit.
  *
- *   read promoted commit -> fleet file at that commit -> the cluster's config -> reconcile -> record outcome
+ *   read promoted commit -> fleet file at that commit -> the cluster's config -> reconcile -> record outcome (when it changed)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -108,7 +108,12 @@ export function outcomeOfPass(report: ReconcileReport, commit: string, at: strin
   return { commit, at, result: 'healthy' };
 }
 
-/** Runs one fleet cluster's pass at its promoted commit and records the outcome. */
+/** Does the recorded outcome already say what this pass found? Its `at` is when the cluster came to it, so it is not compared. */
+export function isSameOutcome(recorded: PassOutcome | undefined, outcome: PassOutcome): boolean {
+  return recorded !== undefined && recorded.commit === outcome.commit && recorded.result === outcome.result && recorded.daemonSet === outcome.daemonSet && recorded.reason === outcome.reason;
+}
+
+/** Runs one fleet cluster's pass at its promoted commit and records the outcome when it changed. */
 export async function fleetClusterPass(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<ClusterPassResult> {
   return (await fleetClusterPassWithReport(base, cluster, options)).result;
 }
@@ -136,14 +141,15 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
     // The commit cannot be read or names no way to this cluster: that commit fails here, visibly.
     const retryable = err instanceof DsGitopsError && err.retryable;
     const outcome: PassOutcome = { commit, at: at(), result: retryable ? 'progressing' : 'failed', reason: errorMessage(err) };
-    await store.recordPass(cluster, outcome);
+    if (!isSameOutcome(record.lastPass, outcome)) await store.recordPass(cluster, outcome);
     return { result: { cluster, commit, outcome } };
   }
   const clients = options.objects ? { ...(await connect(config)), objects: options.objects } : undefined;
   const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock, ...(clients ? { clients } : {}) });
   const report = await reconcile(deps, { wait: options.wait ?? true }, autoRollback);
   const outcome = outcomeOfPass(report, commit, at());
-  await store.recordPass(cluster, outcome);
+  // A steady cluster's scheduled pass comes to the outcome already recorded: nothing to write (a PUT saved every pass).
+  if (!isSameOutcome(record.lastPass, outcome)) await store.recordPass(cluster, outcome);
   const { runId, result, summary, startedAt, finishedAt, error } = report;
   return { result: { cluster, commit, outcome, report: { runId, result, summary, startedAt, finishedAt, ...(error ? { error } : {}) } }, report };
 }

@@ -21,6 +21,7 @@ import { Fleet, inMaintenance, MaintenanceWindow } from './fleet-file';
 /** What a cluster's last pass came to (recorded by the pass in the cluster's promotion record). */
 export interface PassOutcome {
   commit: string;
+  /** When a pass first came to this outcome: a pass that finds the same is not recorded again. */
   at: string;
   /** healthy: applied and every rollout complete; progressing: applied, rollouts under way; failed: stopped with a reason; unreachable: the cluster did not answer. */
   result: 'healthy' | 'progressing' | 'failed' | 'unreachable';

@@ -7,11 +7,14 @@ export class CountingObjectStore implements ObjectStore {
   reads = 0;
   writes = 0;
   readonly written: string[] = [];
+  /** What was read: `GET key` or `LIST prefix`. */
+  readonly read: string[] = [];
 
   constructor(private readonly real: ObjectStore) {}
 
   get(key: string): Promise<StoredText | undefined> {
     this.reads++;
+    this.read.push(`GET ${key}`);
     return this.real.get(key);
   }
 
@@ -23,6 +26,7 @@ export class CountingObjectStore implements ObjectStore {
 
   list(prefix: string): Promise<string[]> {
     this.reads++;
+    this.read.push(`LIST ${prefix}`);
     return this.real.list(prefix);
   }
 
