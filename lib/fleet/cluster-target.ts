@@ -14,7 +14,8 @@ import type { Config } from '../config';
 import { InvalidRequestError } from '../errors';
 import { s3ObjectStore } from '../store/object-store';
 import { PromotionStore } from '../store/promotion-store';
-import { clusterAccess, readFleetHead } from './cluster-pass';
+import { clusterAccess } from './cluster-access';
+import { readFleetHead } from './fleet-source';
 import { clusterScope } from './credentials';
 
 /** The configuration `command` runs with on `cluster` (undefined: none named). */

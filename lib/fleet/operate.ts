@@ -10,7 +10,7 @@ import { InvalidRequestError } from '../errors';
 import { table } from '../report';
 import { checkout } from '../source/git';
 import type { HistoryEntry, PromotionStore } from '../store/promotion-store';
-import { readFleetFile, readFleetHead } from './cluster-pass';
+import { readFleetFile, readFleetHead } from './fleet-source';
 import { ClusterRecord, Decision, decidePromotion, Promotion } from './decide';
 import type { Fleet } from './fleet-file';
 import { join } from 'node:path';
