@@ -49,6 +49,8 @@ commands:
   fleet promote COMMIT --to WAVE --reason TEXT
                           promote COMMIT at once to every cluster of the waves up to WAVE; the
                           promotion goes on from there
+  status, history, rollback, unpin, pause, resume with FLEET_FILE: --cluster NAME, the fleet
+                          file's cluster they act on, as that cluster (its own S3 prefix and session)
   eks-token --cluster NAME [--region REGION]
                           an EKS bearer token as an ExecCredential, as aws eks get-token prints
                           it (signed with this machine's AWS credentials; a kubectl exec plugin)

@@ -5,7 +5,7 @@
  */
 import { userInfo } from 'node:os';
 import type { CliIO, CliValues, Command } from './cli';
-import { eksTokenEnvironment, loadConfig, parseAllowedNamespaces, rbacEnvironment } from '../lib/config';
+import { Config, eksTokenEnvironment, loadConfig, parseAllowedNamespaces, rbacEnvironment } from '../lib/config';
 import { DEFAULT_RBAC_NAME, DEFAULT_RBAC_USER, rbacYaml } from '../lib/rbac';
 import { parseAllowedKinds } from '../lib/bundle/kinds';
 import { defaultCredentials } from '../lib/cluster/eks';
@@ -128,6 +128,18 @@ function rbac(values: CliValues, io: CliIO): number {
   return 0;
 }
 
+/** The commands that act on one cluster's DaemonSets, and in a fleet take --cluster. */
+const PER_CLUSTER = new Set<Command>(['status', 'history', 'rollback', 'unpin', 'pause', 'resume']);
+
+async function configForCommand(command: Command, cluster: string | undefined): Promise<Config> {
+  const config = loadConfig();
+  if (PER_CLUSTER.has(command)) {
+    const { configForCluster } = await import('../lib/fleet/cluster-target');
+    return configForCluster(config, cluster, command);
+  }
+  return config;
+}
+
 async function run(command: Command, arg: string | undefined, values: CliValues, io: CliIO, makeDeps?: MakeDeps): Promise<number> {
   if (command === 'eks-token') return eksToken(values, io);
   if (command === 'rbac') return rbac(values, io);
@@ -136,7 +148,8 @@ async function run(command: Command, arg: string | undefined, values: CliValues,
   const json = Boolean(values.json);
   const print = (result: unknown, text: string) => io.out(json ? `${JSON.stringify(result, null, 2)}\n` : text);
   const waitSeconds = toInt(values['wait-seconds'], '--wait-seconds') ?? 600;
-  const config = makeDeps ? undefined : loadConfig();
+  // In a fleet, the per-DaemonSet commands act on the cluster --cluster names, as that cluster (lib/fleet/cluster-target.ts).
+  const config = makeDeps ? undefined : await configForCommand(command, values.cluster);
   const deps = makeDeps
     ? makeDeps(waitSeconds * 1000, json, Boolean(values.verbose))
     : createDeps(config!, {

@@ -11,7 +11,8 @@
 import { withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
 import { systemClock } from '../lib/clock';
-import { fleetClusterPass, readFleetHead } from '../lib/fleet/cluster-pass';
+import { fleetClusterPass } from '../lib/fleet/cluster-pass';
+import { readFleetHead } from '../lib/fleet/fleet-source';
 import { fleetStatus, formatFleetStatus } from '../lib/fleet/operate';
 import { promotionWorkflow, PromotionResult } from '../lib/fleet/orchestrate';
 import { jsonLogger } from '../lib/log';

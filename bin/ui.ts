@@ -36,7 +36,7 @@ function openBrowser(url: string, io: CliIO): void {
 /** With FLEET_FILE: the fleet's records for the page, and hold/resume as `dsgitops fleet` takes them (loaded only then). */
 async function fleetOptions(deps: Deps, data: UiData): Promise<Pick<UiOptions, 'fleet' | 'fleetAct'>> {
   const [{ readFleetHead }, { holdOrResume }, { PromotionStore }, { FleetData }] = await Promise.all([
-    import('../lib/fleet/cluster-pass'), import('../lib/fleet/operate'), import('../lib/store/promotion-store'), import('../lib/ui/fleet-data'),
+    import('../lib/fleet/fleet-source'), import('../lib/fleet/operate'), import('../lib/store/promotion-store'), import('../lib/ui/fleet-data'),
   ]);
   const { config, clock } = deps;
   const store = new PromotionStore(data.objects, config.s3.prefix);

@@ -1,6 +1,9 @@
 // The CloudFormation that serverless.yml adds to the functions, computed from the environment
 // of `serverless package` / `deploy` (the same variables the functions are configured with):
 //
+// - the settings, from the deployment's committed settings file (deploy/settings-file.ts:
+//   SETTINGS_FILE or deploy/settings/<deployment>.yaml) and the environment, which may not
+//   contradict the file;
 // - the settings, checked with the functions' own rules (lib/config.ts) before anything is
 //   packaged, so a deploy with GIT_URL or CLUSTER_NAME missing fails and names them;
 // - the state bucket (unless S3_BUCKET names an existing one): versioned, encrypted, private,
@@ -90,12 +93,25 @@ const DEFAULT_KINDS = 'DaemonSet,ConfigMap,Secret,ServiceAccount,Role,RoleBindin
 const roleId = (fn) => `${capitalised(fn)}Role`;
 const sub = (text) => ({ 'Fn::Sub': text });
 
+/** The deployment's settings file, read once and merged into the environment every check below reads. */
+let fromFile;
+function applySettingsFile() {
+  if (!fromFile) {
+    const { loadDeploySettings } = tsRequire('./settings-file.ts', __filename);
+    fromFile = loadDeploySettings(require('node:path').join(__dirname, '..'), process.env);
+    // The shell agrees with the file wherever both set a value (or a problem names it): the file's values stand.
+    for (const [name, value] of Object.entries(fromFile.values)) process.env[name] = value;
+  }
+  return fromFile;
+}
+
 /**
  * The settings, validated as the functions will validate them at start. The bucket may be
  * left out (the stack then creates it); everything else the functions require must be set.
  */
 function settings() {
-  const problems = [];
+  const file = applySettingsFile();
+  const problems = [...file.problems];
   const { loadConfig } = tsRequire('../lib/config.ts', __filename);
   try {
     loadConfig({ ...process.env, ...storedPlaceholders(), S3_BUCKET: env('S3_BUCKET', 'created-by-the-stack') });
@@ -140,7 +156,7 @@ function settings() {
   const subnets = noVpc ? [] : list('VPC_SUBNET_IDS');
   const groups = list('VPC_SECURITY_GROUP_IDS');
   if (noVpc && groups.length > 0) problems.push('VPC_SUBNET_IDS=none but VPC_SECURITY_GROUP_IDS is set: name the subnets too, or unset the groups');
-  if (building) {
+  if (building && !file.file) {
     // A shell that misses a safety setting must not deploy it open: each is said explicitly.
     if (!env('ALLOWED_KINDS')) problems.push(`ALLOWED_KINDS is required to deploy (a deployment never falls back to a default): the kinds the passes may apply, e.g. ALLOWED_KINDS=${DEFAULT_KINDS}`);
     if (!noVpc && subnets.length === 0 && groups.length === 0) problems.push('VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS are required to deploy: the private subnets and security group of the functions that talk to the cluster, or VPC_SUBNET_IDS=none for a cluster with a public endpoint (a redeploy must not drop a VPC by omission)');
@@ -171,7 +187,7 @@ function settings() {
   const architecture = env('LAMBDA_ARCHITECTURE', 'x86_64');
   if (architecture !== 'x86_64' && architecture !== 'arm64') problems.push(`LAMBDA_ARCHITECTURE=${architecture}: use x86_64 (the default) or arm64 (Graviton)`);
   if (problems.length > 0) {
-    throw new Error(`daemonset-gitops cannot be deployed with these settings (environment of serverless package/deploy):\n  - ${problems.join('\n  - ')}`);
+    throw new Error(`daemonset-gitops cannot be deployed with these settings (${file.file ? `${file.file} and the ` : ''}environment of serverless package/deploy):\n  - ${problems.join('\n  - ')}`);
   }
   return {
     bucket: env('S3_BUCKET'),
@@ -264,10 +280,10 @@ function promoteAliasArn(names) {
 function roleDescription(fn, what, s) {
   if (what.s3 === 'fleet') return `daemonset-gitops ${fn}: reads and writes the fleet's promotion records and each cluster's promotion.json, reads the Git token${what.durable ? ', checkpoints its durable executions, invokes the fleet pass' : ', starts the promotion'}`;
   if (what.s3 === 'none') return `daemonset-gitops ${fn}: assumes the role of the cluster it reconciles (no S3 or cluster of its own), reads the Git token`;
-  return `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : what.s3 === 'read' ? 'reads' : 'writes its delivery records under'} its cluster's S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? `, reads the webhook secret, starts ${s.fleet ? 'the promotion' : 'reconcile'}` : ''}`;
+  return `daemonset-gitops ${fn}: ${what.s3 === 'write' ? 'reads and writes' : what.s3 === 'read' ? 'reads' : 'writes its delivery records under'} its cluster's S3 prefix${what.cluster ? ', talks to the cluster' : ''}${what.git ? ', reads the Git token' : ''}${what.webhook ? `, reads the webhook secret, starts ${s.fleet ? 'the promotion' : 'reconcile'}` : ''}${what.actsOnClusters ? ', assumes the role of the fleet cluster its event names' : ''}`;
 }
 
-/** One fleet cluster's role: assumed by the fleet pass only, its cluster's prefix only, its cluster only. */
+/** One fleet cluster's role: assumed by the fleet pass and the per-DaemonSet functions only, its cluster's prefix only, its cluster only. */
 function clusterRole(cluster, s, stage) {
   const statements = [
     { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: { 'Fn::Join': ['', [bucketArn(s), `/${prefixed(s, cluster.name)}/*`]] } },
@@ -284,7 +300,8 @@ function clusterRole(cluster, s, stage) {
       Description: `daemonset-gitops fleet cluster ${cluster.name}: its pass reads and writes ${prefixed(s, cluster.name)}/ only${cluster.eks ? ` and signs in to ${cluster.eks} only` : ''}${cluster.roleArn ? ` and assumes ${cluster.roleArn} only` : ''}`,
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': ['FleetPassRole', 'Arn'] } }, Action: 'sts:AssumeRole' }],
+        // The fleet pass, and the per-DaemonSet functions acting on this cluster (a rollback on it).
+        Statement: [{ Effect: 'Allow', Principal: { AWS: ['FleetPassRole', ...PER_CLUSTER.map(roleId)].map((r) => ({ 'Fn::GetAtt': [r, 'Arn'] })) }, Action: 'sts:AssumeRole' }],
       },
       Policies: [{ PolicyName: `cluster-${cluster.name}`, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
     },
@@ -356,7 +373,7 @@ function roleStatements(fn, what, s, names) {
     statements.push({ Effect: 'Allow', Action: ['lambda:CheckpointDurableExecution', 'lambda:GetDurableExecutionState'], Resource: sub(`arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${names.promote}:*/durable-execution/*`) });
     statements.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [{ 'Fn::GetAtt': ['FleetPassLambdaFunction', 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['FleetPassLambdaFunction', 'Arn'] }, ':*']] }] });
   }
-  if (what.assumesClusterRoles) {
+  if (what.assumesClusterRoles || what.actsOnClusters) {
     // By name, not GetAtt: the cluster roles trust this role, which would make a cycle.
     statements.push({ Effect: 'Allow', Action: ['sts:AssumeRole'], Resource: s.fleet.clusters.map((c) => sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${clusterRoleName(s, names.stage, c.name)}`)) });
   }
@@ -564,9 +581,18 @@ function accessEntries(s) {
   return resources;
 }
 
+/** The per-DaemonSet functions, which in a fleet act on the cluster their event names, as that cluster's role (lib/fleet/cluster-target.ts). */
+const PER_CLUSTER = ['rollback', 'history', 'status', 'unpin', 'pause', 'resume'];
+
+/** The single-cluster functions as this deployment has them: in a fleet the per-DaemonSet ones read the fleet file from Git and assume the clusters' roles. */
+function singleClusterFunctions(s) {
+  if (!s.fleet) return FUNCTIONS;
+  return Object.fromEntries(Object.entries(FUNCTIONS).map(([fn, what]) => [fn, PER_CLUSTER.includes(fn) ? { ...what, git: true, actsOnClusters: true } : what]));
+}
+
 /** The functions of this deployment: the single-cluster ones, and the fleet's when FLEET_FILE is set. */
 function deployedFunctions(s) {
-  return s.fleet ? { ...FUNCTIONS, ...FLEET_FUNCTIONS } : FUNCTIONS;
+  return s.fleet ? { ...singleClusterFunctions(s), ...FLEET_FUNCTIONS } : FUNCTIONS;
 }
 
 /** The functions' names as the framework gives them (service-stage-function), and the stage. */
@@ -628,7 +654,7 @@ function functionEnvironment(fn, what, s, reconcileName, fnNames) {
   // The promotion, by its durable alias: a push (webhook) or `fleet resume` starts one.
   if ((what.webhook && s.fleet) || what.startsPromotion) variables.PROMOTE_FUNCTION_NAME = `${fnNames.promote}:durable`;
   if (what.durable) variables.FLEET_PASS_FUNCTION = fnNames.fleetPass;
-  if (what.assumesClusterRoles) variables.FLEET_CLUSTER_ROLE_ARN = sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${clusterRoleName(s, fnNames.stage, '{cluster}')}`);
+  if (what.assumesClusterRoles || what.actsOnClusters) variables.FLEET_CLUSTER_ROLE_ARN = sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${clusterRoleName(s, fnNames.stage, '{cluster}')}`);
   variables.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   return variables;
 }
@@ -646,7 +672,7 @@ module.exports.functions = async ({ resolveVariable }) => {
   // kustomize and helm are x86_64 builds: it stays on x86_64 whatever LAMBDA_ARCHITECTURE says.
   const layered = (await resolveVariable("param:artifact, 'zip'")) === 'zip' ? new Set(['reconcile']) : new Set();
   const out = {};
-  for (const [fn, what] of Object.entries(FUNCTIONS)) {
+  for (const [fn, what] of Object.entries(singleClusterFunctions(s))) {
     out[fn] = {
       // Checked when it is read, so that a problem is reported once, for the function it belongs to.
       get environment() {

@@ -5,5 +5,5 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<HistoryReport> {
   const request = parseEvent(historyEvent, event, 'history', '{"namespace": "kube-system", "name": "fluentd", "limit": 10}');
-  return history(await depsFor(context, { cluster: false }), request);
+  return history(await depsFor(context, { cluster: false, on: { command: 'history', cluster: request.cluster } }), request);
 }

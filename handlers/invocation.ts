@@ -3,6 +3,7 @@
  * the invocation's remaining time. Errors leave as typed errors with a reason.
  */
 import { loadConfig, withStoredSettings } from '../lib/config';
+import { configForCluster } from '../lib/fleet/cluster-target';
 import { Clients, connect, createDeps, Deps } from '../lib/deps';
 import { invocationFields, jsonLogger } from '../lib/log';
 import { readSecret } from '../lib/secrets';
@@ -30,10 +31,15 @@ function clientsFor(config: ReturnType<typeof loadConfig>, cluster: boolean): Pr
   return warm.clients;
 }
 
-/** `cluster: false` for a function that only reads S3 (history): it connects to no cluster. */
-export async function depsFor(context: LambdaContext | undefined, options: { cluster?: boolean } = {}): Promise<Deps> {
+/**
+ * `cluster: false` for a function that only reads S3 (history): it connects to no cluster.
+ * `on`: the command and the cluster its event names; in a fleet the command acts on that
+ * cluster with that cluster's own session (lib/fleet/cluster-target.ts).
+ */
+export async function depsFor(context: LambdaContext | undefined, options: { cluster?: boolean; on?: { command: string; cluster?: string } } = {}): Promise<Deps> {
   // The CA and trusted keys may be kept in SSM or Secrets Manager (too large for the environment).
-  const config = loadConfig(await withStoredSettings((source) => readSecret(source)));
+  const loaded = loadConfig(await withStoredSettings((source) => readSecret(source)));
+  const config = options.on ? await configForCluster(loaded, options.on.cluster, options.on.command) : loaded;
   const remaining = context?.getRemainingTimeInMillis?.() ?? 15 * 60_000;
   const runId = context?.awsRequestId ? `lambda-${context.awsRequestId}` : undefined;
   return createDeps(config, {

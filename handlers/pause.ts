@@ -5,5 +5,5 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<PauseReport> {
   const request = parseEvent(targetEvent, event, 'pause', '{"namespace": "kube-system", "name": "fluentd", "reason": "investigating"}');
-  return pause(await depsFor(context), request);
+  return pause(await depsFor(context, { on: { command: 'pause', cluster: request.cluster } }), request);
 }

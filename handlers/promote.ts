@@ -7,7 +7,7 @@ import { withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { systemClock } from '../lib/clock';
 import { ConfigError } from '../lib/errors';
 import { loadConfig } from '../lib/config';
-import { readFleetHead } from '../lib/fleet/cluster-pass';
+import { readFleetHead } from '../lib/fleet/fleet-source';
 import { promotionWorkflow } from '../lib/fleet/orchestrate';
 import { s3ObjectStore } from '../lib/store/object-store';
 import { PromotionStore } from '../lib/store/promotion-store';

@@ -5,5 +5,5 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<PauseReport> {
   const request = parseEvent(targetEvent, event, 'resume', '{"namespace": "kube-system", "name": "fluentd"}');
-  return resume(await depsFor(context), request);
+  return resume(await depsFor(context, { on: { command: 'resume', cluster: request.cluster } }), request);
 }

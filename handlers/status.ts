@@ -1,9 +1,9 @@
-/** Per-DaemonSet rollout status: {}. */
+/** Per-DaemonSet rollout status: {}, in a fleet { cluster }. */
 import { parseEvent, statusEvent } from '../lib/events';
 import { status, StatusReport } from '../lib/status';
 import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<StatusReport> {
-  parseEvent(statusEvent, event, 'status', '{}');
-  return status(await depsFor(context));
+  const request = parseEvent(statusEvent, event, 'status', '{} (in a fleet: {"cluster": "prod-a"})');
+  return status(await depsFor(context, { on: { command: 'status', cluster: request.cluster } }));
 }

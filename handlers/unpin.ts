@@ -5,5 +5,5 @@ import { depsFor, LambdaContext } from './invocation';
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<UnpinReport> {
   const request = parseEvent(targetEvent, event, 'unpin', '{"namespace": "kube-system", "name": "fluentd"}');
-  return unpin(await depsFor(context), request);
+  return unpin(await depsFor(context, { on: { command: 'unpin', cluster: request.cluster } }), request);
 }

@@ -9,7 +9,11 @@ import { InvalidRequestError } from './errors';
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const KEY = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+/** In a fleet (FLEET_FILE), the cluster of the fleet file a per-DaemonSet command acts on (lib/fleet/cluster-target.ts). */
+const onCluster = { cluster: z.optional(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a cluster name of the fleet file'))) };
+
 const target = {
+  ...onCluster,
   namespace: z.string().check(z.regex(NAME, 'must be a namespace name')),
   name: z.string().check(z.regex(NAME, 'must be a DaemonSet name')),
 };
@@ -38,7 +42,7 @@ export type HistoryEvent = z.infer<typeof historyEvent>;
 export const targetEvent = z.strictObject({ ...target, reason: z.optional(z.string().check(z.maxLength(500))) });
 export type TargetEvent = z.infer<typeof targetEvent>;
 
-export const statusEvent = z.strictObject({});
+export const statusEvent = z.strictObject({ ...onCluster });
 
 /** EventBridge schedule events carry these; a scheduled reconcile takes no options. */
 function isScheduleEvent(e: unknown): boolean {

@@ -5,26 +5,24 @@
  * cluster's promotion record, where the promotion reads it. Scheduled passes run this too,
  * so drift keeps being corrected against the promoted commit.
  *
- *   read promoted commit -> fleet file at that commit -> the cluster's config -> reconcile -> record outcome
+ *   read promoted commit -> fleet file at that commit -> the cluster's config -> reconcile -> record outcome (when it changed)
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClusterConfig, Config } from '../config';
+import type { Config } from '../config';
 import { connect, createDeps } from '../deps';
 import { ConfigError, DsGitopsError, errorMessage } from '../errors';
 import type { Logger } from '../log';
 import { reconcile } from '../reconcile';
 import { failureSummary, ReconcileReport } from '../report';
 import { autoRollback } from '../rollback';
-import { checkout, fetchHead, isUntrusted } from '../source/git';
-import { commitJudge } from '../source/trust';
+import { checkout } from '../source/git';
 import type { ObjectStore } from '../store/object-store';
 import { s3ObjectStore } from '../store/object-store';
 import { PromotionStore } from '../store/promotion-store';
+import { clusterAccess } from './cluster-access';
 import type { PassOutcome } from './decide';
-import { Fleet, FleetCluster, parseFleetFile } from './fleet-file';
-import type { CredentialsProvider } from '../cluster/eks-token';
-import { assumedRoleCredentials, clusterPassCredentials } from './credentials';
+import { clusterScope } from './credentials';
+import { readFleetFile } from './fleet-source';
 import type { Clock } from '../clock';
 import { systemClock } from '../clock';
 
@@ -51,44 +49,8 @@ export interface ClusterPassResult {
 /** Reasons of a failed pass that mean the cluster did not answer, not that the commit is bad. */
 const UNREACHABLE_REASONS = new Set(['ClusterUnavailable', 'CredentialsRejected']);
 
-/** The fleet file in a checked-out tree. */
-export function readFleetFile(dir: string, file: string, at: string): Fleet {
-  let text: string;
-  try {
-    text = readFileSync(join(dir, file), 'utf8');
-  } catch {
-    throw new ConfigError(`FLEET_FILE=${file}: there is no such file in the repository at ${at}; commit it, or unset FLEET_FILE for a single cluster`);
-  }
-  return parseFleetFile(text, `${file} at ${at}`);
-}
 
-/** The branch head (GIT_REF) and the fleet file in it; an untrusted head (VERIFY_COMMITS) is no head to promote. */
-export async function readFleetHead(config: Config, clock: Clock = systemClock): Promise<{ head: string; fleet: Fleet } | { untrusted: string }> {
-  if (!config.fleetFile) throw new ConfigError('FLEET_FILE is not set: the fleet commands need the fleet file\'s path in the repository (e.g. fleet.yaml)');
-  const git = { ...config.git, cacheDir: join(config.git.cacheDir, 'fleet-head') };
-  const head = await fetchHead(git, undefined, { verify: commitJudge(config, () => clock.now()) });
-  if (isUntrusted(head)) return { untrusted: `${head.commit.sha.slice(0, 7)} is not trusted: ${head.verdict?.problem ?? 'no trusted signature'}` };
-  return { head: head.commit.sha, fleet: readFleetFile(head.dir, config.fleetFile, head.commit.sha.slice(0, 7)) };
-}
 
-/**
- * How the pass reaches a cluster: FLEET_KUBECONFIGS, else the fleet file's EKS entry (signed
- * in to as the cluster's session, or as its `roleArn` assumed from that session), else the
- * deployment's own cluster.
- */
-export function clusterAccess(base: Config, entry: FleetCluster, session?: CredentialsProvider): ClusterConfig {
-  const common = { name: entry.name, requestTimeoutSeconds: base.cluster.requestTimeoutSeconds };
-  const kubeconfig = base.fleetKubeconfigs?.[entry.name];
-  if (kubeconfig) return { ...common, kubeconfig };
-  if (entry.eks) {
-    const credentials = entry.eks.roleArn
-      ? assumedRoleCredentials({ roleArn: entry.eks.roleArn, sessionName: `dsgitops-pass-${entry.name}`, region: entry.eks.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}), ...(session ? { credentials: session } : {}) })
-      : session;
-    return { ...common, eks: { clusterName: entry.eks.clusterName, region: entry.eks.region, ...(credentials ? { credentials } : {}) } };
-  }
-  if (entry.name === base.cluster.name) return { ...base.cluster };
-  throw new ConfigError(`cluster ${entry.name}: no way to reach it: give it eks: { name, region } in the fleet file, or a kubeconfig in FLEET_KUBECONFIGS (${entry.name}=PATH)`);
-}
 
 /** What a pass's report says about the commit in that cluster, as the promotion judges it. */
 export function outcomeOfPass(report: ReconcileReport, commit: string, at: string): PassOutcome {
@@ -108,7 +70,12 @@ export function outcomeOfPass(report: ReconcileReport, commit: string, at: strin
   return { commit, at, result: 'healthy' };
 }
 
-/** Runs one fleet cluster's pass at its promoted commit and records the outcome. */
+/** Does the recorded outcome already say what this pass found? Its `at` is when the cluster came to it, so it is not compared. */
+export function isSameOutcome(recorded: PassOutcome | undefined, outcome: PassOutcome): boolean {
+  return recorded !== undefined && recorded.commit === outcome.commit && recorded.result === outcome.result && recorded.daemonSet === outcome.daemonSet && recorded.reason === outcome.reason;
+}
+
+/** Runs one fleet cluster's pass at its promoted commit and records the outcome when it changed. */
 export async function fleetClusterPass(base: Config, cluster: string, options: ClusterPassOptions = {}): Promise<ClusterPassResult> {
   return (await fleetClusterPassWithReport(base, cluster, options)).result;
 }
@@ -118,10 +85,7 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
   const clock = options.clock ?? systemClock;
   if (!base.fleetFile) throw new ConfigError('FLEET_FILE is not set: a fleet cluster\'s pass needs the fleet file');
   // With FLEET_CLUSTER_ROLE_ARN the pass works as its cluster's role, narrowed to the cluster's prefix, from here on.
-  const session = base.fleetClusterRoleArn
-    ? clusterPassCredentials({ rolePattern: base.fleetClusterRoleArn, cluster, bucket: base.s3.bucket, prefix: base.s3.prefix, region: base.s3.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}) })
-    : undefined;
-  const s3 = session ? { ...base.s3, credentials: session.s3 } : base.s3;
+  const { s3, eks } = clusterScope(base, cluster);
   const store = new PromotionStore(options.objects ?? s3ObjectStore(s3), base.s3.prefix);
   const record = await store.readCluster(cluster);
   const commit = record.promoted?.commit;
@@ -134,19 +98,20 @@ export async function fleetClusterPassWithReport(base: Config, cluster: string, 
     const fleet = readFleetFile(tree.dir, base.fleetFile, commit.slice(0, 7));
     const entry = fleet.clusters.find((c) => c.name === cluster);
     if (!entry) throw new ConfigError(`cluster ${cluster} is not in ${base.fleetFile} at ${commit.slice(0, 7)}`);
-    config = { ...base, s3, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry, session?.eks) };
+    config = { ...base, s3, git: { ...base.git, ref: commit, path: entry.path, cacheDir }, cluster: clusterAccess(base, entry, eks) };
   } catch (err) {
     // The commit cannot be read or names no way to this cluster: that commit fails here, visibly.
     const retryable = err instanceof DsGitopsError && err.retryable;
     const outcome: PassOutcome = { commit, at: at(), result: retryable ? 'progressing' : 'failed', reason: errorMessage(err) };
-    await store.recordPass(cluster, outcome);
+    if (!isSameOutcome(record.lastPass, outcome)) await store.recordPass(cluster, outcome);
     return { result: { cluster, commit, outcome } };
   }
   const clients = options.objects ? { ...(await connect(config)), objects: options.objects } : undefined;
   const deps = createDeps(config, { logger: options.logger, budgetMs: options.budgetMs, clock, ...(clients ? { clients } : {}) });
   const report = await reconcile(deps, { wait: options.wait ?? true }, autoRollback);
   const outcome = outcomeOfPass(report, commit, at());
-  await store.recordPass(cluster, outcome);
+  // A steady cluster's scheduled pass comes to the outcome already recorded: nothing to write (a PUT saved every pass).
+  if (!isSameOutcome(record.lastPass, outcome)) await store.recordPass(cluster, outcome);
   const { runId, result, summary, startedAt, finishedAt, error } = report;
   return { result: { cluster, commit, outcome, report: { runId, result, summary, startedAt, finishedAt, ...(error ? { error } : {}) } }, report };
 }

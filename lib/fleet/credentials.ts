@@ -15,6 +15,7 @@
  */
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsCredentials, CredentialsProvider } from '../cluster/eks-token';
+import type { Config } from '../config';
 import { ConfigError, DsGitopsError } from '../errors';
 
 /** Renew this long before the credentials expire. */
@@ -126,4 +127,15 @@ export function clusterPassCredentials(input: { rolePattern: string; cluster: st
     s3: assumedRoleCredentials({ ...common, policy: clusterSessionPolicy({ bucket: input.bucket, prefix: input.prefix, cluster: input.cluster, partition: partitionOf(roleArn) }) }),
     eks: assumedRoleCredentials({ ...common, policy: EKS_SESSION_POLICY }),
   };
+}
+
+/**
+ * What one fleet cluster's work (its pass, a rollback on it, its status) uses S3 with: with
+ * FLEET_CLUSTER_ROLE_ARN the cluster's own session, narrowed to its prefix, and the session for
+ * reaching the cluster; without it, the process's own credentials.
+ */
+export function clusterScope(base: Config, cluster: string): { s3: Config['s3']; eks?: CredentialsProvider } {
+  if (!base.fleetClusterRoleArn) return { s3: base.s3 };
+  const session = clusterPassCredentials({ rolePattern: base.fleetClusterRoleArn, cluster, bucket: base.s3.bucket, prefix: base.s3.prefix, region: base.s3.region, ...(base.stsEndpoint ? { endpoint: base.stsEndpoint } : {}) });
+  return { s3: { ...base.s3, credentials: session.s3 }, eks: session.eks };
 }

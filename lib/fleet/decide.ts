@@ -21,6 +21,7 @@ import { Fleet, inMaintenance, MaintenanceWindow } from './fleet-file';
 /** What a cluster's last pass came to (recorded by the pass in the cluster's promotion record). */
 export interface PassOutcome {
   commit: string;
+  /** When a pass first came to this outcome: a pass that finds the same is not recorded again. */
   at: string;
   /** healthy: applied and every rollout complete; progressing: applied, rollouts under way; failed: stopped with a reason; unreachable: the cluster did not answer. */
   result: 'healthy' | 'progressing' | 'failed' | 'unreachable';
@@ -52,6 +53,20 @@ export interface Promotion {
   status: 'in-flight' | 'stopped' | 'done' | 'superseded';
   stopped?: { wave: number; cluster: string; daemonSet?: string; reason: string; at: string };
   held?: { by: string; reason?: string; at: string };
+  /**
+   * The durable execution that drives the promotion, and the branch head it read when it took
+   * over: the execution started last claims it at its first look, and an older one that finds
+   * another owner ends. Absent (a record written by hand, or before executions owned it): the
+   * next look claims it.
+   */
+  owner?: PromotionOwner;
+}
+
+export interface PromotionOwner {
+  execution: string;
+  commit: string;
+  since: string;
+  by: string;
 }
 
 export type Decision =

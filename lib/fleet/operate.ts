@@ -10,7 +10,7 @@ import { InvalidRequestError } from '../errors';
 import { table } from '../report';
 import { checkout } from '../source/git';
 import type { PromotionStore } from '../store/promotion-store';
-import { readFleetFile, readFleetHead } from './cluster-pass';
+import { readFleetFile, readFleetHead } from './fleet-source';
 import type { Promotion } from './decide';
 import { describeDecision, fleetStatusOf, FleetStatusReport } from './status';
 import type { Fleet } from './fleet-file';
@@ -122,7 +122,8 @@ export async function promoteByHand(config: Config, store: PromotionStore, clock
   const at = clock.now().toISOString();
   const id = `${at.replace(/[-:.TZ]/g, '').slice(0, 14)}-${commit.slice(0, 7)}-by-hand`;
   const promotion: Promotion = { id, commit: commit.toLowerCase(), sourceHead: read.head, startedAt: at, by: actor.by, reason: actor.reason, wave: w, status: 'in-flight' };
-  await store.updatePromotion((p) => (p?.held ? { ...promotion, held: p.held } : promotion));
+  // A hold stays; so does the execution that owns the promotion, which goes on from WAVE.
+  await store.updatePromotion((p) => ({ ...promotion, ...(p?.held ? { held: p.held } : {}), ...(p?.owner ? { owner: p.owner } : {}) }));
   const clusters = fleet.waves.slice(0, w + 1).flatMap((x) => x.clusters);
   for (const c of clusters) await store.promoteCluster(c, { commit: promotion.commit, at, by: actor.by, reason: actor.reason });
   await store.appendHistory({ at, promotion: id, commit: promotion.commit, event: 'promoted-by-hand', wave: toWave, clusters, by: actor.by, reason: actor.reason }, 'by-hand');

@@ -8,6 +8,14 @@
  *     -> start / advance: the next round
  *     -> done / stop / held / idle: the execution ends
  *
+ * One execution at a time drives the fleet: the promotion record names its owner (the durable
+ * execution and the head it read then). An execution claims it at its first look (a conditional
+ * write, so of two starting together one claims and the other looks again); the execution
+ * started last owns it, since a push of a newer commit starts an execution of its own. Every
+ * later look, and the check after every wait, reads the owner first: an execution that finds
+ * another one there records `taken-over` and ends without invoking a pass. A replay of the
+ * owner keeps its identity (the execution's ARN), so it goes on driving.
+ *
  * The function is replayed from its checkpoint log after any crash or wait: outside steps
  * it does nothing but branch on checkpointed results, so a replay reaches the same point
  * without reading S3, Git or the clock again, and an invoke that completed before a crash is
@@ -19,7 +27,7 @@ import type { Clock } from '../clock';
 import { errorMessage } from '../errors';
 import type { HistoryEntry, PromotionStore } from '../store/promotion-store';
 import type { ClusterPassResult } from './cluster-pass';
-import { ClusterRecord, Decision, decidePromotion, Promotion } from './decide';
+import { ClusterRecord, Decision, decidePromotion, Promotion, PromotionOwner } from './decide';
 import type { Fleet } from './fleet-file';
 
 export interface PromotionRequest {
@@ -38,15 +46,21 @@ export interface PromotionDeps {
   pollSeconds?: number;
 }
 
+/** An execution that found another one owning the promotion: it ended without driving the fleet. */
+export interface TakenOver {
+  kind: 'taken-over';
+  by: PromotionOwner;
+}
+
 export interface PromotionResult {
-  decision: Decision;
+  decision: Decision | TakenOver;
   rounds: number;
   promotion?: Pick<Promotion, 'id' | 'commit' | 'wave' | 'status'>;
 }
 
 /** One look's checkpointed answer: the decision and what the round needs to carry it out. */
 interface Look {
-  decision: Decision;
+  decision: Decision | TakenOver;
   waveName?: string;
   maxConcurrent: number;
   promotion?: Pick<Promotion, 'id' | 'commit' | 'wave' | 'status'>;
@@ -59,11 +73,34 @@ function history(store: PromotionStore, entry: HistoryEntry, id: string): Promis
   return store.appendHistory(entry, id);
 }
 
+/** Who this execution is: the durable execution's ARN, the same in every replay of it. */
+export interface Me {
+  execution: string;
+  /** The first look claims the promotion whoever owns it; later ones end if another execution has. */
+  claim: boolean;
+}
+
+/** Another execution owns the promotion: record that this one ends (once, whatever the replays), and say by whom. */
+async function takenOver(store: PromotionStore, promotion: Promotion | undefined, me: Me, clock: Clock, round: string): Promise<TakenOver | null> {
+  const owner = promotion?.owner;
+  if (me.claim || !owner || owner.execution === me.execution) return null;
+  await history(store, { at: clock.now().toISOString(), promotion: promotion!.id, commit: promotion!.commit, event: 'taken-over', by: me.execution, reason: `execution ${owner.execution} (started by ${owner.by}, head ${owner.commit.slice(0, 7)}) drives the promotion since ${owner.since}; this execution ends` }, `${round}-taken-over`);
+  return { kind: 'taken-over', by: owner };
+}
+
+/** The check after a wait, before the passes it was waiting for: does this execution still own the promotion? */
+async function stillOwner(deps: PromotionDeps, me: Me, round: string): Promise<TakenOver | null> {
+  const { promotion } = await deps.store.readPromotion();
+  return takenOver(deps.store, promotion, me, deps.clock, round);
+}
+
 /** The look step: read everything, decide, and record the decision's own writes (promotion record, cluster promotions, history). */
-async function look(deps: PromotionDeps, request: PromotionRequest, round: string): Promise<Look> {
+async function look(deps: PromotionDeps, request: PromotionRequest, round: string, me: Me): Promise<Look> {
   const { store } = deps;
   const read = await deps.readHead();
   const { promotion, etag } = await store.readPromotion();
+  const other = await takenOver(store, promotion, me, deps.clock, round);
+  if (other) return { decision: other, maxConcurrent: 1 };
   if ('untrusted' in read && !promotion) return { decision: { kind: 'idle', reason: `the branch head ${read.untrusted}` }, maxConcurrent: 1 };
   const fleet = 'fleet' in read ? read.fleet : undefined;
   if (!fleet) return { decision: { kind: 'idle', reason: `the branch head ${'untrusted' in read ? read.untrusted : 'cannot be read'}` }, maxConcurrent: 1 };
@@ -115,6 +152,9 @@ async function look(deps: PromotionDeps, request: PromotionRequest, round: strin
     default:
       break;
   }
+  // This execution owns what it writes; the first look claims the record even when it changes nothing else.
+  const owner: PromotionOwner = next?.owner?.execution === me.execution ? next.owner : { execution: me.execution, commit: head ?? next?.commit ?? '', since: at, by };
+  if (next) next = { ...next, owner };
   // Written over the version read: a hold or a hand promotion in between makes this step fail and look again.
   if (next !== promotion && JSON.stringify(next) !== JSON.stringify(promotion)) {
     await store.writePromotion(next!, etag);
@@ -139,9 +179,10 @@ export function promotionWorkflow(makeDeps: () => PromotionDeps) {
   return async (request: PromotionRequest | undefined, ctx: DurableContext): Promise<PromotionResult> => {
     const deps = makeDeps();
     const req = request ?? {};
+    const execution = ctx.executionContext.durableExecutionArn;
     let last: Look | undefined;
     for (let round = 1; round <= MAX_ROUNDS; round++) {
-      last = await ctx.step(`look-${round}`, () => look(deps, req, `r${round}`));
+      last = await ctx.step(`look-${round}`, () => look(deps, req, `r${round}`, { execution, claim: round === 1 }));
       const d = last.decision;
       switch (d.kind) {
         case 'start':
@@ -152,6 +193,11 @@ export function promotionWorkflow(makeDeps: () => PromotionDeps) {
           continue;
         case 'wait':
           await ctx.wait(`wait-${round}`, { seconds: Math.max(1, d.seconds) });
+          {
+            // A newer execution may have taken over while this one waited: then no pass of this one runs.
+            const other = await ctx.step(`owner-${round}`, () => stillOwner(deps, { execution, claim: false }, `r${round}`));
+            if (other) return { decision: other, rounds: round, ...(last.promotion ? { promotion: last.promotion } : {}) };
+          }
           await runPasses(ctx, deps, `recheck-${last.waveName}-round-${round}`, d.recheck, last.maxConcurrent);
           continue;
         default:

@@ -38,13 +38,14 @@ const promotionSchema = z.object({
   status: z.enum(['in-flight', 'stopped', 'done', 'superseded']),
   stopped: z.optional(z.object({ wave: z.int(), cluster: z.string(), daemonSet: z.optional(z.string()), reason: z.string(), at: z.string() })),
   held: z.optional(z.object({ by: z.string(), reason: z.optional(z.string()), at: z.string() })),
+  owner: z.optional(z.object({ execution: z.string(), commit: z.string(), since: z.string(), by: z.string() })),
 });
 
 export interface HistoryEntry {
   at: string;
   promotion: string;
   commit: string;
-  event: 'started' | 'superseded' | 'promoted' | 'advanced' | 'stopped' | 'done' | 'held' | 'resumed' | 'promoted-by-hand' | 'skipped';
+  event: 'started' | 'superseded' | 'promoted' | 'advanced' | 'stopped' | 'done' | 'held' | 'resumed' | 'promoted-by-hand' | 'skipped' | 'taken-over';
   wave?: string;
   clusters?: string[];
   by: string;

@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -446,6 +446,45 @@ describe('serverless package refuses to deploy a safety setting open by omission
   }, 120_000);
 });
 
+/** A deployment's committed settings file (deploy/settings-file.ts), in a directory of its own, named by SETTINGS_FILE. */
+function settingsFile(text: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'dsgitops-settings-'));
+  dirs.push(d);
+  writeFileSync(join(d, 'prod-eu-1.yaml'), text);
+  return join(d, 'prod-eu-1.yaml');
+}
+
+const SETTINGS_YAML = `GIT_URL: https://git.example.com/platform/node-agents.git
+CLUSTER_NAME: prod-eu-1
+EKS_CLUSTER_NAME: prod
+GIT_TOKEN_PARAMETER: /daemonset-gitops/git-token
+ALLOWED_NAMESPACES: [logging, monitoring]
+ALLOWED_KINDS: [DaemonSet, ConfigMap]
+VPC_SUBNET_IDS: none
+PROGRESS_DEADLINE_SECONDS: 900
+`;
+
+describe('serverless package with a committed settings file', () => {
+  it('deploys what the file says, with nothing of it in the shell but the file\'s name', async () => {
+    const p = await serverlessPackage({ AWS_REGION: 'eu-west-1', SETTINGS_FILE: settingsFile(SETTINGS_YAML) });
+    dirs.push(p.dir);
+    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
+    const vars = (fn: string) => p.template!.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables as Record<string, unknown>;
+    expect(vars('Reconcile')).toMatchObject({ ALLOWED_NAMESPACES: 'logging,monitoring', ALLOWED_KINDS: 'DaemonSet,ConfigMap', PROGRESS_DEADLINE_SECONDS: '900', EKS_CLUSTER_NAME: 'prod', CLUSTER_NAME: 'prod-eu-1' });
+    expect(p.template!.Resources.ReconcileLambdaFunction.Properties.FunctionName).toBe('daemonset-gitops-prod-eu-1-dev-reconcile');
+  }, 300_000);
+
+  it('refuses a file without a safety setting, and a shell that contradicts the file, naming the file and the key', async () => {
+    const missing = settingsFile(SETTINGS_YAML.replace('ALLOWED_KINDS: [DaemonSet, ConfigMap]\n', ''));
+    const p = await serverlessPackage({ AWS_REGION: 'eu-west-1', SETTINGS_FILE: missing, ALLOWED_NAMESPACES: '*' });
+    dirs.push(p.dir);
+    expect(p.code).not.toBe(0);
+    expect(p.template).toBeUndefined();
+    expect(p.output).toContain(`${missing}: ALLOWED_KINDS is missing`);
+    expect(p.output).toContain(`ALLOWED_NAMESPACES=* in the shell differs from ${missing} (ALLOWED_NAMESPACES: logging,monitoring), a safety setting`);
+  }, 300_000);
+});
+
 /** The fleet of docs/fleet.md: staging and two production clusters, each an EKS cluster of the account. */
 const fleetSettings = {
   ...base,
@@ -493,12 +532,13 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
     expect(writes.sort()).toEqual([...[...FLEET, 'prod-c'].map((c) => `daemonset-gitops/${c}/promotion.json`), 'daemonset-gitops/fleet/*'].map((tail) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/${tail}`]] })).sort());
   });
 
-  it('gives each cluster a role of its own: its prefix only, its EKS cluster only, assumable by the fleet pass only', () => {
+  it('gives each cluster a role of its own: its prefix only, its EKS cluster only, assumable by the fleet pass and the per-DaemonSet functions only', () => {
     for (const c of FLEET) {
       const id = `FleetCluster${pascalName(c)}Role`;
       const r = t.Resources[id].Properties;
       expect(r.RoleName).toBe(`dsgitops-fleet-eu-dev-${c}`);
-      expect(r.AssumeRolePolicyDocument.Statement).toEqual([{ Effect: 'Allow', Principal: { AWS: { 'Fn::GetAtt': ['FleetPassRole', 'Arn'] } }, Action: 'sts:AssumeRole' }]);
+      const trusted = ['FleetPassRole', 'RollbackRole', 'HistoryRole', 'StatusRole', 'UnpinRole', 'PauseRole', 'ResumeRole'];
+      expect(r.AssumeRolePolicyDocument.Statement).toEqual([{ Effect: 'Allow', Principal: { AWS: trusted.map((x) => ({ 'Fn::GetAtt': [x, 'Arn'] })) }, Action: 'sts:AssumeRole' }]);
       const st = statements(t, id);
       const objects = st.filter((x) => ([] as string[]).concat(x.Action).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'));
       expect(objects.map((x) => x.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['StateBucket', 'Arn'] }, `/daemonset-gitops/${c}/*`]] }]);
@@ -508,6 +548,20 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
       for (const other of FLEET.filter((o) => o !== c)) expect(JSON.stringify(st)).not.toContain(`/${other}`);
       const entry = t.Resources[`FleetCluster${pascalName(c)}AccessEntry`].Properties;
       expect(entry).toMatchObject({ ClusterName: `${c}-eks`, PrincipalArn: { 'Fn::GetAtt': [id, 'Arn'] }, Username: 'daemonset-gitops' });
+    }
+  });
+
+  it('lets rollback, history, status, unpin, pause and resume assume the clusters\' roles (by name) and read the fleet file from Git; not reconcile or the webhook', () => {
+    for (const fn of ['Rollback', 'History', 'Status', 'Unpin', 'Pause', 'Resume']) {
+      const assume = statements(t, `${fn}Role`).find((x) => ([] as string[]).concat(x.Action).includes('sts:AssumeRole'));
+      expect(JSON.stringify(assume?.Resource)).toContain('role/dsgitops-fleet-eu-dev-prod-a');
+      const vars = t.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables;
+      expect(JSON.stringify(vars.FLEET_CLUSTER_ROLE_ARN)).toContain('role/dsgitops-fleet-eu-dev-{cluster}');
+      expect(vars).toMatchObject({ FLEET_FILE: 'fleet.yaml', GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token' });
+    }
+    for (const fn of ['Reconcile', 'Webhook']) {
+      expect(actions(t, `${fn}Role`)).not.toContain('sts:AssumeRole');
+      expect(t.Resources[`${fn}LambdaFunction`].Properties.Environment.Variables.FLEET_CLUSTER_ROLE_ARN).toBeUndefined();
     }
   });
 

@@ -4,7 +4,7 @@
  * the session. moto's STS is the oracle: it says whose session the credentials are.
  */
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { clusterAccess } from '../../lib/fleet/cluster-pass';
+import { clusterAccess } from '../../lib/fleet/cluster-access';
 import { parseFleetFile } from '../../lib/fleet/fleet-file';
 import { signEksToken, TOKEN_PREFIX } from '../../lib/cluster/eks-token';
 import { stackEnv } from '../support/cluster';

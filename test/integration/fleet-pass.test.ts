@@ -12,6 +12,7 @@ import { stackEnv, waitFor } from '../support/cluster';
 import { clusterPassCredentials } from '../../lib/fleet/credentials';
 import { s3ObjectStore } from '../../lib/store/object-store';
 import { PromotionStore } from '../../lib/store/promotion-store';
+import { CountingObjectStore } from '../support/counting-store';
 
 jest.setTimeout(400_000);
 
@@ -61,6 +62,28 @@ describe('a fleet cluster\'s pass', () => {
     const r = await pass('prod-b');
     expect(r.outcome?.result).toBe('healthy');
     expect(await world.liveImage('prod-b')).toBe('registry.local/agent:1.0');
+  });
+});
+
+describe('a steady fleet cluster\'s scheduled pass', () => {
+  it('records its outcome only when it changed: a pass that finds what is recorded writes nothing to the cluster\'s record', async () => {
+    const key = `${world.config.s3.prefix}/prod-b/promotion.json`;
+    const before = await world.store.readCluster('prod-b');
+    expect(before.lastPass).toMatchObject({ result: 'healthy' });
+    const steady = new CountingObjectStore(s3ObjectStore(world.config.s3));
+    const r = await fleetClusterPass(world.config, 'prod-b', { objects: steady, logger: captureLog().logger, budgetMs: 120_000 });
+    expect(r.outcome).toMatchObject({ commit: before.lastPass!.commit, result: 'healthy' });
+    expect(steady.written.filter((k) => k === key)).toEqual([]);
+    expect(await world.store.readCluster('prod-b')).toEqual(before);
+
+    // A new outcome is written: a commit promoted to prod-b and applied there.
+    const v = world.commitAgent('registry.local/agent:1.1', 'v1.1');
+    await world.store.promoteCluster('prod-b', { commit: v, at: new Date().toISOString(), by: 'test' });
+    const changed = new CountingObjectStore(s3ObjectStore(world.config.s3));
+    await fleetClusterPass(world.config, 'prod-b', { objects: changed, logger: captureLog().logger, budgetMs: 120_000 });
+    expect(changed.written.filter((k) => k === key)).toEqual([key]);
+    expect((await world.store.readCluster('prod-b')).lastPass).toMatchObject({ commit: v, result: 'healthy' });
+    process.stderr.write(`steady fleet pass: ${steady.reads} S3 reads (${steady.read.join(', ')}), ${steady.writes} writes\n`);
   });
 });
 

@@ -7,7 +7,8 @@
 import { withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
 import { systemClock } from '../../lib/clock';
-import { ClusterPassResult, fleetClusterPass, readFleetHead } from '../../lib/fleet/cluster-pass';
+import { ClusterPassResult, fleetClusterPass } from '../../lib/fleet/cluster-pass';
+import { readFleetHead } from '../../lib/fleet/fleet-source';
 import { promotionWorkflow, PromotionResult } from '../../lib/fleet/orchestrate';
 import { NodeBreaker, waitFor } from '../support/cluster';
 import { FLEET_CLUSTERS, fleetWorld, FleetWorld } from '../support/fleet';
