@@ -130,11 +130,18 @@ export function settingsFilePath(root: string, shell: Record<string, string | un
   return existsSync(path) ? { path } : {};
 }
 
-/** The deployment's settings file, read and checked against the shell; no file: nothing, and the shell's settings as before. */
+/** The deployment's settings file, read and checked against the shell; no file: nothing, and the shell's settings as before (refused for a fleet, FLEET_FILE). */
 export function loadDeploySettings(root: string, shell: Record<string, string | undefined>): DeploySettings {
   const { path, problem } = settingsFilePath(root, shell);
   if (problem) return { values: {}, problems: [problem] };
-  if (!path) return { values: {}, problems: [] };
+  if (!path) {
+    // One stack drives every cluster of a fleet: its settings are committed, never the deploying shell's.
+    const fleet = (shell.FLEET_FILE ?? '').trim();
+    const deployment = (shell.DEPLOYMENT_NAME ?? '').trim() || (shell.CLUSTER_NAME ?? '').trim() || '<deployment>';
+    return fleet
+      ? { values: {}, problems: [`FLEET_FILE=${fleet}: a fleet's stack is deployed from a committed settings file, and there is none: write deploy/settings/${deployment}.yaml (or name one with SETTINGS_FILE) holding ALLOWED_NAMESPACES, ALLOWED_KINDS, VPC_SUBNET_IDS, FLEET_FILE and FLEET_CLUSTERS (docs/fleet.md, "Deploying a fleet")`] }
+      : { values: {}, problems: [] };
+  }
   const file = relative(root, path).startsWith('..') ? path : relative(root, path);
   const parsed = parseSettingsFile(file, readFileSync(path, 'utf8'));
   return { file, values: parsed.values, problems: [...parsed.problems, ...shellConflicts(file, parsed.values, shell)] };

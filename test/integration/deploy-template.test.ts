@@ -443,6 +443,7 @@ describe('serverless package refuses to deploy a safety setting open by omission
 
     expect(p.code).not.toBe(0);
     expect(p.output).toContain('FLEET_FILE is set but FLEET_CLUSTERS is not');
+    expect(p.output).toContain('FLEET_FILE=fleet.yaml: a fleet\'s stack is deployed from a committed settings file, and there is none: write deploy/settings/prod-eu-1.yaml');
   }, 120_000);
 });
 
@@ -502,7 +503,9 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
   let file: string;
 
   beforeAll(async () => {
-    const p = await serverlessPackage(fleetSettings);
+    // A fleet's stack is deployed from a committed settings file; the shell names the file and the region only.
+    const { AWS_REGION, ...committed } = fleetSettings;
+    const p = await serverlessPackage({ AWS_REGION, SETTINGS_FILE: settingsFile(Object.entries(committed).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('')) });
     dirs.push(p.dir);
     if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
     t = p.template;

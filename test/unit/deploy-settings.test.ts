@@ -59,6 +59,17 @@ describe('loadDeploySettings', () => {
     expect(loadDeploySettings(root, { CLUSTER_NAME: 'prod-eu-1', ALLOWED_NAMESPACES: '*' })).toEqual({ values: {}, problems: [] });
   });
 
+  it('refuses a fleet (FLEET_FILE) without a file, naming the file to write; takes a fleet from its file', () => {
+    const shell = { CLUSTER_NAME: 'fleet-eu', ALLOWED_NAMESPACES: 'logging', ALLOWED_KINDS: 'DaemonSet', VPC_SUBNET_IDS: 'none', FLEET_FILE: 'fleet.yaml', FLEET_CLUSTERS: 'staging=staging-eks' };
+    const refused = loadDeploySettings(root, shell);
+    expect(refused.values).toEqual({});
+    expect(refused.problems).toEqual([expect.stringContaining('FLEET_FILE=fleet.yaml: a fleet\'s stack is deployed from a committed settings file, and there is none: write deploy/settings/fleet-eu.yaml')]);
+    write('fleet-eu.yaml', `${PROD.replace('prod-eu-1', 'fleet-eu')}FLEET_FILE: fleet.yaml\nFLEET_CLUSTERS: [staging=staging-eks, prod-a=prod-a-eks]\n`);
+    const read = loadDeploySettings(root, { CLUSTER_NAME: 'fleet-eu' });
+    expect(read.problems).toEqual([]);
+    expect(read.values).toMatchObject({ FLEET_FILE: 'fleet.yaml', FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks' });
+  });
+
   it('refuses a file without a safety setting, naming the file and the key', () => {
     write('prod-eu-1.yaml', PROD.replace('ALLOWED_KINDS: [DaemonSet, ConfigMap, ServiceAccount]\n', '').replace('VPC_SUBNET_IDS: none\n', ''));
     const s = loadDeploySettings(root, { CLUSTER_NAME: 'prod-eu-1' });
