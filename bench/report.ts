@@ -8,7 +8,8 @@
  *                                          # a second page for another set of arguments: steady-warm.md
  *   npm run bench:fleet -- --placeholder   # runs nothing; the page says it is not yet generated
  *
- * (`BENCH_WRITE=1` or `BENCH_WRITE=<variant>` does what `--write` does.) The page is written when
+ * (`BENCH_WRITE=1` or `BENCH_WRITE=<variant>` does what `--write` does; `BENCH_PAGES_DIR` writes
+ * the page into another directory, as the test of the documented commands does.) The page is written when
  * the process exits with status 0, and replaces the file whole: a header (the command that made
  * it, the commit, the date, the machine with its load average at the start and at the end, the
  * Node.js version) and then everything the benchmark printed on its standard output. A run that
@@ -17,7 +18,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { repoRoot } from '../stack/paths';
 
 /** The first line of every generated page; the unit test of docs/performance/ looks for it. */
@@ -182,12 +183,13 @@ export function benchReport(file = process.argv[1]): void {
   process.argv.splice(2, process.argv.length - 2, ...args);
   const variant = write === undefined || write === '1' || write === 'true' ? undefined : write;
   const page = pagePath(script, variant);
-  const target = join(repoRoot, page);
+  const dir = process.env.BENCH_PAGES_DIR ? resolve(process.env.BENCH_PAGES_DIR) : join(repoRoot, PERFORMANCE_DIR);
+  const target = join(dir, basename(page));
 
   if (placeholder) {
-    mkdirSync(join(repoRoot, PERFORMANCE_DIR), { recursive: true });
+    mkdirSync(dir, { recursive: true });
     writeFileSync(target, renderPlaceholder(script, args, variant, new Date()));
-    console.log(`${script}: wrote ${page} (placeholder; nothing was run)`);
+    console.log(`${script}: wrote ${relative(repoRoot, target)} (placeholder; nothing was run)`);
     process.exit(0);
   }
   if (write === undefined) return;
@@ -208,7 +210,7 @@ export function benchReport(file = process.argv[1]): void {
       process.stderr.write(`${script}: exited with status ${code}; ${page} left as it was\n`);
       return;
     }
-    mkdirSync(join(repoRoot, PERFORMANCE_DIR), { recursive: true });
+    mkdirSync(dir, { recursive: true });
     writeFileSync(target, renderPage({ script, source: relative(repoRoot, file), args, variant, commit, uncommitted, startedAt, endedAt: new Date(), machine: machine(loadStart), output: chunks.join('') }));
     process.stderr.write(`${script}: wrote ${relative(repoRoot, target)}\n`);
   });
