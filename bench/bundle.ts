@@ -21,6 +21,9 @@ import { build } from 'esbuild';
 import { repoRoot } from '../stack/paths';
 import { ensureLambdaNode } from '../scripts/lambda-runtime';
 import { packageFunctions, unpackReadOnly } from '../scripts/lambda-package';
+import { benchReport } from './report';
+
+benchReport();
 
 const RUNS = 10;
 

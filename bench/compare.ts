@@ -27,6 +27,9 @@ import { adminClients, uniqueName } from '../test/support/cluster';
 import { TestRepo } from '../test/support/git';
 import { dsObject } from '../test/support/manifests';
 import { stackConfigEnv } from '../test/support/reconciler';
+import { benchReport } from './report';
+
+benchReport();
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 

@@ -21,6 +21,9 @@ import { stackUp } from '../stack/up';
 import { CountingObjectStore } from '../test/support/counting-store';
 import { fleetWorld } from '../test/support/fleet';
 import { captureLog } from '../test/support/reconciler';
+import { benchReport } from './report';
+
+benchReport();
 
 interface Call { cluster: string; commit?: string; startedAt: number; endedAt: number; result?: string; passMs?: number }
 

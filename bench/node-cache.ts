@@ -15,6 +15,9 @@ import { execFileSync } from 'node:child_process';
 import { slimmed } from '../lib/cluster/client';
 import { Keyed, WatchCache } from '../lib/cluster/watch-cache';
 import { repoRoot } from '../stack/paths';
+import { benchReport } from './report';
+
+benchReport();
 
 const gc = (globalThis as { gc?: () => void }).gc;
 

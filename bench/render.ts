@@ -23,6 +23,9 @@ import { repoRoot } from '../stack/paths';
 import { ensureRenderersLayer } from '../scripts/renderers-layer';
 import { ensureLambdaNode } from '../scripts/lambda-runtime';
 import { packageFunctions, unpackReadOnly } from '../scripts/lambda-package';
+import { benchReport } from './report';
+
+benchReport();
 
 const GIT_PATH = 'kustomize/clusters/local-demo-rendered';
 const policy = { allowedNamespaces: ['node-health'] };

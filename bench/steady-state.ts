@@ -22,6 +22,9 @@ import { adminClients, stackEnv, uniqueName } from '../test/support/cluster';
 import { TestRepo } from '../test/support/git';
 import { dsYaml } from '../test/support/manifests';
 import { countApiRequests, stackConfig, stackConfigEnv, stackDeps } from '../test/support/reconciler';
+import { benchReport } from './report';
+
+benchReport();
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 

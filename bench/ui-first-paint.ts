@@ -36,6 +36,9 @@ import { passRecord } from '../lib/pass-summary';
 import type { ReconcileReport } from '../lib/report';
 import { PassRecordStore } from '../lib/store/pass-record';
 import { startUiServer } from '../lib/ui/server';
+import { benchReport } from './report';
+
+benchReport();
 
 const { values: args } = parseArgs({ options: { daemonsets: { type: 'string', default: '300' }, nodes: { type: 'string', default: '200' }, runs: { type: 'string', default: '7' } } });
 const DAEMONSETS = Number(args.daemonsets);

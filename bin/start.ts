@@ -4,15 +4,16 @@
  */
 import { hasTargetConfig } from '../lib/config';
 import { runCli } from './cli';
+import { exitAfterOutput } from './exit-after-output';
 import { runDemo } from './demo';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const run = hasTargetConfig() ? runCli(['reconcile', ...process.argv.slice(2)]) : runDemo();
 run.then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (err: Error) => {
     process.stderr.write(`npm start: ${err.message}\n`);
-    process.exit(1);
+    exitAfterOutput(1);
   },
 );

@@ -2,7 +2,7 @@
  * A deployment's committed settings file (deploy/settings-file.ts): read, its safety settings
  * required, the shell refused where it contradicts the file.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDeploySettings } from '../../deploy/settings-file';
@@ -68,6 +68,16 @@ describe('loadDeploySettings', () => {
     const read = loadDeploySettings(root, { CLUSTER_NAME: 'fleet-eu' });
     expect(read.problems).toEqual([]);
     expect(read.values).toMatchObject({ FLEET_FILE: 'fleet.yaml', FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks' });
+  });
+
+  it('reads the fleet\'s settings file of docs/fleet.md as it is shown there', () => {
+    const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'fleet.md'), 'utf8');
+    const shown = /```yaml\n# deploy\/settings\/fleet-eu\.yaml\n([\s\S]*?)```/.exec(doc);
+    expect(shown).not.toBeNull();
+    write('fleet-eu.yaml', shown![1]);
+    const read = loadDeploySettings(root, { CLUSTER_NAME: 'fleet-eu' });
+    expect(read.problems).toEqual([]);
+    expect(read.values).toMatchObject({ CLUSTER_NAME: 'fleet-eu', FLEET_FILE: 'fleet.yaml', FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks,prod-b=prod-b-eks', VPC_SUBNET_IDS: 'none' });
   });
 
   it('refuses a file without a safety setting, naming the file and the key', () => {
