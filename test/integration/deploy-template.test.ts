@@ -496,6 +496,12 @@ const fleetSettings = {
   FLEET_CLUSTERS: 'staging=staging-eks,prod-a=prod-a-eks,prod-b=prod-b-eks,prod-c=arn:aws:iam::111122223333:role/dsgitops-prod-c',
 };
 const FLEET = ['staging', 'prod-a', 'prod-b'];
+
+/** The fleet packaged as it is deployed: from a committed settings file, the shell naming the file and the region only. */
+function fleetPackage(extra: Record<string, string>): ReturnType<typeof serverlessPackage> {
+  const { AWS_REGION, ...committed } = { ...fleetSettings, ...extra };
+  return serverlessPackage({ AWS_REGION, SETTINGS_FILE: settingsFile(Object.entries(committed).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('')) });
+}
 const pascalName = (n: string) => n.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 
 describe('the packaged template: one stack for a fleet of three clusters (and a fourth in another account)', () => {
@@ -503,9 +509,7 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
   let file: string;
 
   beforeAll(async () => {
-    // A fleet's stack is deployed from a committed settings file; the shell names the file and the region only.
-    const { AWS_REGION, ...committed } = fleetSettings;
-    const p = await serverlessPackage({ AWS_REGION, SETTINGS_FILE: settingsFile(Object.entries(committed).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('')) });
+    const p = await fleetPackage({});
     dirs.push(p.dir);
     if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
     t = p.template;
@@ -607,7 +611,7 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
   });
 
   it('names the stack, the functions and the cluster roles after the deployment, so two deployments never collide', async () => {
-    const other = await serverlessPackage({ ...fleetSettings, DEPLOYMENT_NAME: 'fleet-us' });
+    const other = await fleetPackage({ DEPLOYMENT_NAME: 'fleet-us' });
     dirs.push(other.dir);
     if (!other.template) throw new Error(`serverless package failed (exit ${other.code}):\n${other.output}`);
     const named = (tpl: Template) => Object.values(tpl.Resources).flatMap((r) => [r.Properties?.FunctionName, r.Properties?.RoleName, r.Properties?.LogGroupName]).filter((n): n is string => typeof n === 'string');
