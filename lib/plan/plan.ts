@@ -43,6 +43,8 @@ export interface PlanItem {
   releasesPin?: boolean;
   /** A `rollback --recreate` that stopped between its delete and its apply: this pass applies that revision (written ahead), not Git's. */
   completesRecreate?: number;
+  /** The pinned revision whose DaemonSet was changed outside Git: this pass applies that revision again (its snapshot), not Git's, and keeps the pin. */
+  restoresPinned?: number;
   templateChanged?: boolean;
   /**
    * The live generation to record: a dry run found nothing to change although the
@@ -95,6 +97,22 @@ export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>)
   return replacing ? r.revision : undefined;
 }
 
+/**
+ * The pinned revision to restore: the pin holds, and the live DaemonSet, still that revision,
+ * had its spec changed outside this tool since it was applied (its generation moved past the
+ * recorded one: `kubectl set image` during a rollback). A pin keeps Git's version out, not
+ * the pinned revision's own: left as it is, the pinned revision's rollout would be judged on
+ * someone else's template (and never on its own). No dry run compares the two, so a change
+ * that equals the revision (a `kubectl rollout restart`) is re-applied once, which changes
+ * nothing that runs, and the generation it returns is recorded.
+ */
+export function pinnedChangedOutside(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
+  const s = o.state;
+  if (!s || !o.live || !pinHolds(s, o.desired) || s.recreate || liveRevision(o.live) !== s.currentRevision) return undefined;
+  const live = o.live.metadata.generation;
+  return s.generation !== undefined && live !== undefined && live > s.generation ? s.currentRevision : undefined;
+}
+
 export function triage(o: Observed, ctx: TriageContext): Triage {
   const { policy } = ctx;
   const decided = (action: PlanAction, message: string, extra: Partial<PlanItem> = {}): Triage => ({ key: o.key, decided: item(o, action, message, extra) });
@@ -105,6 +123,14 @@ export function triage(o: Observed, ctx: TriageContext): Triage {
     const how = o.live ? 'the DaemonSet it replaces is still there: deleting it, then creating' : 'the DaemonSet is missing: creating it';
     return decided('create', `completing the rollback to revision ${p.revision} with recreate (written ahead as revision ${recreate}): ${how} from that revision, not from Git`, {
       cause: 'rollback', apply: true, templateChanged: true, completesRecreate: recreate,
+    });
+  }
+  const restore = pinnedChangedOutside(o);
+  if (restore !== undefined) {
+    const p = o.state!.pin!;
+    const what = `revision ${restore}, pinned (${p.reason}), was changed outside daemonset-gitops (generation ${o.live!.metadata.generation}, applied as ${o.state!.generation})`;
+    return decided('drifted', policy.selfHeal ? `${what}: restoring revision ${restore}, keeping the pin` : `${what}; not restored because SELF_HEAL=false`, {
+      cause: 'drift-correction', apply: policy.selfHeal, templateChanged: true, ...(policy.selfHeal ? { restoresPinned: restore } : {}),
     });
   }
   if (pinHolds(o.state, o.desired)) {

@@ -128,6 +128,31 @@ export function isPodUpdated(pod: LivePod, templateGeneration: string | undefine
     (currentHash !== undefined && labels['controller-revision-hash'] === currentHash);
 }
 
+/**
+ * Why the live DaemonSet is not the one this tool applied (or accepted) for the current
+ * revision: its spec was changed since by someone else (`kubectl set image`, an edit), which
+ * the API server counts in `metadata.generation`. Undefined: it is the tool's own, or the
+ * state predates the recording of generations.
+ *
+ * Assumptions / invariants:
+ * - `state.generation` is the generation the apply of `state.currentRevision` returned (or
+ *   the live one when a pass recorded a revision a killed run had applied, or one a dry run
+ *   found equal to Git: a `kubectl rollout restart`); only a spec change moves the generation,
+ *   and this tool's own metadata-only revisions and pod deletions never do. A live generation
+ *   below it is a cache that has not seen the apply yet, not a change.
+ * - While it differs, the pods the controller calls updated run someone else's template: no
+ *   decision is taken on them, so the revision is never judged complete (healthy) or stalled
+ *   by a template it did not apply. The next pass's plan restores it (drift correction, which
+ *   continues this rollout; plan.ts `pinnedChangedOutside` for a pinned revision) or accepts
+ *   the generation; with SELF_HEAL=false the rollout stays as it was recorded.
+ */
+export function changedOutsideSinceApply(state: Pick<DaemonSetState, 'currentRevision' | 'generation'>, ds: Pick<LiveDaemonSet, 'metadata'>): string | undefined {
+  const applied = state.generation;
+  const live = ds.metadata.generation;
+  if (applied === undefined || live === undefined || live <= applied) return undefined;
+  return `the DaemonSet's spec was changed outside daemonset-gitops since revision ${state.currentRevision} was applied (generation ${live}, applied as ${applied}): its pods are not judged for revision ${state.currentRevision}`;
+}
+
 function declaredMaxUnavailable(ds: LiveDaemonSet): number | string {
   try {
     const d = JSON.parse(ds.metadata.annotations?.[DECLARED_STRATEGY_ANNOTATION] ?? '{}') as { maxUnavailable?: number | string };
@@ -261,10 +286,19 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const record = state.rollout?.revision === target.revision ? state.rollout.managed : undefined;
     const ds = caches.daemonSet.items()[0];
     if (!ds) return rollout;
-    if (!controllerCaughtUp(ds)) {
-      // The controller has not seen the new template yet; its revision hash would be stale.
+    // Someone else's template is rolling out: nothing is decided (deleted, judged complete or stalled) on it.
+    const drifted = changedOutsideSinceApply(state, ds);
+    if (drifted) {
+      const line = `${drifted} until a pass restores it (drift correction) or accepts the change`;
+      deps.logger.log('warn', `revision ${target.revision}: ${line}`, { daemonSet: `${namespace}/${name}`, action: 'rollout-drifted', revision: target.revision, generation: ds.metadata.generation });
+      deps.onProgress?.(`${namespace}/${name}: revision ${target.revision}: ${line}`);
+      return rollout;
+    }
+    // The cache has not seen the apply this state records yet, or the controller has not seen the new template: its revision hash would be stale.
+    const caughtUp = (d: LiveDaemonSet) => controllerCaughtUp(d) && (d.metadata.generation ?? 0) >= (state.generation ?? 0);
+    if (!caughtUp(ds)) {
       if (!options.wait || timeLeft() <= 0) return rollout;
-      await waitUntil([caches.daemonSet], () => !caches.daemonSet.items()[0] || controllerCaughtUp(caches.daemonSet.items()[0]), Math.max(250, Math.min(MAX_WAIT_MS, timeLeft())));
+      await waitUntil([caches.daemonSet], () => !caches.daemonSet.items()[0] || caughtUp(caches.daemonSet.items()[0]), Math.max(250, Math.min(MAX_WAIT_MS, timeLeft())));
       if (options.lease) await options.lease.renewIfDue();
       continue;
     }

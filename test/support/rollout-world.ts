@@ -28,8 +28,8 @@
  * the next pass starts from what was written.
  */
 import { holdBeforeApply, nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
-import { toWaveNode } from '../../lib/rollout/managed';
-import { pendingRecreate, pinHolds } from '../../lib/plan/plan';
+import { changedOutsideSinceApply, toWaveNode } from '../../lib/rollout/managed';
+import { pendingRecreate, pinHolds, pinnedChangedOutside } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
@@ -102,8 +102,11 @@ interface Pod {
   /** how the pod looked before the driver deleted it, and at which observation */
   stale?: { observation: number; ready: boolean; readySince?: number };
 }
-/** templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it) */
-interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number }
+/**
+ * templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it);
+ * generation: metadata.generation, which the API server moves with every change of the spec (here: of the template), and starts at 1 for a new object
+ */
+interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number; generation: number }
 export interface Annotations { paused?: boolean; autoRollback?: boolean; canary?: number; label?: number }
 
 type Timed = { at: number; seq: number; run: () => void };
@@ -131,7 +134,7 @@ export class World {
 
   constructor(nodes: NodeSpec[], readonly minReadySeconds: number, readonly delays: Delays, initial: Template, revision: number, digest: string, annotations: Annotations) {
     this.templates.set(initial.id, initial);
-    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S };
+    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S, generation: 1 };
     for (const n of nodes) {
       const taints: Taint[] = n.eligible ? [] : [{ key: 'dedicated', value: 'other', effect: 'NoSchedule' }];
       this.nodes.set(n.name, { name: n.name, labels: { ...NODE_SELECTOR }, ownTaints: taints, outages: 0, readySince: -3600 * S });
@@ -168,12 +171,22 @@ export class World {
     return p.ready && p.readySince !== undefined && this.now - p.readySince >= this.minReadySeconds * S && this.isNodeReady(p.node);
   }
 
-  hasAvailablePod(node: string): boolean {
-    return this.pods.some((p) => p.node === node && p.goneAt === undefined && this.isAvailable(p));
+  hasAvailablePod(node: string, template?: string): boolean {
+    return this.pods.some((p) => p.node === node && p.goneAt === undefined && (template === undefined || p.template === template) && this.isAvailable(p));
   }
 
   unavailableNodes(): string[] {
     return this.desiredNodes().filter((n) => !this.hasAvailablePod(n));
+  }
+
+  /** NotReady by an outage (whatever runs there). */
+  inOutage(name: string): boolean {
+    return (this.nodes.get(name)?.outages ?? 0) > 0;
+  }
+
+  /** A pod of this template is on the node and not being deleted. */
+  holds(node: string, template: string): boolean {
+    return this.pods.some((p) => p.node === node && p.goneAt === undefined && p.deletedAt === undefined && p.template === template);
   }
 
   /** Nodes made NotReady by a template, now. */
@@ -232,8 +245,10 @@ export class World {
   applyDs(revision: number, template: Template, digest: string, annotations: Annotations): void {
     this.templates.set(template.id, template);
     if (!this.ds) this.dsUid += 1;
-    const templateSince = this.ds && this.ds.template === template.id ? this.ds.templateSince : this.now;
-    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince };
+    const same = this.ds !== undefined && this.ds.template === template.id;
+    const templateSince = same ? this.ds!.templateSince : this.now;
+    const generation = !this.ds ? 1 : same ? this.ds.generation : this.ds.generation + 1;
+    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince, generation };
     this.say(`DaemonSet applied: revision ${revision}, template ${template.id} (${template.behaviour}), ${JSON.stringify(annotations)}`);
     this.sync();
     for (const w of this.watchers) w();
@@ -345,6 +360,10 @@ export class World {
     return { nodes, pods };
   }
 
+  describeNode(n: string): string {
+    return `[${this.pods.filter((p) => p.node === n).map((p) => `${p.template}${p.deletedAt !== undefined ? '†' : this.isAvailable(p) ? '+' : p.ready ? '~' : '-'}`).join(' ')}]${this.isNodeReady(n) ? '' : ' NotReady'}`;
+  }
+
   describe(): string {
     return [...this.nodes.keys()].sort().map((n) => {
       const here = this.pods.filter((p) => p.node === n).map((p) => `${p.template}${p.deletedAt !== undefined ? '†' : this.isAvailable(p) ? '+' : p.ready ? '~' : '-'}`);
@@ -366,6 +385,8 @@ export class Store {
   /** the ETag of state.json: every write changes it */
   etag = 0;
   readonly revisions = new Map<number, Snapshot>();
+  /** observers of every write of state.json (the judgement) */
+  readonly onWrite: ((before: DaemonSetState | undefined, after: DaemonSetState) => void)[] = [];
 
   read(): { state?: DaemonSetState; etag: number } {
     return { state: this.state ? structuredClone(this.state) : undefined, etag: this.etag };
@@ -374,8 +395,10 @@ export class Store {
   /** A write conditional on the ETag read (If-Match): false when the state changed since. */
   put(next: DaemonSetState, ifMatch: number): boolean {
     if (ifMatch !== this.etag) return false;
+    const before = this.state;
     this.state = structuredClone(next);
     this.etag += 1;
+    for (const f of this.onWrite) f(before, this.state);
     return true;
   }
 
@@ -609,7 +632,7 @@ export class Run {
     if (!snap) return;
     if (snap.outcome === 'pending') snap.outcome = 'progressing';
     this.settlePrevious(snap, state?.currentRevision);
-    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.revision, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed));
+    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed));
     this.world.say(`pass: recorded revision ${live.revision} from the live DaemonSet`);
   }
 
@@ -637,6 +660,14 @@ export class Run {
         this.at('apply: after the delete of a recreate');
       }
       this.applyPending(snap, snap.pin?.gitDigest ?? state?.gitDigest ?? null, state, 'apply');
+      return;
+    }
+    // plan.ts pinnedChangedOutside, then rollback.ts restorePinned: the pinned revision's own snapshot again, as a drift correction, the pin kept.
+    const restore = pinnedChangedOutside({ state, desired, live: live && liveObject(live) });
+    if (restore !== undefined) {
+      const snap = this.store.revisions.get(restore)!;
+      this.world.say(`pass: restoring pinned revision ${restore}, changed outside`);
+      this.applyRevision({ template: snap.template, digest: snap.digest, annotations: snap.annotations, cause: 'drift-correction', gitDigest: state?.pin?.gitDigest ?? null });
       return;
     }
     if (pinHolds(state, desired)) return;
@@ -674,7 +705,7 @@ export class Run {
     snap.outcome = 'progressing';
     this.settlePrevious(snap, before?.currentRevision);
     // apply.ts: the seed (a managed rollback's, written ahead) goes with the state write of the revision itself.
-    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: snap.revision, at: iso(this.world.now), gitDigest, pin: snap.pin, sameTemplate: snap.replacedTemplate === snap.template.id, cause: snap.cause }), snap.managedSeed));
+    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: this.world.ds?.generation, at: iso(this.world.now), gitDigest, pin: snap.pin, sameTemplate: snap.replacedTemplate === snap.template.id, cause: snap.cause }), snap.managedSeed));
     this.at(`${who}: after the state write`);
     return { revision: snap.revision };
   }
@@ -731,6 +762,13 @@ export class Run {
       if (!state || !ds || state.currentRevision !== ds.revision) return;
       if (!state.rollout || state.rollout.mode !== 'managed' || state.rollout.revision !== ds.revision) return;
       if (state.rollout.phase === 'complete') return;
+      // managed.ts: someone else's template is not driven or judged for this revision.
+      const drifted = changedOutsideSinceApply(state, liveObject(ds));
+      if (drifted) {
+        this.count('drive refused on a spec changed outside');
+        this.world.say(`driver (rev ${ds.revision}): ${drifted}`);
+        return;
+      }
       const record = state.rollout.managed;
       const lagging = this.sc.lag.length > 0 && this.sc.lag[this.lagIndex++ % this.sc.lag.length];
       const obs = this.world.observe(lagging);
@@ -772,9 +810,9 @@ export class Run {
   }
 }
 
-/** The live DaemonSet as plan.ts reads it: its uid and the revision stamped on it. */
+/** The live DaemonSet as plan.ts and managed.ts read it: its uid, generation and the revision stamped on it. */
 function liveObject(ds: LiveDs): LiveDaemonSet {
-  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), annotations: { [REVISION_ANNOTATION]: String(ds.revision) } }, spec: {} } as unknown as LiveDaemonSet;
+  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), generation: ds.generation, annotations: { [REVISION_ANNOTATION]: String(ds.revision) } }, spec: {} } as unknown as LiveDaemonSet;
 }
 
 function toRollout(previous: RolloutState, revision: number, d: WaveDecision, paused: boolean): RolloutState {
@@ -793,7 +831,7 @@ function toRollout(previous: RolloutState, revision: number, d: WaveDecision, pa
 
 // ---- the judgement: from the world alone ----------------------------------------------------
 
-export interface Verdict { property: 'exposure' | 'budget' | 'ending'; problem: string }
+export interface Verdict { property: 'exposure' | 'budget' | 'healthy' | 'ending'; problem: string }
 
 /**
  * Watches a run's world and records what breaks the properties:
@@ -804,6 +842,12 @@ export interface Verdict { property: 'exposure' | 'budget' | 'ending'; problem: 
  *   available pod leaves at most max(k, u + 1) desired nodes unavailable, where u counts the
  *   unavailable nodes outside that set (NotReady, podless, crash-looping: the controller
  *   counts them too, and needs one node in flight so that it never deadlocks);
+ * - healthy: a revision is recorded as the last healthy one only while every desired node has
+ *   an available pod of that revision's own template (the one its snapshot holds), as
+ *   `kubectl rollout status` asks of a DaemonSet (updated and available on every desired
+ *   node), whatever template someone else put on the DaemonSet meanwhile; a node NotReady by
+ *   an outage only has to hold a pod of it (no pod can be available there, and the product
+ *   documents that it does not wait for such a node);
  * - ending: checked by `judgeEnding` once the world is quiet.
  */
 export class Judge {
@@ -822,6 +866,17 @@ export class Judge {
     this.from = new Set(desired.filter((n) => w.hasAvailablePod(n) && w.isNodeReady(n)));
     w.watchers.push(() => this.look());
     w.onDriverDelete.push((pod, wasAvailable) => this.deleted(pod.node, wasAvailable));
+    run.store.onWrite.push((before, after) => this.recorded(before, after));
+  }
+
+  private recorded(before: DaemonSetState | undefined, after: DaemonSetState): void {
+    const revision = after.lastHealthyRevision;
+    if (revision === undefined || revision === before?.lastHealthyRevision) return;
+    const w = this.run.world;
+    const template = this.run.store.revisions.get(revision)?.template;
+    // A node NotReady by an outage cannot have an available pod: it counts once it holds the template's pod (the product does not wait for it).
+    const without = w.desiredNodes().filter((n) => !template || !(w.hasAvailablePod(n, template.id) || (w.inOutage(n) && w.holds(n, template.id))));
+    if (without.length) this.note({ property: 'healthy', problem: `revision ${revision} was recorded healthy while desired nodes [${without.join(', ')}] had no available pod of its template ${template?.id} (they ran ${without.map((n) => `${n}: ${w.describeNode(n)}`).join('; ')})` });
   }
 
   private note(v: Verdict): void {

@@ -225,7 +225,7 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
     // Open: kubectl set image made revision 3's rollout look complete while the cluster ran the
     // drifted template, so revision 3 (whose own template breaks nodes) is recorded healthy and
     // the automatic rollback after the drift correction restores it. Passes once fixed.
-    it.failing('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
+    it('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
       expectHolds({
         nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 241000 }, { name: 'n2', eligible: false, pod: 'available' }],
         maxUnavailable: 1, minReadySeconds: 0, autoRollback: true, first: 'breaks-node',
