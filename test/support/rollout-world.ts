@@ -99,8 +99,8 @@ interface Pod {
   createdAt: number; startsAt: number; containerReady: boolean;
   ready: boolean; readySince?: number;
   deletedAt?: number; goneAt?: number;
-  /** how the pod looked before the driver deleted it, and at which observation */
-  stale?: { observation: number; ready: boolean; readySince?: number };
+  /** how the pod looked before the driver deleted it, at which observation, by which driver (its caches) */
+  stale?: { observation: number; driver: number; ready: boolean; readySince?: number };
 }
 /**
  * templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it);
@@ -126,6 +126,8 @@ export class World {
   private uid = 0;
   private dsUid = 1;
   observations = 0;
+  /** which driver (one set of watch caches) observes and deletes now */
+  driver = 0;
   readonly templates = new Map<string, Template>();
   /** observers called after every change of the world (the judgement) */
   readonly watchers: (() => void)[] = [];
@@ -269,7 +271,7 @@ export class World {
     const p = this.pods.find((x) => x.uid === uid && x.goneAt === undefined);
     if (!p || p.deletedAt !== undefined) return;
     const wasAvailable = this.isAvailable(p);
-    p.stale = { observation: this.observations, ready: p.ready, readySince: p.readySince };
+    p.stale = { observation: this.observations, driver: this.driver, ready: p.ready, readySince: p.readySince };
     this.remove(p, 'deleted by the driver', 'driver');
     this.refresh();
     for (const f of this.onDriverDelete) f(p, wasAvailable);
@@ -339,12 +341,17 @@ export class World {
     this.pods = this.pods.filter((p) => p.goneAt === undefined);
   }
 
-  /** What the driver's watch caches show; with `lagging`, pods it deleted at its previous look still look as before. */
+  /**
+   * What the driver's watch caches show; with `lagging`, pods it deleted at its previous look
+   * still look as before. Only its own deletions: every driver opens its caches with a LIST
+   * without a resourceVersion, which the API server answers with the latest state (a
+   * consistent read), so a deletion made before it began shows.
+   */
   observe(lagging: boolean, counted = true): { nodes: WaveNode[]; pods: WavePod[] } {
     if (counted) this.observations += 1;
     const ds = this.ds!;
     const pods = this.pods.filter((p) => p.owner === ds.uid).map((p): WavePod => {
-      const stale = lagging && p.stale && p.stale.observation === this.observations - 1 ? p.stale : undefined;
+      const stale = lagging && p.stale && p.stale.driver === this.driver && p.stale.observation === this.observations - 1 ? p.stale : undefined;
       const ready = stale ? stale.ready : p.ready;
       const readySince = stale ? stale.readySince : p.readySince;
       const updated = p.template === ds.template;
@@ -741,6 +748,7 @@ export class Run {
   /** managed.ts driveManaged: the loop, then the hand-over of a rollout still under way when the run stops driving it cleanly. */
   private drive(until: number): void {
     const revision = this.world.ds?.revision;
+    this.world.driver += 1;
     this.driveLoop(until);
     if (revision === undefined) return;
     const at = iso(this.world.now);

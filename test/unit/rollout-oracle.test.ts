@@ -222,9 +222,11 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       } as Scenario);
     });
 
-    // Open: kubectl set image made revision 3's rollout look complete while the cluster ran the
-    // drifted template, so revision 3 (whose own template breaks nodes) is recorded healthy and
-    // the automatic rollback after the drift correction restores it. Passes once fixed.
+    // kubectl set image made revision 3's rollout look complete while the cluster ran the drifted
+    // template, so revision 3 (whose own template breaks nodes) was recorded healthy and the
+    // automatic rollback after the drift correction restored it. The driver now decides nothing
+    // on a DaemonSet whose generation moved past the one recorded (managed.ts,
+    // changedOutsideSinceApply), and the drift correction replaces the drifted pod.
     it('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
       expectHolds({
         nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 241000 }, { name: 'n2', eligible: false, pod: 'available' }],
@@ -232,6 +234,20 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
         events: [{ atS: 271, kind: 'drift' }, { atS: 91, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }],
         delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
       } as Scenario);
+    });
+
+    // Found with the healthy property, and the world was wrong: it showed a driver that had just
+    // started (a rollback) the pod another driver had deleted as still Ready, as if its caches
+    // lagged that deletion. A driver's caches begin with a LIST the API server answers with the
+    // latest state; only its own deletions can lag. The rollback is complete once n1's new pod is.
+    it('a rollback that starts right after another driver deleted a pod sees that deletion, and is recorded healthy only once that node\'s new pod is available (seed 782486720)', () => {
+      const run = expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 69000 }, { name: 'n2', eligible: true, pod: 'available', notReadyUntil: 69000 }, { name: 'n3', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 70, kind: 'rollback', recreate: false }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [true], crashes: [1], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+      expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
     });
 
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
