@@ -266,7 +266,10 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   }
   await settlePrevious(deps, snap.value, state?.currentRevision, now, state?.rollout);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
-  return deps.store.updateState(namespace, name, (cur) => seedManagedRollout(stateAfterApply(cur, {
+  // Which generation the apply left is lost with the run: the live one may already hold a change made
+  // by hand since. None is recorded, so the plan looks (a dry run, or a pinned revision restored once)
+  // before the revision is judged on what runs (managed.ts, changedOutsideSinceApply).
+  return deps.store.updateState(namespace, name, (cur) => withoutGeneration(seedManagedRollout(stateAfterApply(cur, {
     namespace,
     name,
     revision: rev,
@@ -281,5 +284,11 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     message: 'recorded after an interrupted run',
     sameTemplate: sameTemplate(snap.value.replaced as LiveDaemonSet | null, live),
     cause: snap.value.cause,
-  }), snap.value.managedSeed));
+  }), snap.value.managedSeed)));
+}
+
+/** The state without the generation this tool left (its rollout keeps the one it is for). */
+export function withoutGeneration(state: DaemonSetState): DaemonSetState {
+  const { generation: _unknown, ...rest } = state;
+  return rest;
 }

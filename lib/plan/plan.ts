@@ -100,17 +100,18 @@ export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>)
 /**
  * The pinned revision to restore: the pin holds, and the live DaemonSet, still that revision,
  * had its spec changed outside this tool since it was applied (its generation moved past the
- * recorded one: `kubectl set image` during a rollback). A pin keeps Git's version out, not
- * the pinned revision's own: left as it is, the pinned revision's rollout would be judged on
- * someone else's template (and never on its own). No dry run compares the two, so a change
- * that equals the revision (a `kubectl rollout restart`) is re-applied once, which changes
- * nothing that runs, and the generation it returns is recorded.
+ * recorded one: `kubectl set image` during a rollback), or nobody knows which generation the
+ * apply left (none recorded: a run killed between its apply and its record). A pin keeps Git's
+ * version out, not the pinned revision's own: left as it is, the pinned revision's rollout
+ * would be judged on someone else's template (and never on its own). No dry run compares the
+ * two, so a change that equals the revision (a `kubectl rollout restart`) is re-applied once,
+ * which changes nothing that runs, and the generation it returns is recorded.
  */
 export function pinnedChangedOutside(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
   const s = o.state;
   if (!s || !o.live || !pinHolds(s, o.desired) || s.recreate || liveRevision(o.live) !== s.currentRevision) return undefined;
   const live = o.live.metadata.generation;
-  return s.generation !== undefined && live !== undefined && live > s.generation ? s.currentRevision : undefined;
+  return live !== undefined && (s.generation === undefined || live > s.generation) ? s.currentRevision : undefined;
 }
 
 export function triage(o: Observed, ctx: TriageContext): Triage {
@@ -128,7 +129,10 @@ export function triage(o: Observed, ctx: TriageContext): Triage {
   const restore = pinnedChangedOutside(o);
   if (restore !== undefined) {
     const p = o.state!.pin!;
-    const what = `revision ${restore}, pinned (${p.reason}), was changed outside daemonset-gitops (generation ${o.live!.metadata.generation}, applied as ${o.state!.generation})`;
+    const applied = o.state!.generation;
+    const what = applied === undefined
+      ? `revision ${restore}, pinned (${p.reason}), may have been changed outside daemonset-gitops (generation ${o.live!.metadata.generation}; which one its apply left is not recorded)`
+      : `revision ${restore}, pinned (${p.reason}), was changed outside daemonset-gitops (generation ${o.live!.metadata.generation}, applied as ${applied})`;
     return decided('drifted', policy.selfHeal ? `${what}: restoring revision ${restore}, keeping the pin` : `${what}; not restored because SELF_HEAL=false`, {
       cause: 'drift-correction', apply: policy.selfHeal, templateChanged: true, ...(policy.selfHeal ? { restoresPinned: restore } : {}),
     });

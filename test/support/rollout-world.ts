@@ -32,6 +32,7 @@ import { changedOutsideSinceApply, toWaveNode } from '../../lib/rollout/managed'
 import { pendingRecreate, pinHolds, pinnedChangedOutside } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
+import { withoutGeneration } from '../../lib/apply';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 import { REVISION_ANNOTATION } from '../../lib/labels';
 
@@ -639,7 +640,7 @@ export class Run {
     if (!snap) return;
     if (snap.outcome === 'pending') snap.outcome = 'progressing';
     this.settlePrevious(snap, state?.currentRevision);
-    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed));
+    this.store.update((cur) => withoutGeneration(seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed)));
     this.world.say(`pass: recorded revision ${live.revision} from the live DaemonSet`);
   }
 
@@ -683,7 +684,13 @@ export class Run {
     if (!live) cause = 'create';
     else if (!state || state.appliedDigest !== this.git.digest || state.pin) cause = 'git-change';
     else if (current && live.template !== current.template.id) cause = 'drift-correction';
-    if (!cause) return;
+    if (!cause) {
+      // reconcile.ts acceptGeneration: the dry run (here: the template) found the live DaemonSet equal to the revision.
+      if (live && state && current && live.revision === state.currentRevision && state.generation !== live.generation) {
+        this.store.update((cur) => (cur && cur.currentRevision === state.currentRevision ? { ...cur, generation: live.generation } : undefined));
+      }
+      return;
+    }
     // reconcile.ts holdUnfilled: a template change waits while more desired nodes than maxUnavailable have no running pod.
     if (live && cause !== 'create' && this.git.template.id !== live.template) {
       const held = holdBeforeApply(this.world.observe(false, false), this.sc.maxUnavailable);

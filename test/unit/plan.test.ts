@@ -158,6 +158,8 @@ describe('triage', () => {
     for (const generation of [9, 8]) {
       expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 5, generation }) })).toBeUndefined();
     }
+    // a run killed between its apply and its record left no generation: the pinned revision is restored once
+    expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 5, generation: 9 }), state: { ...o.state!, generation: undefined } })).toBe(5);
     // another revision's object is not the pinned revision changed
     expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 4, generation: 10 }) })).toBeUndefined();
   });

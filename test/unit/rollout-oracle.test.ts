@@ -250,6 +250,28 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
     });
 
+    // A run killed between its apply and its record, then kubectl set image: the next pass recorded
+    // the revision with the live (changed) generation as its own, so the change was never seen and
+    // the revision was recorded healthy on the hand-made template. No generation is recorded now
+    // (apply.ts, repairFromLive): the plan looks first, and a pinned revision is restored once.
+    it('a rollback killed after its apply and changed by hand before the next pass is restored, not recorded healthy on the hand-made template (seed 385306398)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: false, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available', notReadyUntil: 10000 }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: true, first: 'crashloop',
+        events: [{ atS: 151, kind: 'drift' }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: ['rollback: after the apply'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    it('a restore of a pinned revision killed after its apply and changed by hand again is restored again (seed -775266449)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 301000 }, { name: 'n2', eligible: false, pod: 'available' }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: true, first: 'breaks-node',
+        events: [{ atS: 331, kind: 'drift' }, { atS: 361, kind: 'drift' }, { atS: 0, kind: 'pause', racing: false }, { atS: 91, kind: 'resume', racing: false }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [39, 61], crashAtNamed: ['apply: after write-ahead'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
       const nodes = plain(10).map((n, i) => (i < 4 ? { ...n, notReadyUntil: 1200_000 } : n));
       expectHolds(base(nodes, { maxUnavailable: '50%', first: 'good' }));
