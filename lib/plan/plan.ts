@@ -101,7 +101,8 @@ export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>)
  * The pinned revision to restore: the pin holds, and the live DaemonSet, still that revision,
  * had its spec changed outside this tool since it was applied (its generation moved past the
  * recorded one: `kubectl set image` during a rollback), or nobody knows which generation the
- * apply left (none recorded: a run killed between its apply and its record). A pin keeps Git's
+ * apply left (none recorded: a run killed between its apply and its record, and another field
+ * manager changed the spec since: apply.ts, `specChangedByOthersSinceApply`). A pin keeps Git's
  * version out, not the pinned revision's own: left as it is, the pinned revision's rollout
  * would be judged on someone else's template (and never on its own). No dry run compares the
  * two, so a change that equals the revision (a `kubectl rollout restart`) is re-applied once,

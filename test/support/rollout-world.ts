@@ -32,7 +32,7 @@ import { changedOutsideSinceApply, toWaveNode } from '../../lib/rollout/managed'
 import { pendingRecreate, pinHolds, pinnedChangedOutside } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
-import { withoutGeneration } from '../../lib/apply';
+import { specChangedByOthersSinceApply, withoutGeneration } from '../../lib/apply';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 import { REVISION_ANNOTATION } from '../../lib/labels';
 
@@ -107,7 +107,9 @@ interface Pod {
  * templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it);
  * generation: metadata.generation, which the API server moves with every change of the spec (here: of the template), and starts at 1 for a new object
  */
-interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number; generation: number }
+interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number; generation: number; managedFields: ManagedField[] }
+/** managedFields as the API server keeps them: per field manager, its operation, its last write and whether it owns spec fields */
+interface ManagedField { manager: string; operation: 'Apply' | 'Update'; time: number; spec: boolean }
 export interface Annotations { paused?: boolean; autoRollback?: boolean; canary?: number; label?: number }
 
 type Timed = { at: number; seq: number; run: () => void };
@@ -137,7 +139,7 @@ export class World {
 
   constructor(nodes: NodeSpec[], readonly minReadySeconds: number, readonly delays: Delays, initial: Template, revision: number, digest: string, annotations: Annotations) {
     this.templates.set(initial.id, initial);
-    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S, generation: 1 };
+    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S, generation: 1, managedFields: [{ manager: 'daemonset-gitops', operation: 'Apply', time: -7200 * S, spec: true }] };
     for (const n of nodes) {
       const taints: Taint[] = n.eligible ? [] : [{ key: 'dedicated', value: 'other', effect: 'NoSchedule' }];
       this.nodes.set(n.name, { name: n.name, labels: { ...NODE_SELECTOR }, ownTaints: taints, outages: 0, readySince: -3600 * S });
@@ -244,14 +246,21 @@ export class World {
     });
   }
 
-  /** kubectl apply of a DaemonSet: same uid unless it was deleted. */
-  applyDs(revision: number, template: Template, digest: string, annotations: Annotations): void {
+  /**
+   * A write of a DaemonSet: this tool's server-side apply, or someone's `kubectl set image`
+   * (an Update by another field manager, which takes over the fields it sets). Same uid unless
+   * it was deleted.
+   */
+  applyDs(revision: number, template: Template, digest: string, annotations: Annotations, manager: { name: string; operation: 'Apply' | 'Update' } = { name: 'daemonset-gitops', operation: 'Apply' }): void {
     this.templates.set(template.id, template);
     if (!this.ds) this.dsUid += 1;
     const same = this.ds !== undefined && this.ds.template === template.id;
     const templateSince = same ? this.ds!.templateSince : this.now;
     const generation = !this.ds ? 1 : same ? this.ds.generation : this.ds.generation + 1;
-    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince, generation };
+    // A forced apply takes back every field another manager held: that manager then owns none of the spec.
+    const others = (this.ds?.managedFields ?? []).filter((f) => f.manager !== manager.name).map((f) => (manager.operation === 'Apply' ? { ...f, spec: false } : f));
+    const managedFields = [...others, { manager: manager.name, operation: manager.operation, time: this.now, spec: true }];
+    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince, generation, managedFields };
     this.say(`DaemonSet applied: revision ${revision}, template ${template.id} (${template.behaviour}), ${JSON.stringify(annotations)}`);
     this.sync();
     for (const w of this.watchers) w();
@@ -573,7 +582,7 @@ export class Run {
         const ds = this.world.ds;
         if (!ds) return;
         this.world.say('kubectl set image (drift)');
-        this.world.applyDs(ds.revision, { id: `${ds.template}-drift`, behaviour: 'good' }, ds.digest, ds.annotations);
+        this.world.applyDs(ds.revision, { id: `${ds.template}-drift`, behaviour: 'good' }, ds.digest, ds.annotations, { name: 'kubectl-set', operation: 'Update' });
         return;
       }
       case 'rollback':
@@ -640,7 +649,8 @@ export class Run {
     if (!snap) return;
     if (snap.outcome === 'pending') snap.outcome = 'progressing';
     this.settlePrevious(snap, state?.currentRevision);
-    this.store.update((cur) => withoutGeneration(seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed)));
+    const keep = specChangedByOthersSinceApply(liveObject(live)) ? withoutGeneration : (s: DaemonSetState) => s;
+    this.store.update((cur) => keep(seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed)));
     this.world.say(`pass: recorded revision ${live.revision} from the live DaemonSet`);
   }
 
@@ -665,6 +675,7 @@ export class Run {
       this.count('recreate completed by a pass');
       if (live) {
         this.world.deleteDs();
+        this.recreatedAt ??= this.world.now;
         this.at('apply: after the delete of a recreate');
       }
       this.applyPending(snap, snap.pin?.gitDigest ?? state?.gitDigest ?? null, state, 'apply');
@@ -825,9 +836,10 @@ export class Run {
   }
 }
 
-/** The live DaemonSet as plan.ts and managed.ts read it: its uid, generation and the revision stamped on it. */
+/** The live DaemonSet as plan.ts, apply.ts and managed.ts read it: its uid, generation, managedFields and the revision stamped on it. */
 function liveObject(ds: LiveDs): LiveDaemonSet {
-  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), generation: ds.generation, annotations: { [REVISION_ANNOTATION]: String(ds.revision) } }, spec: {} } as unknown as LiveDaemonSet;
+  const managedFields = ds.managedFields.map((f) => ({ manager: f.manager, operation: f.operation, time: iso(f.time), ...(f.spec ? { fieldsV1: { 'f:spec': {} } } : {}) }));
+  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), generation: ds.generation, annotations: { [REVISION_ANNOTATION]: String(ds.revision) }, managedFields }, spec: {} } as unknown as LiveDaemonSet;
 }
 
 function toRollout(previous: RolloutState, revision: number, d: WaveDecision, paused: boolean): RolloutState {

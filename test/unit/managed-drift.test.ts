@@ -1,4 +1,5 @@
 import { changedOutsideSinceApply } from '../../lib/rollout/managed';
+import { specChangedByOthersSinceApply } from '../../lib/apply';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 
 /*
@@ -22,5 +23,27 @@ describe('changedOutsideSinceApply', () => {
     ['an object without a generation', 4, undefined],
   ])('says nothing for %s', (_what, recorded, seen) => {
     expect(changedOutsideSinceApply({ currentRevision: 3, generation: recorded }, live(seen))).toBeUndefined();
+  });
+});
+
+/*
+ * A run killed between its apply and its record: the next pass takes the live generation as the
+ * one this tool left only when managedFields show no other field manager writing the spec at or
+ * after this tool's apply.
+ */
+describe('specChangedByOthersSinceApply', () => {
+  const ours = { manager: 'daemonset-gitops', operation: 'Apply', time: '2025-03-01T10:00:05Z', fieldsV1: { 'f:metadata': {}, 'f:spec': {} } };
+  const withFields = (...entries: object[]) => ({ metadata: { name: 'agent', managedFields: entries } });
+
+  it.each<[string, object[], boolean]>([
+    ['only this tool\'s apply', [ours], false],
+    ['kubectl set image after the apply', [ours, { manager: 'kubectl-set', operation: 'Update', time: '2025-03-01T10:00:09Z', fieldsV1: { 'f:spec': { 'f:template': {} } } }], true],
+    ['kubectl set image in the same second (times are whole seconds)', [ours, { manager: 'kubectl-set', operation: 'Update', time: '2025-03-01T10:00:05Z', fieldsV1: { 'f:spec': {} } }], true],
+    ['a manager that wrote the spec before the apply', [ours, { manager: 'kubectl-rollout', operation: 'Update', time: '2025-03-01T09:00:00Z', fieldsV1: { 'f:spec': {} } }], false],
+    ['the controller\'s status after the apply', [ours, { manager: 'kube-controller-manager', operation: 'Update', subresource: 'status', time: '2025-03-01T10:00:09Z', fieldsV1: { 'f:status': {} } }], false],
+    ['a label by hand after the apply (no spec field)', [ours, { manager: 'kubectl-label', operation: 'Update', time: '2025-03-01T10:00:09Z', fieldsV1: { 'f:metadata': {} } }], false],
+    ['no apply of this tool to compare with', [{ manager: 'kubectl-client-side-apply', operation: 'Update', time: '2025-03-01T09:00:00Z', fieldsV1: { 'f:spec': {} } }], true],
+  ])('%s', (_what, entries, changed) => {
+    expect(specChangedByOthersSinceApply(withFields(...entries))).toBe(changed);
   });
 });

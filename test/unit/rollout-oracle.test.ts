@@ -272,6 +272,19 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       } as Scenario);
     });
 
+    // The world did not count a recreate that a pass completed (the rollback was killed before its
+    // delete) as a recreate, and judged its delete of every pod at once against the budget; a
+    // rollback --recreate replaces every pod at once by design, whichever process deletes.
+    it('a rollback --recreate killed before its delete and completed by the next pass replaces every pod at once, by design (seed -1599817266)', () => {
+      const run = expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 1, kind: 'rollback', recreate: true }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [], crashAtNamed: ['rollback: after recording the recreate'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+      expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
+    });
+
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
       const nodes = plain(10).map((n, i) => (i < 4 ? { ...n, notReadyUntil: 1200_000 } : n));
       expectHolds(base(nodes, { maxUnavailable: '50%', first: 'good' }));
