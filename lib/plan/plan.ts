@@ -85,14 +85,21 @@ export function pinHolds(state: DaemonSetState | undefined, desired: DesiredDaem
 }
 
 /**
- * The revision of a `rollback --recreate` that this pass must complete: its pin still holds,
- * and the DaemonSet is missing (deleted, then the run stopped or its apply failed) or is still
- * the object the rollback replaces (the run stopped before deleting it).
+ * The revision of a `rollback --recreate` that this pass must complete (it is still recorded:
+ * nobody unpinned): the DaemonSet is missing (deleted, then the run stopped or its apply
+ * failed), or its pin still holds and the DaemonSet is still the object the rollback replaces
+ * (the run stopped before deleting it).
+ *
+ * A missing DaemonSet is re-created from the revision the rollback restores even when a new
+ * commit in Git has released the pin since: the nodes have no pods left, so whatever is created
+ * reaches every node at once, and only the restored revision has proven itself there. Git's new
+ * version then rolls out over it as an update (in waves, for a managed rollout).
  */
 export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
   const r = o.state?.recreate;
-  if (!r || !pinHolds(o.state, o.desired)) return undefined;
+  if (!r) return undefined;
   if (!o.live) return r.revision;
+  if (!pinHolds(o.state, o.desired)) return undefined;
   const replacing = r.replacedUid !== undefined && o.live.metadata.uid === r.replacedUid && (liveRevision(o.live) ?? 0) < r.revision;
   return replacing ? r.revision : undefined;
 }

@@ -494,8 +494,13 @@ describe('a rollback with recreate that stopped between its delete and its apply
     expect(decided(triage(observed({ desired: v17, live: recreated, state: recreating() }), complete))).toMatchObject({ action: 'pinned', apply: false });
   });
 
-  it('gives way to a new commit in Git, which releases its pin: Git\'s new version is planned', () => {
-    const o = observed({ desired: v16, state: recreating(pinAt(v17.digest)) });
+  it('gives way to a new commit in Git, which releases its pin, while the object it replaces is still there: Git\'s new version is planned as an update', () => {
+    const o = observed({ desired: v16, live: liveOf(v17, { revision: 5, generation: 9 }), state: recreating(pinAt(v17.digest)) });
     expect('dryRun' in triage(o, complete)).toBe(true);
+  });
+
+  it('is completed from the revision written ahead when the DaemonSet is missing although a new commit released its pin: Git\'s version would reach every node at once', () => {
+    const o = observed({ desired: v16, state: recreating(pinAt(v17.digest)) });
+    expect(decided(triage(o, complete))).toMatchObject({ action: 'create', cause: 'rollback', apply: true, completesRecreate: 6 });
   });
 });

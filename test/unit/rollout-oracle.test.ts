@@ -285,6 +285,19 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
     });
 
+    // A rollback --recreate killed after its delete, then a new commit in Git: the pin no longer
+    // held, so the next pass created Git's new version, which broke both nodes at once (no old pod
+    // was left to replace in waves). The missing DaemonSet is now re-created from the revision the
+    // rollback restores, and Git's version rolls out over it in waves (plan.ts, pendingRecreate).
+    it('a new commit after a rollback --recreate was killed after its delete rolls out in waves over the restored revision, not created on every node at once (seed 1438518964)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 10000 }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 92, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }, { atS: 91, kind: 'rollback', recreate: true }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: ['rollback: after the delete', 'driver: before reading the state'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
       const nodes = plain(10).map((n, i) => (i < 4 ? { ...n, notReadyUntil: 1200_000 } : n));
       expectHolds(base(nodes, { maxUnavailable: '50%', first: 'good' }));
