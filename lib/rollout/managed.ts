@@ -153,6 +153,17 @@ export function changedOutsideSinceApply(state: Pick<DaemonSetState, 'currentRev
   return `the DaemonSet's spec was changed outside daemonset-gitops since revision ${state.currentRevision} was applied (generation ${live}, applied as ${applied}): its pods are not judged for revision ${state.currentRevision}`;
 }
 
+/**
+ * Whether the rollout is paused: by hand (`dsgitops pause`), or by the pause annotation of the
+ * manifest applied, except for a rollback's rollout (`restores`). A rollback applies the
+ * revision it restores as it was stored, pause included, although that pause was declared for
+ * another rollout (and Git may have lifted it since, which the pin keeps out): it must not hold
+ * the repair of the nodes the replaced revision broke.
+ */
+export function isPaused(annotationPaused: boolean, pausedByHand: boolean, checkpoint: Pick<WaveCheckpoint, 'restores'> | undefined): boolean {
+  return pausedByHand || (annotationPaused && checkpoint?.restores !== true);
+}
+
 function declaredMaxUnavailable(ds: LiveDaemonSet): number | string {
   try {
     const d = JSON.parse(ds.metadata.annotations?.[DECLARED_STRATEGY_ANNOTATION] ?? '{}') as { maxUnavailable?: number | string };
@@ -314,7 +325,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
+    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds, record?.checkpoint);
     const now = clock.now();
     // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
     const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
@@ -369,7 +380,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 }
 
 /** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
-function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number, checkpoint: WaveCheckpoint | undefined): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
   const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
   const annotations = parseRolloutAnnotations(ds.metadata.annotations);
   const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
@@ -384,7 +395,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     maxUnavailable: declaredMaxUnavailable(ds),
     minReadySeconds: ds.spec.minReadySeconds ?? 0,
     canary: a.canary,
-    paused: a.paused || pausedByHand,
+    paused: isPaused(a.paused, pausedByHand, checkpoint),
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
     ...(annotations.ok && annotations.value.gates?.metrics.length ? { gateWaves: true } : {}),
   };

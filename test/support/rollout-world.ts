@@ -28,7 +28,7 @@
  * the next pass starts from what was written.
  */
 import { holdBeforeApply, nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
-import { changedOutsideSinceApply, toWaveNode } from '../../lib/rollout/managed';
+import { changedOutsideSinceApply, isPaused, toWaveNode } from '../../lib/rollout/managed';
 import { pendingRecreate, pinHolds, pinnedChangedOutside } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
@@ -803,7 +803,7 @@ export class Run {
         maxUnavailable: this.sc.maxUnavailable,
         minReadySeconds: this.sc.minReadySeconds,
         ...(a.canary ? { canary: { count: a.canary, holdSeconds: 0 } } : {}),
-        paused: Boolean(a.paused) || Boolean(state.paused),
+        paused: isPaused(Boolean(a.paused), Boolean(state.paused), record?.checkpoint),
         progressDeadlineSeconds: this.sc.progressDeadlineSeconds,
       };
       const now = new Date(T0 + this.world.now);

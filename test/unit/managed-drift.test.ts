@@ -1,4 +1,4 @@
-import { changedOutsideSinceApply } from '../../lib/rollout/managed';
+import { changedOutsideSinceApply, isPaused } from '../../lib/rollout/managed';
 import { specChangedByOthersSinceApply } from '../../lib/apply';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 
@@ -45,5 +45,17 @@ describe('specChangedByOthersSinceApply', () => {
     ['no apply of this tool to compare with', [{ manager: 'kubectl-client-side-apply', operation: 'Update', time: '2025-03-01T09:00:00Z', fieldsV1: { 'f:spec': {} } }], true],
   ])('%s', (_what, entries, changed) => {
     expect(specChangedByOthersSinceApply(withFields(...entries))).toBe(changed);
+  });
+});
+
+describe('isPaused', () => {
+  it.each<[string, boolean, boolean, { restores?: boolean } | undefined, boolean]>([
+    ['the manifest\'s pause annotation', true, false, undefined, true],
+    ['a pause by hand', false, true, undefined, true],
+    ['a rollback restoring a revision whose manifest was paused (its repairs must not wait)', true, false, { restores: true }, false],
+    ['a rollback paused by hand', false, true, { restores: true }, true],
+    ['nothing', false, false, {}, false],
+  ])('%s', (_what, annotation, byHand, checkpoint, paused) => {
+    expect(isPaused(annotation, byHand, checkpoint)).toBe(paused);
   });
 });

@@ -298,6 +298,20 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       } as Scenario);
     });
 
+    // The automatic rollback restored revision 3, whose manifest carried Git's
+    // `daemonset-gitops.io/paused: "true"` (Git has unpaused since). rollback.ts applies the
+    // target's manifest as stored, so the rollback's own rollout was paused by that annotation and
+    // never replaced the pod on the node revision 4 broke; the pin kept Git's unpause out. A
+    // rollback's rollout is now paused only by hand (managed.ts, isPaused).
+    it('an automatic rollback to a revision whose manifest was paused in Git still repairs the node the bad revision broke (seed -1970636275)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: false, first: 'good',
+        events: [{ atS: 31, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }, { atS: 1, kind: 'git', change: { kind: 'metadata', what: 'paused' } }, { atS: 31, kind: 'git', change: { kind: 'metadata', what: 'unpaused' } }, { atS: 0, kind: 'git', change: { kind: 'metadata', what: 'auto-rollback' } }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [15], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
     it('NotReady nodes count against a percent budget: ten nodes, four NotReady, 50% keeps at most five unavailable', () => {
       const nodes = plain(10).map((n, i) => (i < 4 ? { ...n, notReadyUntil: 1200_000 } : n));
       expectHolds(base(nodes, { maxUnavailable: '50%', first: 'good' }));
