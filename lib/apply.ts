@@ -18,6 +18,7 @@ import type { LiveDaemonSet } from './cluster/types';
 import type { Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage } from './errors';
 import { canonicalJson } from './k8s-values';
+import { FIELD_MANAGER } from './labels';
 import { changeCauseOf } from './plan/change-cause';
 import { liveRevision } from './plan/plan';
 import { render, RolloutMode, rolloutModeOf } from './plan/render';
@@ -266,7 +267,12 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
   }
   await settlePrevious(deps, snap.value, state?.currentRevision, now, state?.rollout);
   deps.logger.log('info', `recorded revision ${rev}, which a run that stopped early had applied`, { daemonSet: `${namespace}/${name}`, revision: rev });
-  return deps.store.updateState(namespace, name, (cur) => seedManagedRollout(stateAfterApply(cur, {
+  // Which generation the apply left is lost with the run. The live one is recorded as this tool's
+  // unless another field manager changed the spec at or after the apply: then none is, so the plan
+  // looks (a dry run, or a pinned revision restored) before the revision is judged on what runs
+  // (managed.ts, changedOutsideSinceApply).
+  const keep = specChangedByOthersSinceApply(live) ? withoutGeneration : (s: DaemonSetState) => s;
+  return deps.store.updateState(namespace, name, (cur) => keep(seedManagedRollout(stateAfterApply(cur, {
     namespace,
     name,
     revision: rev,
@@ -281,5 +287,26 @@ export async function repairFromLive(deps: Deps, live: LiveDaemonSet, state: Dae
     message: 'recorded after an interrupted run',
     sameTemplate: sameTemplate(snap.value.replaced as LiveDaemonSet | null, live),
     cause: snap.value.cause,
-  }), snap.value.managedSeed));
+  }), snap.value.managedSeed)));
+}
+
+/**
+ * Whether a field manager other than this tool changed the DaemonSet's spec at or after this
+ * tool's last apply, as managedFields tell it: an entry of another manager (not a status
+ * update) that owns spec fields, timed no earlier than this tool's Apply entry (times are whole
+ * seconds: the same second counts as after). Without an Apply entry of this tool, nothing says
+ * what it left: true.
+ */
+export function specChangedByOthersSinceApply(live: Pick<LiveDaemonSet, 'metadata'>): boolean {
+  const entries = (live.metadata.managedFields ?? []) as { manager?: string; operation?: string; time?: string; subresource?: string; fieldsV1?: Record<string, unknown> }[];
+  const ours = entries.find((e) => e.manager === FIELD_MANAGER && e.operation === 'Apply' && !e.subresource);
+  const appliedAt = ours?.time === undefined ? Number.NaN : Date.parse(ours.time);
+  if (Number.isNaN(appliedAt)) return true;
+  return entries.some((e) => e !== ours && !e.subresource && e.fieldsV1?.['f:spec'] !== undefined && e.time !== undefined && Date.parse(e.time) >= appliedAt);
+}
+
+/** The state without the generation this tool left (its rollout keeps the one it is for). */
+export function withoutGeneration(state: DaemonSetState): DaemonSetState {
+  const { generation: _unknown, ...rest } = state;
+  return rest;
 }

@@ -18,7 +18,7 @@
  */
 import { adoptLive } from './adopt';
 import { applyRevision, repairFromLive, snapshotOfLive } from './apply';
-import { completeRecreate } from './rollback';
+import { completeRecreate, restorePinned } from './rollback';
 import { emitEvent } from './cluster/events';
 import type { LiveDaemonSet } from './cluster/types';
 import { namespaceAllowed } from './config';
@@ -311,7 +311,9 @@ async function applyOne(deps: Deps, lease: Lease, source: Source | undefined, it
       return { kind: 'pruned' };
     }
     const d = o.desired!;
-    const out = item.completesRecreate !== undefined ? await completeRecreate(deps, o, item.completesRecreate) : await applyRevision(deps, {
+    const out = item.completesRecreate !== undefined ? await completeRecreate(deps, o, item.completesRecreate)
+      : item.restoresPinned !== undefined ? await restorePinned(deps, o, item.restoresPinned)
+      : await applyRevision(deps, {
       namespace: o.namespace,
       name: o.name,
       manifest: d.manifest,
@@ -767,7 +769,7 @@ async function refuseUnmatchedCanaries(deps: Deps, items: PlanItem[], byKey: Map
 async function holdUnfilled(deps: Deps, items: PlanItem[], byKey: Map<string, Observed>): Promise<void> {
   const changing = items.filter((i) => {
     const o = byKey.get(i.key);
-    return i.apply && i.templateChanged && i.completesRecreate === undefined && i.cause !== 'create' && o?.live && o.desired && rolloutModeOf(o.desired.manifest) === 'managed';
+    return i.apply && i.templateChanged && i.completesRecreate === undefined && i.restoresPinned === undefined && i.cause !== 'create' && o?.live && o.desired && rolloutModeOf(o.desired.manifest) === 'managed';
   });
   if (changing.length === 0) return;
   const nodes = await deps.cluster.listNodes();

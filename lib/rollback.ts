@@ -4,7 +4,7 @@
  * scheduled passes do not re-apply Git's version until Git says something new about it.
  */
 import type { LiveDaemonSet } from './cluster/types';
-import { ApplyOutcome, applyPending, ApplyRequest, dryRunAsNew, dryRunName, PendingRevision, writeAhead } from './apply';
+import { ApplyOutcome, applyPending, applyRevision, ApplyRequest, dryRunAsNew, dryRunName, PendingRevision, writeAhead } from './apply';
 import { emitEvent } from './cluster/events';
 import { clusterLease, Deps } from './deps';
 import { ApplyError, DsGitopsError, errorMessage, LeaseHeldError, NotFoundError, RollbackRefusedError, StoreError } from './errors';
@@ -174,6 +174,33 @@ export async function completeRecreate(deps: Deps, o: { namespace: string; name:
     await waitUntilGone(deps, namespace, name);
   }
   return applyAfterDelete(deps, request, { snapshot: snap, mode: snap.rolloutMode, pin: snap.pin });
+}
+
+/**
+ * A pass's restore of a pinned revision whose DaemonSet was changed outside this tool
+ * (plan.ts, `pinnedChangedOutside`): applies that revision's snapshot again as a drift
+ * correction, keeping the pin, so its rollout goes on where it stands (records.ts,
+ * `checkpointForNextRevision`: a rollback's repairs included). The caller holds the lease.
+ */
+export async function restorePinned(deps: Deps, o: { namespace: string; name: string; live?: LiveDaemonSet; state?: DaemonSetState }, revision: number): Promise<ApplyOutcome> {
+  const { namespace, name } = o;
+  const key = `${namespace}/${name}`;
+  const snap = (await deps.store.getRevision(namespace, name, revision))?.value;
+  if (!snap) throw new StoreError(`revision ${revision} of ${key}, pinned, is missing from S3: dsgitops unpin ${key} lets the next pass apply Git's version`);
+  deps.logger.log('warn', `restoring pinned revision ${revision}, changed outside daemonset-gitops`, { daemonSet: key, action: 'restore-pinned', revision });
+  return applyRevision(deps, {
+    namespace,
+    name,
+    manifest: snap.manifest as unknown as DaemonSetManifest,
+    digest: snap.digest,
+    source: snap.source,
+    commit: snap.commit,
+    cause: 'drift-correction',
+    live: o.live,
+    state: o.state,
+    gitDigest: o.state?.pin?.gitDigest ?? o.state?.gitDigest ?? null,
+    config: snap.config,
+  });
 }
 
 /** The revision a rollback restores: the one asked for, or the last healthy one before the current. */

@@ -43,6 +43,8 @@ export interface PlanItem {
   releasesPin?: boolean;
   /** A `rollback --recreate` that stopped between its delete and its apply: this pass applies that revision (written ahead), not Git's. */
   completesRecreate?: number;
+  /** The pinned revision whose DaemonSet was changed outside Git: this pass applies that revision again (its snapshot), not Git's, and keeps the pin. */
+  restoresPinned?: number;
   templateChanged?: boolean;
   /**
    * The live generation to record: a dry run found nothing to change although the
@@ -83,16 +85,41 @@ export function pinHolds(state: DaemonSetState | undefined, desired: DesiredDaem
 }
 
 /**
- * The revision of a `rollback --recreate` that this pass must complete: its pin still holds,
- * and the DaemonSet is missing (deleted, then the run stopped or its apply failed) or is still
- * the object the rollback replaces (the run stopped before deleting it).
+ * The revision of a `rollback --recreate` that this pass must complete (it is still recorded:
+ * nobody unpinned): the DaemonSet is missing (deleted, then the run stopped or its apply
+ * failed), or its pin still holds and the DaemonSet is still the object the rollback replaces
+ * (the run stopped before deleting it).
+ *
+ * A missing DaemonSet is re-created from the revision the rollback restores even when a new
+ * commit in Git has released the pin since: the nodes have no pods left, so whatever is created
+ * reaches every node at once, and only the restored revision has proven itself there. Git's new
+ * version then rolls out over it as an update (in waves, for a managed rollout).
  */
 export function pendingRecreate(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
   const r = o.state?.recreate;
-  if (!r || !pinHolds(o.state, o.desired)) return undefined;
+  if (!r) return undefined;
   if (!o.live) return r.revision;
+  if (!pinHolds(o.state, o.desired)) return undefined;
   const replacing = r.replacedUid !== undefined && o.live.metadata.uid === r.replacedUid && (liveRevision(o.live) ?? 0) < r.revision;
   return replacing ? r.revision : undefined;
+}
+
+/**
+ * The pinned revision to restore: the pin holds, and the live DaemonSet, still that revision,
+ * had its spec changed outside this tool since it was applied (its generation moved past the
+ * recorded one: `kubectl set image` during a rollback), or nobody knows which generation the
+ * apply left (none recorded: a run killed between its apply and its record, and another field
+ * manager changed the spec since: apply.ts, `specChangedByOthersSinceApply`). A pin keeps Git's
+ * version out, not the pinned revision's own: left as it is, the pinned revision's rollout
+ * would be judged on someone else's template (and never on its own). No dry run compares the
+ * two, so a change that equals the revision (a `kubectl rollout restart`) is re-applied once,
+ * which changes nothing that runs, and the generation it returns is recorded.
+ */
+export function pinnedChangedOutside(o: Pick<Observed, 'state' | 'desired' | 'live'>): number | undefined {
+  const s = o.state;
+  if (!s || !o.live || !pinHolds(s, o.desired) || s.recreate || liveRevision(o.live) !== s.currentRevision) return undefined;
+  const live = o.live.metadata.generation;
+  return live !== undefined && (s.generation === undefined || live > s.generation) ? s.currentRevision : undefined;
 }
 
 export function triage(o: Observed, ctx: TriageContext): Triage {
@@ -105,6 +132,17 @@ export function triage(o: Observed, ctx: TriageContext): Triage {
     const how = o.live ? 'the DaemonSet it replaces is still there: deleting it, then creating' : 'the DaemonSet is missing: creating it';
     return decided('create', `completing the rollback to revision ${p.revision} with recreate (written ahead as revision ${recreate}): ${how} from that revision, not from Git`, {
       cause: 'rollback', apply: true, templateChanged: true, completesRecreate: recreate,
+    });
+  }
+  const restore = pinnedChangedOutside(o);
+  if (restore !== undefined) {
+    const p = o.state!.pin!;
+    const applied = o.state!.generation;
+    const what = applied === undefined
+      ? `revision ${restore}, pinned (${p.reason}), may have been changed outside daemonset-gitops (generation ${o.live!.metadata.generation}; which one its apply left is not recorded)`
+      : `revision ${restore}, pinned (${p.reason}), was changed outside daemonset-gitops (generation ${o.live!.metadata.generation}, applied as ${applied})`;
+    return decided('drifted', policy.selfHeal ? `${what}: restoring revision ${restore}, keeping the pin` : `${what}; not restored because SELF_HEAL=false`, {
+      cause: 'drift-correction', apply: policy.selfHeal, templateChanged: true, ...(policy.selfHeal ? { restoresPinned: restore } : {}),
     });
   }
   if (pinHolds(o.state, o.desired)) {

@@ -128,6 +128,42 @@ export function isPodUpdated(pod: LivePod, templateGeneration: string | undefine
     (currentHash !== undefined && labels['controller-revision-hash'] === currentHash);
 }
 
+/**
+ * Why the live DaemonSet is not the one this tool applied (or accepted) for the current
+ * revision: its spec was changed since by someone else (`kubectl set image`, an edit), which
+ * the API server counts in `metadata.generation`. Undefined: it is the tool's own, or the
+ * state predates the recording of generations.
+ *
+ * Assumptions / invariants:
+ * - `state.generation` is the generation the apply of `state.currentRevision` returned (or
+ *   the live one when a pass recorded a revision a killed run had applied, or one a dry run
+ *   found equal to Git: a `kubectl rollout restart`); only a spec change moves the generation,
+ *   and this tool's own metadata-only revisions and pod deletions never do. A live generation
+ *   below it is a cache that has not seen the apply yet, not a change.
+ * - While it differs, the pods the controller calls updated run someone else's template: no
+ *   decision is taken on them, so the revision is never judged complete (healthy) or stalled
+ *   by a template it did not apply. The next pass's plan restores it (drift correction, which
+ *   continues this rollout; plan.ts `pinnedChangedOutside` for a pinned revision) or accepts
+ *   the generation; with SELF_HEAL=false the rollout stays as it was recorded.
+ */
+export function changedOutsideSinceApply(state: Pick<DaemonSetState, 'currentRevision' | 'generation'>, ds: Pick<LiveDaemonSet, 'metadata'>): string | undefined {
+  const applied = state.generation;
+  const live = ds.metadata.generation;
+  if (applied === undefined || live === undefined || live <= applied) return undefined;
+  return `the DaemonSet's spec was changed outside daemonset-gitops since revision ${state.currentRevision} was applied (generation ${live}, applied as ${applied}): its pods are not judged for revision ${state.currentRevision}`;
+}
+
+/**
+ * Whether the rollout is paused: by hand (`dsgitops pause`), or by the pause annotation of the
+ * manifest applied, except for a rollback's rollout (`restores`). A rollback applies the
+ * revision it restores as it was stored, pause included, although that pause was declared for
+ * another rollout (and Git may have lifted it since, which the pin keeps out): it must not hold
+ * the repair of the nodes the replaced revision broke.
+ */
+export function isPaused(annotationPaused: boolean, pausedByHand: boolean, checkpoint: Pick<WaveCheckpoint, 'restores'> | undefined): boolean {
+  return pausedByHand || (annotationPaused && checkpoint?.restores !== true);
+}
+
 function declaredMaxUnavailable(ds: LiveDaemonSet): number | string {
   try {
     const d = JSON.parse(ds.metadata.annotations?.[DECLARED_STRATEGY_ANNOTATION] ?? '{}') as { maxUnavailable?: number | string };
@@ -261,10 +297,19 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
     const record = state.rollout?.revision === target.revision ? state.rollout.managed : undefined;
     const ds = caches.daemonSet.items()[0];
     if (!ds) return rollout;
-    if (!controllerCaughtUp(ds)) {
-      // The controller has not seen the new template yet; its revision hash would be stale.
+    // Someone else's template is rolling out: nothing is decided (deleted, judged complete or stalled) on it.
+    const drifted = changedOutsideSinceApply(state, ds);
+    if (drifted) {
+      const line = `${drifted} until a pass restores it (drift correction) or accepts the change`;
+      deps.logger.log('warn', `revision ${target.revision}: ${line}`, { daemonSet: `${namespace}/${name}`, action: 'rollout-drifted', revision: target.revision, generation: ds.metadata.generation });
+      deps.onProgress?.(`${namespace}/${name}: revision ${target.revision}: ${line}`);
+      return rollout;
+    }
+    // The cache has not seen the apply this state records yet, or the controller has not seen the new template: its revision hash would be stale.
+    const caughtUp = (d: LiveDaemonSet) => controllerCaughtUp(d) && (d.metadata.generation ?? 0) >= (state.generation ?? 0);
+    if (!caughtUp(ds)) {
       if (!options.wait || timeLeft() <= 0) return rollout;
-      await waitUntil([caches.daemonSet], () => !caches.daemonSet.items()[0] || controllerCaughtUp(caches.daemonSet.items()[0]), Math.max(250, Math.min(MAX_WAIT_MS, timeLeft())));
+      await waitUntil([caches.daemonSet], () => !caches.daemonSet.items()[0] || caughtUp(caches.daemonSet.items()[0]), Math.max(250, Math.min(MAX_WAIT_MS, timeLeft())));
       if (options.lease) await options.lease.renewIfDue();
       continue;
     }
@@ -280,7 +325,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
       const owned = (await cluster.listControllerRevisions(namespace, selector)).filter((r) => r.ownerUid === ds.metadata.uid).sort((x, y) => y.revision - x.revision);
       revisions = { generationKey, currentHash: owned[0]?.hash };
     }
-    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds);
+    const { pods, nodes, policy, gates, prePullSeconds } = waveInputs(ds, caches, revisions.currentHash, Boolean(state.paused), config.policy.progressDeadlineSeconds, record?.checkpoint);
     const now = clock.now();
     // Measured before deciding, on the gates' own intervals (gate-runner.ts); the decision takes their verdict.
     const gateRun = gates ? await runGates(deps, target, gates, record, policy.canary !== undefined, pods, nodes, now) : undefined;
@@ -335,7 +380,7 @@ async function drive(deps: Deps, target: ManagedTarget, previous: RolloutState |
 }
 
 /** What a decision is made from, as the caches show it now: the DaemonSet's pods, the nodes, the policy. */
-function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
+function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: string | undefined, pausedByHand: boolean, defaultDeadlineSeconds: number, checkpoint: WaveCheckpoint | undefined): { pods: WavePod[]; nodes: WaveNode[]; policy: WavePolicy; gates?: GateSpec; prePullSeconds?: number } {
   const byName = (x: { metadata: { name: string } }, y: { metadata: { name: string } }) => (x.metadata.name < y.metadata.name ? -1 : x.metadata.name > y.metadata.name ? 1 : 0);
   const annotations = parseRolloutAnnotations(ds.metadata.annotations);
   const a = annotations.ok ? annotations.value : { paused: false, canary: undefined, progressDeadlineSeconds: undefined };
@@ -350,7 +395,7 @@ function waveInputs(ds: LiveDaemonSet, caches: RolloutCaches, currentHash: strin
     maxUnavailable: declaredMaxUnavailable(ds),
     minReadySeconds: ds.spec.minReadySeconds ?? 0,
     canary: a.canary,
-    paused: a.paused || pausedByHand,
+    paused: isPaused(a.paused, pausedByHand, checkpoint),
     progressDeadlineSeconds: a.progressDeadlineSeconds ?? defaultDeadlineSeconds,
     ...(annotations.ok && annotations.value.gates?.metrics.length ? { gateWaves: true } : {}),
   };

@@ -182,8 +182,16 @@ function byName<T extends { name: string }>(a: T, b: T): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/**
+ * The deletion is over: its node holds an updated pod, or the deleted pod is gone and the
+ * controller filled the node with a pod of another template (one someone else put on the
+ * DaemonSet meanwhile, `kubectl set image`). Such a pod is an old pod like any other, for the
+ * rollout that restores this revision's template to replace; waiting for it to become
+ * updated would wait forever.
+ */
 function replacementSeen(entry: InFlightPod, pods: readonly WavePod[]): boolean {
-  return pods.some((p) => p.node === entry.node && p.updated);
+  const here = pods.filter((p) => p.node === entry.node);
+  return here.some((p) => p.updated) || (!pods.some((p) => p.uid === entry.uid) && here.some((p) => !p.terminating));
 }
 
 /**

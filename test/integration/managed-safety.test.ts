@@ -250,3 +250,40 @@ describe('a node that stops being eligible mid-rollout', () => {
     expect((await deps().store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('healthy');
   });
 });
+
+describe('kubectl set image during a managed rollout', () => {
+  it('is never recorded healthy for the revision: the driver stops, and the next pass restores the revision\'s template and completes it on its own pods', async () => {
+    const { ns, git, deps } = await scenario('set-image');
+    const V2 = 'registry.local/agent:2.0';
+    const HOTFIX = 'registry.local/agent:2.0-by-hand';
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: GOOD, maxUnavailable: 1 })).commit('v1');
+    expect((await reconcile(deps())).daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+
+    git.write('a.yaml', managed({ name: 'agent', namespace: ns, image: V2, maxUnavailable: 1 })).commit('v2');
+    const running = reconcile(deps());
+    await waitFor('a node to run revision 2\'s image', async () => Object.values(await imagesByNode(ns, 'agent')).includes(V2), 120_000);
+    // kubectl set image, out of band, while the pass drives revision 2
+    await apps.patchNamespacedDaemonSet(
+      { name: 'agent', namespace: ns, fieldManager: 'kubectl-set', body: { spec: { template: { spec: { containers: [{ name: 'agent', image: HOTFIX }] } } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    );
+    const first = await running;
+    // The pods the controller now calls updated run someone else's template: revision 2 is not judged on them.
+    expect(first.daemonSets[0]).toMatchObject({ revision: 2 });
+    expect(first.daemonSets[0].rollout?.phase).toBe('progressing');
+    const store = deps().store;
+    expect((await store.getState(ns, 'agent'))!.value.lastHealthyRevision).toBe(1);
+    expect((await store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('progressing');
+
+    const second = await reconcile(deps());
+    expect(second.daemonSets[0]).toMatchObject({ action: 'drifted', cause: 'drift-correction', applied: true, revision: 3 });
+    expect(second.daemonSets[0].rollout).toMatchObject({ phase: 'complete' });
+    // Every node the DaemonSet should run on (a node an earlier case tainted is not one) runs the revision's own image, the ones the hand-made template reached included.
+    const images = await imagesByNode(ns, 'agent');
+    expect(Object.keys(images)).toHaveLength((await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns })).status!.desiredNumberScheduled);
+    expect(new Set(Object.values(images))).toEqual(new Set([V2]));
+    expect((await store.getState(ns, 'agent'))!.value).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3 });
+    expect((await store.getRevision(ns, 'agent', 3))!.value).toMatchObject({ cause: 'drift-correction', outcome: 'healthy' });
+    expect((await store.getRevision(ns, 'agent', 2))!.value.outcome).toBe('superseded');
+  });
+});

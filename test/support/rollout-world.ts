@@ -28,10 +28,11 @@
  * the next pass starts from what was written.
  */
 import { holdBeforeApply, nextWave, type WaveDecision, type WaveNode, type WavePod, type WavePolicy } from '../../lib/rollout/wave';
-import { toWaveNode } from '../../lib/rollout/managed';
-import { pendingRecreate, pinHolds } from '../../lib/plan/plan';
+import { changedOutsideSinceApply, isPaused, toWaveNode } from '../../lib/rollout/managed';
+import { pendingRecreate, pinHolds, pinnedChangedOutside } from '../../lib/plan/plan';
 import { managedRollbackSeed, seedManagedRollout, stateAfterApply, type Cause, type DaemonSetState, type ManagedSeed, type Pin, type RolloutState } from '../../lib/store/records';
 import type { DesiredDaemonSet } from '../../lib/source/manifest';
+import { specChangedByOthersSinceApply, withoutGeneration } from '../../lib/apply';
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 import { REVISION_ANNOTATION } from '../../lib/labels';
 
@@ -99,11 +100,16 @@ interface Pod {
   createdAt: number; startsAt: number; containerReady: boolean;
   ready: boolean; readySince?: number;
   deletedAt?: number; goneAt?: number;
-  /** how the pod looked before the driver deleted it, and at which observation */
-  stale?: { observation: number; ready: boolean; readySince?: number };
+  /** how the pod looked before the driver deleted it, at which observation, by which driver (its caches) */
+  stale?: { observation: number; driver: number; ready: boolean; readySince?: number };
 }
-/** templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it) */
-interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number }
+/**
+ * templateSince: when the DaemonSet's template last changed (the controller bumps its template generation then, and labels every pod it creates with it);
+ * generation: metadata.generation, which the API server moves with every change of the spec (here: of the template), and starts at 1 for a new object
+ */
+interface LiveDs { uid: number; revision: number; template: string; digest: string; annotations: Annotations; templateSince: number; generation: number; managedFields: ManagedField[] }
+/** managedFields as the API server keeps them: per field manager, its operation, its last write and whether it owns spec fields */
+interface ManagedField { manager: string; operation: 'Apply' | 'Update'; time: number; spec: boolean }
 export interface Annotations { paused?: boolean; autoRollback?: boolean; canary?: number; label?: number }
 
 type Timed = { at: number; seq: number; run: () => void };
@@ -123,6 +129,8 @@ export class World {
   private uid = 0;
   private dsUid = 1;
   observations = 0;
+  /** which driver (one set of watch caches) observes and deletes now */
+  driver = 0;
   readonly templates = new Map<string, Template>();
   /** observers called after every change of the world (the judgement) */
   readonly watchers: (() => void)[] = [];
@@ -131,7 +139,7 @@ export class World {
 
   constructor(nodes: NodeSpec[], readonly minReadySeconds: number, readonly delays: Delays, initial: Template, revision: number, digest: string, annotations: Annotations) {
     this.templates.set(initial.id, initial);
-    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S };
+    this.ds = { uid: this.dsUid, revision, template: initial.id, digest, annotations, templateSince: -7200 * S, generation: 1, managedFields: [{ manager: 'daemonset-gitops', operation: 'Apply', time: -7200 * S, spec: true }] };
     for (const n of nodes) {
       const taints: Taint[] = n.eligible ? [] : [{ key: 'dedicated', value: 'other', effect: 'NoSchedule' }];
       this.nodes.set(n.name, { name: n.name, labels: { ...NODE_SELECTOR }, ownTaints: taints, outages: 0, readySince: -3600 * S });
@@ -168,12 +176,22 @@ export class World {
     return p.ready && p.readySince !== undefined && this.now - p.readySince >= this.minReadySeconds * S && this.isNodeReady(p.node);
   }
 
-  hasAvailablePod(node: string): boolean {
-    return this.pods.some((p) => p.node === node && p.goneAt === undefined && this.isAvailable(p));
+  hasAvailablePod(node: string, template?: string): boolean {
+    return this.pods.some((p) => p.node === node && p.goneAt === undefined && (template === undefined || p.template === template) && this.isAvailable(p));
   }
 
   unavailableNodes(): string[] {
     return this.desiredNodes().filter((n) => !this.hasAvailablePod(n));
+  }
+
+  /** NotReady by an outage (whatever runs there). */
+  inOutage(name: string): boolean {
+    return (this.nodes.get(name)?.outages ?? 0) > 0;
+  }
+
+  /** A pod of this template is on the node and not being deleted. */
+  holds(node: string, template: string): boolean {
+    return this.pods.some((p) => p.node === node && p.goneAt === undefined && p.deletedAt === undefined && p.template === template);
   }
 
   /** Nodes made NotReady by a template, now. */
@@ -228,12 +246,21 @@ export class World {
     });
   }
 
-  /** kubectl apply of a DaemonSet: same uid unless it was deleted. */
-  applyDs(revision: number, template: Template, digest: string, annotations: Annotations): void {
+  /**
+   * A write of a DaemonSet: this tool's server-side apply, or someone's `kubectl set image`
+   * (an Update by another field manager, which takes over the fields it sets). Same uid unless
+   * it was deleted.
+   */
+  applyDs(revision: number, template: Template, digest: string, annotations: Annotations, manager: { name: string; operation: 'Apply' | 'Update' } = { name: 'daemonset-gitops', operation: 'Apply' }): void {
     this.templates.set(template.id, template);
     if (!this.ds) this.dsUid += 1;
-    const templateSince = this.ds && this.ds.template === template.id ? this.ds.templateSince : this.now;
-    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince };
+    const same = this.ds !== undefined && this.ds.template === template.id;
+    const templateSince = same ? this.ds!.templateSince : this.now;
+    const generation = !this.ds ? 1 : same ? this.ds.generation : this.ds.generation + 1;
+    // A forced apply takes back every field another manager held: that manager then owns none of the spec.
+    const others = (this.ds?.managedFields ?? []).filter((f) => f.manager !== manager.name).map((f) => (manager.operation === 'Apply' ? { ...f, spec: false } : f));
+    const managedFields = [...others, { manager: manager.name, operation: manager.operation, time: this.now, spec: true }];
+    this.ds = { uid: this.dsUid, revision, template: template.id, digest, annotations, templateSince, generation, managedFields };
     this.say(`DaemonSet applied: revision ${revision}, template ${template.id} (${template.behaviour}), ${JSON.stringify(annotations)}`);
     this.sync();
     for (const w of this.watchers) w();
@@ -254,7 +281,7 @@ export class World {
     const p = this.pods.find((x) => x.uid === uid && x.goneAt === undefined);
     if (!p || p.deletedAt !== undefined) return;
     const wasAvailable = this.isAvailable(p);
-    p.stale = { observation: this.observations, ready: p.ready, readySince: p.readySince };
+    p.stale = { observation: this.observations, driver: this.driver, ready: p.ready, readySince: p.readySince };
     this.remove(p, 'deleted by the driver', 'driver');
     this.refresh();
     for (const f of this.onDriverDelete) f(p, wasAvailable);
@@ -324,12 +351,17 @@ export class World {
     this.pods = this.pods.filter((p) => p.goneAt === undefined);
   }
 
-  /** What the driver's watch caches show; with `lagging`, pods it deleted at its previous look still look as before. */
+  /**
+   * What the driver's watch caches show; with `lagging`, pods it deleted at its previous look
+   * still look as before. Only its own deletions: every driver opens its caches with a LIST
+   * without a resourceVersion, which the API server answers with the latest state (a
+   * consistent read), so a deletion made before it began shows.
+   */
   observe(lagging: boolean, counted = true): { nodes: WaveNode[]; pods: WavePod[] } {
     if (counted) this.observations += 1;
     const ds = this.ds!;
     const pods = this.pods.filter((p) => p.owner === ds.uid).map((p): WavePod => {
-      const stale = lagging && p.stale && p.stale.observation === this.observations - 1 ? p.stale : undefined;
+      const stale = lagging && p.stale && p.stale.driver === this.driver && p.stale.observation === this.observations - 1 ? p.stale : undefined;
       const ready = stale ? stale.ready : p.ready;
       const readySince = stale ? stale.readySince : p.readySince;
       const updated = p.template === ds.template;
@@ -343,6 +375,10 @@ export class World {
       status: { conditions: [{ type: 'Ready', status: this.isNodeReady(n.name) ? 'True' : 'False' }] },
     }, { nodeSelector: NODE_SELECTOR, tolerations: TOLERATIONS }));
     return { nodes, pods };
+  }
+
+  describeNode(n: string): string {
+    return `[${this.pods.filter((p) => p.node === n).map((p) => `${p.template}${p.deletedAt !== undefined ? '†' : this.isAvailable(p) ? '+' : p.ready ? '~' : '-'}`).join(' ')}]${this.isNodeReady(n) ? '' : ' NotReady'}`;
   }
 
   describe(): string {
@@ -366,6 +402,8 @@ export class Store {
   /** the ETag of state.json: every write changes it */
   etag = 0;
   readonly revisions = new Map<number, Snapshot>();
+  /** observers of every write of state.json (the judgement) */
+  readonly onWrite: ((before: DaemonSetState | undefined, after: DaemonSetState) => void)[] = [];
 
   read(): { state?: DaemonSetState; etag: number } {
     return { state: this.state ? structuredClone(this.state) : undefined, etag: this.etag };
@@ -374,8 +412,10 @@ export class Store {
   /** A write conditional on the ETag read (If-Match): false when the state changed since. */
   put(next: DaemonSetState, ifMatch: number): boolean {
     if (ifMatch !== this.etag) return false;
+    const before = this.state;
     this.state = structuredClone(next);
     this.etag += 1;
+    for (const f of this.onWrite) f(before, this.state);
     return true;
   }
 
@@ -542,7 +582,7 @@ export class Run {
         const ds = this.world.ds;
         if (!ds) return;
         this.world.say('kubectl set image (drift)');
-        this.world.applyDs(ds.revision, { id: `${ds.template}-drift`, behaviour: 'good' }, ds.digest, ds.annotations);
+        this.world.applyDs(ds.revision, { id: `${ds.template}-drift`, behaviour: 'good' }, ds.digest, ds.annotations, { name: 'kubectl-set', operation: 'Update' });
         return;
       }
       case 'rollback':
@@ -609,7 +649,8 @@ export class Run {
     if (!snap) return;
     if (snap.outcome === 'pending') snap.outcome = 'progressing';
     this.settlePrevious(snap, state?.currentRevision);
-    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.revision, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed));
+    const keep = specChangedByOthersSinceApply(liveObject(live)) ? withoutGeneration : (s: DaemonSetState) => s;
+    this.store.update((cur) => keep(seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: live.revision, digest: snap.digest, mode: 'managed', generation: live.generation, at: iso(this.world.now), gitDigest: cur?.gitDigest, pin: snap.pin, message: 'recorded after an interrupted run', sameTemplate: snap.replacedTemplate === live.template, cause: snap.cause }), snap.managedSeed)));
     this.world.say(`pass: recorded revision ${live.revision} from the live DaemonSet`);
   }
 
@@ -634,9 +675,18 @@ export class Run {
       this.count('recreate completed by a pass');
       if (live) {
         this.world.deleteDs();
+        this.recreatedAt ??= this.world.now;
         this.at('apply: after the delete of a recreate');
       }
       this.applyPending(snap, snap.pin?.gitDigest ?? state?.gitDigest ?? null, state, 'apply');
+      return;
+    }
+    // plan.ts pinnedChangedOutside, then rollback.ts restorePinned: the pinned revision's own snapshot again, as a drift correction, the pin kept.
+    const restore = pinnedChangedOutside({ state, desired, live: live && liveObject(live) });
+    if (restore !== undefined) {
+      const snap = this.store.revisions.get(restore)!;
+      this.world.say(`pass: restoring pinned revision ${restore}, changed outside`);
+      this.applyRevision({ template: snap.template, digest: snap.digest, annotations: snap.annotations, cause: 'drift-correction', gitDigest: state?.pin?.gitDigest ?? null });
       return;
     }
     if (pinHolds(state, desired)) return;
@@ -645,7 +695,13 @@ export class Run {
     if (!live) cause = 'create';
     else if (!state || state.appliedDigest !== this.git.digest || state.pin) cause = 'git-change';
     else if (current && live.template !== current.template.id) cause = 'drift-correction';
-    if (!cause) return;
+    if (!cause) {
+      // reconcile.ts acceptGeneration: the dry run (here: the template) found the live DaemonSet equal to the revision.
+      if (live && state && current && live.revision === state.currentRevision && state.generation !== live.generation) {
+        this.store.update((cur) => (cur && cur.currentRevision === state.currentRevision ? { ...cur, generation: live.generation } : undefined));
+      }
+      return;
+    }
     // reconcile.ts holdUnfilled: a template change waits while more desired nodes than maxUnavailable have no running pod.
     if (live && cause !== 'create' && this.git.template.id !== live.template) {
       const held = holdBeforeApply(this.world.observe(false, false), this.sc.maxUnavailable);
@@ -674,7 +730,7 @@ export class Run {
     snap.outcome = 'progressing';
     this.settlePrevious(snap, before?.currentRevision);
     // apply.ts: the seed (a managed rollback's, written ahead) goes with the state write of the revision itself.
-    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: snap.revision, at: iso(this.world.now), gitDigest, pin: snap.pin, sameTemplate: snap.replacedTemplate === snap.template.id, cause: snap.cause }), snap.managedSeed));
+    this.store.update((cur) => seedManagedRollout(stateAfterApply(cur, { namespace: NS, name: NAME, revision: snap.revision, digest: snap.digest, mode: 'managed', generation: this.world.ds?.generation, at: iso(this.world.now), gitDigest, pin: snap.pin, sameTemplate: snap.replacedTemplate === snap.template.id, cause: snap.cause }), snap.managedSeed));
     this.at(`${who}: after the state write`);
     return { revision: snap.revision };
   }
@@ -710,6 +766,7 @@ export class Run {
   /** managed.ts driveManaged: the loop, then the hand-over of a rollout still under way when the run stops driving it cleanly. */
   private drive(until: number): void {
     const revision = this.world.ds?.revision;
+    this.world.driver += 1;
     this.driveLoop(until);
     if (revision === undefined) return;
     const at = iso(this.world.now);
@@ -731,6 +788,13 @@ export class Run {
       if (!state || !ds || state.currentRevision !== ds.revision) return;
       if (!state.rollout || state.rollout.mode !== 'managed' || state.rollout.revision !== ds.revision) return;
       if (state.rollout.phase === 'complete') return;
+      // managed.ts: someone else's template is not driven or judged for this revision.
+      const drifted = changedOutsideSinceApply(state, liveObject(ds));
+      if (drifted) {
+        this.count('drive refused on a spec changed outside');
+        this.world.say(`driver (rev ${ds.revision}): ${drifted}`);
+        return;
+      }
       const record = state.rollout.managed;
       const lagging = this.sc.lag.length > 0 && this.sc.lag[this.lagIndex++ % this.sc.lag.length];
       const obs = this.world.observe(lagging);
@@ -739,7 +803,7 @@ export class Run {
         maxUnavailable: this.sc.maxUnavailable,
         minReadySeconds: this.sc.minReadySeconds,
         ...(a.canary ? { canary: { count: a.canary, holdSeconds: 0 } } : {}),
-        paused: Boolean(a.paused) || Boolean(state.paused),
+        paused: isPaused(Boolean(a.paused), Boolean(state.paused), record?.checkpoint),
         progressDeadlineSeconds: this.sc.progressDeadlineSeconds,
       };
       const now = new Date(T0 + this.world.now);
@@ -772,9 +836,10 @@ export class Run {
   }
 }
 
-/** The live DaemonSet as plan.ts reads it: its uid and the revision stamped on it. */
+/** The live DaemonSet as plan.ts, apply.ts and managed.ts read it: its uid, generation, managedFields and the revision stamped on it. */
 function liveObject(ds: LiveDs): LiveDaemonSet {
-  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), annotations: { [REVISION_ANNOTATION]: String(ds.revision) } }, spec: {} } as unknown as LiveDaemonSet;
+  const managedFields = ds.managedFields.map((f) => ({ manager: f.manager, operation: f.operation, time: iso(f.time), ...(f.spec ? { fieldsV1: { 'f:spec': {} } } : {}) }));
+  return { metadata: { name: NAME, namespace: NS, uid: String(ds.uid), generation: ds.generation, annotations: { [REVISION_ANNOTATION]: String(ds.revision) }, managedFields }, spec: {} } as unknown as LiveDaemonSet;
 }
 
 function toRollout(previous: RolloutState, revision: number, d: WaveDecision, paused: boolean): RolloutState {
@@ -793,7 +858,7 @@ function toRollout(previous: RolloutState, revision: number, d: WaveDecision, pa
 
 // ---- the judgement: from the world alone ----------------------------------------------------
 
-export interface Verdict { property: 'exposure' | 'budget' | 'ending'; problem: string }
+export interface Verdict { property: 'exposure' | 'budget' | 'healthy' | 'ending'; problem: string }
 
 /**
  * Watches a run's world and records what breaks the properties:
@@ -804,6 +869,12 @@ export interface Verdict { property: 'exposure' | 'budget' | 'ending'; problem: 
  *   available pod leaves at most max(k, u + 1) desired nodes unavailable, where u counts the
  *   unavailable nodes outside that set (NotReady, podless, crash-looping: the controller
  *   counts them too, and needs one node in flight so that it never deadlocks);
+ * - healthy: a revision is recorded as the last healthy one only while every desired node has
+ *   an available pod of that revision's own template (the one its snapshot holds), as
+ *   `kubectl rollout status` asks of a DaemonSet (updated and available on every desired
+ *   node), whatever template someone else put on the DaemonSet meanwhile; a node NotReady by
+ *   an outage only has to hold a pod of it (no pod can be available there, and the product
+ *   documents that it does not wait for such a node);
  * - ending: checked by `judgeEnding` once the world is quiet.
  */
 export class Judge {
@@ -822,6 +893,17 @@ export class Judge {
     this.from = new Set(desired.filter((n) => w.hasAvailablePod(n) && w.isNodeReady(n)));
     w.watchers.push(() => this.look());
     w.onDriverDelete.push((pod, wasAvailable) => this.deleted(pod.node, wasAvailable));
+    run.store.onWrite.push((before, after) => this.recorded(before, after));
+  }
+
+  private recorded(before: DaemonSetState | undefined, after: DaemonSetState): void {
+    const revision = after.lastHealthyRevision;
+    if (revision === undefined || revision === before?.lastHealthyRevision) return;
+    const w = this.run.world;
+    const template = this.run.store.revisions.get(revision)?.template;
+    // A node NotReady by an outage cannot have an available pod: it counts once it holds the template's pod (the product does not wait for it).
+    const without = w.desiredNodes().filter((n) => !template || !(w.hasAvailablePod(n, template.id) || (w.inOutage(n) && w.holds(n, template.id))));
+    if (without.length) this.note({ property: 'healthy', problem: `revision ${revision} was recorded healthy while desired nodes [${without.join(', ')}] had no available pod of its template ${template?.id} (they ran ${without.map((n) => `${n}: ${w.describeNode(n)}`).join('; ')})` });
   }
 
   private note(v: Verdict): void {

@@ -1,6 +1,6 @@
 import type { LiveDaemonSet } from '../../lib/cluster/types';
 import { CHANGE_CAUSE_ANNOTATION, COMMIT_ANNOTATION, DIGEST_ANNOTATION, REVISION_ANNOTATION, SOURCE_ANNOTATION } from '../../lib/labels';
-import { decide, DryRunResult, Observed, PlanItem, triage, Triage, TriageContext } from '../../lib/plan/plan';
+import { decide, DryRunResult, Observed, pinnedChangedOutside, PlanItem, triage, Triage, TriageContext } from '../../lib/plan/plan';
 import type { DesiredDaemonSet, ManifestProblem } from '../../lib/source/manifest';
 import type { DaemonSetState, Pin } from '../../lib/store/records';
 import { daemonSetDoc, desiredOf, liveOf, policy } from './fixtures';
@@ -118,7 +118,7 @@ describe('triage', () => {
 
   it('leaves a pinned DaemonSet alone while Git\'s digest is the one it was pinned at', () => {
     const live = withImage(liveOf(v16, { revision: 5, generation: 9 }), 'fluent/fluentd:v1.15');
-    const o = observed({ desired: v17, live, state: stateOf(v16, { revision: 5, pin: pinAt(v17.digest) }) });
+    const o = observed({ desired: v17, live, state: stateOf(v16, { revision: 5, generation: live.metadata.generation, pin: pinAt(v17.digest) }) });
 
     const item = decided(triage(o, complete));
 
@@ -130,12 +130,38 @@ describe('triage', () => {
   });
 
   it('keeps a pin set while the DaemonSet was absent from Git, even with PRUNE on', () => {
-    const o = observed({ live: liveOf(v16, { revision: 5, generation: 9 }), state: stateOf(v16, { revision: 5, pin: pinAt(null) }) });
+    const o = observed({ live: liveOf(v16, { revision: 5, generation: 9 }), state: stateOf(v16, { revision: 5, generation: 9, pin: pinAt(null) }) });
 
     const item = decided(triage(o, { policy: policy({ prune: true }), sourceComplete: true }));
 
     expect(item).toMatchObject({ action: 'pinned', apply: false });
     expect(item.prune).toBeUndefined();
+  });
+
+  it('restores a pinned revision whose DaemonSet was changed outside Git (kubectl set image during a rollback), keeping the pin, not Git\'s version', () => {
+    // prepare: revision 5 is pinned and was applied as generation 9; someone set an image since (generation 10)
+    const live = withImage(liveOf(v16, { revision: 5, generation: 9 }), 'fluent/fluentd:hand-made');
+    expect(live.metadata.generation).toBe(10);
+    const o = observed({ desired: v17, live, state: stateOf(v16, { revision: 5, generation: 9, pin: pinAt(v17.digest) }) });
+
+    const item = decided(triage(o, complete));
+
+    expect(item).toMatchObject({ action: 'drifted', cause: 'drift-correction', apply: true, restoresPinned: 5, templateChanged: true });
+    expect(item.releasesPin).toBeUndefined();
+    expect(item.message).toMatch(/^revision 5, pinned \(.*\), was changed outside daemonset-gitops \(generation 10, applied as 9\): restoring revision 5, keeping the pin$/);
+    // SELF_HEAL=false only says so
+    const reported = decided(triage(o, { ...complete, policy: policy({ selfHeal: false }) }));
+    expect(reported).toMatchObject({ action: 'drifted', apply: false });
+    expect(reported.restoresPinned).toBeUndefined();
+    expect(reported.message).toMatch(/; not restored because SELF_HEAL=false$/);
+    // the generation this tool left, or a cache that has not seen the apply yet: the pin holds as it is
+    for (const generation of [9, 8]) {
+      expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 5, generation }) })).toBeUndefined();
+    }
+    // a run killed between its apply and its record left no generation: the pinned revision is restored once
+    expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 5, generation: 9 }), state: { ...o.state!, generation: undefined } })).toBe(5);
+    // another revision's object is not the pinned revision changed
+    expect(pinnedChangedOutside({ ...o, live: liveOf(v16, { revision: 4, generation: 10 }) })).toBeUndefined();
   });
 
   it('releases the pin when Git\'s digest differs from the pinned one: the new manifest is dry-run', () => {
@@ -468,8 +494,13 @@ describe('a rollback with recreate that stopped between its delete and its apply
     expect(decided(triage(observed({ desired: v17, live: recreated, state: recreating() }), complete))).toMatchObject({ action: 'pinned', apply: false });
   });
 
-  it('gives way to a new commit in Git, which releases its pin: Git\'s new version is planned', () => {
-    const o = observed({ desired: v16, state: recreating(pinAt(v17.digest)) });
+  it('gives way to a new commit in Git, which releases its pin, while the object it replaces is still there: Git\'s new version is planned as an update', () => {
+    const o = observed({ desired: v16, live: liveOf(v17, { revision: 5, generation: 9 }), state: recreating(pinAt(v17.digest)) });
     expect('dryRun' in triage(o, complete)).toBe(true);
+  });
+
+  it('is completed from the revision written ahead when the DaemonSet is missing although a new commit released its pin: Git\'s version would reach every node at once', () => {
+    const o = observed({ desired: v16, state: recreating(pinAt(v17.digest)) });
+    expect(decided(triage(o, complete))).toMatchObject({ action: 'create', cause: 'rollback', apply: true, completesRecreate: 6 });
   });
 });

@@ -222,15 +222,93 @@ describe('managed rollouts across revisions, crashes and racing writers, judged 
       } as Scenario);
     });
 
-    // Open: kubectl set image made revision 3's rollout look complete while the cluster ran the
-    // drifted template, so revision 3 (whose own template breaks nodes) is recorded healthy and
-    // the automatic rollback after the drift correction restores it. Passes once fixed.
-    it.failing('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
+    // kubectl set image made revision 3's rollout look complete while the cluster ran the drifted
+    // template, so revision 3 (whose own template breaks nodes) was recorded healthy and the
+    // automatic rollback after the drift correction restored it. The driver now decides nothing
+    // on a DaemonSet whose generation moved past the one recorded (managed.ts,
+    // changedOutsideSinceApply), and the drift correction replaces the drifted pod.
+    it('an automatic rollback never restores a revision that was recorded healthy while drift ran instead of it (seed -1517387437)', () => {
       expectHolds({
         nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 241000 }, { name: 'n2', eligible: false, pod: 'available' }],
         maxUnavailable: 1, minReadySeconds: 0, autoRollback: true, first: 'breaks-node',
         events: [{ atS: 271, kind: 'drift' }, { atS: 91, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }],
         delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    // Found with the healthy property, and the world was wrong: it showed a driver that had just
+    // started (a rollback) the pod another driver had deleted as still Ready, as if its caches
+    // lagged that deletion. A driver's caches begin with a LIST the API server answers with the
+    // latest state; only its own deletions can lag. The rollback is complete once n1's new pod is.
+    it('a rollback that starts right after another driver deleted a pod sees that deletion, and is recorded healthy only once that node\'s new pod is available (seed 782486720)', () => {
+      const run = expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 69000 }, { name: 'n2', eligible: true, pod: 'available', notReadyUntil: 69000 }, { name: 'n3', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 70, kind: 'rollback', recreate: false }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [true], crashes: [1], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+      expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
+    });
+
+    // A run killed between its apply and its record, then kubectl set image: the next pass recorded
+    // the revision with the live (changed) generation as its own, so the change was never seen and
+    // the revision was recorded healthy on the hand-made template. No generation is recorded now
+    // (apply.ts, repairFromLive): the plan looks first, and a pinned revision is restored once.
+    it('a rollback killed after its apply and changed by hand before the next pass is restored, not recorded healthy on the hand-made template (seed 385306398)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: false, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available', notReadyUntil: 10000 }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: true, first: 'crashloop',
+        events: [{ atS: 151, kind: 'drift' }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: ['rollback: after the apply'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    it('a restore of a pinned revision killed after its apply and changed by hand again is restored again (seed -775266449)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 301000 }, { name: 'n2', eligible: false, pod: 'available' }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: true, first: 'breaks-node',
+        events: [{ atS: 331, kind: 'drift' }, { atS: 361, kind: 'drift' }, { atS: 0, kind: 'pause', racing: false }, { atS: 91, kind: 'resume', racing: false }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [39, 61], crashAtNamed: ['apply: after write-ahead'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    // The world did not count a recreate that a pass completed (the rollback was killed before its
+    // delete) as a recreate, and judged its delete of every pod at once against the budget; a
+    // rollback --recreate replaces every pod at once by design, whichever process deletes.
+    it('a rollback --recreate killed before its delete and completed by the next pass replaces every pod at once, by design (seed -1599817266)', () => {
+      const run = expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 1, kind: 'rollback', recreate: true }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [], crashAtNamed: ['rollback: after recording the recreate'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+      expect(run.store.state).toMatchObject({ currentRevision: 3, lastHealthyRevision: 3, rollout: { phase: 'complete' } });
+    });
+
+    // A rollback --recreate killed after its delete, then a new commit in Git: the pin no longer
+    // held, so the next pass created Git's new version, which broke both nodes at once (no old pod
+    // was left to replace in waves). The missing DaemonSet is now re-created from the revision the
+    // rollback restores, and Git's version rolls out over it in waves (plan.ts, pendingRecreate).
+    it('a new commit after a rollback --recreate was killed after its delete rolls out in waves over the restored revision, not created on every node at once (seed 1438518964)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available', notReadyUntil: 10000 }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: 1, minReadySeconds: 0, autoRollback: false, first: 'breaks-node',
+        events: [{ atS: 92, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }, { atS: 91, kind: 'rollback', recreate: true }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [1], crashAtNamed: ['rollback: after the delete', 'driver: before reading the state'], progressDeadlineSeconds: 120, passEveryS: 30,
+      } as Scenario);
+    });
+
+    // The automatic rollback restored revision 3, whose manifest carried Git's
+    // `daemonset-gitops.io/paused: "true"` (Git has unpaused since). rollback.ts applies the
+    // target's manifest as stored, so the rollback's own rollout was paused by that annotation and
+    // never replaced the pod on the node revision 4 broke; the pin kept Git's unpause out. A
+    // rollback's rollout is now paused only by hand (managed.ts, isPaused).
+    it('an automatic rollback to a revision whose manifest was paused in Git still repairs the node the bad revision broke (seed -1970636275)', () => {
+      expectHolds({
+        nodes: [{ name: 'n1', eligible: true, pod: 'available' }, { name: 'n2', eligible: true, pod: 'available' }],
+        maxUnavailable: '10%', minReadySeconds: 0, autoRollback: false, first: 'good',
+        events: [{ atS: 31, kind: 'git', change: { kind: 'template', behaviour: 'breaks-node' } }, { atS: 1, kind: 'git', change: { kind: 'metadata', what: 'paused' } }, { atS: 31, kind: 'git', change: { kind: 'metadata', what: 'unpaused' } }, { atS: 0, kind: 'git', change: { kind: 'metadata', what: 'auto-rollback' } }],
+        delays: { terminateS: 1, createS: 0, startS: 1, breakAfterS: 0 }, lag: [false], crashes: [15], crashAtNamed: [], progressDeadlineSeconds: 120, passEveryS: 30,
       } as Scenario);
     });
 

@@ -771,11 +771,24 @@ describe('nextWave', () => {
       expect(deletedNodes(d)).toEqual(['n01']);
     });
 
-    it('leaves a different pod on a node with a pod in flight alone', () => {
+    it('leaves a different pod on a node with a pod in flight alone while the deleted pod is still there', () => {
       const obs = cluster(2, (name) => [oldPod(name, { uid: `other-${name}`, ready: false })]);
+      obs.pods.push(oldPod('n01', { terminating: true, ready: false }));
       const before = checkpoint({ inFlight: [{ node: 'n01', uid: 'uid-n01-old', deletedAt: iso(-5) }] });
       const d = nextWave(obs, policy({ maxUnavailable: 2 }), before, at(0));
       expect(deletedNodes(d)).toEqual(['n02']);
+      expect(d.checkpoint.inFlight.map((e) => e.node)).toEqual(['n01', 'n02']);
+    });
+
+    it('ends a deletion whose pod is gone and whose node the controller filled with another template (kubectl set image meanwhile): that pod is an old pod to replace', () => {
+      // prepare: n01's deleted pod is gone; the controller put a pod of the drifted template there, which the restored template does not count as updated
+      const obs = cluster(2, (name) => [oldPod(name, { uid: `drifted-${name}` })]);
+      const before = checkpoint({ inFlight: [{ node: 'n01', uid: 'uid-n01-old', deletedAt: iso(-5) }] });
+      // act
+      const d = nextWave(obs, policy({ maxUnavailable: 1 }), before, at(0));
+      // assert: n01 is no longer waited for; its pod goes, within the budget of one
+      expect(d.podsToDelete).toEqual([{ name: 'agent-n01-old', uid: 'drifted-n01', node: 'n01' }]);
+      expect(d.reason).not.toMatch(/waiting for replacements/);
     });
 
     it('does not mutate its inputs and decides the same way twice', () => {
