@@ -15,6 +15,7 @@ import {
   workerNodes,
 } from '../support/cluster';
 import { TestRepo } from '../support/git';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { captureLog, countApiRequests, stackConfig, stackDeps } from '../support/reconciler';
 
@@ -41,6 +42,9 @@ afterAll(async () => {
   for (const r of repos) r.cleanup();
 });
 
+
+// The budgets below are of five workers (40% of 5 rounds up to 2), whatever size an earlier file left the stack at.
+useWorkers(5);
 async function liveImage(ns: string, name: string): Promise<string | undefined> {
   const ds = await apps.readNamespacedDaemonSet({ name, namespace: ns });
   return ds.spec!.template.spec!.containers[0].image;
