@@ -19,6 +19,11 @@
  *   npm run bench:scale
  *   npm run bench:scale -- --nodes 20 --daemonsets 10,100   # other sizes
  *   npm run bench:scale -- --nodes=                         # no rollouts (an empty list skips a part)
+ *
+ * Thousands of nodes need a stack started with room for them (stack/node-liveness.ts):
+ *
+ *   STACK_KWOK_LEASE_SECONDS=120 STACK_KWOK_PARALLELISM=16 STACK_CONTROL_PLANE_QPS=100 npm run stack:up
+ *   npm run bench:scale -- --nodes 2000 --daemonsets=
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,6 +32,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { resolveMaxUnavailable } from '../lib/rollout/wave';
+import { kubectl } from '../stack/kubectl';
 import { repoRoot } from '../stack/paths';
 import { cliCommand, ensureCliBuilt } from '../test/support/cli-build';
 import { adminClients, stackEnv, uniqueName } from '../test/support/cluster';
@@ -106,33 +112,61 @@ function table(header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd()).join('\n');
 }
 
-/** Makes exactly `count` tainted bench nodes exist, and waits until kwok reports them Ready. */
+/** Nodes per `kubectl create`: one process and one connection for each chunk, not one per node. */
+const NODE_CHUNK = 250;
+
+/**
+ * How long kwok may take to report `count` new nodes Ready: 120 s, and 100 ms more per node
+ * (kwok initialises them a few at a time; 320 s at 2,000 nodes).
+ */
+function nodesReadyTimeoutMs(count: number): number {
+  return 120_000 + 100 * count;
+}
+
+/**
+ * Makes exactly `count` tainted bench nodes exist, and waits until kwok reports them Ready.
+ * They are created and deleted through kubectl, a chunk per process: a request each from this
+ * process would open thousands of connections (TIME_WAIT sockets exhaust the local ports).
+ * Their status heartbeat is a kubelet's with a node lease (every 4 – 5 min; the lease kwok
+ * renews keeps them Ready): 2,000 nodes heartbeating every 20 s would be 100 node writes a
+ * second, sent to every watcher of nodes, the reconciler under test among them.
+ */
 async function setBenchNodes(count: number): Promise<void> {
   const { core } = adminClients();
   const existing = (await core.listNode({ labelSelector: BENCH_NODE_LABEL })).items.map((n) => n.metadata!.name!);
   const wanted = Array.from({ length: count }, (_, i) => `bench-node-${i}`);
-  const create = wanted.filter((n) => !existing.includes(n));
-  const remove = existing.filter((n) => !wanted.includes(n));
-  for (let i = 0; i < create.length; i += 16) {
-    await Promise.all(create.slice(i, i + 16).map((name, j) => core.createNode({
-      body: {
-        metadata: {
-          name,
-          labels: { [BENCH_NODE_LABEL]: 'true', type: 'kwok', 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'topology.kubernetes.io/zone': 'abc'[(i + j) % 3] },
-          annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+  const have = new Set(existing);
+  const want = new Set(wanted);
+  const create = wanted.filter((n) => !have.has(n));
+  const remove = existing.filter((n) => !want.has(n));
+  for (let i = 0; i < create.length; i += NODE_CHUNK) {
+    const items = create.slice(i, i + NODE_CHUNK).map((name) => ({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        labels: { [BENCH_NODE_LABEL]: 'true', type: 'kwok', 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'topology.kubernetes.io/zone': 'abc'[Number(name.split('-').pop()) % 3] },
+        annotations: {
+          'kwok.x-k8s.io/node': 'fake',
+          'node.alpha.kubernetes.io/ttl': '0',
+          'node-heartbeat.stage.kwok.x-k8s.io/delay': '240s',
+          'node-heartbeat.stage.kwok.x-k8s.io/jitter-delay': '300s',
         },
-        spec: { taints: [BENCH_TAINT] },
       },
-    })));
+      spec: { taints: [BENCH_TAINT] },
+    }));
+    kubectl(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
   }
-  // In batches, as they were created: thousands of requests at once exhaust the client's sockets.
-  for (let i = 0; i < remove.length; i += 16) await Promise.all(remove.slice(i, i + 16).map((name) => core.deleteNode({ name })));
-  for (const deadline = Date.now() + 120_000; ;) {
-    const nodes = (await core.listNode({ labelSelector: BENCH_NODE_LABEL })).items;
+  for (let i = 0; i < remove.length; i += NODE_CHUNK) kubectl(['delete', 'node', '--wait=false', '--ignore-not-found', ...remove.slice(i, i + NODE_CHUNK)]);
+  const timeoutMs = nodesReadyTimeoutMs(count);
+  for (const deadline = Date.now() + timeoutMs; ;) {
+    const nodes = (await core.listNode({ labelSelector: BENCH_NODE_LABEL, resourceVersion: '0' })).items;
     const ready = nodes.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     if (nodes.length === count && ready.length === count) return;
-    if (Date.now() > deadline) throw new Error(`bench nodes: ${ready.length} of ${count} Ready after 120 s`);
-    await new Promise((r) => setTimeout(r, 500));
+    if (Date.now() > deadline) {
+      throw new Error(`bench nodes: ${nodes.length} exist, ${ready.length} of ${count} Ready after ${timeoutMs / 1000} s (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; see .stack/logs/kwok.log)`);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
   }
 }
 
