@@ -11,6 +11,7 @@ import { ensurePythonTool, pythonTools } from './python-tools';
 import { StackPorts } from './versions';
 import { readSecret } from './secrets';
 import { demoTargetEnv } from './demo-target';
+import { controlPlaneQpsArgs, kwokConfigFile, nodeLiveness } from './node-liveness';
 
 export interface Component {
   name: string;
@@ -113,6 +114,9 @@ export function controlPlaneComponents(ports: StackPorts, cluster: ControlPlane)
           '--use-service-account-credentials=true',
           `--cluster-name=${cluster.clusterName}`,
           '--controllers=*',
+          // How long a node may stay silent (no lease renewal, no status) before it is NotReady.
+          `--node-monitor-grace-period=${nodeLiveness().gracePeriodSeconds}s`,
+          ...controlPlaneQpsArgs(nodeLiveness()),
         ],
       }),
       healthy: async () => (await probe(`https://127.0.0.1:${cluster.controllerManager}/healthz`, { insecure: true }))?.status === 200,
@@ -125,6 +129,7 @@ export function controlPlaneComponents(ports: StackPorts, cluster: ControlPlane)
         command: binaryPath('kube-scheduler'),
         args: [
           ...controlPlaneArgs('scheduler', cluster.scheduler, cluster),
+          ...controlPlaneQpsArgs(nodeLiveness()),
         ],
       }),
       healthy: async () => (await probe(`https://127.0.0.1:${cluster.scheduler}/healthz`, { insecure: true }))?.status === 200,
@@ -138,11 +143,12 @@ export function controlPlaneComponents(ports: StackPorts, cluster: ControlPlane)
         args: [
           `--kubeconfig=${kubeconfigPath(`kwok${s}`)}`,
           `--config=${join(repoRoot, 'stack', 'kwok-stages.yaml')}`,
+          `--config=${kwokConfigFile(nodeLiveness())}`,
           '--manage-all-nodes=false',
           '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
           '--cidr=10.244.0.1/16',
           '--node-ip=10.0.0.1',
-          '--node-lease-duration-seconds=40',
+          `--node-lease-duration-seconds=${nodeLiveness().leaseSeconds}`,
           `--server-address=127.0.0.1:${cluster.kwok}`,
         ],
       }),
