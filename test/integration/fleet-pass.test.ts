@@ -68,6 +68,14 @@ describe('a fleet cluster\'s pass', () => {
 describe('a steady fleet cluster\'s scheduled pass', () => {
   it('records its outcome only when it changed: a pass that finds what is recorded writes nothing to the cluster\'s record', async () => {
     const key = `${world.config.s3.prefix}/prod-b/promotion.json`;
+    // The drift correction above settles first, as `kubectl rollout status` judges it: the
+    // controller has seen the last template and every desired pod runs it and is available.
+    await waitFor('prod-b\'s DaemonSet to finish the drift correction\'s rollout', async () => {
+      const ds = await world.clients['prod-b'].apps.readNamespacedDaemonSet({ name: 'agent', namespace: world.ns });
+      const st = ds.status;
+      return !!st && (st.observedGeneration ?? 0) >= (ds.metadata!.generation ?? 0) && st.updatedNumberScheduled === st.desiredNumberScheduled && st.numberAvailable === st.desiredNumberScheduled;
+    });
+    await waitFor('a pass of prod-b that records it healthy', async () => (await pass('prod-b')).outcome?.result === 'healthy');
     const before = await world.store.readCluster('prod-b');
     expect(before.lastPass).toMatchObject({ result: 'healthy' });
     const steady = new CountingObjectStore(s3ObjectStore(world.config.s3));
