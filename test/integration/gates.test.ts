@@ -359,10 +359,28 @@ describe('pre-flight', () => {
     await watcher.start();
     // kwok nodes have 32 cpus allocatable.
     git.write('a.yaml', withCpu('registry.local/agent:2.0', '40')).commit('v2: asks for more than a node has');
+    // What the scheduler would count as free on the first node: its allocatable cpu less the
+    // requests of every pod bound there that has not finished, this DaemonSet's own old pod
+    // aside (the rollout replaces it). Pods of other suites may still be terminating there.
+    const freeOnFirstNode = async (): Promise<number> => {
+      const node = await core.readNode({ name: nodes[0] });
+      const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodes[0]}` });
+      const milli = (q: string | undefined) => (!q ? 0 : q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000);
+      const used = pods.items
+        .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed' && p.metadata?.namespace !== ns)
+        .flatMap((p) => p.spec?.containers ?? [])
+        .reduce((sum, c) => sum + milli(c.resources?.requests?.cpu as string | undefined), 0);
+      return milli(node.status?.allocatable?.cpu) - used;
+    };
+    const freeBefore = await freeOnFirstNode();
     const r = await reconcile(deps());
+    const freeAfter = await freeOnFirstNode();
     watcher.stop();
     expect(r.daemonSets[0].rollout).toMatchObject({ phase: 'stalled' });
-    expect(r.daemonSets[0].rollout!.message).toMatch(new RegExp(`^stopped: pre-flight: the new template does not fit on ${nodes.length} desired nodes \\(${nodes[0]}, .*; cpu: 40000m requested, 32000m free on ${nodes[0]}\\) and has no priorityClassName`));
+    const message = r.daemonSets[0].rollout!.message!;
+    expect(message).toMatch(new RegExp(`^stopped: pre-flight: the new template does not fit on ${nodes.length} desired nodes \\(${nodes[0]}, .*; cpu: 40000m requested, \\d+m free on ${nodes[0]}\\) and has no priorityClassName`));
+    const reported = Number(/, (\d+)m free on /.exec(message)![1]);
+    expect([freeBefore, freeAfter]).toContain(reported);
     expect(watcher.deletions).toEqual([]);
     expect(Object.values(await imagesByNode(core, ns, 'agent'))).toEqual(nodes.map(() => 'registry.local/agent:1.0'));
   });
