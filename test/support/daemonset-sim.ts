@@ -618,6 +618,8 @@ export interface Step {
   /** pods shown as they were before the driver deleted them */
   lagged: number;
   paused: boolean;
+  /** nothing in the world changed since the previous decision: a look the driver's own wake-up (LOOK_AGAIN) asked for, not an event */
+  idle: boolean;
 }
 
 export interface DriveOptions {
@@ -720,7 +722,11 @@ export function drive(c: Cluster, decide: Decide, opts: DriveOptions): DriveResu
   const steps: Step[] = [];
   let checkpoint = opts.checkpoint;
   let failed = checkpoint?.failed !== undefined;
+  let worldAtLastLook: string | undefined;
   for (let i = 0; i < opts.maxDecisions; i += 1) {
+    const world = c.describe();
+    const idle = world === worldAtLastLook;
+    worldAtLastLook = world;
     const lagging = opts.lag.length > 0 && opts.lag[i % opts.lag.length];
     const { obs, lagged } = c.observe(lagging);
     const policy: WavePolicy = { ...opts.policy, paused: c.paused };
@@ -739,7 +745,7 @@ export function drive(c: Cluster, decide: Decide, opts: DriveOptions): DriveResu
     c.deletePods(d.podsToDelete);
     problems.push(...checkBudget(c, before.k, tookAvailable));
     const unavailableAfter = c.unavailableNodes().length;
-    const step: Step = { at: c.now, decision: d, before, unavailableAfter, lagged, paused: policy.paused };
+    const step: Step = { at: c.now, decision: d, before, unavailableAfter, lagged, paused: policy.paused, idle };
     steps.push(step);
     if (problems.length) return { steps, problems: problems.map((p) => `decision ${i + 1} at t=${secs(c.now)}: ${p}`), ended: false, checkpoint };
     failed ||= d.checkpoint.failed !== undefined;
