@@ -146,32 +146,21 @@ async function applyAfterDelete(deps: Deps, request: ApplyRequest, pending: Pend
  * there, then applies the revision the rollback wrote ahead, with its pin and seed. The
  * caller holds the lease and has confirmed it.
  */
-export async function completeRecreate(deps: Deps, o: { namespace: string; name: string; live?: LiveDaemonSet; state?: DaemonSetState }, revision: number): Promise<ApplyOutcome> {
-  const { namespace, name } = o;
-  const key = `${namespace}/${name}`;
-  const snap = (await deps.store.getRevision(namespace, name, revision))?.value;
-  if (!snap) throw new StoreError(`revision ${revision} of ${key}, written ahead by a rollback with recreate, is missing from S3: dsgitops unpin ${key} lets the next pass apply Git's version`);
+export async function completeRecreate(deps: Deps, o: StoredRevisionTarget, revision: number): Promise<ApplyOutcome> {
+  const snap = await storedRevision(deps, o, revision, 'written ahead by a rollback with recreate');
   const request: ApplyRequest = {
-    namespace,
-    name,
-    manifest: snap.manifest as unknown as DaemonSetManifest,
-    digest: snap.digest,
-    source: snap.source,
-    commit: snap.commit,
+    ...storedRevisionRequest(o, snap),
     cause: 'rollback',
     rollbackTo: snap.rollbackTo,
     reason: snap.reason,
-    live: o.live,
-    state: o.state,
     gitDigest: snap.pin?.gitDigest ?? o.state?.gitDigest ?? null,
     pin: snap.pin ?? null,
     managedSeed: snap.managedSeed,
-    config: snap.config,
   };
-  deps.logger.log('warn', `completing the rollback to revision ${snap.rollbackTo} with recreate that a run left between its delete and its apply (revision ${revision})`, { daemonSet: key, action: 'complete-recreate', revision });
+  deps.logger.log('warn', `completing the rollback to revision ${snap.rollbackTo} with recreate that a run left between its delete and its apply (revision ${revision})`, { daemonSet: `${o.namespace}/${o.name}`, action: 'complete-recreate', revision });
   if (o.live) {
-    await deps.cluster.deleteDaemonSet(namespace, name);
-    await waitUntilGone(deps, namespace, name);
+    await deps.cluster.deleteDaemonSet(o.namespace, o.name);
+    await waitUntilGone(deps, o.namespace, o.name);
   }
   return applyAfterDelete(deps, request, { snapshot: snap, mode: snap.rolloutMode, pin: snap.pin });
 }
@@ -182,25 +171,45 @@ export async function completeRecreate(deps: Deps, o: { namespace: string; name:
  * correction, keeping the pin, so its rollout goes on where it stands (records.ts,
  * `checkpointForNextRevision`: a rollback's repairs included). The caller holds the lease.
  */
-export async function restorePinned(deps: Deps, o: { namespace: string; name: string; live?: LiveDaemonSet; state?: DaemonSetState }, revision: number): Promise<ApplyOutcome> {
-  const { namespace, name } = o;
-  const key = `${namespace}/${name}`;
-  const snap = (await deps.store.getRevision(namespace, name, revision))?.value;
-  if (!snap) throw new StoreError(`revision ${revision} of ${key}, pinned, is missing from S3: dsgitops unpin ${key} lets the next pass apply Git's version`);
-  deps.logger.log('warn', `restoring pinned revision ${revision}, changed outside daemonset-gitops`, { daemonSet: key, action: 'restore-pinned', revision });
+export async function restorePinned(deps: Deps, o: StoredRevisionTarget, revision: number): Promise<ApplyOutcome> {
+  const snap = await storedRevision(deps, o, revision, 'pinned');
+  deps.logger.log('warn', `restoring pinned revision ${revision}, changed outside daemonset-gitops`, { daemonSet: `${o.namespace}/${o.name}`, action: 'restore-pinned', revision });
   return applyRevision(deps, {
-    namespace,
-    name,
+    ...storedRevisionRequest(o, snap),
+    cause: 'drift-correction',
+    gitDigest: o.state?.pin?.gitDigest ?? o.state?.gitDigest ?? null,
+  });
+}
+
+/** A DaemonSet a pass applies a stored revision to (completeRecreate, restorePinned): what the pass saw of it. */
+interface StoredRevisionTarget {
+  namespace: string;
+  name: string;
+  live?: LiveDaemonSet;
+  state?: DaemonSetState;
+}
+
+/** The snapshot of a revision a pass must apply again (`why` it must: pinned, written ahead…); missing from S3, the error says how to go on. */
+async function storedRevision(deps: Deps, o: StoredRevisionTarget, revision: number, why: string): Promise<RevisionSnapshot> {
+  const key = `${o.namespace}/${o.name}`;
+  const snap = (await deps.store.getRevision(o.namespace, o.name, revision))?.value;
+  if (!snap) throw new StoreError(`revision ${revision} of ${key}, ${why}, is missing from S3: dsgitops unpin ${key} lets the next pass apply Git's version`);
+  return snap;
+}
+
+/** What an apply of a stored revision takes from its snapshot and from what the pass saw; the caller adds the cause and the pin's digests. */
+function storedRevisionRequest(o: StoredRevisionTarget, snap: RevisionSnapshot): Pick<ApplyRequest, 'namespace' | 'name' | 'manifest' | 'digest' | 'source' | 'commit' | 'live' | 'state' | 'config'> {
+  return {
+    namespace: o.namespace,
+    name: o.name,
     manifest: snap.manifest as unknown as DaemonSetManifest,
     digest: snap.digest,
     source: snap.source,
     commit: snap.commit,
-    cause: 'drift-correction',
     live: o.live,
     state: o.state,
-    gitDigest: o.state?.pin?.gitDigest ?? o.state?.gitDigest ?? null,
     config: snap.config,
-  });
+  };
 }
 
 /** The revision a rollback restores: the one asked for, or the last healthy one before the current. */

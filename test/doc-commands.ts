@@ -92,7 +92,7 @@ export const DOC_COMMANDS: Record<string, Coverage> = {
   'dsgitops fleet promote <sha> --to prod --reason "hotfix for CVE-…"': { tests: ['test/integration/fleet-promotion.test.ts'], invokes: ["'fleet', 'promote'", "'--to'"] },
 
   // docs/ui.md
-  'npx dsgitops ui [--port N] [--open] [--allow-actions]': { tests: ['test/integration/ui.test.ts'], invokes: ['runUi(', "port: '0'", "'allow-actions': true"] },
+  'npx dsgitops ui [--port N] [--open] [--allow-actions]': { tests: ['test/integration/ui.test.ts', 'test/support/ui.ts'], invokes: ['runUi(', "port: '0'", "'allow-actions': true"] },
 
   // docs/webhook.md: the stack's git server calls the webhook from its hook
   'git -C repo.git config core.hooksPath "$PWD/stack/hooks"': { tests: ['test/integration/webhook.test.ts'], invokes: ['core.hooksPath'] },

@@ -180,26 +180,23 @@ export class S3ObjectStore implements VersionedObjectStore {
   }
 
   async get(key: string): Promise<StoredText | undefined> {
-    try {
-      return await this.bounded(`reading s3://${this.bucket}/${key}`, async (abortSignal) => {
-        const command = new GetObjectCommand({ Bucket: this.bucket, Key: key });
-        const answered = captureServerTime(command);
-        const out = await this.client.send(command, { abortSignal });
-        const body = (await out.Body?.transformToString('utf8')) ?? '';
-        return { body, etag: out.ETag ?? '', lastModified: out.LastModified, serverTime: answered.at };
-      });
-    } catch (err) {
-      if (err instanceof StoreTimeoutError) throw err;
-      const status = statusOf(err);
-      if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
-      throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
-    }
+    return this.read(key);
   }
 
   async getIfNoneMatch(key: string, etag: string): Promise<StoredText | 'not-modified' | undefined> {
+    return this.read(key, etag);
+  }
+
+  /**
+   * One GET of the object: absent is undefined. With `ifNoneMatch` it is conditional
+   * (If-None-Match), and S3's 304 (the ETag is still that one) is 'not-modified'.
+   */
+  private read(key: string): Promise<StoredText | undefined>;
+  private read(key: string, ifNoneMatch: string): Promise<StoredText | 'not-modified' | undefined>;
+  private async read(key: string, ifNoneMatch?: string): Promise<StoredText | 'not-modified' | undefined> {
     try {
-      return await this.bounded(`reading s3://${this.bucket}/${key} if changed`, async (abortSignal) => {
-        const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: etag });
+      return await this.bounded(`reading s3://${this.bucket}/${key}${ifNoneMatch === undefined ? '' : ' if changed'}`, async (abortSignal) => {
+        const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: ifNoneMatch });
         const answered = captureServerTime(command);
         const out = await this.client.send(command, { abortSignal });
         const body = (await out.Body?.transformToString('utf8')) ?? '';
@@ -208,7 +205,7 @@ export class S3ObjectStore implements VersionedObjectStore {
     } catch (err) {
       if (err instanceof StoreTimeoutError) throw err;
       const status = statusOf(err);
-      if (status === 304 || (err as Error)?.name === 'NotModified') return 'not-modified';
+      if (ifNoneMatch !== undefined && (status === 304 || (err as Error)?.name === 'NotModified')) return 'not-modified';
       if (status === 404 || (err as Error)?.name === 'NoSuchKey') return undefined;
       throw new StoreError(`reading s3://${this.bucket}/${key} failed: ${describe(err)}`, err);
     }

@@ -52,6 +52,23 @@ async function cfnLint(file: string): Promise<{ code: number; output: string }> 
   }
 }
 
+/** The template `serverless package` wrote, its folder removed after the file; no template fails with serverless's own output. */
+async function packagedTemplate(packaging: ReturnType<typeof serverlessPackage>): Promise<{ t: Template; file: string; dir: string }> {
+  const p = await packaging;
+  dirs.push(p.dir);
+  if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
+  return { t: p.template, file: p.file!, dir: p.dir };
+}
+
+/** The describe's test that cfn-lint finds nothing in its template: it prints nothing and exits 0. */
+function itPassesCfnLint(file: () => string, title = 'passes cfn-lint'): void {
+  it(title, async () => {
+    const lint = await cfnLint(file());
+    expect(lint.output).toBe('');
+    expect(lint.code).toBe(0);
+  }, 120_000);
+}
+
 function statements(t: Template, role: string): Statement[] {
   return t.Resources[role].Properties.Policies.flatMap((p: { PolicyDocument: { Statement: Statement[] } }) => p.PolicyDocument.Statement);
 }
@@ -113,18 +130,10 @@ describe('the packaged template: the deploy example of docs/aws.md (EKS, the buc
     ensurePythonTool('cfn-lint');
     const documented = documentedDeploySettings();
     expect(documented).toMatchObject({ CLUSTER_NAME: 'prod-eu-1', EKS_CLUSTER_NAME: 'prod', GIT_TOKEN_PARAMETER: '/daemonset-gitops/git-token', ALARM_EMAIL: 'oncall@example.com' });
-    const p = await serverlessPackage(documented);
-    dirs.push(p.dir);
-    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
-    t = p.template;
-    file = p.file!;
+    ({ t, file } = await packagedTemplate(serverlessPackage(documented)));
   }, 300_000);
 
-  it('passes cfn-lint', async () => {
-    const lint = await cfnLint(file);
-    expect(lint.output).toBe('');
-    expect(lint.code).toBe(0);
-  }, 120_000);
+  itPassesCfnLint(() => file);
 
   it('gives each function its own role, and only the writers may write', () => {
     for (const fn of ['Reconcile', 'Rollback', 'History', 'Unpin', 'Pause', 'Resume', 'Status', 'Webhook']) {
@@ -243,19 +252,11 @@ describe('the packaged template: an existing bucket, a kubeconfig, the token in 
   let file: string;
 
   beforeAll(async () => {
-    const p = await serverlessPackage({ ...base, S3_BUCKET: 'platform-state', S3_PREFIX: 'gitops', KUBECONFIG: 'kubeconfig.yaml', GIT_TOKEN_SECRET_ARN: secretArn, ALARM_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:oncall',
-      VPC_SUBNET_IDS: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VPC_SECURITY_GROUP_IDS: 'sg-0123456789abcdef0' });
-    dirs.push(p.dir);
-    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
-    t = p.template;
-    file = p.file!;
+    ({ t, file } = await packagedTemplate(serverlessPackage({ ...base, S3_BUCKET: 'platform-state', S3_PREFIX: 'gitops', KUBECONFIG: 'kubeconfig.yaml', GIT_TOKEN_SECRET_ARN: secretArn, ALARM_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:oncall',
+      VPC_SUBNET_IDS: 'subnet-0123456789abcdef0,subnet-0fedcba9876543210', VPC_SECURITY_GROUP_IDS: 'sg-0123456789abcdef0' })));
   }, 300_000);
 
-  it('passes cfn-lint', async () => {
-    const lint = await cfnLint(file);
-    expect(lint.output).toBe('');
-    expect(lint.code).toBe(0);
-  }, 120_000);
+  itPassesCfnLint(() => file);
 
   it('creates no bucket and grants the named one under its prefix, in the stack\'s partition', () => {
     expect(t.Resources.StateBucket).toBeUndefined();
@@ -330,20 +331,11 @@ describe('the packaged template: the CA and keys in SSM, an existing bucket encr
   let dir: string;
 
   beforeAll(async () => {
-    const p = await serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com', EKS_CLUSTER_CA_PARAMETER: '/dsg/cluster-ca',
-      VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS_PARAMETER: '/dsg/trusted-keys', GIT_TOKEN_PARAMETER: '/dsg/git-token', S3_BUCKET: 'platform-state', S3_KMS_KEY_ARN: kmsKey, SECRETS_KMS_KEY_ARN: secretsKey, LAMBDA_ARCHITECTURE: 'arm64' });
-    dirs.push(p.dir);
-    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
-    t = p.template;
-    file = p.file!;
-    dir = p.dir;
+    ({ t, file, dir } = await packagedTemplate(serverlessPackage({ ...base, EKS_CLUSTER_NAME: 'prod', EKS_CLUSTER_ENDPOINT: 'https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com', EKS_CLUSTER_CA_PARAMETER: '/dsg/cluster-ca',
+      VERIFY_COMMITS: 'true', TRUSTED_GPG_KEYS_PARAMETER: '/dsg/trusted-keys', GIT_TOKEN_PARAMETER: '/dsg/git-token', S3_BUCKET: 'platform-state', S3_KMS_KEY_ARN: kmsKey, SECRETS_KMS_KEY_ARN: secretsKey, LAMBDA_ARCHITECTURE: 'arm64' })));
   }, 300_000);
 
-  it('passes cfn-lint', async () => {
-    const lint = await cfnLint(file);
-    expect(lint.output).toBe('');
-    expect(lint.code).toBe(0);
-  }, 120_000);
+  itPassesCfnLint(() => file);
 
   it('keeps every function\'s environment under 4 KB, and gives the stored settings only to the functions that read them', () => {
     for (const [id, r] of Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function')) {
@@ -509,18 +501,10 @@ describe('the packaged template: one stack for a fleet of three clusters (and a 
   let file: string;
 
   beforeAll(async () => {
-    const p = await fleetPackage({});
-    dirs.push(p.dir);
-    if (!p.template) throw new Error(`serverless package failed (exit ${p.code}):\n${p.output}`);
-    t = p.template;
-    file = p.file!;
+    ({ t, file } = await packagedTemplate(fleetPackage({})));
   }, 300_000);
 
-  it('passes cfn-lint (whose schema of AWS::Lambda::Function includes DurableConfig)', async () => {
-    const lint = await cfnLint(file);
-    expect(lint.output).toBe('');
-    expect(lint.code).toBe(0);
-  }, 120_000);
+  itPassesCfnLint(() => file, 'passes cfn-lint (whose schema of AWS::Lambda::Function includes DurableConfig)');
 
   it('makes the promotion a durable function, invoked by its durable alias, with checkpoints of its own executions only', () => {
     const promote = t.Resources.PromoteLambdaFunction.Properties;

@@ -4,16 +4,14 @@
  * node-breaking commit stopped and rolled back in the first wave, replay after a crash
  * without a second pass of any cluster, and a held promotion that stays held.
  */
-import { withDurableExecution } from '@aws/durable-execution-sdk-js';
-import { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
-import { systemClock } from '../../lib/clock';
-import { ClusterPassResult, fleetClusterPass } from '../../lib/fleet/cluster-pass';
+import type { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
 import { readFleetHead } from '../../lib/fleet/fleet-source';
-import { promotionWorkflow, PromotionResult } from '../../lib/fleet/orchestrate';
+import type { PromotionResult } from '../../lib/fleet/orchestrate';
 import { NodeBreaker, waitFor } from '../support/cluster';
-import { FLEET_CLUSTERS, fleetWorld, FleetWorld } from '../support/fleet';
+import { FLEET_CLUSTERS, FleetWorld } from '../support/fleet';
 import { managedYaml } from '../support/managed';
-import { captureLog, stackConfigEnv } from '../support/reconciler';
+import { PromotionPass, promotionRunner, setUpPromotionFleet, tearDownPromotionFleet } from '../support/promotion';
+import { stackConfigEnv } from '../support/reconciler';
 import { runCli } from '../../bin/cli';
 
 jest.setTimeout(600_000);
@@ -23,34 +21,20 @@ const GOOD2 = 'registry.local/agent:1.1';
 const BROKEN = 'registry.local/agent:2.0-breaks-nodes';
 const CANARY_SOAK_SECONDS = 4;
 
-interface PassCall { cluster: string; commit?: string; startedAt: number; endedAt: number; result?: string }
-
 let world: FleetWorld;
 
 beforeAll(async () => {
-  await LocalDurableTestRunner.setupTestEnvironment({ skipTime: false });
-  world = await fleetWorld({
-    waves: [
-      { name: 'canary', clusters: ['staging'], soak: `${CANARY_SOAK_SECONDS}s` },
-      { name: 'prod', clusters: ['prod-a', 'prod-b'], soak: '2s', maxConcurrent: 1 },
-    ],
-  });
+  world = await setUpPromotionFleet({ canarySoakSeconds: CANARY_SOAK_SECONDS, prodMaxConcurrent: 1 });
 });
 
-afterAll(async () => {
-  await LocalDurableTestRunner.teardownTestEnvironment();
-  await world?.cleanup();
-});
+afterAll(() => tearDownPromotionFleet(world));
 
-/** A runner of the promotion whose per-cluster passes are real passes on the stack, each call logged. */
-function promotionRunner(calls: PassCall[], faults: { failLookOnce?: number; crashes?: number } = {}): LocalDurableTestRunner<PromotionResult> {
+/** A runner of the promotion whose per-cluster passes are real passes on the stack, each logged in `calls`. */
+function loggedRunner(calls: PromotionPass[], faults: { failLookOnce?: number; crashes?: number } = {}): LocalDurableTestRunner<PromotionResult> {
   let looks = 0;
   let failed = false;
-  const handler = withDurableExecution(promotionWorkflow(() => ({
-    store: world.store,
-    clock: systemClock,
-    pollSeconds: 2,
-    clusterPassFunction: 'fleet-pass',
+  return promotionRunner(world, {
+    onPass: (pass) => calls.push(pass),
     readHead: async () => {
       looks++;
       // A crash of the orchestration between two steps: this invocation dies, the next one replays.
@@ -61,15 +45,7 @@ function promotionRunner(calls: PassCall[], faults: { failLookOnce?: number; cra
       }
       return readFleetHead(world.config);
     },
-  })));
-  const runner = new LocalDurableTestRunner<PromotionResult>({ handlerFunction: handler });
-  runner.registerFunction('fleet-pass', async (event: { cluster: string }): Promise<ClusterPassResult> => {
-    const startedAt = Date.now();
-    const r = await fleetClusterPass(world.config, event.cluster, { logger: captureLog().logger, budgetMs: 180_000 });
-    calls.push({ cluster: event.cluster, commit: r.commit, startedAt, endedAt: Date.now(), result: r.outcome?.result });
-    return r;
   });
-  return runner;
 }
 
 function agentYaml(image: string): string {
@@ -83,8 +59,8 @@ function commitEverywhere(image: string, message: string): string {
 describe('the durable promotion over three clusters', () => {
   it('carries a good commit through every wave in order, never into wave n+1 before wave n was healthy for its soak', async () => {
     const v1 = commitEverywhere(GOOD, 'v1');
-    const calls: PassCall[] = [];
-    const execution = await promotionRunner(calls).run({ payload: { by: 'test' } });
+    const calls: PromotionPass[] = [];
+    const execution = await loggedRunner(calls).run({ payload: { by: 'test' } });
     expect(execution.getStatus()).toBe('SUCCEEDED');
     expect(execution.getResult()?.decision).toEqual({ kind: 'done', commit: v1 });
     for (const c of FLEET_CLUSTERS) expect(await world.liveImage(c)).toBe(GOOD);
@@ -109,8 +85,8 @@ describe('the durable promotion over three clusters', () => {
     await breaker.start();
     try {
       const v2 = commitEverywhere(BROKEN, 'v2: a plugin that takes its node down');
-      const calls: PassCall[] = [];
-      const execution = await promotionRunner(calls).run({ payload: { by: 'test' } });
+      const calls: PromotionPass[] = [];
+      const execution = await loggedRunner(calls).run({ payload: { by: 'test' } });
       expect(execution.getStatus()).toBe('SUCCEEDED');
       const decision = execution.getResult()!.decision;
       expect(decision).toMatchObject({ kind: 'stop', wave: 0, cluster: 'staging', daemonSet: `${world.ns}/agent` });
@@ -133,10 +109,10 @@ describe('the durable promotion over three clusters', () => {
 
   it('after a crash mid-wave, resumes by replay and reconciles no cluster twice for the same promotion', async () => {
     const v3 = commitEverywhere(GOOD2, 'v3: a good fix');
-    const calls: PassCall[] = [];
+    const calls: PromotionPass[] = [];
     // Looks: 1 start, 2 promote staging, 3 soak, 4 advance, 5 promote prod-a, 6 promote prod-b: the crash comes there, after prod-a's pass.
     const faults = { failLookOnce: 6, crashes: 0 };
-    const execution = await promotionRunner(calls, faults).run({ payload: { by: 'test' } });
+    const execution = await loggedRunner(calls, faults).run({ payload: { by: 'test' } });
     expect(faults.crashes).toBe(1);
     expect(execution.getStatus()).toBe('SUCCEEDED');
     expect(execution.getResult()?.decision).toEqual({ kind: 'done', commit: v3 });
@@ -151,8 +127,8 @@ describe('the durable promotion over three clusters', () => {
     const before = Object.fromEntries(await Promise.all(FLEET_CLUSTERS.map(async (c) => [c, (await world.store.readCluster(c)).promoted?.commit])));
     await world.store.updatePromotion((p) => ({ ...p!, held: { by: 'alice', reason: 'incident 42', at: new Date().toISOString() } }));
     commitEverywhere('registry.local/agent:1.2', 'v4');
-    const calls: PassCall[] = [];
-    const execution = await promotionRunner(calls).run({ payload: { by: 'test' } });
+    const calls: PromotionPass[] = [];
+    const execution = await loggedRunner(calls).run({ payload: { by: 'test' } });
     expect(execution.getResult()?.decision).toEqual({ kind: 'held', by: 'alice', reason: 'incident 42' });
     expect(calls).toEqual([]);
     for (const c of FLEET_CLUSTERS) expect((await world.store.readCluster(c)).promoted?.commit).toBe(before[c]);

@@ -5,63 +5,36 @@
  * by another execution, records that and ends without running a pass; the newer one carries
  * its commit through the waves in order.
  */
-import { withDurableExecution } from '@aws/durable-execution-sdk-js';
-import { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
-import { systemClock } from '../../lib/clock';
-import { ClusterPassResult, fleetClusterPass } from '../../lib/fleet/cluster-pass';
-import { readFleetHead } from '../../lib/fleet/fleet-source';
-import { promotionWorkflow, PromotionResult } from '../../lib/fleet/orchestrate';
+import type { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
+import type { PromotionResult } from '../../lib/fleet/orchestrate';
 import { waitFor } from '../support/cluster';
-import { FLEET_CLUSTERS, fleetWorld, FleetWorld } from '../support/fleet';
-import { captureLog } from '../support/reconciler';
+import { FLEET_CLUSTERS, FleetWorld } from '../support/fleet';
+import { PromotionPass, promotionRunner, setUpPromotionFleet, tearDownPromotionFleet } from '../support/promotion';
 
 jest.setTimeout(600_000);
 
 const CANARY_SOAK_SECONDS = 10;
 
-interface PassCall { execution: string; cluster: string; commit?: string; startedAt: number; endedAt: number; result?: string }
+interface PassCall extends PromotionPass { execution: string }
 
 let world: FleetWorld;
 
 beforeAll(async () => {
-  await LocalDurableTestRunner.setupTestEnvironment({ skipTime: false });
-  world = await fleetWorld({
-    waves: [
-      { name: 'canary', clusters: ['staging'], soak: `${CANARY_SOAK_SECONDS}s` },
-      { name: 'prod', clusters: ['prod-a', 'prod-b'], soak: '2s', maxConcurrent: 2 },
-    ],
-  });
+  world = await setUpPromotionFleet({ canarySoakSeconds: CANARY_SOAK_SECONDS, prodMaxConcurrent: 2 });
 });
 
-afterAll(async () => {
-  await LocalDurableTestRunner.teardownTestEnvironment();
-  await world?.cleanup();
-});
+afterAll(() => tearDownPromotionFleet(world));
 
 /** One execution's runner: its passes are real passes on the stack, each logged under the execution's name. */
-function promotionRunner(name: string, calls: PassCall[]): LocalDurableTestRunner<PromotionResult> {
-  const handler = withDurableExecution(promotionWorkflow(() => ({
-    store: world.store,
-    clock: systemClock,
-    pollSeconds: 2,
-    clusterPassFunction: 'fleet-pass',
-    readHead: () => readFleetHead(world.config),
-  })));
-  const runner = new LocalDurableTestRunner<PromotionResult>({ handlerFunction: handler });
-  runner.registerFunction('fleet-pass', async (event: { cluster: string }): Promise<ClusterPassResult> => {
-    const startedAt = Date.now();
-    const r = await fleetClusterPass(world.config, event.cluster, { logger: captureLog().logger, budgetMs: 180_000 });
-    calls.push({ execution: name, cluster: event.cluster, commit: r.commit, startedAt, endedAt: Date.now(), result: r.outcome?.result });
-    return r;
-  });
-  return runner;
+function namedRunner(name: string, calls: PassCall[]): LocalDurableTestRunner<PromotionResult> {
+  return promotionRunner(world, { onPass: (pass) => calls.push({ execution: name, ...pass }) });
 }
 
 describe('two promotion executions at once', () => {
   it('lets only the execution of the newer commit drive the fleet: the older one ends at its next step without running a pass', async () => {
     const v1 = world.commitAgent('registry.local/agent:1.0', 'v1');
     const calls: PassCall[] = [];
-    const older = promotionRunner('older', calls).run({ payload: { by: 'push of v1' } });
+    const older = namedRunner('older', calls).run({ payload: { by: 'push of v1' } });
 
     // The older execution applied v1 to staging and soaks it: a durable wait of CANARY_SOAK_SECONDS.
     await waitFor('the older execution to soak v1 in staging', async () => {
@@ -72,7 +45,7 @@ describe('two promotion executions at once', () => {
 
     const v2 = world.commitAgent('registry.local/agent:1.1', 'v2');
     const newerStartedAt = Date.now();
-    const newer = promotionRunner('newer', calls).run({ payload: { by: 'push of v2' } });
+    const newer = namedRunner('newer', calls).run({ payload: { by: 'push of v2' } });
     await waitFor('the newer execution to start promoting v2', async () => (await world.store.readPromotion()).promotion?.commit === v2, 60_000);
     const owner = (await world.store.readPromotion()).promotion!.owner;
 

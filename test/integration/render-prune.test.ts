@@ -13,6 +13,7 @@ import { rollback } from '../../lib/rollback';
 import { adminClients, createNamespace } from '../support/cluster';
 import { TestRepo } from '../support/git';
 import { stackConfig, stackDeps } from '../support/reconciler';
+import { agentKustomization } from '../support/render-repo';
 import { cleanupScenarios, onCleanup } from '../support/scenario';
 
 jest.setTimeout(300_000);
@@ -21,16 +22,7 @@ const { core, apps } = adminClients();
 afterAll(() => cleanupScenarios());
 
 function write(git: TestRepo, ns: string, conf: string): void {
-  git.write('agents/kustomization.yaml', `apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: ${ns}
-resources:
-  - daemonset.yaml
-configMapGenerator:
-  - name: agent-config
-    files:
-      - agent.conf
-`);
+  git.write('agents/kustomization.yaml', agentKustomization({ namespace: ns }));
   git.write('agents/agent.conf', conf);
   git.write('agents/daemonset.yaml', `apiVersion: apps/v1
 kind: DaemonSet

@@ -4,7 +4,7 @@
  * nothing renders, the stored rendered revision is applied, and the pin is held against the
  * digest the last pass recorded, so the next pass of the same commit keeps it.
  */
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../lib/config';
@@ -13,24 +13,13 @@ import type { ReconcileReport } from '../../lib/report';
 import { adminClients, createNamespace, stackEnv } from '../support/cluster';
 import { TestRepo } from '../support/git';
 import { runCliProcess, stackConfigEnv, stackDeps } from '../support/reconciler';
-import { ChartRepository, writeBase, writeOverlay } from '../support/render-repo';
+import { ChartRepository, countingKustomize, writeBase, writeOverlay } from '../support/render-repo';
 import { cleanupScenarios, onCleanup } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
 afterAll(() => cleanupScenarios());
-
-/** A kustomize that notes each `build` in a file before running the stack's: an oracle for "rendered". */
-function countingKustomize(): { bin: string; runs: () => number } {
-  const dir = mkdtempSync(join(tmpdir(), 'dsgitops-kcount-'));
-  const bin = join(dir, 'kustomize');
-  const count = join(dir, 'runs');
-  writeFileSync(count, '');
-  writeFileSync(bin, `#!/bin/sh\n[ "$1" = build ] && echo run >> ${count}\nexec ${stackEnv().KUSTOMIZE_BIN} "$@"\n`);
-  chmodSync(bin, 0o755);
-  return { bin, runs: () => readFileSync(count, 'utf8').split('\n').filter(Boolean).length };
-}
 
 function row(report: ReconcileReport, key: string) {
   const r = report.daemonSets.find((d) => d.key === key);
@@ -43,7 +32,7 @@ describe('a rollback in a new process, with no render of the head at hand and th
   onCleanup(() => git.cleanup());
   const charts = new ChartRepository(stackEnv().HELM_BIN!);
   onCleanup(() => charts.stop());
-  const kustomize = countingKustomize();
+  const kustomize = countingKustomize(stackEnv().KUSTOMIZE_BIN!);
   let ns: string;
   let env: Record<string, string>;
   let head: string;

@@ -5,9 +5,6 @@
  * ConfigMap while the previous one stays; a rollback restores the stored rendered objects while
  * the chart repository is down, and a pass that cannot render changes nothing.
  */
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import { reconcile } from '../../lib/reconcile';
 import type { ReconcileReport } from '../../lib/report';
@@ -18,7 +15,7 @@ import { cleanupScenarios, onCleanup } from '../support/scenario';
 import { TestRepo } from '../support/git';
 import { stackConfig, stackDeps } from '../support/reconciler';
 import { countingDeps } from '../support/counting-store';
-import { ChartRepository, writeBase, writeOverlay, writeProbeBase } from '../support/render-repo';
+import { ChartRepository, countingKustomize, writeBase, writeOverlay, writeProbeBase } from '../support/render-repo';
 
 jest.setTimeout(300_000);
 
@@ -46,17 +43,6 @@ function copyOf(generated: string): RegExp {
   return new RegExp(`^${generated}-[0-9a-f]{10}$`);
 }
 
-/** A kustomize that counts its runs in a file, then runs the stack's kustomize: an oracle for "rendered again". */
-function countingKustomize(): { bin: string; runs: () => number } {
-  const dir = mkdtempSync(join(tmpdir(), 'dsgitops-kcount-'));
-  const bin = join(dir, 'kustomize');
-  const count = join(dir, 'runs');
-  writeFileSync(count, '');
-  writeFileSync(bin, `#!/bin/sh\n[ "$1" = build ] && echo run >> ${count}\nexec ${stackEnv().KUSTOMIZE_BIN} "$@"\n`);
-  chmodSync(bin, 0o755);
-  return { bin, runs: () => readFileSync(count, 'utf8').split('\n').filter(Boolean).length };
-}
-
 afterAll(() => cleanupScenarios());
 
 describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
@@ -66,7 +52,7 @@ describe('an overlay per cluster (GIT_PATH=clusters/{cluster})', () => {
   const clusterB = uniqueName('us');
   let nsA: string;
   let nsB: string;
-  const kustomize = countingKustomize();
+  const kustomize = countingKustomize(stackEnv().KUSTOMIZE_BIN!);
   const configs: Record<string, ReturnType<typeof stackConfig>> = {};
   const config = (cluster: string, ns: string) => (configs[cluster] ??= stackConfig({ GIT_URL: git.url, GIT_PATH: 'clusters/{cluster}', CLUSTER_NAME: cluster, ALLOWED_NAMESPACES: ns, KUSTOMIZE_BIN: kustomize.bin }));
   let first: ReconcileReport;

@@ -9,85 +9,58 @@
  * --allow-actions, or without the token, the hold is refused. Screenshots in
  * test-artifacts/ui-fleet/.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { withDurableExecution } from '@aws/durable-execution-sdk-js';
-import { LocalDurableTestRunner } from '@aws/durable-execution-sdk-js-testing';
-import { chromium, BrowserContext, Page } from 'playwright-core';
-import type { CliIO, CliValues } from '../../bin/cli';
-import { runUi } from '../../bin/ui';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { CliValues } from '../../bin/cli';
 import { systemClock } from '../../lib/clock';
-import { fleetClusterPass } from '../../lib/fleet/cluster-pass';
-import { readFleetHead } from '../../lib/fleet/fleet-source';
 import { resumePromotion } from '../../lib/fleet/operate';
-import { promotionWorkflow, PromotionResult } from '../../lib/fleet/orchestrate';
+import type { PromotionResult } from '../../lib/fleet/orchestrate';
 import { repoRoot } from '../../stack/paths';
-import { waitFor } from '../support/cluster';
 import { countingDeps, CountingObjectStore } from '../support/counting-store';
-import { FLEET_CLUSTERS, fleetWorld, FleetWorld } from '../support/fleet';
-import { captureLog, stackDeps } from '../support/reconciler';
+import { FLEET_CLUSTERS, FleetWorld } from '../support/fleet';
+import { promotionRunner, setUpPromotionFleet, tearDownPromotionFleet } from '../support/promotion';
+import { stackDeps } from '../support/reconciler';
+import { HeadlessChromium, launchChromium, RunningUi, startUiInProcess } from '../support/ui';
 
 jest.setTimeout(600_000);
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(repoRoot, 'test-artifacts', 'ui-fleet');
 
 let world: FleetWorld;
+let browser: HeadlessChromium | undefined;
 let context: BrowserContext;
-let profile: string;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await LocalDurableTestRunner.setupTestEnvironment({ skipTime: false });
-  world = await fleetWorld({ waves: [{ name: 'canary', clusters: ['staging'], soak: '3s' }, { name: 'prod', clusters: ['prod-a', 'prod-b'], soak: '2s', maxConcurrent: 1 }] });
-  profile = mkdtempSync(join(tmpdir(), 'dsgitops-ui-fleet-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    bypassCSP: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  world = await setUpPromotionFleet({ canarySoakSeconds: 3, prodMaxConcurrent: 1 });
+  browser = await launchChromium('ui-fleet');
+  context = browser.context;
 });
 
 afterAll(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-  await LocalDurableTestRunner.teardownTestEnvironment();
-  await world?.cleanup();
+  await browser?.close();
+  await tearDownPromotionFleet(world);
 });
 
-interface Running {
-  url: string;
-  log: string[];
+interface Running extends RunningUi {
   s3: CountingObjectStore[];
-  stop: () => Promise<void>;
 }
 
 /** `dsgitops ui` in this process for the fleet's configuration (the page serves staging, CLUSTER_NAME), every S3 request counted. */
 async function startUi(values: Partial<CliValues>): Promise<Running> {
-  const out: string[] = [];
-  const log: string[] = [];
   const s3: CountingObjectStore[] = [];
-  const io: CliIO = { out: (t) => out.push(t), err: (t) => log.push(t) };
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const done = runUi({ port: '0', ...values } as CliValues, io, (budgetMs) => {
+  const ui = await startUiInProcess(values, (budgetMs) => {
     const counted = countingDeps(stackDeps(world.config, { budgetMs }));
     s3.push(counted.s3);
     return counted.deps;
-  }, stopped);
-  const url = await waitFor('dsgitops ui to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out.join(''))?.[0], 30_000, 100);
-  return { url, log, s3, stop: async () => { stop(); await done; } };
+  });
+  return { ...ui, s3 };
 }
 
 async function promote(): Promise<PromotionResult | undefined> {
-  const runner = new LocalDurableTestRunner<PromotionResult>({
-    handlerFunction: withDurableExecution(promotionWorkflow(() => ({ store: world.store, clock: systemClock, pollSeconds: 2, clusterPassFunction: 'fleet-pass', readHead: () => readFleetHead(world.config) }))),
-  });
-  runner.registerFunction('fleet-pass', (event: { cluster: string }) => fleetClusterPass(world.config, event.cluster, { logger: captureLog().logger, budgetMs: 180_000 }));
-  const execution = await runner.run({ payload: { by: 'test' } });
+  const execution = await promotionRunner(world).run({ payload: { by: 'test' } });
   expect(execution.getStatus()).toBe('SUCCEEDED');
   return execution.getResult();
 }

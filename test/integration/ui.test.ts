@@ -7,12 +7,10 @@
  * refused. Screenshots of each step go to test-artifacts/ui/ (ignored by git); with
  * UI_README_PICTURE=1 the rollout in flight is also written to docs/ui-rollout.png.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, BrowserContext, Page } from 'playwright-core';
-import type { CliIO, CliValues } from '../../bin/cli';
-import { runUi } from '../../bin/ui';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { CliValues } from '../../bin/cli';
 import { reconcile } from '../../lib/reconcile';
 import { adminClients, AvailabilityWatcher, NodeBreaker, stackEnv, waitFor } from '../support/cluster';
 import { managedYaml, useWorkers, workerNames } from '../support/managed';
@@ -22,42 +20,29 @@ import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 import { repoRoot } from '../../stack/paths';
 import { countingDeps, CountingObjectStore } from '../support/counting-store';
 import { passRecordKey } from '../../lib/store/pass-record';
+import { HeadlessChromium, launchChromium, RunningUi, startUiInProcess } from '../support/ui';
 
 jest.setTimeout(600_000);
 
 const NODES = 8;
 const READY_DELAY_SECONDS = 3;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(repoRoot, 'test-artifacts', 'ui');
 const { kc, core } = adminClients();
 
 afterAll(cleanupScenarios);
 useWorkers(NODES);
 
-interface Running {
-  url: string;
-  stop: () => Promise<void>;
-  log: string[];
-}
-
 /** Runs `dsgitops ui` in this process, as the CLI does, with the scenario's cluster and store seen through the admin's kubeconfig. */
-async function startUi(clusterName: string, ns: string, gitUrl: string, values: Partial<CliValues>, s3?: CountingObjectStore[]): Promise<Running> {
+async function startUi(clusterName: string, ns: string, gitUrl: string, values: Partial<CliValues>, s3?: CountingObjectStore[]): Promise<RunningUi> {
   // The person's own credentials (admin here), as `dsgitops ui` is meant to run: Events need them.
   const config = stackConfig({ GIT_URL: gitUrl, ALLOWED_NAMESPACES: ns, CLUSTER_NAME: clusterName, KUBECONFIG: stackEnv().KUBECONFIG });
-  const out: string[] = [];
-  const log: string[] = [];
-  const io: CliIO = { out: (t) => out.push(t), err: (t) => log.push(t) };
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const done = runUi({ port: '0', ...values } as CliValues, io, (budgetMs) => {
+  return startUiInProcess(values, (budgetMs) => {
     if (!s3) return stackDeps(config, { budgetMs });
     // The page's S3 requests, counted (the real MinIO answers them).
     const counted = countingDeps(stackDeps(config, { budgetMs }));
     s3.push(counted.s3);
     return counted.deps;
-  }, stopped);
-  const url = await waitFor('dsgitops ui to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out.join(''))?.[0], 30_000, 100);
-  return { url, log, stop: async () => { stop(); await done; } };
+  });
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -69,26 +54,16 @@ const GOOD_2 = 'registry.local/agent:1.1';
 const BROKEN = 'registry.local/agent:2.0-breaks-nodes';
 
 describe('dsgitops ui in a browser', () => {
+  let browser: HeadlessChromium | undefined;
   let context: BrowserContext;
-  let profile: string;
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    profile = mkdtempSync(join(tmpdir(), 'dsgitops-ui-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      // The page's policy forbids eval; the test's own probes of the page are evaluated as text.
-      bypassCSP: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium('ui');
+    context = browser.context;
   });
 
-  afterAll(async () => {
-    await context?.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
+  afterAll(() => browser?.close());
 
   it('shows the last pass and its problems by file (a DaemonSet that never applied, a refused document), a native rollout against its budget, a diff of two revisions, and follows changes without polling S3', async () => {
     const { ns, git, deps, config } = await scenario('uipass');

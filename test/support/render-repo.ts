@@ -2,10 +2,11 @@
  * A GitOps repository of the shape teams keep for node agents: a base (a DaemonSet and a
  * ConfigMap generated from a file), one overlay per cluster (namespace, image tag, a patch of
  * maxUnavailable) and a Helm chart of another agent, in the repository or in an HTTP chart
- * repository. Written for these tests; the chart is this project's own.
+ * repository; and a kustomize that counts its builds. Written for these tests; the chart is
+ * this project's own.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,19 +21,28 @@ export function folderWriter(root: string): Write {
   };
 }
 
-export function writeBase(write: Write, conf = 'level = info\nflush = 5s\n'): void {
-  write('base/kustomization.yaml', `apiVersion: kustomize.config.k8s.io/v1beta1
+/**
+ * A kustomization of daemonset.yaml beside it and the ConfigMap `agent-config` generated from
+ * agent.conf (a hash-suffixed name kustomize writes into the DaemonSet's volume). `namespace`
+ * sets every object's namespace; `partOf` labels every object app.kubernetes.io/part-of.
+ */
+export function agentKustomization(o: { namespace?: string; partOf?: string } = {}): string {
+  return `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-labels:
+${o.namespace === undefined ? '' : `namespace: ${o.namespace}\n`}${o.partOf === undefined ? '' : `labels:
   - pairs:
-      app.kubernetes.io/part-of: node-agents
-resources:
+      app.kubernetes.io/part-of: ${o.partOf}
+`}resources:
   - daemonset.yaml
 configMapGenerator:
   - name: agent-config
     files:
       - agent.conf
-`);
+`;
+}
+
+export function writeBase(write: Write, conf = 'level = info\nflush = 5s\n'): void {
+  write('base/kustomization.yaml', agentKustomization({ partOf: 'node-agents' }));
   write('base/agent.conf', conf);
   write('base/daemonset.yaml', `apiVersion: apps/v1
 kind: DaemonSet
@@ -224,4 +234,18 @@ export class ChartRepository {
     s.closeAllConnections();
     await new Promise<void>((r) => s.close(() => r()));
   }
+}
+
+/**
+ * A kustomize that notes each `build` in a file, then runs `kustomize` (the stack's): an
+ * oracle for "rendered (again)". `bin` goes in KUSTOMIZE_BIN; `runs()` counts the builds so far.
+ */
+export function countingKustomize(kustomize: string): { bin: string; runs: () => number } {
+  const dir = mkdtempSync(join(tmpdir(), 'dsgitops-kcount-'));
+  const bin = join(dir, 'kustomize');
+  const count = join(dir, 'runs');
+  writeFileSync(count, '');
+  writeFileSync(bin, `#!/bin/sh\n[ "$1" = build ] && echo run >> ${count}\nexec ${kustomize} "$@"\n`);
+  chmodSync(bin, 0o755);
+  return { bin, runs: () => readFileSync(count, 'utf8').split('\n').filter(Boolean).length };
 }

@@ -7,26 +7,18 @@ import type { Deps } from '../../lib/deps';
 import { formatHistory, history, HistoryReport } from '../../lib/history';
 import { formatReconcileReport, ReconcileReport, toRolloutReport } from '../../lib/report';
 import { formatGateLines, gateStatus } from '../../lib/rollout/gate-status';
-import { gateVerdicts, judgeSample, parseGates } from '../../lib/rollout/gates';
+import { gateVerdicts, judgeSample } from '../../lib/rollout/gates';
 import { formatStatus, StatusReport } from '../../lib/status';
 import { StoreKeys } from '../../lib/store/keys';
 import { DaemonSetState, GateRecord, RolloutState, stateAfterApply, stateSchema } from '../../lib/store/records';
 import { StateStore } from '../../lib/store/state-store';
+import { prometheusGateSpec } from '../support/gates';
 import { MemoryObjectStore } from '../support/memory-object-store';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
 
-const parsed = parseGates(`metrics:
-- name: dropped
-  prometheus: { address: "http://127.0.0.1:9090", query: 'max by (node) (dropped{node=~"{nodes}"})' }
-  interval: 10s
-  count: 3
-  successCondition: result < 0.1
-  failureLimit: 1
-`);
-if (!parsed.ok) throw new Error(parsed.message);
-const spec = parsed.value;
+const spec = prometheusGateSpec({ name: 'dropped', count: 3, successCondition: 'result < 0.1', failureLimit: 1 });
 const gate = spec.metrics[0];
 
 /** A wave-2 record: a success, then two failures on n04 (beyond failureLimit 1), with the verdicts the driver records. */

@@ -9,25 +9,16 @@
  * wave deleted, which nodes each measurement covered, and when.
  */
 import { gatedScope } from '../../lib/rollout/gate-runner';
-import { combineGates, dueGates, judgeSample, Measurement, MetricGate, parseGates } from '../../lib/rollout/gates';
+import { combineGates, dueGates, judgeSample, Measurement, MetricGate } from '../../lib/rollout/gates';
 import { nextWave, WaveCheckpoint, WaveDecision, WaveNode, WavePod, WavePolicy } from '../../lib/rollout/wave';
+import { prometheusGateSpec } from '../support/gates';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000);
 const iso = (s: number) => at(s).toISOString();
 const nodeName = (i: number) => `n${String(i).padStart(2, '0')}`;
 
-function spec(extra = '') {
-  const parsed = parseGates(`metrics:
-- name: errors
-  prometheus: { address: "http://127.0.0.1:9090", query: 'max by (node) (errors{node=~"{nodes}"})' }
-  interval: 10s
-  count: 2
-  successCondition: result < 5
-${extra}`);
-  if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.value;
-}
+const spec = () => prometheusGateSpec({ name: 'errors', count: 2, successCondition: 'result < 5' });
 
 interface Step { t: number; decision: WaveDecision; added: Measurement[] }
 
