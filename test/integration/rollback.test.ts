@@ -1,6 +1,7 @@
 /**
  * Rollback, history, pins and status against the real stack.
  */
+import * as k8s from '@kubernetes/client-node';
 import { LeaseHeldError, NotFoundError, RollbackRefusedError } from '../../lib/errors';
 import { history } from '../../lib/history';
 import { unpin } from '../../lib/pins';
@@ -124,6 +125,35 @@ describe('rollback and pins', () => {
     expect(next.daemonSets[0]).toMatchObject({ action: 'update', applied: true, revision: 4 });
     expect(await image(ns, 'agent')).toBe('registry.local/agent:2.0');
     await expect(unpin(deps(), { namespace: ns, name: 'agent' })).rejects.toThrow(/is not pinned/);
+  });
+
+  it('restores a pinned revision changed by hand as a drift correction, and keeps the pin', async () => {
+    const { ns, git, deps } = await setup('pin-drift');
+    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('v1');
+    await reconcile(deps());
+    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0' })).commit('v2');
+    await reconcile(deps());
+    await rollback(deps(), { namespace: ns, name: 'agent', toRevision: 1, reason: 'v2 drops logs' });
+    expect(await image(ns, 'agent')).toBe('registry.local/agent:1.0');
+
+    // kubectl set image, out of band, on the pinned DaemonSet
+    await apps.patchNamespacedDaemonSet(
+      { name: 'agent', namespace: ns, fieldManager: 'kubectl-set', body: { spec: { template: { spec: { containers: [{ name: 'agent', image: 'registry.local/agent:1.0-by-hand' }] } } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    );
+    const restored = await reconcile(deps());
+    expect(restored.daemonSets[0]).toMatchObject({ cause: 'drift-correction', applied: true, revision: 4, pin: { revision: 1, reason: 'v2 drops logs' } });
+    // The pinned revision's template, not Git's (2.0) and not the hand-made one.
+    expect(await image(ns, 'agent')).toBe('registry.local/agent:1.0');
+    const live = await apps.readNamespacedDaemonSet({ name: 'agent', namespace: ns });
+    expect(live.metadata!.annotations!['daemonset-gitops.io/pinned']).toBe('revision 1: v2 drops logs');
+    const store = deps().store;
+    expect((await store.getState(ns, 'agent'))!.value).toMatchObject({ currentRevision: 4, pin: { revision: 1 } });
+    expect((await store.getRevision(ns, 'agent', 4))!.value).toMatchObject({ cause: 'drift-correction' });
+
+    const next = await reconcile(deps());
+    expect(next.daemonSets[0]).toMatchObject({ action: 'pinned', applied: false, revision: 4 });
+    expect(await image(ns, 'agent')).toBe('registry.local/agent:1.0');
   });
 
   it('refuses a rollback to a revision whose selector differs, changing nothing, unless recreate is asked for', async () => {
