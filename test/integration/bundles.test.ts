@@ -17,11 +17,14 @@ import { reconcile } from '../../lib/reconcile';
 import type { ReconcileReport } from '../../lib/report';
 import { adminClients, AvailabilityWatcher, deleteNamespace, stackEnv, uniqueName } from '../support/cluster';
 import { TestRepo } from '../support/git';
+import { useWorkers } from '../support/managed';
 import { countApiRequests, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(240_000);
 
 const { kc, core, apps } = adminClients();
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on.
+useWorkers(5);
 const suffix = uniqueName('b').slice(2);
 // Ends in a letter whose plural is a plain "s", the resource `dsgitops rbac` names for a kind it does not know.
 const probeKind = `NodeProbe${suffix.replace(/[^a-z]/g, 'x').toUpperCase()}Q`;

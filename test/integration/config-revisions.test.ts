@@ -18,11 +18,14 @@ import type { ReconcileReport } from '../../lib/report';
 import { rollback } from '../../lib/rollback';
 import { adminClients, AvailabilityWatcher, deleteNamespace, stackEnv, uniqueName, waitFor } from '../support/cluster';
 import { TestRepo } from '../support/git';
+import { useWorkers } from '../support/managed';
 import { captureLog, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(300_000);
 
 const { kc, core, apps } = adminClients();
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on.
+useWorkers(5);
 const namespaces: string[] = [];
 const repos: TestRepo[] = [];
 

@@ -6,12 +6,15 @@ import { reconcile } from '../../lib/reconcile';
 import { clusterLease } from '../../lib/deps';
 import { autoRollback, rollback } from '../../lib/rollback';
 import { adminClients } from '../support/cluster';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { cleanupScenarios, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
+// Five settled workers whatever an earlier file left: its expected pod counts are the number of workers.
+useWorkers(5);
 const setup = scenario;
 afterAll(cleanupScenarios);
 

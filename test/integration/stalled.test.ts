@@ -6,12 +6,15 @@
 import { resume } from '../../lib/pause';
 import { reconcile } from '../../lib/reconcile';
 import { adminClients, NodeBreaker, waitFor, workerNodes } from '../support/cluster';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 
 jest.setTimeout(300_000);
 
 const { kc, core, apps } = adminClients();
+// Five settled workers whatever an earlier file left: its rollouts wait for every worker's pod, and it waits for every worker to be Ready again.
+useWorkers(5);
 
 afterAll(cleanupScenarios);
 
