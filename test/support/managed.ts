@@ -3,32 +3,55 @@
  * whole file, managed DaemonSet manifests whose pods become Ready after a delay, and
  * looks at which image runs where.
  */
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
 import { listStackNodes, setWorkerCount, waitNodesReady } from '../../stack/nodes';
 import { adminClients, waitFor, workerNodes } from './cluster';
 import { dsYaml, DsOptions } from './manifests';
 
 /** Taints the node lifecycle controller keeps on a node that is not (yet) Ready: the scheduler and the DaemonSet controller skip it while they are there. */
 const NOT_READY_TAINTS = new Set(['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']);
+/** The label that makes kwok report a node NotReady (stack/kwok-stages.yaml). */
+const KWOK_NOT_READY_LABEL = 'node-not-ready.stage.kwok.x-k8s.io';
 
 /**
- * Makes the stack have exactly `count` workers (kwok-node-0 … count-1) and waits until the API
- * server lists exactly those, each Ready and without the node lifecycle controller's not-ready
- * taints: what a test counts on (a DaemonSet's desired nodes) is then settled. A node that another
- * file added a moment ago is still NotReady and tainted; until the taint goes the DaemonSet
- * controller does not count it.
+ * What a test set on a worker and left there (a NoSchedule taint, kwok's NotReady label, a
+ * cordon) is taken off, so the worker is again as the stack made it; each one is logged, naming
+ * the node, so the file that left it can be found. The lifecycle controller's own taints stay.
+ */
+async function resetWorkers(core: k8s.CoreV1Api): Promise<void> {
+  for (const n of await workerNodes(core)) {
+    const name = n.metadata!.name!;
+    const taints = n.spec?.taints ?? [];
+    const foreign = taints.filter((t) => !NOT_READY_TAINTS.has(t.key));
+    const labelled = n.metadata?.labels?.[KWOK_NOT_READY_LABEL] !== undefined;
+    if (foreign.length === 0 && !labelled && !n.spec?.unschedulable) continue;
+    // eslint-disable-next-line no-console
+    console.warn(`${name} was left with ${[...foreign.map((t) => `taint ${t.key}=${t.value ?? ''}:${t.effect}`), ...(labelled ? [`label ${KWOK_NOT_READY_LABEL}`] : []), ...(n.spec?.unschedulable ? ['unschedulable'] : [])].join(', ')}: taken off`);
+    await core.patchNode({
+      name,
+      body: { metadata: { labels: { [KWOK_NOT_READY_LABEL]: null } }, spec: { unschedulable: null, taints: taints.filter((t) => NOT_READY_TAINTS.has(t.key)) } },
+    }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+  }
+}
+
+/**
+ * Makes the stack have exactly `count` workers (kwok-node-0 … count-1), as the stack made them
+ * (what a test left on one is taken off), and waits until the API server lists exactly those,
+ * each Ready and without the node lifecycle controller's not-ready taints: what a test counts on
+ * (a DaemonSet's desired nodes) is then settled. A node that another file added a moment ago is
+ * still NotReady and tainted; until the taint goes the DaemonSet controller does not count it.
  */
 export async function resizeWorkers(count: number): Promise<void> {
   setWorkerCount(count);
-  await waitNodesReady();
   const { core } = adminClients();
+  await resetWorkers(core);
+  await waitNodesReady();
   const wanted = Array.from({ length: count }, (_, i) => `kwok-node-${i}`).sort();
-  await waitFor(`exactly ${count} workers (${wanted.join(', ')}), each Ready, schedulable and without a not-ready taint`, async () => {
+  await waitFor(`exactly ${count} workers (${wanted.join(', ')}), each Ready, schedulable and without a taint`, async () => {
     const nodes = await workerNodes(core);
     const names = nodes.map((n) => n.metadata!.name!).sort();
     if (names.join(',') !== wanted.join(',')) return false;
-    return nodes.every((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' &&
-      !n.spec?.unschedulable && !(n.spec?.taints ?? []).some((t) => NOT_READY_TAINTS.has(t.key)));
+    return nodes.every((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && !n.spec?.unschedulable && (n.spec?.taints ?? []).length === 0);
   }, 120_000, 300);
 }
 
