@@ -23,8 +23,6 @@ import { countApiRequests, stackConfig, stackDeps } from '../support/reconciler'
 jest.setTimeout(240_000);
 
 const { kc, core, apps } = adminClients();
-// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on.
-useWorkers(5);
 const suffix = uniqueName('b').slice(2);
 // Ends in a letter whose plural is a plain "s", the resource `dsgitops rbac` names for a kind it does not know.
 const probeKind = `NodeProbe${suffix.replace(/[^a-z]/g, 'x').toUpperCase()}Q`;
@@ -62,6 +60,9 @@ afterAll(async () => {
   for (const [kind, name] of clusterObjects) kubectl(['delete', kind, name, '--ignore-not-found']);
   for (const r of repos) r.cleanup();
 });
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 function newRepo(): TestRepo {
   const repo = new TestRepo();

@@ -24,8 +24,6 @@ import { captureLog, stackConfig, stackDeps } from '../support/reconciler';
 jest.setTimeout(300_000);
 
 const { kc, core, apps } = adminClients();
-// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on.
-useWorkers(5);
 const namespaces: string[] = [];
 const repos: TestRepo[] = [];
 
@@ -33,6 +31,9 @@ afterAll(async () => {
   for (const ns of namespaces) await deleteNamespace(core, ns);
   for (const r of repos) r.cleanup();
 });
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 function kubectl(args: string[]): string {
   const env = stackEnv();

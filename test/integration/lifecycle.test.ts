@@ -13,10 +13,11 @@ import { cleanupScenarios, scenario } from '../support/scenario';
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
-// Five settled workers whatever an earlier file left: its expected pod counts are the number of workers.
-useWorkers(5);
 const setup = scenario;
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: its expected pod counts are the number of workers. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function podsByImage(ns: string, app: string): Promise<Record<string, number>> {
   const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });

@@ -18,10 +18,11 @@ import { cleanupScenarios, scenario } from '../support/scenario';
 jest.setTimeout(300_000);
 
 const { core, apps } = adminClients();
-// Five settled workers whatever an earlier file left: the status it expects counts every worker.
-useWorkers(5);
 const setup = scenario;
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: the status it expects counts every worker. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function image(ns: string, name: string): Promise<string | undefined> {
   const ds = await apps.readNamespacedDaemonSet({ name, namespace: ns });

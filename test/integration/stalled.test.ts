@@ -13,10 +13,11 @@ import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 jest.setTimeout(300_000);
 
 const { kc, core, apps } = adminClients();
-// Five settled workers whatever an earlier file left: its rollouts wait for every worker's pod, and it waits for every worker to be Ready again.
-useWorkers(5);
 
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: its rollouts wait for every worker's pod, and it waits for every worker to be Ready again. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function allNodesReady(): Promise<boolean> {
   return (await workerNodes(core)).every((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
