@@ -17,6 +17,7 @@ import { reconcile } from '../../lib/reconcile';
 import type { ReconcileReport } from '../../lib/report';
 import { adminClients, AvailabilityWatcher, deleteNamespace, stackEnv, uniqueName } from '../support/cluster';
 import { TestRepo } from '../support/git';
+import { useWorkers } from '../support/managed';
 import { countApiRequests, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(240_000);
@@ -59,6 +60,9 @@ afterAll(async () => {
   for (const [kind, name] of clusterObjects) kubectl(['delete', kind, name, '--ignore-not-found']);
   for (const r of repos) r.cleanup();
 });
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 function newRepo(): TestRepo {
   const repo = new TestRepo();

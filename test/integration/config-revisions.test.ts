@@ -18,6 +18,7 @@ import type { ReconcileReport } from '../../lib/report';
 import { rollback } from '../../lib/rollback';
 import { adminClients, AvailabilityWatcher, deleteNamespace, stackEnv, uniqueName, waitFor } from '../support/cluster';
 import { TestRepo } from '../support/git';
+import { useWorkers } from '../support/managed';
 import { captureLog, stackConfig, stackDeps } from '../support/reconciler';
 
 jest.setTimeout(300_000);
@@ -30,6 +31,9 @@ afterAll(async () => {
   for (const ns of namespaces) await deleteNamespace(core, ns);
   for (const r of repos) r.cleanup();
 });
+// Five settled workers whatever an earlier file left: the DaemonSet's desired nodes (every node: the agent tolerates the control plane's taint) are read once and counted on. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 function kubectl(args: string[]): string {
   const env = stackEnv();

@@ -42,7 +42,11 @@ async function liveState() {
 describe('a pass killed mid-apply', () => {
   it('killed right after the snapshot write and before the apply: the next pass applies that same revision, with no duplicate', async () => {
     git.write('ds.yaml', dsYaml({ name: 'fragile', namespace: ns, image: 'registry.local/fragile:2.0' })).commit('fragile 2.0');
-    const killed = await runCliProcess(['reconcile', '--json'], { ...env, DSGITOPS_FAULT: 'kill-after-snapshot' });
+    // The killed run takes a lease of 20 s, not the file's 5: the pass below must reach the lease
+    // while it is still held, after this process has read the store and that pass has fetched, loaded
+    // and planned, and the lease's expiry counts from S3's LastModified (whole seconds). 5 s left
+    // about 3.5 s on an idle machine; a loaded one can spend that.
+    const killed = await runCliProcess(['reconcile', '--json'], { ...env, LEASE_SECONDS: '20', DSGITOPS_FAULT: 'kill-after-snapshot' });
     expect(killed.signal).toBe('SIGKILL');
 
     const deps = stackDeps(stackConfig({ ...env }));
@@ -51,10 +55,10 @@ describe('a pass killed mid-apply', () => {
     expect((await deps.store.getState(ns, 'fragile'))!.value.currentRevision).toBe(1);
     expect(await liveState()).toEqual({ image: 'registry.local/fragile:1.0', revision: '1' });
 
-    // The killed run's lease (5 s) must expire before another run may act.
+    // The killed run's lease must expire before another run may act.
     const blocked = await reconcile(stackDeps(stackConfig({ ...env })));
     expect(blocked.result).toBe('skipped');
-    const next = await reconcileOnceLeaseFree(stackConfig(env));
+    const next = await reconcileOnceLeaseFree(stackConfig(env), 60_000);
 
     expect(next.result).toBe('succeeded');
     expect(next.daemonSets[0]).toMatchObject({ action: 'update', revision: 2, applied: true });

@@ -292,13 +292,23 @@ describe('Prometheus gate', () => {
       return (Date.parse(rollout.finishedAt!) - Date.parse(rollout.startedAt)) / 1000;
     };
     const every = `restarts: 0\n${metricGate(address, '  count: 2\n  successCondition: result < 0.1\n')}\n${cloudWatchGate(2)}`;
-    const without = await timed('gate-none', undefined);
-    const withGates = await timed('gate-every', every);
+    // Each is timed twice, alternating, and the faster of each pair is compared: on a shared, loaded
+    // machine a spell of load during one single run would otherwise decide the comparison; what the
+    // gates themselves cost shows in both of their runs.
+    const withoutRuns: number[] = [];
+    const withRuns: number[] = [];
+    for (let i = 1; i <= 2; i++) {
+      withoutRuns.push(await timed(`gate-none-${i}`, undefined));
+      withRuns.push(await timed(`gate-every-${i}`, every));
+    }
+    const without = Math.min(...withoutRuns);
+    const withGates = Math.min(...withRuns);
     // Each metric gate measures at the end of each hold (the canary's, then every wave's) at the latest, then count - 1 intervals more.
     const gateTime = (1 + HELD_WAVES) * (2 - 1) * 2;
     const bound = without * 1.1 + gateTime;
+    const runs = (xs: number[]) => xs.map((x) => `${x.toFixed(1)}s`).join(', ');
     // eslint-disable-next-line no-console
-    console.log(`rollout of ${NODES} nodes, canary 1 with a 2s hold, maxUnavailable 2, ${HELD_WAVES} waves after it: without gates ${without.toFixed(1)}s, with restarts + Prometheus + CloudWatch gates ${withGates.toFixed(1)}s, bound (without x 1.1 + gates' own ${gateTime}s) ${bound.toFixed(1)}s`);
+    console.log(`rollout of ${NODES} nodes, canary 1 with a 2s hold, maxUnavailable 2, ${HELD_WAVES} waves after it: without gates ${without.toFixed(1)}s (runs ${runs(withoutRuns)}), with restarts + Prometheus + CloudWatch gates ${withGates.toFixed(1)}s (runs ${runs(withRuns)}), bound (without x 1.1 + gates' own ${gateTime}s) ${bound.toFixed(1)}s`);
     expect(withGates).toBeLessThanOrEqual(bound);
   });
 

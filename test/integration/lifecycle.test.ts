@@ -6,6 +6,7 @@ import { reconcile } from '../../lib/reconcile';
 import { clusterLease } from '../../lib/deps';
 import { autoRollback, rollback } from '../../lib/rollback';
 import { adminClients } from '../support/cluster';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { cleanupScenarios, scenario } from '../support/scenario';
 
@@ -14,6 +15,9 @@ jest.setTimeout(300_000);
 const { core, apps } = adminClients();
 const setup = scenario;
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: its expected pod counts are the number of workers. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function podsByImage(ns: string, app: string): Promise<Record<string, number>> {
   const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` });

@@ -11,6 +11,7 @@ import { status } from '../../lib/status';
 import { Lease } from '../../lib/store/lease';
 import { StateStore } from '../../lib/store/state-store';
 import { adminClients, waitFor } from '../support/cluster';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { stackDeps } from '../support/reconciler';
 import { cleanupScenarios, scenario } from '../support/scenario';
@@ -20,6 +21,9 @@ jest.setTimeout(300_000);
 const { core, apps } = adminClients();
 const setup = scenario;
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: the status it expects counts every worker. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function image(ns: string, name: string): Promise<string | undefined> {
   const ds = await apps.readNamespacedDaemonSet({ name, namespace: ns });

@@ -138,9 +138,16 @@ describe('the local Kubernetes control plane', () => {
     expect(updated[0].metadata!.uid).toBe(failing.metadata!.uid);
     expect(isPodReady(updated[0])).toBe(false);
     expect(updated[0].status!.containerStatuses![0].state!.waiting!.reason).toBe('CrashLoopBackOff');
-    const status = await dsStatus(name);
+    // The controller writes its status after it has seen the pods: what it last wrote may be older
+    // than the pods read above, so wait for its count of this generation to reach what they show.
+    const status = await waitFor('the DaemonSet controller to count the crash-looping pod of generation 2', async () => {
+      const s = await dsStatus(name);
+      return s.observedGeneration === 2 && s.updatedNumberScheduled === 1 && s.numberUnavailable === 1 ? s : undefined;
+    });
     expect(status.updatedNumberScheduled).toBe(1);
     expect(status.numberUnavailable).toBe(1);
+    // Still one: the controller replaced no further pod while it counted.
+    expect((await podsOf(name)).filter((p) => p.spec!.containers[0].image === 'registry.local/agent:broken')).toHaveLength(1);
   });
 
   it('holds back readiness for the delay a pod annotation asks for', async () => {

@@ -6,6 +6,7 @@
 import { resume } from '../../lib/pause';
 import { reconcile } from '../../lib/reconcile';
 import { adminClients, NodeBreaker, waitFor, workerNodes } from '../support/cluster';
+import { useWorkers } from '../support/managed';
 import { dsYaml } from '../support/manifests';
 import { cleanupScenarios, onCleanup, scenario } from '../support/scenario';
 
@@ -14,6 +15,9 @@ jest.setTimeout(300_000);
 const { kc, core, apps } = adminClients();
 
 afterAll(cleanupScenarios);
+// Five settled workers whatever an earlier file left: its rollouts wait for every worker's pod, and it waits for every worker to be Ready again. Declared after the
+// cleanup, so that it runs first (hooks run in the order they are declared).
+useWorkers(5);
 
 async function allNodesReady(): Promise<boolean> {
   return (await workerNodes(core)).every((n) => n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
