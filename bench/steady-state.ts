@@ -23,6 +23,7 @@ import { TestRepo } from '../test/support/git';
 import { dsYaml } from '../test/support/manifests';
 import { countApiRequests, stackConfig, stackConfigEnv, stackDeps } from '../test/support/reconciler';
 import { benchReport } from './report';
+import { workerNames } from '../test/support/managed';
 
 benchReport();
 
@@ -87,7 +88,7 @@ async function coldRow(n: number): Promise<string[]> {
     const t0 = Date.now();
     const first = await reconcile(stackDeps(config));
     const createSeconds = (Date.now() - t0) / 1000;
-    if (first.result !== 'succeeded') throw new Error(`the first pass failed: ${JSON.stringify(first.error ?? first.summary)}`);
+    if (first.result !== 'succeeded') throw new Error(`the first pass ended ${first.result}: ${JSON.stringify(first.error ?? first.summary)}`);
     const times: number[] = [];
     let requests = 0;
     for (let round = 0; round < 3; round++) {
@@ -179,6 +180,8 @@ async function main(): Promise<void> {
   const warm = args.includes('--warm');
   const sizes = args.map(Number).filter((n) => n > 0);
   countS3Requests(stackEnv().S3_ENDPOINT);
+  // Every DaemonSet runs a pod on each worker: the first pass's time grows with them.
+  console.log(`worker nodes: ${(await workerNames(adminClients().core)).length} (resize with npm run stack:nodes -- N)`);
   const rows: string[][] = [];
   if (warm && args.includes('--kustomize')) {
     for (const n of sizes.length ? sizes : [30]) {
