@@ -89,14 +89,23 @@ async function coldRow(n: number): Promise<string[]> {
     const first = await reconcile(stackDeps(config));
     const createSeconds = (Date.now() - t0) / 1000;
     if (first.result !== 'succeeded') throw new Error(`the first pass ended ${first.result}: ${JSON.stringify(first.error ?? first.summary)}`);
+    // A first pass that ran out of time leaves rollouts to the next passes: the steady pass is measured once every one is complete.
+    // (The controller manager creates pods at its own QPS: 500 pods take minutes.)
+    const settleBy = Date.now() + 600_000;
+    for (let report = first; !settled(report, n);) {
+      if (Date.now() > settleBy) throw new Error(`the ${n} DaemonSets' rollouts did not all complete within 600 s of the first pass: ${report.daemonSets.filter((d) => d.rollout?.phase !== 'complete').length} not complete; a Pending pod keeps its rollout open (the stack's nodes take 110 pods each, other namespaces' included): kubectl get pods -A --field-selector=status.phase=Pending`);
+      await new Promise((r) => setTimeout(r, 2000));
+      report = await reconcile(stackDeps(config));
+    }
     const times: number[] = [];
     let requests = 0;
     for (let round = 0; round < 3; round++) {
       const t = Date.now();
-      const { result, requests: r } = await countApiRequests(() => reconcile(stackDeps(config)));
+      const { result, requests: r, verbs } = await countApiRequests(() => reconcile(stackDeps(config)), { thisProcess: true });
       times.push(Date.now() - t);
       requests = r;
       if (result.summary.unchanged !== n) throw new Error(`expected ${n} unchanged, got ${JSON.stringify(result.summary)}`);
+      if (r > 1) process.stderr.write(`  ${n} DaemonSets, steady pass ${round + 1}: ${verbs.join(', ')}\n`);
     }
     return [String(n), `${createSeconds.toFixed(1)}s`, `${median(times)}ms`, String(requests), `${Math.round(process.memoryUsage().rss / (1 << 20))}MiB`];
   });
