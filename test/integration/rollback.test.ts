@@ -114,13 +114,20 @@ describe('rollback and pins', () => {
     expect((await deps().store.getState(ns, 'fluentd'))!.value.pin).toBeUndefined();
   });
 
-  it('unpin makes the next pass re-apply Git\'s version', async () => {
-    const { ns, git, deps } = await setup('unpin');
+  /** agent 1.0 then 2.0 applied from Git, then rolled back to revision 1 (revision 3, pinned). */
+  async function pinnedToFirst(label: string, reason?: string) {
+    const s = await setup(label);
+    const { ns, git, deps } = s;
     git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('v1');
     await reconcile(deps());
     git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0' })).commit('v2');
     await reconcile(deps());
-    await rollback(deps(), { namespace: ns, name: 'agent', toRevision: 1 });
+    await rollback(deps(), { namespace: ns, name: 'agent', toRevision: 1, ...(reason ? { reason } : {}) });
+    return s;
+  }
+
+  it('unpin makes the next pass re-apply Git\'s version', async () => {
+    const { ns, deps } = await pinnedToFirst('unpin');
     expect((await reconcile(deps())).daemonSets[0].action).toBe('pinned');
 
     const u = await unpin(deps(), { namespace: ns, name: 'agent', reason: 'v2 is fine after all' });
@@ -132,12 +139,7 @@ describe('rollback and pins', () => {
   });
 
   it('restores a pinned revision changed by hand as a drift correction, and keeps the pin', async () => {
-    const { ns, git, deps } = await setup('pin-drift');
-    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:1.0' })).commit('v1');
-    await reconcile(deps());
-    git.write('a.yaml', dsYaml({ name: 'agent', namespace: ns, image: 'registry.local/agent:2.0' })).commit('v2');
-    await reconcile(deps());
-    await rollback(deps(), { namespace: ns, name: 'agent', toRevision: 1, reason: 'v2 drops logs' });
+    const { ns, deps } = await pinnedToFirst('pin-drift', 'v2 drops logs');
     expect(await image(ns, 'agent')).toBe('registry.local/agent:1.0');
 
     // kubectl set image, out of band, on the pinned DaemonSet
