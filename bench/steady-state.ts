@@ -18,12 +18,12 @@ import { handler } from '../handlers/reconcile';
 import { reconcile, ReconcileRequest } from '../lib/reconcile';
 import type { ReconcileReport } from '../lib/report';
 import { SOURCE_ANNOTATION } from '../lib/labels';
-import { adminClients, stackEnv, uniqueName } from '../test/support/cluster';
+import { adminClients, stackEnv, uniqueName, waitFor } from '../test/support/cluster';
 import { TestRepo } from '../test/support/git';
+import { workerNames } from '../test/support/managed';
 import { dsYaml } from '../test/support/manifests';
 import { countApiRequests, stackConfig, stackConfigEnv, stackDeps } from '../test/support/reconciler';
 import { benchReport } from './report';
-import { workerNames } from '../test/support/managed';
 
 benchReport();
 
@@ -91,12 +91,9 @@ async function coldRow(n: number): Promise<string[]> {
     if (first.result !== 'succeeded') throw new Error(`the first pass ended ${first.result}: ${JSON.stringify(first.error ?? first.summary)}`);
     // A first pass that ran out of time leaves rollouts to the next passes: the steady pass is measured once every one is complete.
     // (The controller manager creates pods at its own QPS: 500 pods take minutes.)
-    const settleBy = Date.now() + 600_000;
-    for (let report = first; !settled(report, n);) {
-      if (Date.now() > settleBy) throw new Error(`the ${n} DaemonSets' rollouts did not all complete within 600 s of the first pass: ${report.daemonSets.filter((d) => d.rollout?.phase !== 'complete').length} not complete; a Pending pod keeps its rollout open (the stack's nodes take 110 pods each, other namespaces' included): kubectl get pods -A --field-selector=status.phase=Pending`);
-      await new Promise((r) => setTimeout(r, 2000));
-      report = await reconcile(stackDeps(config));
-    }
+    let report = first;
+    await waitFor(`every rollout of the ${n} DaemonSets complete (a Pending pod keeps one open: the stack's nodes take 110 pods each, other namespaces' included; kubectl get pods -A --field-selector=status.phase=Pending)`,
+      async () => settled(report, n) || settled((report = await reconcile(stackDeps(config))), n), 600_000, 2_000);
     const times: number[] = [];
     let requests = 0;
     for (let round = 0; round < 3; round++) {
