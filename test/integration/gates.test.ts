@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { reconcile } from '../../lib/reconcile';
 import { autoRollback } from '../../lib/rollback';
 import type { Measurement } from '../../lib/rollout/gates';
+import { parseQuantity } from '../../lib/rollout/preflight';
 import { startPrometheus, stopPrometheus } from '../../stack/prometheus';
 import { stackPorts } from '../../stack/versions';
 import { adminClients, AvailabilityWatcher, stackEnv, waitFor } from '../support/cluster';
@@ -375,7 +376,7 @@ describe('pre-flight', () => {
     const freeOnFirstNode = async (): Promise<number> => {
       const node = await core.readNode({ name: nodes[0] });
       const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodes[0]}` });
-      const milli = (q: string | undefined) => (!q ? 0 : q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000);
+      const milli = (q: string | undefined) => Math.round((parseQuantity(q) ?? 0) * 1000);
       const used = pods.items
         .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed' && p.metadata?.namespace !== ns)
         .flatMap((p) => p.spec?.containers ?? [])
