@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { nextWave } from '../../lib/rollout/wave';
+import { LOOK_AGAIN_SECONDS, nextWave } from '../../lib/rollout/wave';
 import {
   CANARY_LABEL,
   Cluster,
@@ -183,6 +183,13 @@ describe('nextWave against a simulated cluster (an oracle from the Kubernetes de
         const counted = endedStalled ? run.steps.filter((s) => s.at >= quietFrom && s.decision.podsToDelete.length > 0).length : run.steps.filter((s) => s.at >= quietFrom && !s.idle).length;
         if (!run.ended && !run.problems.length) extra.push(`no end: ${run.steps.length} decisions, the last: ${run.steps.at(-1)?.decision.phase}: ${run.steps.at(-1)?.decision.reason}`);
         else if (counted > 4 * n + 10) extra.push(`ended only ${counted} decisions prompted by a change after the world stopped changing; at most 4N+10 = ${4 * n + 10}`);
+        else if (!endedStalled) {
+          // The looks at an unchanged world are bounded by time: one per LOOK_AGAIN_SECONDS, plus one at a time a look foresaw (a hold's or minReadySeconds' end) per change, plus the first.
+          const idle = run.steps.filter((s) => s.at >= quietFrom && s.idle).length;
+          const spanS = ((run.steps.at(-1)?.at ?? quietFrom) - quietFrom) / 1000;
+          const idleBound = Math.ceil(spanS / LOOK_AGAIN_SECONDS) + counted + 1;
+          if (idle > idleBound) extra.push(`looked ${idle} times at a world unchanged since the look before, over ${spanS}s: at most one per ${LOOK_AGAIN_SECONDS}s plus one per change, plus one = ${idleBound}`);
+        }
         expectClean(c, run, extra);
         // premises
         count('good: runs');
